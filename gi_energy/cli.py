@@ -1,0 +1,124 @@
+"""The ``gi-energy`` command line (click).
+
+Exit status: 0 success, 2 bad input, 1 failure at run time, 130 interrupted.
+Errors are one line on stderr; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import traceback
+
+import click
+
+from .errors import GiEnergyError, NotBuiltError
+
+
+def _guard(fn):
+    """Turn gi-energy's own errors into one stderr line and the right exit status."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        ctx = click.get_current_context()
+        debug = bool(ctx.find_root().params.get("debug"))
+        try:
+            return fn(*args, **kwargs)
+        except GiEnergyError as exc:
+            if debug:
+                traceback.print_exc()
+            click.echo(f"gi-energy: error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("gi-energy: interrupted", err=True)
+            ctx.exit(130)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(package_name="gi-energy")
+def main(debug: bool) -> None:
+    """Genetic improvement of neural networks for the accuracy-energy trade-off.
+
+    PROBLEM is a path to a TOML problem file or the short name of a bundled problem
+    (see `gi-energy validate --list`).
+    """
+
+
+@main.command()
+@click.argument("problem", required=False)
+@click.option("--list", "list_bundled", is_flag=True, help="List the bundled problems.")
+@_guard
+def validate(problem: str | None, list_bundled: bool) -> None:
+    """Check a problem file and print a summary (dataset, space, grid, objectives)."""
+    from .problem import bundled_problems, load_problem
+
+    if list_bundled or problem is None:
+        if problem is None and not list_bundled:
+            raise click.UsageError("missing PROBLEM (or --list)")
+        for name, path in bundled_problems().items():
+            click.echo(f"{name:16s} {path}")
+        return
+    p = load_problem(problem)
+    from .summary import describe_problem
+
+    click.echo(describe_problem(p))
+
+
+def _not_built(what: str, issue: str):
+    raise NotBuiltError(f"`gi-energy {what}` is not built yet ({issue}); nothing was run")
+
+
+@main.command()
+@click.argument("problem")
+@click.option("--out", type=click.Path(), help="Run directory (default runs/<problem>-evolve-<time>).")
+@click.option("--store", type=click.Path(), help="Evaluation store (default runs/gi-energy.sqlite).")
+@click.option("--seed", type=int, help="Search seed (overrides [problem] seed).")
+@click.option("--workers", type=click.IntRange(min=1), help="Worker processes.")
+@click.option("--population", type=click.IntRange(min=2), help="Population size.")
+@click.option("--generations", type=click.IntRange(min=0), help="Generations.")
+@click.option("--max-evaluations", type=click.IntRange(min=1), help="Stop after this many evaluations.")
+@click.option("--resume", type=click.Path(), help="Continue the run in RUN_DIR.")
+@click.option("--replay", type=click.Path(), help="Look results up in a finished grid run instead of training.")
+@_guard
+def evolve(problem, out, store, seed, workers, population, generations, max_evaluations, resume, replay):
+    """Run NSGA-II over the problem's search space."""
+    _not_built("evolve", "the NSGA-II loop")
+
+
+@main.command()
+@click.argument("problem")
+@click.option("--out", type=click.Path(), help="Run directory (default runs/<problem>-grid-<time>).")
+@click.option("--store", type=click.Path(), help="Evaluation store (default runs/gi-energy.sqlite).")
+@click.option("--workers", type=click.IntRange(min=1), help="Worker processes.")
+@click.option("--resume", type=click.Path(), help="Continue the grid run in RUN_DIR.")
+@_guard
+def grid(problem, out, store, workers, resume):
+    """Evaluate every point of the problem's [grid] (the exhaustive baseline)."""
+    _not_built("grid", "the grid baseline")
+
+
+@main.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path())
+@click.option("--reference", type=click.Path(), help="Grid run whose front is the reference.")
+@click.option("--out", type=click.Path(), help="Directory for report.md, comparison.json and plots.")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+@_guard
+def compare(run_dirs, reference, out, as_json):
+    """Compare the fronts of several runs (hypervolume, IGD+, epsilon, cost)."""
+    _not_built("compare", "front comparison")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the backends as JSON.")
+@click.option("--probe", type=click.FloatRange(min=0.0, min_open=True), help="Meter a busy loop of SECONDS.")
+@_guard
+def meters(as_json, probe):
+    """List the energy meters, available or not, and why."""
+    _not_built("meters", "energy meters")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""The project's own exceptions.
+
+Each one maps to an exit status in the command line: bad input is 2, a failure at run
+time is 1. Library callers catch them by type.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+
+class GiEnergyError(Exception):
+    """Base of every error gi-energy raises on purpose."""
+
+    exit_code = 1
+
+
+class ProblemError(GiEnergyError):
+    """A problem file (or a Problem built in Python) is invalid.
+
+    The message names the file, the key path and what was expected, in one line.
+    """
+
+    exit_code = 2
+
+    def __init__(self, source: str, key: str, expected: str):
+        self.source = source
+        self.key = key
+        self.expected = expected
+        where = f"{source}: " if source else ""
+        keypart = f"[{key}] " if key else ""
+        super().__init__(f"{where}{keypart}{expected}")
+
+
+class UsageError(GiEnergyError):
+    """Bad command-line input that is not a problem file (paths, run directories)."""
+
+    exit_code = 2
+
+
+class NotBuiltError(GiEnergyError):
+    """A part of gi-energy that is not built yet; said plainly instead of pretending."""
+
+    exit_code = 1
+
+
+class MeterError(GiEnergyError):
+    """A hardware meter failed; vendor errors are translated into this."""
+
+
+def did_you_mean(word: str, choices) -> str:
+    """' (did you mean "x"?)' when a close match exists, else ''."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f' (did you mean "{close[0]}"?)' if close else ""

@@ -1,0 +1,71 @@
+"""What a meter window yields: an energy reading that carries where it came from."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+
+BACKENDS = ("rapl", "nvml", "estimate", "combined", "replay")
+SCOPES = ("package", "board", "apportioned", "process-estimate", "combined", "none")
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One metered window.
+
+    ``energy_j`` is None when the reading could not be taken (``missing_reason`` says
+    why): a missing reading is never a zero. ``domains_j`` gives per-domain joules
+    (``package-0``, ``dram-0``, ``gpu-0`` ...). ``measured`` is False for estimates.
+    ``parts`` holds the component readings of a combined (RAPL + NVML) window.
+    """
+
+    backend: str
+    scope: str
+    measured: bool
+    energy_j: float | None
+    duration_s: float
+    domains_j: Mapping[str, float] = field(default_factory=dict)
+    wraps: int = 0
+    idle_power_w: float | None = None
+    dynamic_energy_j: float | None = None
+    warnings: tuple[str, ...] = ()
+    missing_reason: str | None = None
+    parts: tuple[Reading, ...] = ()
+
+    @property
+    def missing(self) -> bool:
+        return self.energy_j is None
+
+    @property
+    def power_w(self) -> float | None:
+        if self.energy_j is None or self.duration_s <= 0:
+            return None
+        return self.energy_j / self.duration_s
+
+    @property
+    def source(self) -> str:
+        """A short label such as 'rapl:package (measured)' or 'estimate (estimated)'."""
+        if self.missing:
+            return f"{self.backend}: missing ({self.missing_reason})"
+        kind = "measured" if self.measured else "estimated"
+        return f"{self.backend}:{self.scope} ({kind})"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["domains_j"] = dict(self.domains_j)
+        d["warnings"] = list(self.warnings)
+        d["parts"] = [p.to_dict() for p in self.parts]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> Reading:
+        d = dict(d)
+        d["domains_j"] = dict(d.get("domains_j") or {})
+        d["warnings"] = tuple(d.get("warnings") or ())
+        d["parts"] = tuple(cls.from_dict(p) for p in d.get("parts") or ())
+        return cls(**d)
+
+    @classmethod
+    def missing_reading(cls, backend: str, reason: str, duration_s: float = 0.0) -> Reading:
+        return cls(backend=backend, scope="none", measured=False, energy_j=None, duration_s=duration_s,
+                   missing_reason=reason)

@@ -1,0 +1,328 @@
+"""The search space: parameter kinds, genomes, sampling, repair, grid and canonical keys.
+
+A genome has two parts:
+
+* ``layers``: variable-length structures, each a tuple of per-layer sizes. ``hidden`` is
+  the dense hidden layers (widths) of every model family; ``conv`` is the convolution
+  blocks (channels) of the ``cnn`` family.
+* ``values``: one value per hyperparameter (learning rate, batch size, ...).
+
+Every function that draws takes an ``np.random.Generator``; nothing here keeps state.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+# A structure is described by two space keys: its layer count and its per-layer size.
+STRUCTURES: dict[str, tuple[str, str]] = {
+    "hidden": ("hidden_layers", "width"),
+    "conv": ("conv_layers", "channels"),
+}
+
+
+@dataclass(frozen=True)
+class IntRange:
+    """Integers in [low, high]; ``log`` steps and samples on a log scale."""
+
+    low: int
+    high: int
+    log: bool = False
+    default: int | None = None
+
+    def sample(self, rng: np.random.Generator) -> int:
+        if self.log:
+            x = math.exp(rng.uniform(math.log(self.low), math.log(self.high + 1)))
+            return self.clip(int(math.floor(x)))
+        return int(rng.integers(self.low, self.high + 1))
+
+    def clip(self, value) -> int:
+        return int(min(max(int(round(value)), self.low), self.high))
+
+    def contains(self, value) -> bool:
+        return isinstance(value, int | np.integer) and not isinstance(value, bool) and self.low <= value <= self.high
+
+    def center(self) -> int:
+        if self.default is not None:
+            return self.default
+        if self.log:
+            return self.clip(math.sqrt(self.low * self.high))
+        return self.clip((self.low + self.high) / 2)
+
+    def describe(self) -> str:
+        return f"int [{self.low}, {self.high}]" + (" log" if self.log else "")
+
+
+@dataclass(frozen=True)
+class RealRange:
+    """Reals in [low, high]; ``log`` samples uniformly in log space."""
+
+    low: float
+    high: float
+    log: bool = False
+    default: float | None = None
+
+    def sample(self, rng: np.random.Generator) -> float:
+        if self.log:
+            return self.clip(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
+        return self.clip(rng.uniform(self.low, self.high))
+
+    def clip(self, value) -> float:
+        return normalise_float(min(max(float(value), self.low), self.high))
+
+    def contains(self, value) -> bool:
+        return (
+            isinstance(value, int | float | np.integer | np.floating)
+            and not isinstance(value, bool)
+            and self.low <= float(value) <= self.high
+        )
+
+    def center(self) -> float:
+        if self.default is not None:
+            return self.default
+        if self.log:
+            return self.clip(math.sqrt(self.low * self.high))
+        return self.clip((self.low + self.high) / 2)
+
+    def describe(self) -> str:
+        return f"real [{self.low:g}, {self.high:g}]" + (" log" if self.log else "")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of a list of values (strings or numbers)."""
+
+    options: tuple
+
+    def sample(self, rng: np.random.Generator):
+        return self.options[int(rng.integers(len(self.options)))]
+
+    def clip(self, value):
+        if value in self.options:
+            return value
+        if all(isinstance(o, int | float) and not isinstance(o, bool) for o in self.options) and isinstance(
+            value, int | float
+        ):
+            return min(self.options, key=lambda o: abs(float(o) - float(value)))
+        return self.options[0]
+
+    def contains(self, value) -> bool:
+        return value in self.options
+
+    def center(self):
+        return self.options[0]
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(map(str, self.options))
+
+
+@dataclass(frozen=True)
+class Fixed:
+    """A hyperparameter held at one value (not searched)."""
+
+    value: Any
+
+    def sample(self, rng: np.random.Generator):
+        return self.value
+
+    def clip(self, value):
+        return self.value
+
+    def contains(self, value) -> bool:
+        return value == self.value
+
+    def center(self):
+        return self.value
+
+    def describe(self) -> str:
+        return f"fixed {self.value!r}"
+
+
+Param = IntRange | RealRange | Choice | Fixed
+
+
+@dataclass(frozen=True)
+class LayerSpace:
+    """A variable-length structure: how many layers, and the size range of each."""
+
+    count: IntRange
+    size: IntRange
+
+    def sample(self, rng: np.random.Generator) -> tuple[int, ...]:
+        n = self.count.sample(rng)
+        return tuple(self.size.sample(rng) for _ in range(n))
+
+    def repair(self, layers) -> tuple[int, ...]:
+        sizes = [self.size.clip(s) for s in layers][: self.count.high]
+        while len(sizes) < self.count.low:
+            sizes.append(sizes[-1] if sizes else self.size.center())
+        return tuple(sizes)
+
+    def contains(self, layers) -> bool:
+        return self.count.low <= len(layers) <= self.count.high and all(self.size.contains(s) for s in layers)
+
+
+def normalise_float(x: float) -> float:
+    """Round to 12 significant digits so that arithmetic noise gives one key."""
+    if x == 0 or not math.isfinite(x):
+        return float(x)
+    return float(f"{x:.12g}")
+
+
+def _canonical(value):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        f = normalise_float(float(value))
+        return int(f) if f.is_integer() and abs(f) < 2**53 else f
+    return value
+
+
+@dataclass(frozen=True)
+class Genome:
+    """One candidate: layer structures plus hyperparameter values. Hashable, picklable."""
+
+    layers: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        object.__setattr__(
+            self, "layers", {k: tuple(int(s) for s in v) for k, v in sorted(self.layers.items())}
+        )
+        object.__setattr__(self, "values", {k: _canonical(v) for k, v in sorted(self.values.items())})
+
+    def __hash__(self):
+        return hash(self.key)
+
+    def __eq__(self, other):
+        return isinstance(other, Genome) and self.key == other.key
+
+    @property
+    def key(self) -> str:
+        """Canonical key: stable across processes, runs and float spellings."""
+        parts = [f"{k}={'-'.join(map(str, v)) or '0'}" for k, v in self.layers.items()]
+        parts += [f"{k}={_format_value(v)}" for k, v in self.values.items()]
+        return "|".join(parts)
+
+    def to_dict(self) -> dict:
+        return {"layers": {k: list(v) for k, v in self.layers.items()}, "values": dict(self.values)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> Genome:
+        return cls(layers={k: tuple(v) for k, v in data["layers"].items()}, values=dict(data["values"]))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> Genome:
+        return cls.from_dict(json.loads(text))
+
+    def replace(self, layers: Mapping | None = None, values: Mapping | None = None) -> Genome:
+        return Genome(
+            layers={**self.layers, **(layers or {})}, values={**self.values, **(values or {})}
+        )
+
+    def __repr__(self) -> str:
+        return f"Genome({self.key})"
+
+
+def _format_value(v) -> str:
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """What evolution may change: layer structures and hyperparameters."""
+
+    layers: Mapping[str, LayerSpace]
+    params: Mapping[str, Param]
+
+    def sample(self, rng: np.random.Generator) -> Genome:
+        return Genome(
+            layers={name: ls.sample(rng) for name, ls in self.layers.items()},
+            values={name: p.sample(rng) for name, p in self.params.items()},
+        )
+
+    def repair(self, genome: Genome) -> Genome:
+        """Clip every value into the space; missing parts take their default."""
+        layers = {
+            name: ls.repair(genome.layers.get(name, ())) for name, ls in self.layers.items()
+        }
+        values = {
+            name: (p.clip(genome.values[name]) if name in genome.values else p.center())
+            for name, p in self.params.items()
+        }
+        return Genome(layers=layers, values=values)
+
+    def contains(self, genome: Genome) -> bool:
+        return (
+            set(genome.layers) == set(self.layers)
+            and set(genome.values) == set(self.params)
+            and all(ls.contains(genome.layers[n]) for n, ls in self.layers.items())
+            and all(p.contains(genome.values[n]) for n, p in self.params.items())
+        )
+
+    def default(self) -> Genome:
+        return Genome(
+            layers={n: (ls.size.center(),) * max(ls.count.center(), 0) for n, ls in self.layers.items()},
+            values={n: p.center() for n, p in self.params.items()},
+        )
+
+    def names(self) -> list[str]:
+        out = []
+        for n in self.layers:
+            out += list(STRUCTURES[n])
+        return out + list(self.params)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The exhaustive baseline's levels, keyed by space key (``hidden_layers``, ``width``,
+    ``learning_rate``...). Space keys not listed keep the space's default."""
+
+    levels: Mapping[str, tuple]
+
+    def size(self, space: SearchSpace) -> int:
+        return sum(1 for _ in self.enumerate(space))
+
+    def enumerate(self, space: SearchSpace) -> Iterator[Genome]:
+        """Every point of the Cartesian product, in a stable order, without duplicates.
+
+        A structure is layer count x one size for all its layers.
+        """
+        base = space.default()
+        axes: list[tuple[str, tuple]] = []
+        for name in space.layers:
+            count_key, size_key = STRUCTURES[name]
+            ls = space.layers[name]
+            counts = self.levels.get(count_key, (len(base.layers[name]),))
+            sizes = self.levels.get(size_key, (ls.size.center(),))
+            axes.append((name, tuple(tuple([s] * c) for c in counts for s in sizes)))
+        for name in space.params:
+            if name in self.levels:
+                axes.append((name, tuple(self.levels[name])))
+        seen = set()
+        for combo in itertools.product(*(vals for _, vals in axes)):
+            layers = dict(base.layers)
+            values = dict(base.values)
+            for (name, _), v in zip(axes, combo):
+                if name in space.layers:
+                    layers[name] = v
+                else:
+                    values[name] = v
+            g = Genome(layers=layers, values=values)
+            if g.key not in seen:
+                seen.add(g.key)
+                yield g

@@ -1,0 +1,40 @@
+"""Readable one-screen summaries of a problem."""
+
+from __future__ import annotations
+
+from .problem import Problem
+from .space import STRUCTURES
+
+
+def describe_problem(p: Problem) -> str:
+    from gi_energy.problems.datasets import load_dataset
+
+    ds = load_dataset(p.dataset, p.evaluation.seed)
+    lines = [f"problem   {p.name}  ({p.source})", f"  seed {p.seed}; fingerprint {p.fingerprint()}"]
+    if p.description:
+        lines.append(f"  {p.description}")
+    lines.append(f"dataset   {ds.describe()}")
+    lines.append(f"model     {p.model.family}")
+    lines.append("space")
+    for name, ls in p.space.layers.items():
+        count_key, size_key = STRUCTURES[name]
+        lines.append(f"  {count_key:20s} {ls.count.describe()}")
+        lines.append(f"  {size_key:20s} {ls.size.describe()}  (per layer)")
+    for name, param in p.space.params.items():
+        lines.append(f"  {name:20s} {param.describe()}")
+    if p.grid is None:
+        lines.append("grid      none ([grid] not given)")
+    else:
+        levels = "; ".join(f"{k} {list(v)}" for k, v in p.grid.levels.items())
+        lines.append(f"grid      {p.grid.size(p.space)} points: {levels}")
+    lines.append("objectives " + ", ".join(f"{k} ({v})" for k, v in p.objectives.items()))
+    if p.constraints:
+        lines.append("constraints " + ", ".join(f"{k} <= {v:g}" for k, v in p.constraints.items()))
+    s, e, en = p.search, p.evaluation, p.energy
+    budget = [f"population {s.population}", f"generations {s.generations}"]
+    budget += [f"{k} {getattr(s, k):g}" for k in ("max_evaluations", "max_wall_s", "energy_budget_j") if getattr(s, k)]
+    lines.append("search    " + ", ".join(budget))
+    lines.append(f"evaluation workers {e.workers} ({e.backend}), device {e.device}, repeats {e.repeats}, "
+                 f"timeout {e.timeout_s:g} s")
+    lines.append(f"energy    meter {en.meter}, attribution {en.attribution}")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Variation operators (installed as gi_energy.operators)."""

@@ -1,0 +1,1 @@
+"""Bundled problems, dataset loaders and model builders (installed as gi_energy.problems)."""
