@@ -12,7 +12,7 @@ import traceback
 
 import click
 
-from .errors import GiEnergyError, NotBuiltError
+from .errors import GiEnergyError
 
 
 def _guard(fn):
@@ -67,10 +67,6 @@ def validate(problem: str | None, list_bundled: bool) -> None:
     click.echo(describe_problem(p))
 
 
-def _not_built(what: str, issue: str):
-    raise NotBuiltError(f"`gi-energy {what}` is not built yet ({issue}); nothing was run")
-
-
 @main.command()
 @click.argument("problem")
 @click.option("--out", type=click.Path(), help="Run directory (default runs/<problem>-evolve-<time>).")
@@ -85,7 +81,10 @@ def _not_built(what: str, issue: str):
 @_guard
 def evolve(problem, out, store, seed, workers, population, generations, max_evaluations, resume, replay):
     """Run NSGA-II over the problem's search space."""
-    _not_built("evolve", "the NSGA-II loop")
+    from .evolve import cli_evolve
+
+    cli_evolve(problem=problem, out=out, store=store, seed=seed, workers=workers, population=population,
+               generations=generations, max_evaluations=max_evaluations, resume=resume, replay=replay)
 
 
 @main.command()
@@ -97,7 +96,9 @@ def evolve(problem, out, store, seed, workers, population, generations, max_eval
 @_guard
 def grid(problem, out, store, workers, resume):
     """Evaluate every point of the problem's [grid] (the exhaustive baseline)."""
-    _not_built("grid", "the grid baseline")
+    from .grid import cli_grid
+
+    cli_grid(problem=problem, out=out, store=store, workers=workers, resume=resume)
 
 
 @main.command()
@@ -108,7 +109,9 @@ def grid(problem, out, store, workers, resume):
 @_guard
 def compare(run_dirs, reference, out, as_json):
     """Compare the fronts of several runs (hypervolume, IGD+, epsilon, cost)."""
-    _not_built("compare", "front comparison")
+    from .compare import cli_compare
+
+    cli_compare(run_dirs=list(run_dirs), reference=reference, out=out, as_json=as_json)
 
 
 @main.command()
@@ -117,7 +120,9 @@ def compare(run_dirs, reference, out, as_json):
 @_guard
 def meters(as_json, probe):
     """List the energy meters, available or not, and why."""
-    _not_built("meters", "energy meters")
+    from .meters.report import cli_meters
+
+    cli_meters(as_json=as_json, probe_s=probe)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -127,3 +127,83 @@ def objective_vector(ev: Evaluation, objectives: Mapping[str, str]) -> tuple[flo
             return None
         out.append(-v if direction == "max" else v)
     return tuple(out)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Every repeat of one genome, as the search sees it.
+
+    Metrics are the median over repeats; ``spread`` is the interquartile range.
+    ``cached`` is True when no repeat was trained in this call (all came from the store),
+    so no energy was spent on it now.
+    """
+
+    genome: Genome
+    evaluations: tuple[Evaluation, ...]
+    cached: bool = False
+
+    @property
+    def key(self) -> str:
+        return self.genome.key
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.evaluations) and all(e.ok for e in self.evaluations)
+
+    @property
+    def status(self) -> str:
+        bad = [e for e in self.evaluations if not e.ok]
+        return bad[0].status if bad else ("ok" if self.evaluations else "missing")
+
+    @property
+    def reason(self) -> str | None:
+        bad = [e for e in self.evaluations if not e.ok]
+        return bad[0].reason if bad else None
+
+    def _values(self, name: str) -> list[float] | None:
+        if not self.ok:
+            return None
+        vals = [e.metric(name) for e in self.evaluations]
+        return None if any(v is None for v in vals) else vals
+
+    def metric(self, name: str) -> float | None:
+        vals = self._values(name)
+        return None if vals is None else float(_median(vals))
+
+    def spread(self, name: str) -> float | None:
+        """Interquartile range over repeats (0.0 for a single repeat)."""
+        import numpy as np
+
+        vals = self._values(name)
+        if vals is None:
+            return None
+        q75, q25 = np.percentile(vals, [75, 25])
+        return float(q75 - q25)
+
+    def objectives(self, objectives: Mapping[str, str]) -> tuple[float, ...] | None:
+        """Median objectives as a minimisation vector; None if not ok or any is missing."""
+        out = []
+        for name, direction in objectives.items():
+            v = self.metric(name)
+            if v is None:
+                return None
+            out.append(-v if direction == "max" else v)
+        return tuple(out)
+
+    @property
+    def energy_spent_j(self) -> float | None:
+        """Joules the repeats cost when they were trained (None if any is unknown)."""
+        parts = [e.energy_spent_j for e in self.evaluations]
+        if not parts or any(p is None for p in parts):
+            return None
+        return float(sum(parts))
+
+    @property
+    def measured(self) -> bool:
+        return bool(self.evaluations) and all(e.measured for e in self.evaluations)
+
+
+def _median(vals):
+    s = sorted(vals)
+    n = len(s)
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
