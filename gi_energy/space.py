@@ -150,23 +150,38 @@ Param = IntRange | RealRange | Choice | Fixed
 
 @dataclass(frozen=True)
 class LayerSpace:
-    """A variable-length structure: how many layers, and the size range of each."""
+    """A variable-length structure: how many layers, and the size of each.
 
-    count: IntRange
-    size: IntRange
+    ``count`` and ``size`` are IntRange, or Choice of integer levels (a space restricted to
+    a grid). ``uniform`` ties every layer to one size, as grid points are built.
+    """
+
+    count: IntRange | Choice
+    size: IntRange | Choice
+    uniform: bool = False
 
     def sample(self, rng: np.random.Generator) -> tuple[int, ...]:
         n = self.count.sample(rng)
+        if self.uniform:
+            return (self.size.sample(rng),) * n
         return tuple(self.size.sample(rng) for _ in range(n))
 
     def repair(self, layers) -> tuple[int, ...]:
-        sizes = [self.size.clip(s) for s in layers][: self.count.high]
-        while len(sizes) < self.count.low:
+        sizes = [self.size.clip(s) for s in layers]
+        n = self.count.clip(len(sizes))
+        sizes = sizes[:n]
+        while len(sizes) < n:
             sizes.append(sizes[-1] if sizes else self.size.center())
+        if self.uniform and sizes:
+            sizes = [sizes[0]] * len(sizes)
         return tuple(sizes)
 
     def contains(self, layers) -> bool:
-        return self.count.low <= len(layers) <= self.count.high and all(self.size.contains(s) for s in layers)
+        return (
+            self.count.contains(len(layers))
+            and all(self.size.contains(s) for s in layers)
+            and (not self.uniform or len(set(layers)) <= 1)
+        )
 
 
 def normalise_float(x: float) -> float:
