@@ -402,6 +402,10 @@ def _read_space(t: _Table, family: str) -> SearchSpace:
         else:
             params[name] = Fixed(HYPERPARAMETERS[name][4])
     structure_keys = {k for s in structures for k in STRUCTURES[s]}
+    cnn_keys = set(CNN_ONLY_PARAMS) | set(STRUCTURES["conv"])
+    for key in t.data:
+        if family != "cnn" and key in cnn_keys:
+            raise t.error(key, f'is only used by model family "cnn", not "{family}"')
     t.finish(known | structure_keys)
     return SearchSpace(layers=layers, params=params)
 
