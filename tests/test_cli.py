@@ -1,0 +1,41 @@
+"""The command line: every subcommand has --help; bad usage exits 2."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from gi_energy.cli import main
+
+SUBCOMMANDS = ["validate", "meters", "evolve", "grid", "compare"]
+
+
+@pytest.mark.parametrize("name", SUBCOMMANDS)
+def test_subcommand_help(name):
+    result = CliRunner().invoke(main, [name, "--help"])
+    assert result.exit_code == 0
+    assert "Usage:" in result.output
+
+
+def test_group_help_lists_subcommands():
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for name in SUBCOMMANDS:
+        assert name in result.output
+
+
+def test_unknown_option_is_usage_error():
+    result = CliRunner().invoke(main, ["evolve", "quickstart", "--populaton", "3"])
+    assert result.exit_code == 2
+
+
+def test_missing_problem_file_exits_2(tmp_path):
+    result = CliRunner().invoke(main, ["validate", str(tmp_path / "none.toml")])
+    assert result.exit_code == 2
+    assert "no such problem file" in result.output
+
+
+def test_validate_list():
+    result = CliRunner().invoke(main, ["validate", "--list"])
+    assert result.exit_code == 0
+    assert "quickstart" in result.output and "digits_cnn" in result.output
