@@ -1,0 +1,551 @@
+"""The run directory: what a grid or evolve run leaves behind, and how to read it back.
+
+    run.json          metadata (problem, fingerprint, seed, command, settings, versions,
+                      machine, status, totals), rewritten atomically on every update
+    problem.toml      the exact problem that ran
+    evaluations.csv   one row per evaluation (every repeat), in the order they arrived
+    front.csv         the non-dominated ok outcomes (median objectives over repeats)
+    history.csv       one row per generation (evolve) or batch (grid)
+    front.png         the front, plotted
+
+Every file is written to a temporary name and moved into place, so a run killed while
+writing never leaves half a file. A missing energy reading is an empty cell, never 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as _dt
+import importlib.metadata
+import json
+import os
+import platform
+import socket
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UsageError
+from .meters.reading import Reading
+from .results import Evaluation, Outcome
+from .space import STRUCTURES, Genome
+
+RUN_FORMAT_VERSION = 1
+
+RUN_JSON = "run.json"
+PROBLEM_TOML = "problem.toml"
+EVALUATIONS_CSV = "evaluations.csv"
+FRONT_CSV = "front.csv"
+HISTORY_CSV = "history.csv"
+FRONT_PNG = "front.png"
+
+# evaluations.csv columns after the readable genome columns. The *_json columns carry
+# what a flat cell cannot (genome, full readings) so an Evaluation rebuilds exactly.
+_METRIC_COLUMNS = (
+    "repeat", "status", "reason", "accuracy", "test_accuracy",
+    "train_energy_j", "inference_energy_j", "inference_energy_j_per_1k", "energy_spent_j",
+    "train_backend", "train_scope", "train_measured",
+    "inference_backend", "inference_scope", "inference_measured",
+    "train_time_s", "inference_time_s", "inference_samples", "wall_time_s",
+    "params", "flops_per_sample", "co2_g", "device", "worker", "cached",
+    "genome_json", "train_json", "inference_json", "extra_json",
+)
+_INT_FIELDS = {"repeat": "repeat", "inference_samples": "inference_samples", "params": "params",
+               "flops_per_sample": "flops_per_sample"}
+# csv column -> Evaluation field
+_FLOAT_FIELDS = {"accuracy": "val_accuracy", "test_accuracy": "test_accuracy", "train_time_s": "train_time_s",
+                 "inference_time_s": "inference_time_s", "co2_g": "co2_g", "wall_time_s": "wall_time_s"}
+
+# How each metric is labelled on a plot axis; energy metrics also say how they were metered.
+_AXIS_NAMES = {
+    "accuracy": "validation accuracy",
+    "test_accuracy": "test accuracy",
+    "train_energy_j": "training energy [J]",
+    "inference_energy_j_per_1k": "inference energy per 1,000 samples [J]",
+    "train_time_s": "training time [s]",
+    "inference_time_s_per_1k": "inference time per 1,000 samples [s]",
+    "params": "parameters",
+    "flops_per_sample": "FLOPs per sample",
+}
+_ENERGY_WINDOW = {"train_energy_j": "train", "inference_energy_j_per_1k": "inference"}
+
+
+# ---------------------------------------------------------------- small helpers
+
+
+def default_run_dir(problem, command: str, root: Path) -> Path:
+    """``root/<problem.name>-<command>-<YYYYmmdd-HHMMSS>``; a numeric suffix when that
+    name is taken (two runs started in the same second must not share a directory)."""
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{problem.name}-{command}-{stamp}"
+    path, n = base, 2
+    while path.exists():
+        path = base.with_name(f"{base.name}-{n}")
+        n += 1
+    return path
+
+
+@contextlib.contextmanager
+def _atomic_open(path: Path, newline: str | None = None) -> Iterator:
+    """A text file opened under a temporary name in the same folder, moved into place
+    only when the block finishes without an error."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json_atomic(path, obj) -> None:
+    """Write ``obj`` as indented JSON via a temporary file and ``os.replace``."""
+    with _atomic_open(Path(path)) as fh:
+        json.dump(obj, fh, indent=2, sort_keys=False, default=_json_default)
+        fh.write("\n")
+
+
+def _json_default(o):
+    if isinstance(o, Path):
+        return str(o)
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, set | frozenset | tuple):
+        return list(o)
+    return str(o)
+
+
+def nondominated(points_min: np.ndarray) -> np.ndarray:
+    """Boolean mask of the rows of ``points_min`` (minimisation) that no other row dominates.
+
+    Duplicated points are all kept: two genomes with equal objectives are both on the front.
+    """
+    pts = np.asarray(points_min, dtype=float)
+    if pts.ndim != 2:
+        raise ValueError(f"expected a 2-D array of points, got shape {pts.shape}")
+    n = len(pts)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    # i is dominated when some j is <= in every objective and < in one.
+    le = np.all(pts[None, :, :] <= pts[:, None, :], axis=2)
+    lt = np.any(pts[None, :, :] < pts[:, None, :], axis=2)
+    return ~np.any(le & lt, axis=1)
+
+
+def _versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    # Package metadata, not imports: importing torch just to name its version costs seconds.
+    for dist in ("gi-energy", "torch", "numpy", "deap", "moocore"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def _machine() -> dict:
+    cpu = platform.processor() or None
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {"hostname": socket.gethostname(), "cpu_model": cpu, "cores": os.cpu_count(),
+            "platform": platform.platform()}
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+def _cell(value) -> str:
+    """A CSV cell: None is empty (never 0), floats keep every digit (repr round-trips)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float | np.floating):
+        return repr(float(value))
+    return str(value)
+
+
+def _parse_float(text: str) -> float | None:
+    return None if text == "" else float(text)
+
+
+def _parse_int(text: str) -> int | None:
+    return None if text == "" else int(text)
+
+
+def _parse_scalar(text: str):
+    """A cell of front.csv / history.csv back to a number where it is one."""
+    if text == "":
+        return None
+    if text in ("true", "false"):
+        return text == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def genome_columns(genome: Genome) -> dict[str, object]:
+    """The genome as readable columns: ``hidden_layers``, ``widths`` ("64-32"), each
+    hyperparameter by name."""
+    cols: dict[str, object] = {}
+    for name, sizes in genome.layers.items():
+        count_key, size_key = STRUCTURES.get(name, (f"{name}_layers", name))
+        cols[count_key] = len(sizes)
+        cols[size_key + "s"] = "-".join(map(str, sizes))
+    cols.update(genome.values)
+    return cols
+
+
+def _union_keys(rows: Iterable[Mapping]) -> list[str]:
+    seen: dict[str, None] = {}
+    for row in rows:
+        for k in row:
+            seen.setdefault(k, None)
+    return list(seen)
+
+
+def _write_csv(path: Path, columns: Sequence[str], rows: Iterable[Mapping]) -> None:
+    with _atomic_open(path, newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
+        w.writeheader()
+        for row in rows:
+            w.writerow({k: _cell(row.get(k)) for k in columns})
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+# ---------------------------------------------------------------- rows
+
+
+def evaluation_row(ev: Evaluation, index: int, cached: bool) -> dict[str, object]:
+    """One evaluations.csv row (genome columns come first)."""
+    inf_j = None if ev.inference is None else ev.inference.energy_j
+    row: dict[str, object] = {"index": index, "key": ev.key}
+    row.update(genome_columns(ev.genome))
+    row.update({
+        "repeat": ev.repeat, "status": ev.status, "reason": ev.reason,
+        "accuracy": ev.val_accuracy, "test_accuracy": ev.test_accuracy,
+        "train_energy_j": ev.train_energy_j, "inference_energy_j": inf_j,
+        "inference_energy_j_per_1k": ev.inference_energy_j_per_1k, "energy_spent_j": ev.energy_spent_j,
+        "train_time_s": ev.train_time_s, "inference_time_s": ev.inference_time_s,
+        "inference_samples": ev.inference_samples, "wall_time_s": ev.wall_time_s,
+        "params": ev.params, "flops_per_sample": ev.flops_per_sample, "co2_g": ev.co2_g,
+        "device": ev.device, "worker": ev.worker, "cached": cached,
+        "genome_json": ev.genome.to_json(),
+        "train_json": None if ev.train is None else json.dumps(ev.train.to_dict(), sort_keys=True),
+        "inference_json": None if ev.inference is None else json.dumps(ev.inference.to_dict(), sort_keys=True),
+        "extra_json": json.dumps(dict(ev.extra), sort_keys=True),
+    })
+    for window, reading in (("train", ev.train), ("inference", ev.inference)):
+        if reading is not None:
+            row[f"{window}_backend"] = reading.backend
+            row[f"{window}_scope"] = reading.scope
+            row[f"{window}_measured"] = reading.measured
+    return row
+
+
+def evaluation_from_row(row: Mapping[str, str]) -> Evaluation:
+    """Rebuild the Evaluation an evaluations.csv row was written from."""
+    kw: dict[str, object] = {"genome": Genome.from_json(row["genome_json"]), "status": row["status"]}
+    kw["reason"] = row.get("reason") or None
+    for col, fname in _INT_FIELDS.items():
+        kw[fname] = _parse_int(row.get(col, ""))
+    if kw["repeat"] is None:
+        kw["repeat"] = 0
+    for col, fname in _FLOAT_FIELDS.items():
+        kw[fname] = _parse_float(row.get(col, ""))
+    for window in ("train", "inference"):
+        text = row.get(f"{window}_json", "")
+        kw[window] = Reading.from_dict(json.loads(text)) if text else None
+    kw["device"] = row.get("device", "cpu") or "cpu"
+    kw["worker"] = row.get("worker", "")
+    kw["extra"] = json.loads(row.get("extra_json") or "{}")
+    return Evaluation(**kw)
+
+
+def front_row(outcome: Outcome, index: int, objectives: Mapping[str, str]) -> dict[str, object]:
+    """One front.csv row: the genome, its median objectives and where its energy came from."""
+    row: dict[str, object] = {"index": index, "key": outcome.key}
+    row.update(genome_columns(outcome.genome))
+    for name in objectives:
+        row[name] = outcome.metric(name)
+    for name in ("test_accuracy", "params", "flops_per_sample"):
+        if name not in objectives:
+            row[name] = outcome.metric(name)
+    first = outcome.evaluations[0]
+    for window, reading in (("train", first.train), ("inference", first.inference)):
+        row[f"{window}_source"] = None if reading is None else reading.source
+    row["measured"] = outcome.measured
+    row["repeats"] = len(outcome.evaluations)
+    return row
+
+
+def ok_points(outcomes: Sequence[Outcome], objectives: Mapping[str, str]) -> tuple[list[Outcome], np.ndarray]:
+    """The ok outcomes with every objective present, and their minimisation vectors."""
+    kept, vecs = [], []
+    for o in outcomes:
+        v = o.objectives(objectives)
+        if v is not None:
+            kept.append(o)
+            vecs.append(v)
+    return kept, np.asarray(vecs, dtype=float).reshape(len(vecs), len(objectives))
+
+
+def front_outcomes(outcomes: Sequence[Outcome], objectives: Mapping[str, str]) -> list[Outcome]:
+    """The non-dominated ok outcomes, first occurrence of each genome only."""
+    unique: dict[str, Outcome] = {}
+    for o in outcomes:
+        unique.setdefault(o.key, o)
+    kept, pts = ok_points(list(unique.values()), objectives)
+    if not kept:
+        return []
+    mask = nondominated(pts)
+    return [o for o, m in zip(kept, mask) if m]
+
+
+# ---------------------------------------------------------------- plotting
+
+
+def energy_label(name: str, evaluations: Iterable[Evaluation]) -> str:
+    """An axis label that says whether the metric was measured or estimated, and by what."""
+    base = _AXIS_NAMES.get(name, name)
+    window = _ENERGY_WINDOW.get(name)
+    if window is None:
+        return base
+    readings = [getattr(e, window) for e in evaluations if e.ok]
+    readings = [r for r in readings if r is not None and not r.missing]
+    if not readings:
+        return f"{base} (no reading)"
+    measured = [r.measured for r in readings]
+    sources = sorted({f"{r.backend}:{r.scope}" for r in readings})
+    if all(measured):
+        kind = "measured"
+    elif not any(measured):
+        kind = "estimated"
+    else:
+        kind = "partly estimated"
+    return f"{base} ({kind}, {', '.join(sources)})"
+
+
+def plot_front(path: Path, outcomes: Sequence[Outcome], objectives: Mapping[str, str], title: str = "") -> None:
+    """front.png: 2 objectives a scatter of every ok point with the front highlighted,
+    3 or more a pair plot of every pair."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on workers and CI; never pick an interactive backend
+    import matplotlib.pyplot as plt
+
+    names = list(objectives)
+    kept, _ = ok_points(outcomes, objectives)
+    front = {o.key for o in front_outcomes(outcomes, objectives)}
+    all_evals = [e for o in outcomes for e in o.evaluations]
+    labels = {n: energy_label(n, all_evals) for n in names}
+    values = {n: np.array([o.metric(n) for o in kept], dtype=float) for n in names}
+    is_front = np.array([o.key in front for o in kept], dtype=bool)
+
+    def scatter(ax, xn, yn):
+        x, y = values[xn], values[yn]
+        ax.scatter(x[~is_front], y[~is_front], s=14, c="0.7", label="evaluated")
+        order = np.argsort(x[is_front])
+        ax.plot(x[is_front][order], y[is_front][order], "o-", c="tab:red", ms=5, lw=1, label="front")
+        for axis_set, v in ((ax.set_xscale, x), (ax.set_yscale, y)):
+            # Energies span orders of magnitude; a log axis keeps the cheap end readable.
+            if len(v) and np.all(v > 0) and v.max() / v.min() > 100:
+                axis_set("log")
+
+    if len(names) == 2:
+        # Accuracy (or the first objective) up the side, the cost along the bottom.
+        yn, xn = names[0], names[1]
+        fig, ax = plt.subplots(figsize=(6.4, 4.8))
+        if len(kept):
+            scatter(ax, xn, yn)
+            ax.legend(loc="best", fontsize=8)
+        ax.set_xlabel(labels[xn], fontsize=8)
+        ax.set_ylabel(labels[yn], fontsize=8)
+    else:
+        k = len(names)
+        fig, axes = plt.subplots(k, k, figsize=(3.2 * k, 3.2 * k), squeeze=False)
+        for i, yn in enumerate(names):
+            for j, xn in enumerate(names):
+                ax = axes[i][j]
+                if i == j:
+                    ax.axis("off")
+                    ax.text(0.5, 0.5, labels[xn], ha="center", va="center", wrap=True, fontsize=8)
+                    continue
+                if len(kept):
+                    scatter(ax, xn, yn)
+                ax.set_xlabel(labels[xn], fontsize=7)
+                ax.set_ylabel(labels[yn], fontsize=7)
+                ax.tick_params(labelsize=7)
+    fig.suptitle(title or "front", fontsize=10)
+    fig.tight_layout()
+    tmp = Path(path).with_name(f".{Path(path).name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------- the directory
+
+
+class RunDirectory:
+    """One run's folder. ``create`` starts a new run, ``open`` an existing one (resume)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDirectory({str(self.path)!r})"
+
+    # -- lifecycle
+
+    @classmethod
+    def create(cls, path, problem, command: str, settings: Mapping | None = None) -> RunDirectory:
+        """Make the folder, write problem.toml and run.json (status "running")."""
+        path = Path(path)
+        if (path / RUN_JSON).exists():
+            raise UsageError(f"{path} already holds a run; use --resume {path} to continue it, "
+                             "or choose another --out")
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"{path} exists and is not a directory")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot create run directory {path}: {exc}") from None
+        rd = cls(path)
+        with _atomic_open(path / PROBLEM_TOML) as fh:
+            fh.write(problem.to_toml())
+        write_json_atomic(path / RUN_JSON, {
+            "format": RUN_FORMAT_VERSION,
+            "problem": problem.name,
+            "problem_source": problem.source,
+            "fingerprint": problem.fingerprint(),
+            "seed": problem.seed,
+            "command": command,
+            "objectives": dict(problem.objectives),
+            "settings": dict(settings or {}),
+            "versions": _versions(),
+            "machine": _machine(),
+            "status": "running",
+            "started_at": _now(),
+        })
+        return rd
+
+    @classmethod
+    def open(cls, path) -> RunDirectory:
+        """An existing run directory; UsageError (exit 2) naming the path if it is not one."""
+        path = Path(path)
+        if not path.is_dir():
+            raise UsageError(f"{path}: not a run directory (no such directory)")
+        if not (path / RUN_JSON).is_file():
+            raise UsageError(f"{path}: not a run directory (no {RUN_JSON})")
+        rd = cls(path)
+        rd.read_run_json()  # fail now, with the path, rather than half-way through a resume
+        return rd
+
+    # -- run.json
+
+    def read_run_json(self) -> dict:
+        try:
+            with open(self.path / RUN_JSON, encoding="utf-8") as fh:
+                data = json.load(fh)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise UsageError(f"{self.path}: unreadable {RUN_JSON}: {exc}") from None
+        if not isinstance(data, dict):
+            raise UsageError(f"{self.path}: {RUN_JSON} is not a JSON object")
+        return data
+
+    def update_run_json(self, **fields) -> dict:
+        """Merge ``fields`` into run.json (atomically) and return the new content."""
+        data = self.read_run_json()
+        data.update(fields)
+        data["updated_at"] = _now()
+        write_json_atomic(self.path / RUN_JSON, data)
+        return data
+
+    @property
+    def problem_toml(self) -> Path:
+        return self.path / PROBLEM_TOML
+
+    # -- results
+
+    def write_results(self, outcomes: Sequence[Outcome], objectives: Mapping[str, str],
+                      history: Sequence[Mapping] = (), *, plot: bool = True) -> None:
+        """Rewrite evaluations.csv, front.csv, history.csv and (unless ``plot`` is False)
+        front.png from everything the run has so far. ``outcomes`` are in arrival order."""
+        rows = [evaluation_row(ev, i, o.cached) for i, o in enumerate(outcomes) for ev in o.evaluations]
+        genome_cols = [c for c in _union_keys(r for r in rows) if c not in _METRIC_COLUMNS
+                       and c not in ("index", "key")]
+        _write_csv(self.path / EVALUATIONS_CSV, ["index", "key", *genome_cols, *_METRIC_COLUMNS], rows)
+
+        index_of = {}
+        for i, o in enumerate(outcomes):
+            index_of.setdefault(o.key, i)
+        front = front_outcomes(outcomes, objectives)
+        frows = [front_row(o, index_of[o.key], objectives) for o in front]
+        # Best first objective first: for accuracy that is the most accurate model.
+        frows.sort(key=lambda r: tuple((-(r[n]) if d == "max" else r[n]) for n, d in objectives.items()))
+        _write_csv(self.path / FRONT_CSV, _union_keys(frows) or ["index", "key", *objectives], frows)
+
+        history = list(history)
+        _write_csv(self.path / HISTORY_CSV, _union_keys(history) or ["evaluations"], history)
+        if plot:
+            info = self.read_run_json() if (self.path / RUN_JSON).exists() else {}
+            title = f"{info.get('problem', '')} {info.get('command', '')}: {len(front)} on the front of " \
+                    f"{len(outcomes)} evaluated"
+            plot_front(self.path / FRONT_PNG, outcomes, objectives, title=title.strip())
+
+    def read_evaluations(self) -> list[Evaluation]:
+        """Every evaluation, in the order written."""
+        return [evaluation_from_row(r) for r in self._rows(EVALUATIONS_CSV)]
+
+    def read_outcomes(self) -> list[Outcome]:
+        """Evaluations grouped back into Outcomes (one per genome evaluated), in order."""
+        groups: dict[int, list] = {}
+        cached: dict[int, bool] = {}
+        for r in self._rows(EVALUATIONS_CSV):
+            i = int(r["index"])
+            groups.setdefault(i, []).append(evaluation_from_row(r))
+            cached[i] = r.get("cached") == "true"
+        return [Outcome(genome=evs[0].genome, evaluations=tuple(evs), cached=cached[i])
+                for i, evs in sorted(groups.items())]
+
+    def read_history(self) -> list[dict]:
+        return [{k: _parse_scalar(v) for k, v in r.items()} for r in self._rows(HISTORY_CSV)]
+
+    def read_front(self) -> list[dict]:
+        return [{k: _parse_scalar(v) for k, v in r.items()} for r in self._rows(FRONT_CSV)]
+
+    def has_results(self) -> bool:
+        return (self.path / EVALUATIONS_CSV).is_file()
+
+    def _rows(self, name: str) -> list[dict[str, str]]:
+        path = self.path / name
+        if not path.is_file():
+            raise UsageError(f"{self.path}: no {name} (the run wrote no results yet)")
+        try:
+            return _read_csv(path)
+        except (OSError, csv.Error, UnicodeDecodeError) as exc:
+            raise UsageError(f"{path}: unreadable: {exc}") from None

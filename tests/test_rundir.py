@@ -1,0 +1,123 @@
+"""Run directory: create/open, run.json, and the results round trip."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gi_energy.errors import UsageError
+from gi_energy.meters.reading import Reading
+from gi_energy.problem import parse_problem
+from gi_energy.results import Evaluation, Outcome
+from gi_energy.rundir import RunDirectory, default_run_dir, write_json_atomic
+from gi_energy.space import Genome
+
+OBJ = {"accuracy": "max", "inference_energy_j_per_1k": "min"}
+
+
+def _problem(objectives=None):
+    return parse_problem({"problem": {"name": "tiny", "seed": 3},
+                          "objectives": objectives or OBJ}, source="<test>")
+
+
+def _reading(j, measured=True):
+    return Reading(backend="rapl" if measured else "estimate", scope="package" if measured else "process-estimate",
+                   measured=measured, energy_j=j, duration_s=0.5, domains_j={"package-0": j} if j else {})
+
+
+def _outcome(width, acc, inf_j, repeat_accs=None, measured=True, status="ok"):
+    g = Genome(layers={"hidden": (width, width)}, values={"learning_rate": 0.001, "activation": "relu"})
+    accs = repeat_accs or [acc]
+    evs = []
+    for r, a in enumerate(accs):
+        if status != "ok":
+            evs.append(Evaluation(genome=g, status=status, repeat=r, reason="boom: it failed, badly",
+                                  train=Reading.missing_reading("rapl", "counter unreadable")))
+            continue
+        evs.append(Evaluation(genome=g, status="ok", repeat=r, val_accuracy=a, test_accuracy=a - 0.01,
+                              train=_reading(width * 0.1, measured), inference=_reading(inf_j, measured),
+                              train_time_s=1.25, inference_time_s=0.1, inference_samples=500,
+                              params=width * 100, flops_per_sample=width * 200, co2_g=1e-4, wall_time_s=1.5,
+                              worker="w1", extra={"loss": 0.3}))
+    return Outcome(genome=g, evaluations=tuple(evs))
+
+
+def test_create_writes_run_json_and_problem(tmp_path):
+    rd = RunDirectory.create(tmp_path / "r", _problem(), "grid", {"workers": 2})
+    info = rd.read_run_json()
+    assert info["problem"] == "tiny" and info["command"] == "grid" and info["status"] == "running"
+    assert info["settings"] == {"workers": 2} and info["seed"] == 3
+    assert set(info["versions"]) >= {"gi-energy", "python", "torch", "numpy", "deap"}
+    assert info["machine"]["cores"] >= 1 and info["fingerprint"]
+    assert (tmp_path / "r" / "problem.toml").read_text().startswith("# built in Python")
+    rd.update_run_json(status="complete", evaluations=4)
+    again = RunDirectory.open(tmp_path / "r").read_run_json()
+    assert again["status"] == "complete" and again["evaluations"] == 4
+    with pytest.raises(UsageError, match="already holds a run"):
+        RunDirectory.create(tmp_path / "r", _problem(), "grid", {})
+
+
+def test_open_rejects_non_run_dirs(tmp_path):
+    with pytest.raises(UsageError, match="nope"):
+        RunDirectory.open(tmp_path / "nope")
+    with pytest.raises(UsageError, match="no run.json"):
+        RunDirectory.open(tmp_path)
+    (tmp_path / "run.json").write_text("{not json")
+    with pytest.raises(UsageError, match="unreadable"):
+        RunDirectory.open(tmp_path)
+
+
+def test_results_round_trip(tmp_path):
+    outcomes = [
+        _outcome(8, 0.80, 0.01),
+        _outcome(32, 0.90, 0.04, repeat_accs=[0.9, 0.92, 0.88]),
+        _outcome(16, 0.70, 0.05),  # dominated
+        _outcome(64, 0, 0, status="timeout"),
+    ]
+    rd = RunDirectory.create(tmp_path / "r", _problem(), "evolve", {})
+    history = [{"generation": 0, "evaluations": 4, "energy_spent_j": 12.5, "hypervolume": 0.4}]
+    rd.write_results(outcomes, OBJ, history)
+    evs = rd.read_evaluations()
+    assert evs == [e for o in outcomes for e in o.evaluations]
+    assert rd.read_outcomes() == outcomes
+    front = rd.read_front()
+    assert [r["widths"] for r in front] == ["32-32", "8-8"]  # most accurate first
+    assert front[0]["accuracy"] == pytest.approx(0.9) and front[0]["repeats"] == 3
+    assert rd.read_history() == history
+    assert (tmp_path / "r" / "front.png").stat().st_size > 1000
+
+
+def test_missing_energy_is_empty_not_zero(tmp_path):
+    rd = RunDirectory.create(tmp_path / "r", _problem(), "grid", {})
+    rd.write_results([_outcome(8, 0, 0, status="crashed")], OBJ, [], plot=False)
+    text = (tmp_path / "r" / "evaluations.csv").read_text()
+    import csv
+    import io
+
+    row = next(csv.DictReader(io.StringIO(text)))
+    assert row["train_energy_j"] == "" and row["inference_energy_j"] == "" and row["accuracy"] == ""
+    assert row["hidden_layers"] == "2" and row["widths"] == "8-8" and row["learning_rate"] == "0.001"
+    ev = rd.read_evaluations()[0]
+    assert ev.train.energy_j is None and ev.train.missing_reason == "counter unreadable"
+    assert ev.train_energy_j is None and ev.reason == "boom: it failed, badly"
+
+
+def test_three_objective_pair_plot(tmp_path):
+    obj3 = {**OBJ, "train_energy_j": "min"}
+    rd = RunDirectory.create(tmp_path / "r", _problem(obj3), "grid", {})
+    rd.write_results([_outcome(8, 0.8, 0.01, measured=False), _outcome(32, 0.9, 0.04, measured=False)], obj3, [])
+    assert (tmp_path / "r" / "front.png").stat().st_size > 1000
+    assert len(rd.read_front()) == 2
+
+
+def test_default_run_dir_and_atomic_json(tmp_path):
+    p = _problem()
+    a = default_run_dir(p, "grid", tmp_path)
+    assert a.parent == tmp_path and a.name.startswith("tiny-grid-")
+    a.mkdir()
+    b = default_run_dir(p, "grid", tmp_path)
+    assert b != a
+    write_json_atomic(tmp_path / "x.json", {"a": 1})
+    assert json.loads((tmp_path / "x.json").read_text()) == {"a": 1}
+    assert [f.name for f in tmp_path.iterdir() if f.name.startswith(".")] == []
