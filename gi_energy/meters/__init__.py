@@ -1,5 +1,25 @@
-"""Energy meters: RAPL (CPU package), NVML (NVIDIA board) and an honest estimate."""
+"""Energy meters: RAPL (CPU package), NVML (NVIDIA board) and an honest estimate.
 
+    meter = create_meter(problem.energy, device="cpu")
+    with meter.window() as w:
+        train()
+    w.reading            # Reading: energy_j, duration_s, backend, scope, measured, ...
+"""
+
+from .base import Availability, BackendStatus, Meter, Window
+from .estimate import DEFAULT_CPU_WATTS_PER_CORE, EstimateMeter
+from .factory import METER_NAMES, backend_statuses, create_meter
 from .reading import Reading
 
-__all__ = ["Reading"]
+__all__ = [
+    "DEFAULT_CPU_WATTS_PER_CORE",
+    "METER_NAMES",
+    "Availability",
+    "BackendStatus",
+    "EstimateMeter",
+    "Meter",
+    "Reading",
+    "Window",
+    "backend_statuses",
+    "create_meter",
+]
