@@ -1,7 +1,279 @@
-"""Placeholder until this part is built: says so plainly and exits 1."""
+"""``gi-energy grid``: the exhaustive baseline, every point of the problem's [grid].
 
-from gi_energy.errors import NotBuiltError
+It runs on the same evaluator, workers and store as evolve, so the two are compared on
+equal terms and a configuration both visit is trained once. The grid is evaluated in
+batches so that progress, history.csv and the run directory advance batch by batch; a
+killed grid resumes from its run directory and the store, losing no finished evaluation.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ProblemError, UsageError
+from .indicators import hypervolume
+from .results import Evaluation, Outcome
+from .rundir import RunDirectory, default_run_dir, front_outcomes, ok_points
+from .space import Genome
+
+Echo = Callable[[str], None]
 
 
-def cli_grid(**kwargs):
-    raise NotBuiltError("`gi-energy grid (the grid baseline)` is not built yet; nothing was run")
+@dataclass(frozen=True)
+class GridResult:
+    """What a grid run leaves: every outcome in grid order, the front, the run directory.
+
+    ``energy_spent_j`` sums the joules of the points trained by this run (points found in
+    the store cost nothing now); ``energy_unknown`` counts trained points whose energy
+    could not be read.
+    """
+
+    run_dir: Path
+    outcomes: list[Outcome]
+    front: list[Outcome]
+    history: list[dict] = field(default_factory=list)
+    energy_spent_j: float = 0.0
+    energy_unknown: int = 0
+    trained: int = 0
+    measured: bool = False
+
+    @property
+    def evaluations(self) -> int:
+        return len(self.outcomes)
+
+
+def grid_genomes(problem) -> list[Genome]:
+    """Every grid point, in the grid's stable order; ProblemError naming [grid] if none."""
+    if problem.grid is None:
+        raise ProblemError(problem.source, "grid", "the problem has no [grid] section: list the levels to "
+                           "try, e.g. hidden_layers = [1, 2] and width = [16, 64]")
+    return list(problem.grid.enumerate(problem.space))
+
+
+def batches(n: int, workers: int) -> list[tuple[int, int]]:
+    """(start, stop) of each batch: one round of the workers first, so the time and energy
+    estimate comes early, then four rounds a batch so progress stays frequent."""
+    first = min(n, max(workers, 1))
+    out = [(0, first)] if first else []
+    step = 4 * max(workers, 1)
+    for start in range(first, n, step):
+        out.append((start, min(n, start + step)))
+    return out
+
+
+def history_reference(points_min: np.ndarray) -> list[float]:
+    """A reference point fixed after the first batch, so the hypervolume in history.csv
+    is comparable from batch to batch: 10% beyond the worst value seen per objective."""
+    worst = points_min.max(axis=0)
+    best = points_min.min(axis=0)
+    span = np.where(worst > best, worst - best, np.maximum(np.abs(worst), 1.0))
+    return (worst + 0.1 * span).tolist()
+
+
+def default_store_path(problem, store) -> Path:
+    if store is not None:
+        return Path(store)
+    if problem.output.store is not None:
+        return Path(problem.output.store)
+    return Path("runs") / "gi-energy.sqlite"
+
+
+def run_grid(problem, *, out=None, store=None, workers: int | None = None, resume=None, evaluator=None,
+             echo: Echo = print, warn: Echo | None = None) -> GridResult:
+    """Evaluate every grid point (resuming ``resume`` if given) and write the run directory.
+
+    ``evaluator`` replaces the real Evaluator and Store (a replay or synthetic evaluator in
+    tests); the caller then owns it. ``echo`` takes the progress lines, ``warn`` the
+    warning that energies are estimated (default: stderr).
+    """
+    warn = warn or (lambda s: print(s, file=sys.stderr))
+    if workers is not None:
+        problem = problem.with_overrides(evaluation={"workers": workers})
+    genomes = grid_genomes(problem)
+    objectives = dict(problem.objectives)
+    n_workers = problem.evaluation.workers
+    store_path = default_store_path(problem, store)
+
+    if resume is not None:
+        rd, done, history, ref = _reopen(problem, resume, genomes)
+    else:
+        path = Path(out) if out is not None else default_run_dir(problem, "grid", problem.output.directory)
+        settings = {"workers": n_workers, "store": None if evaluator is not None else str(store_path),
+                    "grid_points": len(genomes), "levels": {k: list(v) for k, v in problem.grid.levels.items()}}
+        rd = RunDirectory.create(path, problem, "grid", settings)
+        done, history, ref = [], [], None
+
+    echo(f"grid: {len(genomes)} points of {problem.name} ({n_workers} worker{'s' * (n_workers != 1)}); "
+         f"run directory {rd.path}")
+    if done:
+        echo(f"resuming: {len(done)} of {len(genomes)} points already in the run directory")
+
+    if evaluator is not None:
+        return _run(problem, rd, genomes, done, history, ref, evaluator, objectives, echo, warn)
+    from .evaluator import Evaluator  # the real one imports torch; tests never pay for it
+    from .store import Store
+
+    store_path.parent.mkdir(parents=True, exist_ok=True)
+    with Evaluator(problem, Store(store_path), workers=n_workers) as ev:
+        rd.update_run_json(store=str(store_path))
+        return _run(problem, rd, genomes, done, history, ref, ev, objectives, echo, warn)
+
+
+def _reopen(problem, resume, genomes):
+    rd = RunDirectory.open(resume)
+    info = rd.read_run_json()
+    if info.get("command") != "grid":
+        raise UsageError(f"{resume}: a {info.get('command')!r} run, not a grid run; resume it with its own command")
+    if info.get("fingerprint") not in (None, problem.fingerprint()):
+        raise UsageError(f"{resume}: recorded for another problem setup (fingerprint {info.get('fingerprint')}, "
+                         f"this problem {problem.fingerprint()})")
+    wanted = {g.key for g in genomes}
+    done = [o for o in rd.read_outcomes() if o.key in wanted] if rd.has_results() else []
+    history = rd.read_history() if rd.has_results() else []
+    rd.update_run_json(status="running", resumed_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    return rd, done, history, info.get("history_reference_point")
+
+
+def _run(problem, rd: RunDirectory, genomes: Sequence[Genome], done: list[Outcome], history: list[dict], ref,
+         evaluator, objectives, echo: Echo, warn: Echo) -> GridResult:
+    have = {o.key for o in done}
+    todo = [g for g in genomes if g.key not in have]
+    outcomes = list(done)
+    spent_j = sum(o.energy_spent_j or 0.0 for o in outcomes if not o.cached)
+    unknown = sum(1 for o in outcomes if not o.cached and o.energy_spent_j is None)
+    trained = sum(1 for o in outcomes if not o.cached)
+    n_total = len(genomes)
+    if not getattr(evaluator, "measured", False):
+        warn(f"gi-energy: warning: energy is estimated, not measured ({evaluator.meter_description})")
+    rd.update_run_json(meter=evaluator.meter_description, measured=bool(evaluator.measured),
+                       replayed=bool(getattr(evaluator, "replayed", False)))
+    estimated = False
+    t_run = time.perf_counter()
+    status = "failed"
+    try:
+        for start, stop in batches(len(todo), problem.evaluation.workers):
+            batch = todo[start:stop]
+            t0 = time.perf_counter()
+            progress = _Progress(echo, len(outcomes), n_total)
+            results = evaluator.evaluate(batch, on_result=progress)
+            wall_s = time.perf_counter() - t0
+            outcomes.extend(results)
+            new = [o for o in results if not o.cached]
+            trained += len(new)
+            spent_j += sum(o.energy_spent_j or 0.0 for o in new)
+            unknown += sum(1 for o in new if o.energy_spent_j is None)
+            _, pts = ok_points(outcomes, objectives)
+            if ref is None and len(pts):
+                ref = history_reference(pts)
+                rd.update_run_json(history_reference_point=ref)
+            front = front_outcomes(outcomes, objectives)
+            history.append({
+                "batch": len(history), "evaluations": len(outcomes), "trained": trained,
+                "failures": sum(1 for o in outcomes if not o.ok), "energy_spent_j": spent_j,
+                "energy_unknown": unknown, "wall_s": round(time.perf_counter() - t_run, 3),
+                "hypervolume": hypervolume(pts, ref) if ref is not None and len(pts) else 0.0,
+                "front_size": len(front),
+            })
+            rd.write_results(outcomes, objectives, history, plot=False)
+            rd.update_run_json(evaluations=len(outcomes), trained=trained, energy_spent_j=spent_j,
+                               energy_unknown=unknown)
+            left = n_total - len(outcomes)
+            if not estimated and new and left:
+                estimated = True
+                echo(_estimate(new, wall_s, left, problem.evaluation.workers, evaluator.measured))
+            echo(f"batch {len(history) - 1}: {len(outcomes)}/{n_total} done, {len(new)} trained in {wall_s:.1f} s, "
+                 f"{spent_j:.1f} J spent so far, front {len(front)}")
+        status = "complete"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        if outcomes:
+            rd.write_results(outcomes, objectives, history, plot=True)
+        rd.update_run_json(status=status, evaluations=len(outcomes), trained=trained, energy_spent_j=spent_j,
+                           energy_unknown=unknown, finished_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    front = front_outcomes(outcomes, objectives)
+    echo(_summary(front, objectives, len(outcomes), trained, spent_j, evaluator.measured))
+    return GridResult(run_dir=rd.path, outcomes=outcomes, front=front, history=history, energy_spent_j=spent_j,
+                      energy_unknown=unknown, trained=trained, measured=bool(evaluator.measured))
+
+
+class _Progress:
+    """One line per finished evaluation: [done/total] status, objectives, genome."""
+
+    def __init__(self, echo: Echo, done: int, total: int):
+        self.echo, self.done, self.total = echo, done, total
+        self.width = len(str(total))
+
+    def __call__(self, ev: Evaluation, cached: bool) -> None:
+        if ev.repeat == 0:
+            self.done += 1
+        where = "stored" if cached else f"{ev.wall_time_s:.1f} s" if ev.wall_time_s is not None else ""
+        if ev.ok:
+            e = ev.inference_energy_j_per_1k
+            what = f"acc {ev.val_accuracy:.4f}  inference {_fmt(e)} J/1k  train {_fmt(ev.train_energy_j)} J"
+        else:
+            what = f"{ev.status}: {ev.reason or ''}"[:80]
+        rep = f" r{ev.repeat}" if ev.repeat else ""
+        self.echo(f"[{self.done:>{self.width}}/{self.total}]{rep} {what}  ({where})  {ev.genome.key}")
+
+
+def _fmt(x) -> str:
+    return "-" if x is None else f"{x:.4g}"
+
+
+def _estimate(new: Sequence[Outcome], wall_s: float, left: int, workers: int, measured: bool) -> str:
+    per_s = wall_s / len(new)
+    energies = [o.energy_spent_j for o in new if o.energy_spent_j is not None]
+    kind = "measured" if measured else "estimated"
+    text = f"estimate for the remaining {left} points: ~{_duration(per_s * left)}"
+    if energies:
+        text += f" and ~{np.mean(energies) * left:.0f} J ({kind} energy, from the first batch)"
+    return text + "; stored points take no time"
+
+
+def _duration(s: float) -> str:
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def _summary(front: Sequence[Outcome], objectives, n: int, trained: int, spent_j: float, measured: bool) -> str:
+    kind = "measured" if measured else "estimated"
+    lines = [f"grid done: {n} points ({trained} trained now), {spent_j:.1f} J {kind}; front of {len(front)}:"]
+    names = list(objectives)
+    lines.append("  " + "  ".join(f"{nm:>26s}" for nm in names) + "  genome")
+    for o in sorted(front, key=lambda o: -(o.metric(names[0]) or 0.0)):
+        vals = "  ".join(f"{_fmt(o.metric(nm)):>26s}" for nm in names)
+        src = o.evaluations[0].inference.source if o.evaluations[0].inference is not None else ""
+        lines.append(f"  {vals}  {o.genome.key}  [{src}]")
+    return "\n".join(lines)
+
+
+def cli_grid(problem, out=None, store=None, workers=None, resume=None) -> GridResult:
+    """The ``gi-energy grid`` command: load the problem, run the grid, print progress."""
+    import click
+
+    from .problem import load_problem
+
+    p = load_problem(problem)
+    if out is not None and resume is not None:
+        raise UsageError("give --out or --resume, not both (--resume continues in RUN_DIR itself)")
+    return run_grid(p, out=out, store=store, workers=workers, resume=resume, echo=click.echo,
+                    warn=lambda s: click.echo(s, err=True))
+
+
+def grid_size(problem) -> int:
+    """Number of grid points (ProblemError if the problem has no grid)."""
+    return len(grid_genomes(problem))
+
+
+__all__ = ["GridResult", "run_grid", "cli_grid", "grid_genomes", "grid_size", "batches"]
