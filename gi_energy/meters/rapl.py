@@ -1,30 +1,215 @@
-"""RAPL (CPU package energy through powercap). Being built: reports itself unavailable."""
+"""RAPL: CPU package (and DRAM) energy from the powercap counters.
+
+pyRAPL is the project's RAPL dependency, but its readers hard-code /sys paths, refuse
+multi-die AMD parts (more package zones than sockets), raise on the root-only
+``energy_uj`` and never correct wraparound. Every case the meter must get right is one
+of those, so the counters are read directly here (``powercap.py``) from an injectable
+root, the same files pyRAPL reads; pyRAPL itself is not imported.
+"""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .base import Availability, Meter
+from .cpushare import clock_ticks_per_s, cpu_share, read_busy_ticks
+from .locks import FileLock, NullLock, default_lock_dir
+from .powercap import (
+    CounterTrack,
+    Discovery,
+    ReadText,
+    Zone,
+    discover_zones,
+    read_text,
+    wrap_period_s,
+)
 from .reading import Reading
 
 DEFAULT_POWERCAP_ROOT = Path("/sys/class/powercap")
 DEFAULT_PROC_STAT = Path("/proc/stat")
+ASSUMED_MAX_POWER_W = 500.0
+"""Power ceiling per zone for the wrap period when the zone states none (conservative)."""
+DEFAULT_POLL_S = 60.0
+"""Polling interval when no zone states its wrap range (nothing to correct with anyway)."""
+ATTRIBUTIONS = ("exclusive", "cpu-share")
+
+PERMISSION_HINT = ("energy_uj is root-only since the 2020 PLATYPUS fix (CVE-2020-8694); run as "
+                   "root or make the files readable (sudo chmod o+r /sys/class/powercap/*/energy_uj)")
 
 
 class RaplMeter(Meter):
+    """Package + DRAM energy of every socket, for the whole machine or apportioned.
+
+    ``attribution="exclusive"`` holds a lock on ``lock_dir/rapl.lock`` for each window;
+    ``"cpu-share"`` scales the energy by this process's share of busy CPU time (scope
+    "apportioned"). A polling thread samples the counters every ``poll_interval_s`` (by
+    default a quarter of the shortest wrap period) so long windows catch every wrap.
+    """
+
     name = "rapl"
     measured = True
 
     def __init__(self, *, powercap_root: Path = DEFAULT_POWERCAP_ROOT,
                  proc_stat: Path = DEFAULT_PROC_STAT, attribution: str = "exclusive",
-                 lock_dir: Path | None = None, idle_baseline_s: float = 0.0, **_):
-        super().__init__(idle_baseline_s=idle_baseline_s)
+                 lock_dir: Path | None = None, idle_baseline_s: float = 0.0,
+                 poll_interval_s: float | None = None, read: ReadText = read_text,
+                 cpu_clock: Callable[[], float] = time.process_time,
+                 wall_clock: Callable[[], float] = time.perf_counter,
+                 ticks_per_s: int | None = None) -> None:
+        if attribution not in ATTRIBUTIONS:
+            raise ValueError(f"attribution must be one of {ATTRIBUTIONS}, got {attribution!r}")
+        lock = (FileLock(lock_dir or default_lock_dir(), "rapl.lock")
+                if attribution == "exclusive" else NullLock())
+        super().__init__(lock=lock, idle_baseline_s=idle_baseline_s)
+        self.root = Path(powercap_root)
+        self.proc_stat = Path(proc_stat)
+        self.attribution = attribution
+        self._read = read
+        self._cpu_clock = cpu_clock
+        self._wall_clock = wall_clock
+        self._ticks_per_s = ticks_per_s
+        self._poll_interval_s = poll_interval_s
+        self._discovery = Discovery(())
+        # Per-window state, only touched by the window's thread and its poller.
+        self._tracks: dict[str, CounterTrack] = {}
+        self._error: str | None = None
+        self._t0 = 0.0
+        self._cpu0_s = 0.0
+        self._busy0 = 0
+        self._stop_polling = threading.Event()
+        self._poller: threading.Thread | None = None
 
+    # -- availability -------------------------------------------------------------------
     def _probe(self) -> Availability:
-        return Availability(False, "RAPL backend not built yet")
+        if not self.root.is_dir():
+            return Availability(False, f"no powercap directory {self.root} (no intel_rapl driver, "
+                                       "or a virtual machine that exposes no RAPL)")
+        try:
+            self._discovery = discover_zones(self.root, self._read)
+        except OSError as exc:
+            return Availability(False, f"cannot list {self.root}: {exc.strerror or exc}")
+        if not self._discovery.zones:
+            return Availability(False, f"no RAPL package zones under {self.root}")
+        for zone in self._discovery.zones:
+            try:
+                int(self._read(zone.energy_file).strip())
+            except PermissionError:
+                return Availability(False, f"permission denied reading {zone.energy_file}: "
+                                           f"{PERMISSION_HINT}")
+            except (OSError, ValueError) as exc:
+                return Availability(False, f"cannot read {zone.energy_file}: {exc}")
+        if self.attribution == "cpu-share":
+            try:
+                read_busy_ticks(self.proc_stat)
+            except (OSError, ValueError) as exc:
+                return Availability(False, f"cpu-share needs {self.proc_stat}: {exc}")
+        return Availability(True, "")
+
+    @property
+    def zones(self) -> tuple[Zone, ...]:
+        return self._discovery.zones
+
+    @property
+    def poll_interval_s(self) -> float:
+        """A quarter of the shortest wrap period: at most one wrap between two samples."""
+        if self._poll_interval_s is not None:
+            return self._poll_interval_s
+        periods = [p for z in self.zones if (p := wrap_period_s(z, ASSUMED_MAX_POWER_W))]
+        return min(periods) / 4 if periods else DEFAULT_POLL_S
+
+    # -- window -------------------------------------------------------------------------
+    def _sample(self) -> dict[str, int]:
+        return {z.domain: int(self._read(z.energy_file).strip()) for z in self.zones}
+
+    def _poll(self) -> None:
+        """Add one sample to every track (the polling thread's step; tests call it too)."""
+        try:
+            values = self._sample()
+        except (OSError, ValueError) as exc:
+            self._error = self._error or f"counter read failed during the window: {exc}"
+            return
+        for domain, value in values.items():
+            self._tracks[domain].add(value)
+
+    def _poll_loop(self, interval_s: float) -> None:
+        while not self._stop_polling.wait(interval_s):
+            self._poll()
 
     def _begin(self) -> None:
-        pass
+        self._error = None
+        try:
+            values = self._sample()
+            busy0 = read_busy_ticks(self.proc_stat) if self.attribution == "cpu-share" else 0
+        except (OSError, ValueError) as exc:
+            self._tracks = {}
+            self._error = f"counter read failed at the window start: {exc}"
+            self._t0 = self._wall_clock()
+            return
+        self._tracks = {z.domain: CounterTrack(values[z.domain], z.max_energy_range_uj)
+                        for z in self.zones}
+        self._busy0 = busy0
+        self._stop_polling.clear()
+        self._poller = threading.Thread(target=self._poll_loop, args=(self.poll_interval_s,),
+                                        name="gi-energy-rapl-poll", daemon=True)
+        self._poller.start()
+        self._cpu0_s = self._cpu_clock()
+        self._t0 = self._wall_clock()
 
     def _end(self) -> Reading:
-        return Reading.missing_reading("rapl", "RAPL backend not built yet")
+        duration_s = max(0.0, self._wall_clock() - self._t0)
+        cpu_s = self._cpu_clock() - self._cpu0_s
+        if self._poller is not None:
+            self._stop_polling.set()
+            self._poller.join()
+            self._poller = None
+        if self._error is None:
+            self._poll()
+        if self._error is not None:
+            return Reading.missing_reading("rapl", self._error, duration_s)
+        warnings: list[str] = []
+        for domain, track in self._tracks.items():
+            if track.dropped and not track.kept:
+                return Reading.missing_reading(
+                    "rapl", f"{domain}: the counter wrapped and max_energy_range_uj is unreadable, "
+                            "so the window cannot be corrected", duration_s)
+            if track.dropped:
+                warnings.append(f"{domain}: {track.dropped} wrapped sample(s) dropped "
+                                "(max_energy_range_uj unreadable); energy is undercounted")
+        domains_j = {d: t.energy_j for d, t in self._tracks.items()}
+        wraps = sum(t.wraps for t in self._tracks.values())
+        scope = "package"
+        if self.attribution == "cpu-share":
+            try:
+                busy_ticks = read_busy_ticks(self.proc_stat) - self._busy0
+            except (OSError, ValueError) as exc:
+                return Reading.missing_reading("rapl", f"cannot read {self.proc_stat}: {exc}",
+                                               duration_s)
+            share = cpu_share(cpu_s, busy_ticks / (self._ticks_per_s or clock_ticks_per_s()))
+            if share is None:
+                return Reading.missing_reading(
+                    "rapl", "cpu-share: the machine recorded no busy CPU time in the window "
+                            "(shorter than a /proc/stat tick)", duration_s)
+            if share.warning:
+                warnings.append(share.warning)
+            domains_j = {d: e * share.fraction for d, e in domains_j.items()}
+            scope = "apportioned"
+        return Reading(backend="rapl", scope=scope, measured=True,
+                       energy_j=sum(domains_j.values()), duration_s=duration_s,
+                       domains_j=domains_j, wraps=wraps, warnings=tuple(warnings))
+
+    def describe(self) -> str:
+        av = self.availability()
+        if not av.available:
+            return f"rapl: unavailable ({av.reason})"
+        domains = ", ".join(z.domain for z in self.zones)
+        how = (self._lock.describe() if self.attribution == "exclusive"
+               else "cpu-share (package energy x this process's share of busy CPU time)")
+        notes = "; ".join(self._discovery.notes)
+        return f"rapl: {domains} via {self.root}, {how}" + (f" [{notes}]" if notes else "")
+
+    def close(self) -> None:
+        if isinstance(self._lock, FileLock):
+            self._lock.close()

@@ -1,7 +1,75 @@
-"""Placeholder until this part is built: says so plainly and exits 1."""
+"""``gi-energy meters``: every backend, available or not and why; ``--probe`` meters a busy loop."""
 
-from gi_energy.errors import NotBuiltError
+from __future__ import annotations
+
+import json
+import time
+
+import click
+
+from gi_energy.problem import EnergyConfig
+
+from .factory import backend_statuses, create_meter
+from .reading import Reading
 
 
-def cli_meters(**kwargs):
-    raise NotBuiltError("`gi-energy meters (energy meters)` is not built yet; nothing was run")
+def busy_loop(duration_s: float) -> int:
+    """Keep one core busy for duration_s of wall time; returns the iterations (unused)."""
+    end = time.perf_counter() + duration_s
+    n = 0
+    while time.perf_counter() < end:
+        n += 1
+    return n
+
+
+def format_reading(reading: Reading) -> str:
+    """Several lines: energy, power, backend, scope, measured flag, domains, warnings."""
+    lines = [f"backend:   {reading.backend}", f"scope:     {reading.scope}",
+             f"measured:  {'yes' if reading.measured else 'no (estimate)'}",
+             f"duration:  {reading.duration_s:.3f} s"]
+    if reading.missing:
+        lines.append(f"energy:    missing ({reading.missing_reason})")
+    else:
+        lines.append(f"energy:    {reading.energy_j:.3f} J")
+        lines.append(f"power:     {reading.power_w:.2f} W")
+        for domain, joules in reading.domains_j.items():
+            lines.append(f"  {domain}: {joules:.3f} J")
+    if reading.wraps:
+        lines.append(f"wraps:     {reading.wraps} (corrected)")
+    if reading.idle_power_w is not None:
+        lines.append(f"idle:      {reading.idle_power_w:.2f} W; dynamic energy "
+                     f"{reading.dynamic_energy_j if reading.dynamic_energy_j is not None else '-'} J")
+    lines.extend(f"warning:   {w}" for w in reading.warnings)
+    return "\n".join(lines)
+
+
+def cli_meters(as_json: bool, probe_s: float | None, energy: EnergyConfig | None = None) -> None:
+    """Print the backends (text or JSON); with probe_s, meter a busy loop with the auto meter."""
+    energy = energy or EnergyConfig()
+    statuses = backend_statuses(energy)
+    reading = meter = None
+    if probe_s is not None:
+        meter = create_meter(energy)
+        with meter.window() as w:
+            busy_loop(probe_s)
+        reading = w.reading
+        meter.close()
+    if as_json:
+        payload: object = [s.to_dict() for s in statuses]
+        if reading is not None:
+            payload = {"backends": payload, "probe": {"meter": meter.describe(),
+                                                       "reading": reading.to_dict(),
+                                                       "power_w": reading.power_w}}
+        click.echo(json.dumps(payload, indent=2))
+        return
+    for s in statuses:
+        state = "available" if s.available else "unavailable"
+        kind = "measured" if s.measured else "estimate"
+        click.echo(f"{s.name:9s} {state:11s} {kind:8s} {s.reason}")
+    auto = create_meter(energy) if meter is None else meter
+    click.echo(f"auto ->   {auto.describe()}")
+    if not auto.measured:
+        click.echo("note:     energies will be estimates, not measurements")
+    if reading is not None:
+        click.echo(f"\nprobe: busy loop of {probe_s:g} s")
+        click.echo(format_reading(reading))
