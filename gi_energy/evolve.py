@@ -1,7 +1,627 @@
-"""Placeholder until this part is built: says so plainly and exits 1."""
+"""The NSGA-II search loop: ``gi-energy evolve`` and ``gi_energy.evolve.evolve(...)``.
 
-from gi_energy.errors import NotBuiltError
+One generation: crowded binary tournament -> crossover (``crossover_prob``) -> mutation
+(``mutation_prob``) -> children already evaluated in this run are re-mutated (up to
+``max_remutations``) -> the evaluator trains and meters the offspring -> NSGA-II survival
+over parents + offspring. The budgets are checked between generations.
+
+Every draw comes from one ``np.random.Generator`` seeded from the problem (or ``seed``).
+After every generation the state is checkpointed as JSON; after a crash or Ctrl-C,
+``resume`` restores the generator from the last checkpoint and replays the unfinished
+generation, and the evaluation store serves the evaluations that had finished, so the
+resumed run reaches the same front as an unbroken one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from . import nsga2
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .errors import NotBuiltError, UsageError
+from .operators import crossover, make_novel, mutate
+from .problem import Problem, load_problem
+from .progress import Progress, SilentProgress, format_energy
+from .results import Evaluation, Outcome
+from .space import Genome, SearchSpace
+from .termination import AnyOf, SearchState, from_config
+
+DEFAULT_STORE = Path("runs") / "gi-energy.sqlite"
+# Margin added beyond the initial population's worst point, so the reference point stays
+# strictly worse than the points that fixed it (they then add volume).
+REFERENCE_MARGIN = 0.1
+
+ResultCallback = Callable[[Evaluation, bool], None]
 
 
-def cli_evolve(**kwargs):
-    raise NotBuiltError("`gi-energy evolve (the NSGA-II loop)` is not built yet; nothing was run")
+class EvaluatorLike(Protocol):
+    """What the loop needs from an evaluator (the real one, a replay, or a test fake)."""
+
+    def evaluate(self, genomes: Sequence[Genome],
+                 on_result: ResultCallback | None = None) -> list[Outcome]: ...
+
+
+@dataclass(frozen=True)
+class EvolveResult:
+    """What a search leaves: ``front`` (feasible non-dominated outcomes of every evaluation
+    of the run), ``evaluations`` (every outcome, in evaluation order), ``run_dir``,
+    ``history`` (one row per generation) and the ``totals``."""
+
+    front: list[Outcome]
+    evaluations: list[Outcome]
+    run_dir: Path
+    history: list[dict]
+    totals: dict
+    status: str
+    stop_reason: str | None
+    problem: Problem
+    reference_point: list[float] | None = None
+
+
+@dataclass
+class _Totals:
+    """Running totals of one run (carried across resumes through the checkpoint)."""
+
+    evaluations: int = 0
+    failures: int = 0
+    cached: int = 0
+    energy_spent_j: float = 0.0
+    energy_unknown: int = 0
+    evaluation_wall_s: float = 0.0
+    wall_s: float = 0.0
+
+    def add(self, outcome: Outcome) -> None:
+        self.evaluations += 1
+        self.failures += 0 if outcome.ok else 1
+        if outcome.cached:
+            # Served by the store: no energy was spent on it by this run now.
+            self.cached += 1
+            return
+        energy = outcome.energy_spent_j
+        if energy is None:
+            self.energy_unknown += 1
+        else:
+            self.energy_spent_j += energy
+        self.evaluation_wall_s += sum(e.wall_time_s or 0.0 for e in outcome.evaluations)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> _Totals:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass
+class _Search:
+    """The state of one run and the steps that move it on."""
+
+    problem: Problem
+    evaluator: EvaluatorLike
+    termination: AnyOf
+    rng: np.random.Generator
+    progress: Progress
+    outcomes: list[Outcome] = field(default_factory=list)
+    by_key: dict[str, Outcome] = field(default_factory=dict)
+    population: list[Outcome] = field(default_factory=list)
+    history: list[dict] = field(default_factory=list)
+    totals: _Totals = field(default_factory=_Totals)
+    generation: int = -1  # -1: the initial population is not evaluated yet
+    reference_point: list[float] | None = None
+    started_s: float = field(default_factory=time.perf_counter)
+    wall_before_s: float = 0.0
+    # Evaluations that arrived during the unfinished evaluate() call (for an interrupt).
+    pending: list[tuple[Evaluation, bool]] = field(default_factory=list)
+
+    @property
+    def space(self) -> SearchSpace:
+        return self.problem.space
+
+    def fitness(self, outcomes: Sequence[Outcome]) -> list[nsga2.Fitness]:
+        return [nsga2.fitness_of(o, self.problem.objectives, self.problem.constraints) for o in outcomes]
+
+    def state(self) -> SearchState:
+        return SearchState(generation=max(self.generation, 0), evaluations=self.totals.evaluations,
+                           wall_s=self.wall_s(), energy_spent_j=self.totals.energy_spent_j,
+                           energy_unknown=self.totals.energy_unknown)
+
+    def wall_s(self) -> float:
+        return self.wall_before_s + time.perf_counter() - self.started_s
+
+    # -- evaluation
+
+    def evaluate(self, genomes: Sequence[Genome]) -> list[Outcome]:
+        """Outcomes in input order; each new key is evaluated once, keys this run has
+        already evaluated are answered from memory without counting again."""
+        new: list[Genome] = []
+        for g in genomes:
+            if g.key not in self.by_key and all(g.key != n.key for n in new):
+                new.append(g)
+        self.pending = []
+
+        def on_result(evaluation: Evaluation, cached: bool) -> None:
+            self.pending.append((evaluation, cached))
+            self.progress.result(evaluation, cached)
+
+        fresh = self.evaluator.evaluate(new, on_result) if new else []
+        self.pending = []
+        for outcome in fresh:
+            self.outcomes.append(outcome)
+            self.by_key[outcome.key] = outcome
+            self.totals.add(outcome)
+        return [self.by_key[g.key] for g in genomes]
+
+    def new_evaluation_count(self, genomes: Sequence[Genome]) -> int:
+        return len({g.key for g in genomes} - set(self.by_key))
+
+    # -- variation
+
+    def initial_genomes(self, n: int) -> list[Genome]:
+        """``n`` sampled genomes, re-sampled (bounded) while a key repeats."""
+        max_tries = self.problem.search.max_remutations
+        out: list[Genome] = []
+        keys: set[str] = set()
+        for _ in range(n):
+            g = self.space.sample(self.rng)
+            tries = 0
+            while g.key in keys and tries < max_tries:
+                g = self.space.sample(self.rng)
+                tries += 1
+            out.append(g)
+            keys.add(g.key)
+        return out
+
+    def offspring(self, n: int) -> list[Genome]:
+        """``n`` children of the current population."""
+        search = self.problem.search
+        ranks, crowding = nsga2.rank_and_crowding(self.fitness(self.population))
+        n_parents = n + (n % 2)
+        parents = nsga2.crowded_tournament(ranks, crowding, n_parents, self.rng)
+        seen = _SeenKeys(self.by_key)
+        children: list[Genome] = []
+        for i in range(0, n_parents, 2):
+            a = self.population[parents[i]].genome
+            b = self.population[parents[i + 1]].genome
+            if self.rng.random() < search.crossover_prob:
+                a, b = crossover(a, b, self.space, self.rng)
+            for child in (a, b):
+                if self.rng.random() < search.mutation_prob:
+                    child = mutate(child, self.space, self.rng)
+                child = make_novel(child, seen, self.space, self.rng, search.max_remutations)
+                seen.add(child.key)
+                children.append(child)
+        return children[:n]
+
+    # -- the loop
+
+    def run_initial(self) -> None:
+        n = self.problem.search.population
+        left = self.termination.evaluations_left(self.state())
+        if left is not None:
+            n = min(n, left)
+        genomes = self.initial_genomes(n)
+        self.progress.generation_start(0, self.new_evaluation_count(genomes), self.totals.to_dict())
+        outcomes = _unique(self.evaluate(genomes))
+        keep = nsga2.survive(self.fitness(outcomes), self.problem.search.population)
+        self.population = [outcomes[i] for i in keep]
+        self.generation = 0
+        self.end_generation()
+
+    def run_generation(self) -> bool:
+        """One generation; False when the evaluation budget leaves no room for one."""
+        n = self.problem.search.population
+        left = self.termination.evaluations_left(self.state())
+        if left is not None:
+            n = min(n, left)
+        if n <= 0 or not self.population:
+            return False
+        children = self.offspring(n)
+        self.progress.generation_start(self.generation + 1, self.new_evaluation_count(children),
+                                       self.totals.to_dict())
+        offspring = self.evaluate(children)
+        parent_keys = {o.key for o in self.population}
+        combined = self.population + [o for o in _unique(offspring) if o.key not in parent_keys]
+        keep = nsga2.survive(self.fitness(combined), self.problem.search.population)
+        self.population = [combined[i] for i in keep]
+        self.generation += 1
+        self.end_generation()
+        return True
+
+    def front(self) -> list[Outcome]:
+        """Feasible non-dominated outcomes over every evaluation of the run."""
+        return [self.outcomes[i] for i in nsga2.nondominated(self.fitness(self.outcomes))]
+
+    def end_generation(self) -> None:
+        front = self.front()
+        if self.reference_point is None:
+            self.reference_point = reference_point(self.outcomes, self.problem.objectives)
+        row = {
+            "generation": self.generation,
+            "evaluations": self.totals.evaluations,
+            "failures": self.totals.failures,
+            "energy_spent_j": self.totals.energy_spent_j,
+            "energy_unknown": self.totals.energy_unknown,
+            "hypervolume": self.hypervolume(front),
+            "front_size": len(front),
+            "wall_s": round(self.wall_s(), 3),
+        }
+        self.history.append(row)
+        self.progress.generation_end(row)
+
+    def hypervolume(self, front: Sequence[Outcome]) -> float | None:
+        if self.reference_point is None:
+            return None
+        from .indicators import hypervolume
+
+        pts = np.array([o.objectives(self.problem.objectives) for o in front], dtype=float)
+        return hypervolume(pts.reshape(len(front), len(self.problem.objectives)),
+                           np.asarray(self.reference_point, dtype=float))
+
+    def run(self) -> str | None:
+        """Run to a budget; the name of the budget that stopped it."""
+        if self.generation < 0:
+            self.run_initial()
+            self.after_generation()
+        while (reason := self.termination.reason(self.state())) is None:
+            if not self.run_generation():
+                return "max_evaluations"
+            self.after_generation()
+        return reason
+
+    def after_generation(self) -> None:
+        """Hook: the caller checkpoints here (replaced per instance)."""
+
+    # -- checkpoint
+
+    def checkpoint(self, seed: int) -> Checkpoint:
+        totals = self.totals.to_dict()
+        totals["wall_s"] = self.wall_s()
+        return Checkpoint(
+            generation=self.generation, seed=seed, fingerprint=self.problem.fingerprint(),
+            population=[o.key for o in self.population],
+            rng_state=self.rng.bit_generator.state, outcomes=list(self.outcomes),
+            history=list(self.history), totals=totals, reference_point=self.reference_point,
+        )
+
+    def restore(self, ckpt: Checkpoint) -> None:
+        self.rng.bit_generator.state = dict(ckpt.rng_state)
+        self.outcomes = list(ckpt.outcomes)
+        self.by_key = {}
+        for o in self.outcomes:
+            self.by_key.setdefault(o.key, o)
+        self.population = [self.by_key[k] for k in ckpt.population]
+        self.history = list(ckpt.history)
+        self.totals = _Totals.from_dict(ckpt.totals)
+        self.wall_before_s = float(ckpt.totals.get("wall_s", 0.0))
+        self.started_s = time.perf_counter()
+        self.generation = ckpt.generation
+        self.reference_point = ckpt.reference_point
+
+    def pending_outcomes(self) -> list[Outcome]:
+        """The evaluations of the unfinished generation, grouped per genome."""
+        groups: dict[str, list[Evaluation]] = {}
+        cached: dict[str, bool] = {}
+        for ev, was_cached in self.pending:
+            groups.setdefault(ev.key, []).append(ev)
+            cached[ev.key] = cached.get(ev.key, True) and was_cached
+        return [Outcome(evs[0].genome, tuple(evs), cached[k]) for k, evs in groups.items()]
+
+
+class _SeenKeys:
+    """Keys evaluated by the run plus those drawn this generation, without copying."""
+
+    def __init__(self, evaluated: Mapping[str, Any]):
+        self.evaluated = evaluated
+        self.drawn: set[str] = set()
+
+    def __contains__(self, key) -> bool:
+        return key in self.evaluated or key in self.drawn
+
+    def add(self, key: str) -> None:
+        self.drawn.add(key)
+
+
+def _unique(outcomes: Sequence[Outcome]) -> list[Outcome]:
+    seen: set[str] = set()
+    out = []
+    for o in outcomes:
+        if o.key not in seen:
+            seen.add(o.key)
+            out.append(o)
+    return out
+
+
+def reference_point(outcomes: Sequence[Outcome], objectives: Mapping[str, str]) -> list[float] | None:
+    """A fixed hypervolume reference point (minimisation), set once per run.
+
+    Accuracy has a natural worst value (0, i.e. 0.0 after negation); every other objective
+    takes the initial population's worst value plus a 10 % margin of its range. None until
+    some outcome has all objectives.
+    """
+    points = [v for o in outcomes if (v := o.objectives(objectives)) is not None]
+    if not points:
+        return None
+    arr = np.asarray(points, dtype=float)
+    ref = []
+    for j, name in enumerate(objectives):
+        if name in ("accuracy", "test_accuracy"):
+            ref.append(0.0)
+            continue
+        worst, best = float(arr[:, j].max()), float(arr[:, j].min())
+        span = worst - best if worst > best else (abs(worst) or 1.0)
+        ref.append(worst + REFERENCE_MARGIN * span)
+    return ref
+
+
+# ---------------------------------------------------------------- the library API
+
+
+def _resolve_problem(problem: Problem | str | Path, seed: int | None, workers: int | None) -> Problem:
+    if not isinstance(problem, Problem):
+        problem = load_problem(problem)
+    if seed is not None:
+        # Not with_overrides: it skips falsy values, and seed 0 is a seed.
+        problem = dataclasses.replace(problem, seed=int(seed))
+    if workers is not None:
+        problem = problem.with_overrides(evaluation={"workers": int(workers)})
+    return problem
+
+
+def default_store_path(problem: Problem, store: str | Path | None) -> Path:
+    """--store, else [output] store, else runs/gi-energy.sqlite under the working directory."""
+    if store is not None:
+        return Path(store)
+    if problem.output.store is not None:
+        return Path(problem.output.store)
+    return DEFAULT_STORE
+
+
+def _default_evaluator(problem: Problem, store_path: Path):
+    """The real Evaluator over the shared store; NotBuiltError while that part is missing."""
+    try:
+        from .evaluator import Evaluator
+        from .store import Store
+    except ImportError as exc:
+        raise NotBuiltError(f"the evaluator is not built yet ({exc}); nothing was run") from None
+    store_path.parent.mkdir(parents=True, exist_ok=True)
+    store = Store(store_path)
+    try:
+        evaluator = Evaluator(problem, store, workers=problem.evaluation.workers)
+    except BaseException:
+        store.close()
+        raise
+    return evaluator, store
+
+
+def _settings(problem: Problem, termination: AnyOf, store_path: Path | None, evaluator,
+              extra: Mapping | None) -> dict:
+    s = problem.search
+    return {
+        "population": s.population,
+        "generations": s.generations,
+        "max_evaluations": s.max_evaluations,
+        "max_wall_s": s.max_wall_s,
+        "energy_budget_j": s.energy_budget_j,
+        "crossover_prob": s.crossover_prob,
+        "mutation_prob": s.mutation_prob,
+        "max_remutations": s.max_remutations,
+        "budgets": termination.describe(),
+        "workers": problem.evaluation.workers,
+        "repeats": problem.evaluation.repeats,
+        "store": None if store_path is None else str(store_path),
+        "evaluator": type(evaluator).__name__,
+        "meter": getattr(evaluator, "meter_description", None),
+        "measured": getattr(evaluator, "measured", None),
+        "constraints": dict(problem.constraints),
+        **dict(extra or {}),
+    }
+
+
+def evolve(
+    problem: Problem | str | Path,
+    *,
+    out: str | Path | None = None,
+    store: str | Path | None = None,
+    seed: int | None = None,
+    workers: int | None = None,
+    resume: str | Path | None = None,
+    evaluator: EvaluatorLike | None = None,
+    progress: Progress | None = None,
+    plot: bool = True,
+    settings: Mapping | None = None,
+) -> EvolveResult:
+    """Run NSGA-II on ``problem`` (a Problem, a TOML path or a bundled name).
+
+    ``out`` is the run directory (default ``<[output] directory>/<name>-evolve-<time>``);
+    ``resume`` continues the run in that directory from its last checkpoint with the seed
+    it started with. ``evaluator`` replaces the real one (tests, replay of a grid); it is
+    not closed here. ``progress`` prints to the terminal (silent by default).
+
+    Raises KeyboardInterrupt after saving the checkpoint and marking run.json
+    "interrupted"; any other error marks it "failed" and propagates.
+    """
+    from .rundir import RunDirectory, default_run_dir
+
+    problem = _resolve_problem(problem, seed, workers)
+    progress = progress or SilentProgress()
+    checkpoint = None
+    if resume is not None:
+        rd = RunDirectory.open(resume)
+        info = rd.read_run_json()
+        if info.get("fingerprint") not in (None, problem.fingerprint()):
+            raise UsageError(f"{rd.path} ran a different problem (fingerprint {info.get('fingerprint')}, "
+                             f"this one {problem.fingerprint()}); resume it with the problem.toml it holds")
+        if seed is None and "seed" in info:
+            problem = dataclasses.replace(problem, seed=int(info["seed"]))
+        checkpoint = load_checkpoint(rd.path)
+        if checkpoint is not None and checkpoint.seed != problem.seed:
+            raise UsageError(f"{rd.path} ran with seed {checkpoint.seed}, not {problem.seed}")
+
+    owned: list[Any] = []
+    store_path: Path | None = None
+    if evaluator is None:
+        store_path = default_store_path(problem, store)
+        evaluator, store_obj = _default_evaluator(problem, store_path)
+        owned = [evaluator, store_obj]
+    restrict = getattr(evaluator, "restrict", None)
+    if callable(restrict):
+        # A replay can only answer points of its grid: search the grid's restricted space.
+        problem = dataclasses.replace(problem, space=restrict(problem.space))
+
+    try:
+        termination = from_config(problem.search)
+        run_settings = _settings(problem, termination, store_path, evaluator, settings)
+        if resume is not None:
+            rd.update_run_json(status="running", resumed_from_generation=(
+                None if checkpoint is None else checkpoint.generation), settings=run_settings)
+        else:
+            root = Path(problem.output.directory)
+            path = Path(out) if out is not None else default_run_dir(problem, "evolve", root)
+            rd = RunDirectory.create(path, problem, "evolve", run_settings)
+        return _run(problem, evaluator, termination, rd, checkpoint, progress, plot)
+    finally:
+        for thing in owned:
+            thing.close()
+
+
+def _run(problem: Problem, evaluator: EvaluatorLike, termination: AnyOf, rd, checkpoint: Checkpoint | None,
+         progress: Progress, plot: bool) -> EvolveResult:
+    search = _Search(problem=problem, evaluator=evaluator, termination=termination,
+                     rng=np.random.default_rng(problem.seed), progress=progress)
+    if checkpoint is not None:
+        search.restore(checkpoint)
+    last: list[Checkpoint] = [checkpoint] if checkpoint is not None else []
+
+    def after_generation() -> None:
+        ckpt = search.checkpoint(problem.seed)
+        save_checkpoint(rd.path, ckpt)
+        last[:] = [ckpt]
+        rd.update_run_json(generation=search.generation, totals=_totals_json(search),
+                           hypervolume_reference=_reference_json(search, problem))
+
+    search.after_generation = after_generation
+    measured = getattr(evaluator, "measured", None)
+    if measured is False:
+        print("gi-energy: warning: energy figures are ESTIMATES, not measurements "
+              f"({getattr(evaluator, 'meter_description', 'no hardware meter')})", file=sys.stderr)
+    progress.start(_header(problem, rd, termination, evaluator, checkpoint), problem.search.generations)
+
+    try:
+        stop_reason = search.run()
+    except KeyboardInterrupt:
+        _interrupted(search, rd, last, problem, plot)
+        raise
+    except BaseException as exc:
+        rd.update_run_json(status="failed", error=f"{type(exc).__name__}: {exc}",
+                           totals=_totals_json(search), generation=search.generation)
+        raise
+    front = search.front()
+    rd.write_results(search.outcomes, problem.objectives, search.history, plot=plot)
+    rd.update_run_json(status="complete", stop_reason=stop_reason, generation=search.generation,
+                       totals=_totals_json(search), front_size=len(front),
+                       hypervolume_reference=_reference_json(search, problem))
+    progress.finish(front, problem.objectives, _summary(search, rd, stop_reason, front))
+    return EvolveResult(front=front, evaluations=list(search.outcomes), run_dir=rd.path,
+                        history=list(search.history), totals=_totals_json(search), status="complete",
+                        stop_reason=stop_reason, problem=problem, reference_point=search.reference_point)
+
+
+def _interrupted(search: _Search, rd, last: list[Checkpoint], problem: Problem, plot: bool) -> None:
+    """Ctrl-C: keep the last generation's checkpoint (its generator state is where a resume
+    must restart), add the energy the unfinished generation spent, mark run.json."""
+    partial = search.pending_outcomes()
+    spent = _Totals()
+    for o in partial:
+        spent.add(o)
+    if last:
+        ckpt = last[0]
+        ckpt.totals["energy_spent_j"] = ckpt.totals.get("energy_spent_j", 0.0) + spent.energy_spent_j
+        ckpt.totals["energy_unknown"] = ckpt.totals.get("energy_unknown", 0) + spent.energy_unknown
+        ckpt.totals["wall_s"] = search.wall_s()
+        save_checkpoint(rd.path, ckpt)
+    totals = _totals_json(search)
+    totals["energy_spent_j"] += spent.energy_spent_j
+    totals["energy_unknown"] += spent.energy_unknown
+    totals["unfinished_generation_evaluations"] = len(partial)
+    rd.update_run_json(status="interrupted", generation=search.generation, totals=totals,
+                       resume_hint=f"gi-energy evolve PROBLEM --resume {rd.path}")
+    if search.outcomes or partial:
+        rd.write_results(search.outcomes + partial, problem.objectives, search.history, plot=plot)
+
+
+def _totals_json(search: _Search) -> dict:
+    t = search.totals.to_dict()
+    t["wall_s"] = round(search.wall_s(), 3)
+    # A missing reading is never a zero: say how many evaluations the energy total lacks.
+    t["energy_complete"] = t["energy_unknown"] == 0
+    return t
+
+
+def _reference_json(search: _Search, problem: Problem) -> dict | None:
+    if search.reference_point is None:
+        return None
+    return dict(zip(problem.objectives, search.reference_point))
+
+
+def _header(problem: Problem, rd, termination: AnyOf, evaluator, checkpoint) -> list[str]:
+    lines = [f"gi-energy evolve {problem.name}: seed {problem.seed}, population {problem.search.population}, "
+             f"budgets {termination.describe()}",
+             f"run directory {rd.path}"]
+    meter = getattr(evaluator, "meter_description", None)
+    if meter:
+        lines.append(f"energy meter: {meter}")
+    if checkpoint is not None:
+        lines.append(f"resuming after generation {checkpoint.generation} "
+                     f"({len(checkpoint.outcomes)} evaluations so far)")
+    return lines
+
+
+def _summary(search: _Search, rd, stop_reason, front) -> list[str]:
+    t = search.totals
+    energy = format_energy(t.energy_spent_j, t.energy_unknown)
+    return [f"stopped by {stop_reason} after generation {search.generation}: {t.evaluations} evaluations "
+            f"({t.failures} failed, {t.cached} from the store), {energy} spent by the search, "
+            f"{search.wall_s():.1f} s",
+            f"{len(front)} on the front; results in {rd.path}"]
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def cli_evolve(*, problem, out=None, store=None, seed=None, workers=None, population=None, generations=None,
+               max_evaluations=None, resume=None, replay=None) -> EvolveResult:
+    """``gi-energy evolve``: flags override the problem file; run.json records what ran."""
+    p = problem if isinstance(problem, Problem) else load_problem(problem)
+    search = {k: v for k, v in (("population", population), ("generations", generations),
+                                ("max_evaluations", max_evaluations)) if v is not None}
+    if search:
+        p = dataclasses.replace(p, search=dataclasses.replace(p.search, **search))
+    evaluator = None
+    closing = []
+    replay_dir = replay if replay is not None else p.evaluation.replay
+    if replay_dir is not None:
+        try:
+            from .replay import ReplayEvaluator
+        except ImportError:
+            raise NotBuiltError("--replay is not built yet (gi_energy.replay is missing); nothing was run") from None
+        evaluator = ReplayEvaluator(p, Path(replay_dir))
+        if hasattr(evaluator, "close"):
+            closing.append(evaluator)
+    flags = {"seed": seed, "workers": workers, "population": population, "generations": generations,
+             "max_evaluations": max_evaluations, "store": store, "out": out, "resume": resume,
+             "replay": None if replay_dir is None else str(replay_dir)}
+    try:
+        return evolve(p, out=out, store=store, seed=seed, workers=workers, resume=resume, evaluator=evaluator,
+                      progress=Progress(), settings={"flags": {k: v for k, v in flags.items() if v is not None}})
+    finally:
+        for thing in closing:
+            thing.close()

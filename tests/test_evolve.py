@@ -1,0 +1,320 @@
+"""The search loop against a fake evaluator: determinism, budgets, failures, constraints,
+checkpoints and resume after an interrupt."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from gi_energy import checkpoint as ckpt_mod
+from gi_energy.errors import NotBuiltError, UsageError
+from gi_energy.evolve import cli_evolve, evolve, reference_point
+from gi_energy.meters.reading import Reading
+from gi_energy.problem import Problem, SearchConfig
+from gi_energy.progress import Progress, front_table
+from gi_energy.results import Evaluation, Outcome
+from gi_energy.space import Choice, Fixed, Genome, IntRange, LayerSpace, RealRange, SearchSpace
+
+SPACE = SearchSpace(
+    layers={"hidden": LayerSpace(count=IntRange(1, 3), size=IntRange(2, 256, log=True))},
+    params={
+        "learning_rate": RealRange(1e-4, 1e-1, log=True),
+        "activation": Choice(("relu", "tanh")),
+        "epochs": IntRange(1, 20),
+        "batch_size": Fixed(32),
+    },
+)
+
+
+class SimulatedKill(BaseException):
+    """Stands in for kill -9: nothing of the loop's own clean-up may depend on it."""
+
+
+def synthetic_evaluation(genome: Genome, fail_lr_above: float | None = None) -> Evaluation:
+    """Deterministic objectives: accuracy rises with width (saturating), inference energy
+    rises with width x layers; a learning rate above ``fail_lr_above`` 'diverges'."""
+    widths = genome.layers["hidden"]
+    lr = genome.values["learning_rate"]
+    if fail_lr_above is not None and lr > fail_lr_above:
+        return Evaluation(genome=genome, status="nan", reason="loss diverged (synthetic)", wall_time_s=0.0)
+    total = float(sum(widths))
+    lr_penalty = 0.05 * abs(math.log10(lr) + 2.5)
+    accuracy = max(0.0, min(1.0, 1.0 - 1.0 / (1.0 + total / 16.0) - lr_penalty
+                            + 0.01 * genome.values["epochs"] / 20))
+    energy_j = 1e-3 * total * len(widths) * (1.1 if genome.values["activation"] == "tanh" else 1.0)
+    params = sum(a * b for a, b in zip((64,) + widths, widths + (10,)))
+    reading = Reading(backend="estimate", scope="process-estimate", measured=False, energy_j=energy_j,
+                      duration_s=0.01)
+    train = Reading(backend="estimate", scope="process-estimate", measured=False,
+                    energy_j=energy_j * genome.values["epochs"], duration_s=0.1)
+    return Evaluation(genome=genome, status="ok", val_accuracy=accuracy, test_accuracy=accuracy,
+                      train=train, inference=reading, train_time_s=0.1, inference_time_s=0.01,
+                      inference_samples=1000, params=params, flops_per_sample=2 * params,
+                      wall_time_s=0.0)
+
+
+class FakeEvaluator:
+    """The evaluate() contract with a dict as the store: results in input order, each
+    reported through on_result as it finishes, cached when the 'store' had it."""
+
+    measured = False
+    meter_description = "synthetic (tests)"
+
+    def __init__(self, store: dict | None = None, *, fail_lr_above=None, kill_after=None, sleep_s=0.0):
+        self.store = {} if store is None else store
+        self.fail_lr_above = fail_lr_above
+        self.kill_after = kill_after
+        self.sleep_s = sleep_s
+        self.trained = 0
+
+    def evaluate(self, genomes, on_result=None):
+        out = []
+        for g in genomes:
+            ev = self.store.get(g.key)
+            cached = ev is not None
+            if ev is None:
+                if self.kill_after is not None and self.trained >= self.kill_after:
+                    raise SimulatedKill()
+                if self.sleep_s:
+                    time.sleep(self.sleep_s)
+                ev = synthetic_evaluation(g, self.fail_lr_above)
+                self.store[g.key] = ev
+                self.trained += 1
+            if on_result is not None:
+                on_result(ev, cached)
+            out.append(Outcome(g, (ev,), cached))
+        return out
+
+
+def make_problem(**search) -> Problem:
+    defaults = {"population": 8, "generations": 4}
+    return Problem(name="fake", space=SPACE, seed=3, search=SearchConfig(**{**defaults, **search}))
+
+
+def front_signature(result):
+    return sorted((o.key, o.objectives(result.problem.objectives)) for o in result.front)
+
+
+def run(tmp_path, name, problem=None, **kw):
+    kw.setdefault("evaluator", FakeEvaluator())
+    return evolve(problem or make_problem(), out=tmp_path / name, plot=False, **kw)
+
+
+def test_same_seed_same_front(tmp_path):
+    a = run(tmp_path, "a")
+    b = run(tmp_path, "b")
+    c = run(tmp_path, "c", seed=99)
+    assert front_signature(a) == front_signature(b)
+    assert [o.key for o in a.evaluations] == [o.key for o in b.evaluations]
+    assert [o.key for o in a.evaluations] != [o.key for o in c.evaluations]
+    assert a.front and all(o.ok for o in a.front)
+
+
+def test_run_directory_and_history(tmp_path):
+    r = run(tmp_path, "a", problem=make_problem(generations=3))
+    assert r.status == "complete" and r.stop_reason == "generations"
+    assert [h["generation"] for h in r.history] == [0, 1, 2, 3]
+    assert all(h["front_size"] >= 1 and h["hypervolume"] > 0 for h in r.history)
+    # elitism over an archive front: hypervolume never goes down
+    hvs = [h["hypervolume"] for h in r.history]
+    assert hvs == sorted(hvs)
+    info = json.loads((r.run_dir / "run.json").read_text())
+    assert info["status"] == "complete"
+    assert set(info["hypervolume_reference"]) == set(r.problem.objectives)
+    assert info["settings"]["population"] == 8
+    assert info["totals"]["evaluations"] == len(r.evaluations)
+    for name in ("evaluations.csv", "front.csv", "history.csv", "problem.toml", "checkpoint.json"):
+        assert (r.run_dir / name).is_file(), name
+    # keys unique: the loop never pays twice for a genome within a run
+    keys = [o.key for o in r.evaluations]
+    assert len(keys) == len(set(keys))
+
+
+def test_every_genome_in_space(tmp_path):
+    r = run(tmp_path, "a")
+    assert all(SPACE.contains(o.genome) for o in r.evaluations)
+
+
+@pytest.mark.parametrize("generations", [0, 1, 3])
+def test_generation_budget(tmp_path, generations):
+    r = run(tmp_path, "a", problem=make_problem(generations=generations))
+    assert r.history[-1]["generation"] == generations
+    assert r.stop_reason == "generations"
+
+
+@pytest.mark.parametrize("max_evaluations", [5, 8, 13, 20])
+def test_evaluation_budget(tmp_path, max_evaluations):
+    r = run(tmp_path, "a", problem=make_problem(generations=50, max_evaluations=max_evaluations))
+    assert r.totals["evaluations"] == max_evaluations
+    assert r.stop_reason == "max_evaluations"
+
+
+def test_wall_time_budget(tmp_path):
+    r = run(tmp_path, "a", problem=make_problem(generations=1000, max_wall_s=0.3),
+            evaluator=FakeEvaluator(sleep_s=0.01))
+    assert r.stop_reason == "max_wall_s"
+    assert r.history[-1]["generation"] < 1000
+
+
+def test_energy_budget(tmp_path):
+    r = run(tmp_path, "a", problem=make_problem(generations=1000, energy_budget_j=100.0))
+    assert r.stop_reason == "energy_budget_j"
+    assert r.totals["energy_spent_j"] >= 100.0
+    # it stopped at the first generation boundary past the budget
+    assert r.history[-2]["energy_spent_j"] < 100.0
+
+
+def test_energy_unknown_is_not_zero(tmp_path):
+    class NoEnergy(FakeEvaluator):
+        def evaluate(self, genomes, on_result=None):
+            outs = super().evaluate(genomes, on_result)
+            missing = Reading.missing_reading("rapl", "counter unreadable")
+            return [Outcome(o.genome, tuple(
+                Evaluation(**{**e.__dict__, "train": missing}) for e in o.evaluations), o.cached)
+                for o in outs]
+
+    r = run(tmp_path, "a", problem=make_problem(generations=1), evaluator=NoEnergy())
+    info = json.loads((r.run_dir / "run.json").read_text())
+    assert info["totals"]["energy_unknown"] == len(r.evaluations)
+    assert info["totals"]["energy_complete"] is False
+
+
+def test_cached_evaluations_spend_no_energy(tmp_path):
+    store: dict = {}
+    first = run(tmp_path, "a", evaluator=FakeEvaluator(store))
+    again = run(tmp_path, "b", evaluator=FakeEvaluator(store))
+    assert front_signature(first) == front_signature(again)
+    assert again.totals["energy_spent_j"] == 0.0
+    assert again.totals["cached"] == again.totals["evaluations"]
+
+
+def test_failed_evaluations_never_on_the_front(tmp_path):
+    r = run(tmp_path, "a", problem=make_problem(generations=5),
+            evaluator=FakeEvaluator(fail_lr_above=3e-3))
+    assert r.totals["failures"] > 0
+    assert r.front and all(o.ok for o in r.front)
+    front_csv = (r.run_dir / "front.csv").read_text()
+    assert all(o.key not in front_csv for o in r.evaluations if not o.ok)
+
+
+def test_everything_fails(tmp_path):
+    r = run(tmp_path, "a", problem=make_problem(generations=2), evaluator=FakeEvaluator(fail_lr_above=0.0))
+    assert r.front == []
+    assert r.totals["failures"] == r.totals["evaluations"] > 0
+    assert r.history[-1]["hypervolume"] is None
+
+
+def test_constraints_respected(tmp_path):
+    limit = 2000.0
+    problem = make_problem(generations=5)
+    problem = Problem(**{**problem.__dict__, "constraints": {"params": limit}})
+    r = run(tmp_path, "a", problem=problem)
+    assert r.front and all(o.metric("params") <= limit for o in r.front)
+    assert any(o.metric("params") > limit for o in r.evaluations)
+
+
+def test_checkpoint_is_json_and_round_trips(tmp_path):
+    r = run(tmp_path, "a", problem=make_problem(generations=2))
+    text = (r.run_dir / "checkpoint.json").read_text()
+    data = json.loads(text)  # JSON, not pickle
+    assert data["generation"] == 2
+    ck = ckpt_mod.load_checkpoint(r.run_dir)
+    assert [o.key for o in ck.outcomes] == [o.key for o in r.evaluations]
+    rng = np.random.default_rng()
+    rng.bit_generator.state = ck.rng_state  # a valid generator state
+    assert len(ck.population) == 8
+
+
+def test_resume_after_kill_gives_the_same_front(tmp_path):
+    problem = make_problem(generations=5)
+    whole = run(tmp_path, "whole", problem=problem)
+
+    store: dict = {}
+    # 8 initial + 8 per generation: the 'kill' lands in the middle of generation 3
+    with pytest.raises(SimulatedKill):
+        run(tmp_path, "broken", problem=problem, evaluator=FakeEvaluator(store, kill_after=8 * 3 + 3))
+    ck = ckpt_mod.load_checkpoint(tmp_path / "broken")
+    assert ck.generation == 2
+    evaluator = FakeEvaluator(store)
+    resumed = evolve(problem, resume=tmp_path / "broken", evaluator=evaluator, plot=False)
+    assert front_signature(resumed) == front_signature(whole)
+    assert [o.key for o in resumed.evaluations] == [o.key for o in whole.evaluations]
+    # the three evaluations finished before the kill were served by the store, not retrained
+    assert resumed.totals["cached"] == 3
+    assert evaluator.trained == len(whole.evaluations) - (8 * 3 + 3)
+
+
+def test_keyboard_interrupt_saves_and_resumes(tmp_path):
+    class CtrlC(FakeEvaluator):
+        def evaluate(self, genomes, on_result=None):
+            if self.trained >= 12:
+                raise KeyboardInterrupt
+            return super().evaluate(genomes, on_result)
+
+    problem = make_problem(generations=3)
+    whole = run(tmp_path, "whole", problem=problem)
+    store: dict = {}
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, "int", problem=problem, evaluator=CtrlC(store))
+    info = json.loads((tmp_path / "int" / "run.json").read_text())
+    assert info["status"] == "interrupted"
+    assert ckpt_mod.load_checkpoint(tmp_path / "int").generation == 1
+    resumed = evolve(problem, resume=tmp_path / "int", evaluator=FakeEvaluator(store), plot=False)
+    assert front_signature(resumed) == front_signature(whole)
+    assert json.loads((tmp_path / "int" / "run.json").read_text())["status"] == "complete"
+
+
+def test_interrupt_before_first_checkpoint_restarts_from_the_seed(tmp_path):
+    problem = make_problem(generations=2)
+    whole = run(tmp_path, "whole", problem=problem)
+    store: dict = {}
+    with pytest.raises(SimulatedKill):
+        run(tmp_path, "b", problem=problem, evaluator=FakeEvaluator(store, kill_after=4))
+    assert ckpt_mod.load_checkpoint(tmp_path / "b") is None
+    resumed = evolve(problem, resume=tmp_path / "b", evaluator=FakeEvaluator(store), plot=False)
+    assert front_signature(resumed) == front_signature(whole)
+
+
+def test_resume_refuses_another_problem(tmp_path):
+    run(tmp_path, "a", problem=make_problem(generations=1))
+    other = make_problem(generations=1)
+    other = Problem(**{**other.__dict__, "evaluation": type(other.evaluation)(seed=5)})
+    with pytest.raises(UsageError):
+        evolve(other, resume=tmp_path / "a", evaluator=FakeEvaluator(), plot=False)
+
+
+def test_progress_and_front_table(tmp_path, capsys):
+    import io
+
+    stream = io.StringIO()
+    r = run(tmp_path, "a", problem=make_problem(generations=2), progress=Progress(stream, live=False))
+    text = stream.getvalue()
+    assert "gen 2/2" in text and "front" in text
+    assert r.front[0].key in text
+    assert "estimate:process-estimate (estimated)" in text
+    assert "ESTIMATES" in capsys.readouterr().err
+    table = front_table(r.front, r.problem.objectives)
+    assert table.splitlines()[0].startswith("accuracy")
+
+
+def test_front_png_is_written(tmp_path):
+    r = evolve(make_problem(generations=1), out=tmp_path / "p", evaluator=FakeEvaluator())
+    assert (r.run_dir / "front.png").stat().st_size > 1000
+
+
+def test_reference_point_is_fixed_by_the_first_points():
+    g = SPACE.sample(np.random.default_rng(0))
+    outs = [Outcome(g, (synthetic_evaluation(g),))]
+    ref = reference_point(outs, {"accuracy": "max", "inference_energy_j_per_1k": "min"})
+    assert ref[0] == 0.0 and ref[1] > outs[0].metric("inference_energy_j_per_1k")
+
+
+def test_cli_replay_not_built(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "gi_energy.replay", None)  # import fails
+    with pytest.raises(NotBuiltError):
+        cli_evolve(problem="quickstart", out=str(tmp_path / "r"), replay=str(tmp_path))
