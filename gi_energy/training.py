@@ -1,0 +1,262 @@
+"""Training and metered inference of one genome: a lean PyTorch loop.
+
+The data sit on the device as tensors for the whole evaluation; mini-batches are slices of
+a once-per-epoch shuffled copy (no DataLoader: for in-memory data its per-batch machinery
+costs more than the small networks searched here). An evaluation is deterministic given
+(genome, evaluation seed, repeat) on one machine and thread count.
+
+Two meter windows are opened: one around the training loop, one around inference, which
+predicts the whole test set repeatedly until ``min_inference_s`` has passed so that even
+tiny models give a window long enough to meter; joules per 1000 samples are then
+``energy_j * 1000 / inference_samples`` (see :class:`gi_energy.results.Evaluation`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gi_energy.problem import EnergyConfig, EvaluationConfig, Problem
+from gi_energy.problems.models import build_model, count_params, flops_per_sample
+from gi_energy.results import Evaluation
+from gi_energy.space import Genome
+
+JOULES_PER_KWH = 3.6e6
+# Rows predicted per forward call in inference and accuracy: the whole test set of the
+# bundled problems in one call, while a huge CSV test set stays within memory.
+PREDICT_CHUNK_ROWS = 8192
+
+
+@dataclass(frozen=True)
+class DeviceData:
+    """A dataset's splits as tensors on one device (features float32, labels int64)."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    n_features: int
+    n_classes: int
+    image_shape: tuple[int, ...] | None
+    device: str
+
+
+def to_device(dataset, device: str) -> DeviceData:
+    """Copy a :class:`gi_energy.problems.datasets.Dataset` onto ``device`` once."""
+
+    def t(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(a).to(device)
+
+    return DeviceData(t(dataset.x_train), t(dataset.y_train), t(dataset.x_val), t(dataset.y_val),
+                      t(dataset.x_test), t(dataset.y_test), dataset.n_features, dataset.n_classes,
+                      dataset.image_shape, device)
+
+
+def resolve_device(device: str) -> str:
+    """"cpu" | "cuda" | "auto" (cuda when torch sees a GPU) -> "cpu" or "cuda"."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be cpu, cuda or auto, got {device!r}")
+    return device
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (affinity-aware where the OS tells)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def threads_per_worker(evaluation: EvaluationConfig, cores: int | None = None) -> int:
+    """Intra-op threads for one worker: the configured number, else cores // workers (>= 1),
+    so that parallel workers do not oversubscribe the machine."""
+    if evaluation.threads_per_worker:
+        return int(evaluation.threads_per_worker)
+    cores = usable_cores() if cores is None else cores
+    return max(1, cores // max(1, evaluation.workers))
+
+
+def derive_seed(eval_seed: int, repeat: int) -> int:
+    """The torch seed of one repeat.
+
+    It does not depend on the genome on purpose (common random numbers): two genomes that
+    differ in one hyperparameter start from the same draws where their shapes agree, so
+    their difference is less blurred by initialisation luck.
+    """
+    digest = hashlib.sha256(f"gi-energy:{eval_seed}:{repeat}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def make_optimizer(parameters, values: Mapping[str, Any]) -> torch.optim.Optimizer:
+    """The genome's optimizer. Genome values canonicalise 0.0 to int 0, hence the casts;
+    momentum is used by sgd only."""
+    name = values.get("optimizer", "adam")
+    lr = float(values.get("learning_rate", 1e-3))
+    wd = float(values.get("weight_decay", 0.0))
+    if name == "adam":
+        return torch.optim.Adam(parameters, lr=lr, weight_decay=wd)
+    if name == "adamw":
+        return torch.optim.AdamW(parameters, lr=lr, weight_decay=wd)
+    if name == "sgd":
+        return torch.optim.SGD(parameters, lr=lr, momentum=float(values.get("momentum", 0.9)),
+                               weight_decay=wd)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(parameters, lr=lr, weight_decay=wd)
+    raise ValueError(f"unknown optimizer {name!r}; valid: adam, adamw, sgd, rmsprop")
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """How training ended: epochs completed and the mean loss of the last one."""
+
+    epochs_run: int
+    last_loss: float
+    diverged: bool
+
+
+def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batch_size: int,
+        optimizer: torch.optim.Optimizer, generator: torch.Generator) -> FitResult:
+    """Mini-batch training; stops after the first epoch whose loss is not finite.
+
+    The loss is summed on the device and read once per epoch, so there is one host sync
+    per epoch rather than per batch.
+    """
+    n = x.shape[0]
+    batch_size = max(1, min(int(batch_size), n))
+    model.train()
+    last = float("nan")
+    for epoch in range(int(epochs)):
+        perm = torch.randperm(n, generator=generator).to(x.device)
+        # One gather per epoch, then contiguous slices: cheaper than indexing every batch.
+        xs, ys = x[perm], y[perm]
+        total = torch.zeros((), device=x.device)
+        for start in range(0, n, batch_size):
+            xb, yb = xs[start:start + batch_size], ys[start:start + batch_size]
+            optimizer.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(xb), yb)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach() * yb.shape[0]
+        last = float(total) / n
+        if not math.isfinite(last):
+            return FitResult(epoch + 1, last, True)
+    return FitResult(int(epochs), last, False)
+
+
+def predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Class indices for every row of ``x`` (call under inference mode, model in eval)."""
+    if x.shape[0] <= PREDICT_CHUNK_ROWS:
+        return model(x).argmax(dim=1)
+    return torch.cat([model(x[i:i + PREDICT_CHUNK_ROWS]).argmax(dim=1)
+                      for i in range(0, x.shape[0], PREDICT_CHUNK_ROWS)])
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Fraction of rows classified correctly, in [0, 1]."""
+    model.eval()
+    with torch.inference_mode():
+        return float((predict(model, x) == y).float().mean())
+
+
+def measure_inference(model: nn.Module, x: torch.Tensor, meter, *, min_duration_s: float,
+                      sync: Callable[[], None]) -> tuple[Any, float, int]:
+    """Predict ``x`` repeatedly inside one meter window until ``min_duration_s`` has passed
+    (at least once).
+
+    Returns (reading, seconds inside the loop, samples predicted in total).
+    """
+    model.eval()
+    samples = 0
+    with torch.inference_mode():
+        predict(model, x[: min(len(x), 64)])  # warm-up (allocator, kernels) outside the window
+        sync()
+        with meter.window() as window:
+            start = time.perf_counter()
+            while True:
+                predict(model, x)
+                sync()
+                samples += x.shape[0]
+                elapsed = time.perf_counter() - start
+                if elapsed >= min_duration_s:
+                    break
+    return window.reading, elapsed, samples
+
+
+def co2_grams(energy_j: float | None, energy: EnergyConfig) -> float | None:
+    """Grams of CO2 for ``energy_j`` joules at the configured carbon intensity (g/kWh)."""
+    if energy_j is None:
+        return None
+    return energy_j / JOULES_PER_KWH * energy.carbon_intensity_g_per_kwh
+
+
+def worker_label() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def evaluate_genome(problem: Problem, genome: Genome, repeat: int, *, data: DeviceData,
+                    meter) -> Evaluation:
+    """Build, train and meter one genome for one repeat.
+
+    Returns an Evaluation with status "ok" or "nan" (the loss diverged; the training
+    reading is kept, since that energy was spent). Exceptions propagate: the worker turns
+    them into status "failed".
+    """
+    wall_start = time.perf_counter()
+    device = data.device
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    values = genome.values
+    seed = derive_seed(problem.evaluation.seed, repeat)
+    cuda_devices = [torch.cuda.current_device()] if device == "cuda" else []
+    # Weight initialisation and dropout draw from torch's default generator (dropout takes
+    # no generator argument); fork_rng scopes the seeded state to this evaluation and gives
+    # the worker's state back afterwards. Shuffling uses its own explicit generator.
+    with torch.random.fork_rng(devices=cuda_devices):
+        torch.manual_seed(seed)
+        model = build_model(problem.model.family, genome, n_features=data.n_features,
+                            n_classes=data.n_classes, image_shape=data.image_shape).to(device)
+        params = count_params(model)
+        flops = flops_per_sample(model, data.n_features)
+        optimizer = make_optimizer(model.parameters(), values)
+        shuffle = torch.Generator().manual_seed(seed)
+        sync()
+        with meter.window() as window:
+            start = time.perf_counter()
+            result = fit(model, data.x_train, data.y_train, epochs=int(values.get("epochs", 20)),
+                         batch_size=int(values.get("batch_size", 64)), optimizer=optimizer,
+                         generator=shuffle)
+            sync()
+            train_time_s = time.perf_counter() - start
+    train_reading = window.reading
+    common = dict(genome=genome, repeat=repeat, train=train_reading, train_time_s=train_time_s,
+                  params=params, flops_per_sample=flops, device=device, worker=worker_label())
+    extra = {"epochs_run": float(result.epochs_run), "threads": float(torch.get_num_threads())}
+    if result.diverged:
+        return Evaluation(status="nan", reason=f"training loss became {result.last_loss} in epoch "
+                          f"{result.epochs_run}", co2_g=co2_grams(train_reading.energy_j, problem.energy),
+                          wall_time_s=time.perf_counter() - wall_start, extra=extra, **common)
+    val_acc = accuracy(model, data.x_val, data.y_val)
+    test_acc = accuracy(model, data.x_test, data.y_test)
+    inf_reading, inf_time_s, samples = measure_inference(
+        model, data.x_test, meter, min_duration_s=problem.evaluation.min_inference_s, sync=sync)
+    spent = None
+    if train_reading.energy_j is not None and inf_reading.energy_j is not None:
+        spent = train_reading.energy_j + inf_reading.energy_j
+    return Evaluation(status="ok", val_accuracy=val_acc, test_accuracy=test_acc, inference=inf_reading,
+                      inference_time_s=inf_time_s, inference_samples=samples,
+                      co2_g=co2_grams(spent, problem.energy),
+                      wall_time_s=time.perf_counter() - wall_start, extra=extra, **common)

@@ -1,0 +1,72 @@
+"""What runs inside a worker process: one (genome, repeat) -> one Evaluation.
+
+The dataset (as device tensors) and the meter are made once per process and reused by
+every evaluation the process runs; they are cached by their frozen configs, the only
+state this module keeps. An exception never leaves :func:`evaluate_task`: it becomes an
+Evaluation with status "failed", so a worker pool never sees a task error. A worker that
+dies, or runs past its timeout, is the evaluator's to record (see evaluator.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+import traceback
+
+import torch
+
+from gi_energy.problem import EnergyConfig, Problem
+from gi_energy.results import Evaluation
+from gi_energy.space import Genome
+from gi_energy.training import (
+    DeviceData,
+    evaluate_genome,
+    resolve_device,
+    threads_per_worker,
+    to_device,
+    worker_label,
+)
+
+
+@functools.lru_cache(maxsize=4)
+def device_data(dataset_config, seed: int, device: str) -> DeviceData:
+    """The problem's splits on ``device``, loaded once per process and (config, seed)."""
+    from gi_energy.problems.datasets import load_dataset
+
+    return to_device(load_dataset(dataset_config, seed), device)
+
+
+@functools.lru_cache(maxsize=4)
+def worker_meter(energy: EnergyConfig, device: str):
+    """The process's meter for ``energy`` on ``device``, created once."""
+    from gi_energy.meters import create_meter
+
+    sync = torch.cuda.synchronize if device == "cuda" else None
+    return create_meter(energy, device=device, cuda_sync=sync)
+
+
+def run_evaluation(problem: Problem, genome: Genome, repeat: int, meter=None) -> Evaluation:
+    """Evaluate one repeat with ``meter`` (default: this process's cached meter).
+
+    Never raises: any exception becomes status "failed" with the exception as reason.
+    """
+    start = time.perf_counter()
+    device = "cpu"
+    try:
+        device = resolve_device(problem.evaluation.device)
+        torch.set_num_threads(threads_per_worker(problem.evaluation))
+        data = device_data(problem.dataset, problem.evaluation.seed, device)
+        if meter is None:
+            meter = worker_meter(problem.energy, device)
+        return evaluate_genome(problem, genome, repeat, data=data, meter=meter)
+    except Exception as exc:  # noqa: BLE001 - every failure is data for the search
+        last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+        where = f" (at {last[0].filename.rsplit('/', 1)[-1]}:{last[0].lineno})" if last else ""
+        return Evaluation(genome=genome, status="failed", repeat=repeat,
+                          reason=f"{type(exc).__name__}: {exc}{where}",
+                          wall_time_s=time.perf_counter() - start, device=device, worker=worker_label())
+
+
+def evaluate_task(problem: Problem, genome: Genome, repeat: int) -> Evaluation:
+    """The default task an Evaluator submits to its workers."""
+    return run_evaluation(problem, genome, repeat)

@@ -1,0 +1,142 @@
+"""Training and metered inference in-process, with a fake meter of known energy."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+
+import pytest
+import torch
+
+from gi_energy.meters.reading import Reading
+from gi_energy.problem import EvaluationConfig, load_problem
+from gi_energy.space import Genome
+from gi_energy.training import co2_grams, derive_seed, make_optimizer, threads_per_worker
+from gi_energy.worker import run_evaluation
+
+
+class FakeMeter:
+    """Every window reads ``joules`` J over its real duration (an estimate, not measured)."""
+
+    measured = False
+
+    def __init__(self, joules: float = 2.0):
+        self.joules = joules
+        self.windows: list[Reading] = []
+
+    @contextlib.contextmanager
+    def window(self):
+        w = type("W", (), {"reading": None})()
+        start = time.perf_counter()
+        try:
+            yield w
+        finally:
+            w.reading = Reading(backend="estimate", scope="process-estimate", measured=False,
+                                energy_j=self.joules, duration_s=time.perf_counter() - start)
+            self.windows.append(w.reading)
+
+    def describe(self) -> str:
+        return f"fake: {self.joules} J per window"
+
+
+def tiny(**values) -> Genome:
+    base = {"epochs": 3, "batch_size": 64, "learning_rate": 0.01, "optimizer": "adam",
+            "activation": "relu", "dropout": 0.1, "weight_decay": 0}
+    return Genome(layers={"hidden": (16,)}, values={**base, **values})
+
+
+@pytest.fixture(scope="module")
+def mlp_problem():
+    return load_problem("digits").with_overrides(evaluation={"min_inference_s": 0.05, "workers": 1})
+
+
+@pytest.fixture(scope="module")
+def cnn_problem():
+    return load_problem("digits_cnn").with_overrides(evaluation={"min_inference_s": 0.05, "workers": 1})
+
+
+def test_mlp_learns_digits_and_energy_arithmetic(mlp_problem):
+    meter = FakeMeter(joules=2.0)
+    ev = run_evaluation(mlp_problem, tiny(), 0, meter=meter)
+    assert ev.status == "ok", ev.reason
+    assert ev.val_accuracy > 0.7 and ev.test_accuracy > 0.7
+    assert len(meter.windows) == 2  # training, inference
+    assert ev.train_energy_j == 2.0
+    assert ev.inference_samples % 360 == 0 and ev.inference_samples >= 360  # digits test split
+    assert ev.inference_energy_j_per_1k == pytest.approx(2.0 * 1000 / ev.inference_samples)
+    assert ev.co2_g == pytest.approx(4.0 / 3.6e6 * mlp_problem.energy.carbon_intensity_g_per_kwh)
+    assert ev.params == 64 * 16 + 16 + 16 * 10 + 10
+    assert ev.flops_per_sample == 2 * (64 * 16 + 16 * 10)
+    assert ev.train_time_s > 0 and ev.extra["epochs_run"] == 3
+
+
+def test_inference_window_reaches_the_minimum_duration(mlp_problem):
+    problem = mlp_problem.with_overrides(evaluation={"min_inference_s": 0.3})
+    meter = FakeMeter()
+    ev = run_evaluation(problem, tiny(epochs=1), 0, meter=meter)
+    assert ev.inference_time_s >= 0.3
+    assert meter.windows[1].duration_s >= 0.3
+    assert ev.inference_samples > 360  # the test set was predicted more than once
+
+
+def test_repeat_is_deterministic_and_repeats_differ(mlp_problem):
+    g = tiny(epochs=2)
+    a = run_evaluation(mlp_problem, g, 0, meter=FakeMeter())
+    b = run_evaluation(mlp_problem, g, 0, meter=FakeMeter())
+    c = run_evaluation(mlp_problem, g, 1, meter=FakeMeter())
+    assert a.val_accuracy == b.val_accuracy and a.test_accuracy == b.test_accuracy
+    assert derive_seed(0, 0) != derive_seed(0, 1)
+    assert c.repeat == 1
+
+
+def test_evaluation_leaves_the_global_torch_rng_alone(mlp_problem):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    run_evaluation(mlp_problem, tiny(epochs=1), 0, meter=FakeMeter())
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_cnn_trains_on_digits(cnn_problem):
+    g = Genome(layers={"conv": (4,), "hidden": ()},
+               values={"epochs": 2, "batch_size": 64, "learning_rate": 0.01, "optimizer": "adamw",
+                       "kernel_size": 3, "pooling": "max", "activation": "relu"})
+    ev = run_evaluation(cnn_problem, g, 0, meter=FakeMeter())
+    assert ev.status == "ok", ev.reason
+    assert ev.val_accuracy > 0.5
+    assert ev.flops_per_sample == 2 * (9 * 4 * 64) + 2 * (4 * 16 * 10)
+
+
+def test_diverging_loss_is_status_nan_and_keeps_the_training_reading(mlp_problem):
+    ev = run_evaluation(mlp_problem, tiny(learning_rate=9.0, optimizer="sgd", epochs=5), 0,
+                        meter=FakeMeter())
+    assert ev.status == "nan", (ev.status, ev.val_accuracy)
+    assert "loss" in ev.reason
+    assert ev.train_energy_j == 2.0 and ev.inference is None and ev.val_accuracy is None
+
+
+def test_exception_becomes_failed(mlp_problem):
+    ev = run_evaluation(mlp_problem, tiny(optimizer="lbfgs"), 0, meter=FakeMeter())
+    assert ev.status == "failed" and "lbfgs" in ev.reason
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd", "rmsprop"])
+def test_optimizers_cast_canonical_ints(name):
+    p = [torch.nn.Parameter(torch.zeros(2))]
+    opt = make_optimizer(p, {"optimizer": name, "learning_rate": 1, "weight_decay": 0, "momentum": 0})
+    assert isinstance(opt.param_groups[0]["lr"], float)
+
+
+def test_threads_per_worker():
+    assert threads_per_worker(EvaluationConfig(workers=2), cores=8) == 4
+    assert threads_per_worker(EvaluationConfig(workers=16), cores=8) == 1
+    assert threads_per_worker(EvaluationConfig(workers=2, threads_per_worker=3), cores=8) == 3
+
+
+def test_co2_arithmetic():
+    from gi_energy.problem import EnergyConfig
+
+    assert co2_grams(3.6e6, EnergyConfig(carbon_intensity_g_per_kwh=400.0)) == pytest.approx(400.0)
+    assert co2_grams(None, EnergyConfig()) is None
+    assert math.isclose(co2_grams(0.0, EnergyConfig()), 0.0)
