@@ -1,0 +1,122 @@
+"""compare on small runs built from a synthetic grid and replayed searches."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from gi_energy.cli import main
+from gi_energy.compare import compare, energy_saving
+from gi_energy.errors import UsageError
+from gi_energy.grid import run_grid
+from gi_energy.problem import load_problem
+from gi_energy.replay import ReplayEvaluator, SyntheticEvaluator
+from gi_energy.rundir import RunDirectory
+
+
+def _replayed_run(problem, grid_dir, out, genomes, label, seed):
+    rep = ReplayEvaluator(problem, grid_dir)
+    outcomes = rep.evaluate(genomes)
+    rd = RunDirectory.create(out, problem, "evolve", {"replay": str(grid_dir)})
+    rd.update_run_json(label=label, seed=seed, status="complete")
+    rd.write_results(outcomes, problem.objectives, [], plot=False)
+    return outcomes
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cmp")
+    problem = load_problem("quickstart")
+    grid = run_grid(problem, out=root / "grid", evaluator=SyntheticEvaluator(problem), echo=lambda s: None,
+                    warn=lambda s: None)
+    front_keys = {o.key for o in grid.front}
+    genomes = [o.genome for o in grid.outcomes]
+    front_first = [g for g in genomes if g.key in front_keys] + [g for g in genomes if g.key not in front_keys][:2]
+    paths = {"front-first": [], "random": []}
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        p = root / f"ff{seed}"
+        _replayed_run(problem, root / "grid", p, front_first[seed % 2:] + front_first[: seed % 2], "front-first",
+                      seed)
+        paths["front-first"].append(p)
+        p = root / f"rs{seed}"
+        _replayed_run(problem, root / "grid", p, [genomes[i] for i in rng.permutation(12)[:4]], "random", seed)
+        paths["random"].append(p)
+    return problem, root, grid, paths
+
+
+def test_compare_against_the_grid(runs, tmp_path):
+    problem, root, grid, paths = runs
+    cmp = compare(paths["front-first"] + paths["random"], reference=root / "grid", out=tmp_path / "c")
+    for name in ("report.md", "comparison.json", "fronts.png", "hv_history.png"):
+        assert (tmp_path / "c" / name).stat().st_size > 100
+    assert json.loads((tmp_path / "c" / "comparison.json").read_text()) == cmp
+    ref_row = [r for r in cmp["runs"] if r["reference"]][0]
+    assert ref_row["hv_ratio"] == pytest.approx(1.0) and ref_row["coverage"] == 1.0
+    assert ref_row["igd_plus"] == pytest.approx(0.0) and ref_row["epsilon_additive"] == pytest.approx(0.0)
+    assert ref_row["evaluations"] == 12 and ref_row["energy_spent_j"] == pytest.approx(grid.energy_spent_j)
+    assert cmp["reference"]["front_size"] == len(grid.front)
+
+    groups = {g["label"]: g for g in cmp["groups"]}
+    assert set(groups) == {"front-first", "random"} and groups["random"]["runs"] == 3
+    ff = groups["front-first"]
+    assert ff["hv_ratio"]["median"] == pytest.approx(1.0) and ff["coverage"]["median"] == 1.0
+    assert ff["evaluations_to_99"]["median"] <= len(grid.front)
+    for r in cmp["runs"]:
+        if r["label"] == "random":
+            assert 0 < r["hv_ratio"] <= 1.0 + 1e-9
+            assert r["coverage"] == pytest.approx(
+                sum(1 for o in grid.front if o.key in _keys(r["path"])) / len(grid.front))
+            spent = sum(o.energy_spent_j for o in RunDirectory.open(r["path"]).read_outcomes())
+            assert r["energy_spent_j"] == pytest.approx(spent) and r["replayed"]
+    (test,) = cmp["tests"]
+    assert {test["a"], test["b"]} == {"front-first", "random"} and 0 < test["p_value"] <= 1
+
+    report = (tmp_path / "c" / "report.md").read_text()
+    assert "## Headline" in report and "reference (grid)" in report and "front-first" in report
+    assert "*replayed*" in report and "estimated" in report and "Wilcoxon" in report
+    saving = energy_saving(grid.outcomes)
+    assert cmp["reference"]["headline"]["saving"] == pytest.approx(saving["saving"])
+
+
+def _keys(path):
+    return {o.key for o in RunDirectory.open(path).read_outcomes()}
+
+
+def test_headline_by_hand(runs):
+    _, _, grid, _ = runs
+    rows = [(o.metric("accuracy"), o.metric("inference_energy_j_per_1k")) for o in grid.outcomes if o.ok]
+    best = max(a for a, _ in rows)
+    base = min(e for a, e in rows if a == best)
+    cheapest = min(e for a, e in rows if a >= best - 0.01)
+    h = energy_saving(grid.outcomes)
+    assert h["saving"] == pytest.approx(1 - cheapest / base)
+    assert 0 <= h["accuracy_lost"] <= 0.01 + 1e-12
+
+
+def test_without_reference_uses_the_union(runs, tmp_path):
+    _, _, _, paths = runs
+    cmp = compare(paths["random"], out=None)
+    assert cmp["reference"]["path"] is None and "union" in cmp["reference"]["source"]
+    assert max(r["hv_ratio"] for r in cmp["runs"]) <= 1.0 + 1e-9
+    assert cmp["tests"] == []  # one method only
+
+
+def test_bad_run_dir_is_a_usage_error(runs, tmp_path):
+    _, root, _, _ = runs
+    with pytest.raises(UsageError, match=str(tmp_path / "nothing")):
+        compare([tmp_path / "nothing"], reference=root / "grid")
+    result = CliRunner().invoke(main, ["compare", str(tmp_path / "nothing")])
+    assert result.exit_code == 2 and "nothing" in result.output
+
+
+def test_cli_json(runs, tmp_path):
+    _, root, _, paths = runs
+    result = CliRunner().invoke(main, ["compare", *map(str, paths["random"]), "--reference", str(root / "grid"),
+                                       "--out", str(tmp_path / "o"), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert len(data["runs"]) == 4 and (tmp_path / "o" / "report.md").exists()
