@@ -1,0 +1,437 @@
+"""Evaluating batches of genomes on worker processes, with the store in front.
+
+``Evaluator.evaluate(genomes)`` looks every (genome, repeat) up in the store with one
+query per batch, trains only what is missing, streams each result to the store and to the
+caller's ``on_result`` as it finishes, and returns one :class:`Outcome` per input genome.
+
+Why not one ``joblib.Parallel`` call: a worker that dies (segfault, ``os._exit``, the OOM
+killer) makes loky raise ``TerminatedWorkerError`` for the whole call and lose every other
+result, and Parallel has no per-task timeout. Instead:
+
+* loky (default): one single-process loky executor per worker slot. Each slot runs one
+  task at a time, so when its process dies, only that task is "crashed", and a task past
+  ``timeout_s`` is stopped by killing that slot's process alone; the slot then gets a
+  fresh process. Other slots keep running. A slot's process is kept across tasks and
+  batches, so its dataset and meter are loaded once.
+* dask: ``distributed.Client(scheduler)`` futures, at most as many in flight as the
+  cluster has threads, so a task's clock starts when it can run. A worker that dies is
+  reported by the scheduler as ``KilledWorker`` (after its own retries): "crashed". A task
+  past its timeout is recorded as "timeout" and cancelled, but a dask worker cannot stop a
+  running Python thread, so it runs on in the background until it ends.
+
+Retries on resume: "ok", "failed" and "nan" are deterministic and never retried. "timeout"
+is retried only when the current ``timeout_s`` is larger than the one it ran out of.
+"crashed" may be an accident of the machine (OOM killer, a killed worker), so it is retried
+on a later ``evaluate`` call until it has crashed ``MAX_CRASH_ATTEMPTS`` times. Both are
+stored, so a genome that always kills its worker costs a bounded number of attempts.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, replace
+
+from .errors import GiEnergyError
+from .problem import Problem
+from .results import Evaluation, Outcome
+from .space import Genome
+from .store import Store
+from .training import resolve_device
+from .worker import evaluate_task
+
+MAX_CRASH_ATTEMPTS = 2
+# A fresh worker process imports torch and loads the dataset before its clock starts;
+# this bounds that start-up, separately from the evaluation timeout.
+WORKER_START_TIMEOUT_S = 300.0
+
+Task = Callable[[Problem, Genome, int], Evaluation]
+OnResult = Callable[[Evaluation, bool], None]
+
+
+def evaluation_context(problem: Problem) -> str:
+    """The device and meter part of the store key, e.g. "cpu/estimate:10W" or "cpu/rapl".
+
+    Evaluations under different devices or meters are different evidence and are stored
+    apart. An estimate carries its watts per core (its readings scale with it); a measured
+    RAPL reading under cpu-share attribution is marked, since it is apportioned.
+    """
+    device = resolve_device(problem.evaluation.device)
+    name, _, _ = _meter_info(problem, device)
+    return f"{device}/{name}"
+
+
+def _meter_info(problem: Problem, device: str) -> tuple[str, bool, str]:
+    """(store label, measured, description) of the meter the workers will create."""
+    from .meters import create_meter
+
+    meter = create_meter(problem.energy, device=device)
+    try:
+        parts = getattr(meter, "parts", None)
+        name = "+".join(p.name for p in parts) if parts else meter.name
+        if meter.name == "estimate":
+            name += f":{problem.energy.cpu_watts_per_core:g}W"
+            if problem.energy.gpu_watts is not None and device == "cuda":
+                name += f"+{problem.energy.gpu_watts:g}W"
+        elif problem.energy.attribution != "exclusive":
+            name += f":{problem.energy.attribution}"
+        return name, bool(meter.measured), meter.describe()
+    finally:
+        meter.close()
+
+
+@dataclass(frozen=True)
+class Job:
+    """One repeat of one genome to run; ``attempts`` counts earlier crashes of it."""
+
+    genome: Genome
+    repeat: int
+    attempts: int = 0
+
+
+def should_retry(evaluation: Evaluation, timeout_s: float) -> bool:
+    """Whether a stored evaluation is to be run again (see the module docstring)."""
+    if evaluation.status == "timeout":
+        return timeout_s > float(evaluation.extra.get("timeout_s", math.inf))
+    if evaluation.status == "crashed":
+        return int(evaluation.extra.get("attempts", 1)) < MAX_CRASH_ATTEMPTS
+    return False
+
+
+def _lost(job: Job, status: str, reason: str, *, device: str, timeout_s: float, wall_time_s: float,
+          worker: str = "") -> Evaluation:
+    """The record of a task whose worker gave no result (timeout or crash)."""
+    extra = {"attempts": float(job.attempts + 1)}
+    if status == "timeout":
+        extra["timeout_s"] = float(timeout_s)
+    return Evaluation(genome=job.genome, status=status, repeat=job.repeat, reason=reason,
+                      wall_time_s=wall_time_s, device=device, worker=worker, extra=extra)
+
+
+class Evaluator:
+    """Runs genomes on workers; a context manager that owns its worker processes.
+
+    ``workers`` overrides ``problem.evaluation.workers``. ``task`` is the function run in
+    the workers (default :func:`gi_energy.worker.evaluate_task`); it must be picklable and
+    is injectable for tests and for research code that evaluates differently.
+    """
+
+    def __init__(self, problem: Problem, store: Store | None = None, *, workers: int | None = None,
+                 task: Task = evaluate_task):
+        if workers is not None:
+            if workers < 1:
+                raise GiEnergyError(f"workers must be >= 1, got {workers}")
+            problem = problem.with_overrides(evaluation={"workers": int(workers)})
+        self.problem = problem
+        self.store = store
+        self.task = task
+        self.workers = problem.evaluation.workers
+        self.device = resolve_device(problem.evaluation.device)
+        self.fingerprint = problem.fingerprint()
+        label, self.measured, self.meter_description = _meter_info(problem, self.device)
+        self.context = f"{self.device}/{label}"
+        # Without a store, evaluations are still never repeated within this evaluator.
+        self._memo: dict[tuple[str, int], Evaluation] = {}
+        self._runner: _Runner | None = None
+        self.trained = 0  # evaluations run on workers (not served from the store)
+
+    # ------------------------------------------------------------------ public
+
+    def evaluate(self, genomes: Sequence[Genome], on_result: OnResult | None = None) -> list[Outcome]:
+        """One Outcome per input genome, in input order; see the module docstring.
+
+        Never raises for a failing genome: its Outcome carries the failure status.
+        """
+        repeats = self.problem.evaluation.repeats
+        timeout_s = self.problem.evaluation.timeout_s
+        unique = list(dict.fromkeys(genomes))
+        known = self._lookup([g.key for g in unique])
+        results: dict[tuple[str, int], Evaluation] = {}
+        trained_keys: set[str] = set()
+        jobs: list[Job] = []
+        for genome in unique:
+            for repeat in range(repeats):
+                ev = known.get((genome.key, repeat))
+                if ev is not None and not should_retry(ev, timeout_s):
+                    results[(genome.key, repeat)] = ev
+                    if on_result is not None:
+                        on_result(ev, True)
+                else:
+                    attempts = int(ev.extra.get("attempts", 1)) if ev is not None and ev.status == "crashed" else 0
+                    jobs.append(Job(genome, repeat, attempts))
+        if jobs:
+            for ev in self._runner_for().run(jobs, self.task, self.problem, timeout_s):
+                self.trained += 1
+                self._record(ev)
+                results[(ev.key, ev.repeat)] = ev
+                trained_keys.add(ev.key)
+                if on_result is not None:
+                    on_result(ev, False)
+        outcomes = {
+            g.key: Outcome(g, tuple(results[(g.key, r)] for r in range(repeats)),
+                           cached=g.key not in trained_keys)
+            for g in unique
+        }
+        return [outcomes[g.key] for g in genomes]
+
+    def close(self):
+        """Stop the worker processes (or the dask client); the store stays open."""
+        if self._runner is not None:
+            self._runner.close()
+            self._runner = None
+
+    def __enter__(self) -> Evaluator:
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ------------------------------------------------------------------ internals
+
+    def _lookup(self, keys: list[str]) -> dict[tuple[str, int], Evaluation]:
+        if self.store is None:
+            wanted = set(keys)
+            return {k: v for k, v in self._memo.items() if k[0] in wanted}
+        return self.store.get_many(self.fingerprint, self.context, keys)
+
+    def _record(self, ev: Evaluation):
+        if self.store is None:
+            self._memo[(ev.key, ev.repeat)] = ev
+        else:
+            self.store.put(self.fingerprint, self.context, ev)
+
+    def _runner_for(self) -> _Runner:
+        if self._runner is None:
+            ev = self.problem.evaluation
+            if ev.backend == "dask":
+                self._runner = DaskRunner(ev.scheduler, device=self.device)
+            else:
+                self._runner = LokyRunner(self.workers, device=self.device,
+                                          threads=_threads(self.problem))
+        return self._runner
+
+
+def _threads(problem: Problem) -> int:
+    from .training import threads_per_worker
+
+    return threads_per_worker(problem.evaluation)
+
+
+class _Runner:
+    """Runs jobs and yields each one's Evaluation as it finishes (any order)."""
+
+    def run(self, jobs: list[Job], task: Task, problem: Problem, timeout_s: float) -> Iterator[Evaluation]:
+        raise NotImplementedError
+
+    def close(self):
+        raise NotImplementedError
+
+
+def _warm_up() -> int:
+    """Run once in a new worker: import the heavy modules before any clock starts."""
+    import os
+
+    import gi_energy.worker  # noqa: F401  (imports torch)
+
+    return os.getpid()
+
+
+class _Slot:
+    """One worker process (a loky executor with max_workers=1) and what it is running."""
+
+    def __init__(self, threads: int):
+        from joblib.externals.loky import ProcessPoolExecutor
+
+        # OMP_NUM_THREADS before torch is imported keeps the process from creating a
+        # thread pool per core that set_num_threads would only shrink afterwards.
+        self.executor = ProcessPoolExecutor(max_workers=1, env={"OMP_NUM_THREADS": str(threads),
+                                                                "MKL_NUM_THREADS": str(threads)})
+        self.ready: Future = self.executor.submit(_warm_up)
+        self.started_s = time.monotonic()
+        self.pid: int | None = None
+        self.job: Job | None = None
+        self.future: Future | None = None
+        self.deadline_s = math.inf
+
+    def kill(self):
+        # Killing the process is the only way to stop a running task; loky kills the
+        # process tree when shutting down with kill_workers.
+        self.executor.shutdown(wait=False, kill_workers=True)
+
+
+class LokyRunner(_Runner):
+    """A fixed number of single-process loky slots (see the module docstring)."""
+
+    def __init__(self, workers: int, *, device: str, threads: int):
+        self.workers = int(workers)
+        self.device = device
+        self.threads = threads
+        self._slots: list[_Slot] = []
+
+    def _fresh_slots(self):
+        while len(self._slots) < self.workers:
+            self._slots.append(_Slot(self.threads))
+
+    def _replace(self, slot: _Slot):
+        slot.kill()
+        self._slots[self._slots.index(slot)] = _Slot(self.threads)
+
+    def run(self, jobs, task, problem, timeout_s):
+        self._fresh_slots()
+        pending = deque(jobs)
+        try:
+            while pending or any(s.job is not None for s in self._slots):
+                self._start_ready(pending, task, problem, timeout_s)
+                waiting = [s.future for s in self._slots if s.future is not None]
+                waiting += [s.ready for s in self._slots if s.pid is None]
+                now = time.monotonic()
+                next_deadline = min([s.deadline_s for s in self._slots if s.job is not None]
+                                    + [s.started_s + WORKER_START_TIMEOUT_S for s in self._slots
+                                       if s.pid is None])
+                wait(waiting, timeout=max(0.0, min(next_deadline - now, 1.0)), return_when=FIRST_COMPLETED)
+                yield from self._collect(timeout_s)
+        finally:
+            # Interrupted (or the caller stopped reading): running tasks would hold their
+            # slots, so stop them; the slots are rebuilt on the next call.
+            for slot in list(self._slots):
+                if slot.job is not None:
+                    self._replace(slot)
+
+    def _start_ready(self, pending: deque, task, problem, timeout_s):
+        for slot in list(self._slots):
+            if slot.pid is None:
+                if not slot.ready.done():
+                    if time.monotonic() - slot.started_s > WORKER_START_TIMEOUT_S:
+                        slot.kill()
+                        raise GiEnergyError(f"a worker process did not start within "
+                                            f"{WORKER_START_TIMEOUT_S:g} s")
+                    continue
+                try:
+                    slot.pid = slot.ready.result()
+                except Exception as exc:
+                    slot.kill()
+                    raise GiEnergyError(f"a worker process failed to start: {exc}") from exc
+            if slot.job is None and pending:
+                job = pending.popleft()
+                slot.job = job
+                slot.future = slot.executor.submit(task, problem, job.genome, job.repeat)
+                slot.deadline_s = time.monotonic() + timeout_s
+
+    def _collect(self, timeout_s) -> Iterator[Evaluation]:
+        now = time.monotonic()
+        for slot in list(self._slots):
+            job, future = slot.job, slot.future
+            if job is None:
+                continue
+            elapsed_s = now - (slot.deadline_s - timeout_s)
+            worker = f"pid {slot.pid}"
+            if future.done():
+                ev = self._result(slot, job, future, elapsed_s, timeout_s, worker)
+                if ev.status == "crashed":
+                    self._replace(slot)
+                else:
+                    slot.job, slot.future, slot.deadline_s = None, None, math.inf
+                yield ev
+            elif now >= slot.deadline_s:
+                self._replace(slot)
+                yield _lost(job, "timeout", f"no result after {timeout_s:g} s; worker process killed",
+                            device=self.device, timeout_s=timeout_s, wall_time_s=elapsed_s, worker=worker)
+
+    def _result(self, slot, job, future, elapsed_s, timeout_s, worker) -> Evaluation:
+        from joblib.externals.loky.process_executor import BrokenProcessPool
+
+        try:
+            ev = future.result()
+        except BrokenProcessPool as exc:
+            return _lost(job, "crashed", f"worker process died: {_first_line(exc)}", device=self.device,
+                         timeout_s=timeout_s, wall_time_s=elapsed_s, worker=worker)
+        except Exception as exc:  # noqa: BLE001 - e.g. the result could not be unpickled
+            return Evaluation(genome=job.genome, status="failed", repeat=job.repeat,
+                              reason=f"{type(exc).__name__}: {_first_line(exc)}", wall_time_s=elapsed_s,
+                              device=self.device, worker=worker)
+        return ev if ev.repeat == job.repeat else replace(ev, repeat=job.repeat)
+
+    def close(self):
+        for slot in self._slots:
+            slot.executor.shutdown(wait=True, kill_workers=slot.job is not None)
+        self._slots = []
+
+
+class DaskRunner(_Runner):
+    """Futures on a dask.distributed cluster (see the module docstring)."""
+
+    def __init__(self, scheduler: str | None, *, device: str):
+        try:
+            from distributed import Client
+        except ImportError as exc:
+            raise GiEnergyError('backend = "dask" needs the dask extra: pip install '
+                                '"gi-energy[dask]"') from exc
+        if not scheduler:
+            raise GiEnergyError('backend = "dask" needs scheduler = "tcp://host:port"')
+        self.device = device
+        try:
+            self.client = Client(scheduler, timeout=30)
+        except OSError as exc:
+            raise GiEnergyError(f"cannot reach the dask scheduler {scheduler}: {exc}") from exc
+
+    def _capacity(self) -> int:
+        return max(1, sum(self.client.nthreads().values()))
+
+    def run(self, jobs, task, problem, timeout_s):
+        from distributed import wait as dask_wait
+
+        pending = deque(jobs)
+        running: dict = {}  # future -> (job, started_s)
+        try:
+            while pending or running:
+                capacity = self._capacity()
+                while pending and len(running) < capacity:
+                    job = pending.popleft()
+                    future = self.client.submit(task, problem, job.genome, job.repeat, pure=False)
+                    running[future] = (job, time.monotonic())
+                next_deadline = min(start + timeout_s for _, start in running.values())
+                try:
+                    dask_wait(list(running), timeout=max(0.01, min(next_deadline - time.monotonic(), 1.0)),
+                              return_when="FIRST_COMPLETED")
+                except TimeoutError:
+                    pass
+                now = time.monotonic()
+                for future in list(running):
+                    job, start = running[future]
+                    if future.done():
+                        del running[future]
+                        yield self._result(future, job, now - start, timeout_s)
+                    elif now - start >= timeout_s:
+                        del running[future]
+                        future.cancel()
+                        yield _lost(job, "timeout", f"no result after {timeout_s:g} s; dask task "
+                                    "cancelled (a running dask task cannot be stopped)",
+                                    device=self.device, timeout_s=timeout_s, wall_time_s=now - start)
+        finally:
+            for future in running:
+                future.cancel()
+
+    def _result(self, future, job, elapsed_s, timeout_s) -> Evaluation:
+        from distributed.scheduler import KilledWorker
+
+        try:
+            ev = future.result()
+        except KilledWorker as exc:
+            return _lost(job, "crashed", f"dask worker died: {_first_line(exc)}", device=self.device,
+                         timeout_s=timeout_s, wall_time_s=elapsed_s)
+        except Exception as exc:  # noqa: BLE001 - the task itself catches; this is transport
+            return Evaluation(genome=job.genome, status="failed", repeat=job.repeat,
+                              reason=f"{type(exc).__name__}: {_first_line(exc)}", wall_time_s=elapsed_s,
+                              device=self.device)
+        return ev
+
+    def close(self):
+        self.client.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,140 @@
+"""The Evaluator on real worker processes: streaming, failures, the store, dask."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from gi_energy.evaluator import MAX_CRASH_ATTEMPTS, Evaluator, evaluation_context, should_retry
+from gi_energy.problem import load_problem
+from gi_energy.results import Evaluation
+from gi_energy.space import Genome
+from gi_energy.store import Store
+from gi_energy.worker import evaluate_task
+
+pytestmark = pytest.mark.slow
+
+
+def faulty_task(problem, genome, repeat):
+    """The real task, except for genomes carrying a test-only "fault" value."""
+    fault = genome.values.get("fault")
+    if fault == "exit":
+        os._exit(3)  # the worker process dies without a word
+    if fault == "sleep":
+        time.sleep(120)
+    if fault == "raise":
+        raise RuntimeError("raised outside the worker's own error handling")
+    return evaluate_task(problem, genome, repeat)
+
+
+def tiny(epochs: int = 2, **values) -> Genome:
+    base = {"epochs": epochs, "batch_size": 64, "learning_rate": 0.01, "optimizer": "adam",
+            "activation": "relu"}
+    return Genome(layers={"hidden": (16,)}, values={**base, **values})
+
+
+@pytest.fixture(scope="module")
+def problem():
+    return load_problem("digits").with_overrides(
+        evaluation={"min_inference_s": 0.02, "timeout_s": 8.0, "workers": 2},
+        energy={"meter": "estimate"},
+    )
+
+
+def test_context_names_device_and_meter(problem):
+    assert evaluation_context(problem) == "cpu/estimate:10W"
+
+
+def test_batch_with_every_kind_of_failure(problem, tmp_path):
+    ok1, ok2 = tiny(2), tiny(3)
+    exc = tiny(optimizer="lbfgs")                          # raises inside the worker task
+    raised = tiny(fault="raise")                           # raises out of the task itself
+    nan = tiny(5, optimizer="sgd", learning_rate=9.0)      # diverges
+    crash = tiny(fault="exit")
+    slow = tiny(fault="sleep")
+    batch = [ok1, crash, exc, slow, nan, ok2, raised, ok1]  # ok1 twice: evaluated once
+    seen: list[tuple[Evaluation, bool, float]] = []
+    with Store(tmp_path / "s.sqlite") as store, Evaluator(problem, store, task=faulty_task) as ev:
+        assert ev.measured is False and "estimate" in ev.meter_description
+        start = time.monotonic()
+        outcomes = ev.evaluate(batch, on_result=lambda e, c: seen.append((e, c, time.monotonic() - start)))
+        assert [o.genome for o in outcomes] == batch
+        assert outcomes[0] is outcomes[-1]
+        status = {o.key: o.status for o in outcomes}
+        assert status[ok1.key] == status[ok2.key] == "ok"
+        assert status[exc.key] == status[raised.key] == "failed"
+        assert "lbfgs" in outcomes[2].reason and "RuntimeError" in outcomes[6].reason
+        assert status[nan.key] == "nan"
+        assert status[crash.key] == "crashed" and "died" in outcomes[1].reason
+        assert status[slow.key] == "timeout"
+        assert ev.trained == 7 and len(seen) == 7 and not any(c for _, c, _ in seen)
+        # streaming: results arrived as they finished, the timeout last
+        assert seen[-1][0].status == "timeout" and seen[0][2] < seen[-1][2] - 3
+        # the timed-out worker process was killed, not left running
+        pid = int(outcomes[3].evaluations[0].worker.split()[-1])
+        time.sleep(1.0)
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+        assert store.count(problem.fingerprint()) == 7
+
+        # Second call: nothing is trained again, except the crash (retried once).
+        seen.clear()
+        again = ev.evaluate(batch, on_result=lambda e, c: seen.append((e, c, 0)))
+        assert [o.status for o in again] == [o.status for o in outcomes]
+        assert ev.trained == 8
+        assert [o.cached for o in again] == [o.key != crash.key for o in again]
+        crashed = again[1].evaluations[0]
+        assert crashed.extra["attempts"] == MAX_CRASH_ATTEMPTS
+        assert not should_retry(crashed, problem.evaluation.timeout_s)
+        assert sum(not c for _, c, _ in seen) == 1
+
+    # A new evaluator on the same store (a resumed run) trains nothing at all.
+    with Store(tmp_path / "s.sqlite") as store, Evaluator(problem, store, task=faulty_task) as ev:
+        third = ev.evaluate(batch)
+        assert ev.trained == 0 and all(o.cached for o in third)
+        assert third[0].metric("accuracy") == outcomes[0].metric("accuracy")
+
+
+def test_timeout_is_retried_only_with_a_longer_timeout():
+    ev = Evaluation(genome=Genome(), status="timeout", extra={"timeout_s": 10.0, "attempts": 1.0})
+    assert not should_retry(ev, 10.0) and should_retry(ev, 20.0)
+    for status in ("ok", "failed", "nan"):
+        assert not should_retry(Evaluation(genome=Genome(), status=status), 1e9)
+
+
+def test_single_worker_repeats_and_cnn(tmp_path):
+    problem = load_problem("digits_cnn").with_overrides(
+        evaluation={"min_inference_s": 0.02, "repeats": 2, "timeout_s": 60.0},
+        energy={"meter": "estimate"})
+    g = Genome(layers={"conv": (4,), "hidden": ()},
+               values={"epochs": 2, "batch_size": 64, "learning_rate": 0.01, "kernel_size": 3,
+                       "pooling": "max", "activation": "relu", "optimizer": "adam"})
+    with Evaluator(problem, Store(tmp_path / "s.sqlite"), workers=1) as ev:
+        (out,) = ev.evaluate([g])
+        assert out.ok, out.reason
+        assert [e.repeat for e in out.evaluations] == [0, 1]
+        assert out.spread("accuracy") >= 0.0 and out.metric("accuracy") > 0.3
+        assert ev.evaluate([g])[0].cached
+
+
+def test_dask_backend_on_a_local_cluster(tmp_path):
+    import dask
+    from distributed import LocalCluster
+
+    # One death is enough to call a worker crashed (the default retries it 3 times).
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+         LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        problem = load_problem("digits").with_overrides(
+            evaluation={"backend": "dask", "scheduler": cluster.scheduler_address,
+                        "min_inference_s": 0.02, "timeout_s": 60.0, "repeats": 2},
+            energy={"meter": "estimate"})
+        with Store(tmp_path / "s.sqlite") as store, Evaluator(problem, store, task=faulty_task) as ev:
+            good, crash = tiny(2), tiny(fault="exit", epochs=1)
+            outcomes = ev.evaluate([good, crash])
+            assert outcomes[0].ok, outcomes[0].reason
+            assert outcomes[1].status == "crashed"
+            assert len(store.evaluations(problem.fingerprint())) == 4
+            assert ev.evaluate([good])[0].cached
