@@ -14,6 +14,7 @@ from .combined import CombinedMeter
 from .estimate import EstimateMeter
 from .locks import default_lock_dir
 from .nvml import NvmlMeter, cuda_index
+from .powercap import ReadText, read_text
 from .rapl import DEFAULT_POWERCAP_ROOT, DEFAULT_PROC_STAT, RaplMeter
 
 METER_NAMES = ("auto", "rapl", "nvml", "estimate")
@@ -22,14 +23,14 @@ METER_NAMES = ("auto", "rapl", "nvml", "estimate")
 def create_meter(energy: EnergyConfig, *, device: str = "cpu", lock_dir: Path | None = None,
                  cuda_sync: Callable[[], None] | None = None,
                  powercap_root: Path = DEFAULT_POWERCAP_ROOT, proc_stat: Path = DEFAULT_PROC_STAT,
-                 nvml: ModuleType | None = None) -> Meter:
+                 nvml: ModuleType | None = None, powercap_read: ReadText = read_text) -> Meter:
     """The meter ``energy.meter`` names, for work on ``device`` ("cpu", "cuda", "cuda:N").
 
     ``auto`` is RAPL (plus NVML when the device is a GPU) where available, else the
     estimate, whose ``describe()`` says why each measured backend was not used. Asking
     for ``rapl`` or ``nvml`` explicitly where it is unavailable raises MeterError with the
-    reason. ``powercap_root``, ``proc_stat`` and ``nvml`` (a pynvml-like module) are
-    injectable for tests.
+    reason. ``powercap_root``, ``powercap_read`` (the file reader), ``proc_stat`` and
+    ``nvml`` (a pynvml-like module) are injectable for tests.
     """
     if energy.meter not in METER_NAMES:
         raise MeterError(f"unknown meter {energy.meter!r}; expected one of {', '.join(METER_NAMES)}")
@@ -39,7 +40,7 @@ def create_meter(energy: EnergyConfig, *, device: str = "cpu", lock_dir: Path | 
     def rapl() -> RaplMeter:
         return RaplMeter(powercap_root=powercap_root, proc_stat=proc_stat,
                          attribution=energy.attribution, lock_dir=lock_dir,
-                         idle_baseline_s=energy.idle_baseline_s)
+                         idle_baseline_s=energy.idle_baseline_s, read=powercap_read)
 
     def gpu() -> NvmlMeter:
         return NvmlMeter(device_index=cuda_index(device), pynvml=nvml, lock_dir=lock_dir,

@@ -148,6 +148,10 @@ class RaplMeter(Meter):
             self._error = f"counter read failed at the window start: {exc}"
             self._t0 = self._wall_clock()
             return
+        # The time stamps sit right beside the counter samples so power = energy / duration
+        # holds; starting the poller is inside the window, as the meter's own overhead.
+        self._t0 = self._wall_clock()
+        self._cpu0_s = self._cpu_clock()
         self._tracks = {z.domain: CounterTrack(values[z.domain], z.max_energy_range_uj)
                         for z in self.zones}
         self._busy0 = busy0
@@ -155,18 +159,16 @@ class RaplMeter(Meter):
         self._poller = threading.Thread(target=self._poll_loop, args=(self.poll_interval_s,),
                                         name="gi-energy-rapl-poll", daemon=True)
         self._poller.start()
-        self._cpu0_s = self._cpu_clock()
-        self._t0 = self._wall_clock()
 
     def _end(self) -> Reading:
-        duration_s = max(0.0, self._wall_clock() - self._t0)
-        cpu_s = self._cpu_clock() - self._cpu0_s
         if self._poller is not None:
             self._stop_polling.set()
             self._poller.join()
             self._poller = None
         if self._error is None:
             self._poll()
+        duration_s = max(0.0, self._wall_clock() - self._t0)
+        cpu_s = self._cpu_clock() - self._cpu0_s
         if self._error is not None:
             return Reading.missing_reading("rapl", self._error, duration_s)
         warnings: list[str] = []

@@ -1,0 +1,159 @@
+"""One contract every meter keeps, run on every backend (hardware replaced by fakes)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+
+from gi_energy.errors import MeterError
+from gi_energy.meters import Meter, Reading, create_meter
+from gi_energy.meters.combined import combine_readings
+from gi_energy.meters.estimate import EstimateMeter
+from gi_energy.meters.fakes import FakeNvml, FakePowercap, ticking_reader
+from gi_energy.meters.nvml import NvmlMeter
+from gi_energy.meters.rapl import RaplMeter
+from gi_energy.meters.reading import BACKENDS, SCOPES
+from gi_energy.meters.units import mj_to_j, mw_to_w, uj_to_j, us_to_s
+from gi_energy.problem import EnergyConfig
+
+
+def _tree(tmp_path) -> FakePowercap:
+    tree = FakePowercap(tmp_path / "powercap")
+    tree.add_zone("intel-rapl:0", "package-0")
+    tree.add_zone("intel-rapl:0:0", "dram")
+    return tree
+
+
+def make_estimate(tmp_path) -> Meter:
+    return EstimateMeter()
+
+
+def make_rapl(tmp_path) -> Meter:
+    return RaplMeter(powercap_root=_tree(tmp_path).root, lock_dir=tmp_path,
+                     read=ticking_reader(100_000))
+
+
+def make_rapl_cpu_share(tmp_path) -> Meter:
+    # The real /proc/stat: the window's busy loop makes the machine's busy ticks advance.
+    return RaplMeter(powercap_root=_tree(tmp_path).root, attribution="cpu-share",
+                     read=ticking_reader(100_000))
+
+
+def make_nvml_counter(tmp_path) -> Meter:
+    return NvmlMeter(pynvml=FakeNvml(energy_step_mj=50), lock_dir=tmp_path, visible_devices="",
+                     update_period_s=0.0)
+
+
+def make_nvml_power(tmp_path) -> Meter:
+    return NvmlMeter(pynvml=FakeNvml(energy_counter=False), lock_dir=tmp_path,
+                     visible_devices="", sample_interval_s=0.002)
+
+
+def make_auto_combined(tmp_path) -> Meter:
+    return create_meter(EnergyConfig(), device="cuda", lock_dir=tmp_path,
+                        powercap_root=_tree(tmp_path).root, powercap_read=ticking_reader(100_000),
+                        nvml=FakeNvml(energy_step_mj=50))
+
+
+def make_auto_estimate(tmp_path) -> Meter:
+    return create_meter(EnergyConfig(), device="cuda", lock_dir=tmp_path,
+                        powercap_root=tmp_path / "absent", nvml=FakeNvml(library_found=False))
+
+
+MAKERS = [make_estimate, make_rapl, make_rapl_cpu_share, make_nvml_counter, make_nvml_power,
+          make_auto_combined, make_auto_estimate]
+
+
+def busy(duration_s: float) -> None:
+    end = time.perf_counter() + duration_s
+    while time.perf_counter() < end:
+        pass
+
+
+@pytest.mark.parametrize("make", MAKERS, ids=lambda f: f.__name__[5:])
+def test_meter_contract(make, tmp_path):
+    meter = make(tmp_path)
+    av = meter.availability()
+    assert av.available, av.reason
+    assert meter.availability() is av  # cached
+    text = meter.describe()
+    assert text and "\n" not in text
+
+    with meter.window() as w:
+        busy(0.03)
+    r = w.reading
+    assert isinstance(r, Reading)
+    assert r.backend in BACKENDS and r.scope in SCOPES
+    assert r.measured == meter.measured
+    assert r.energy_j is not None and r.energy_j > 0, r.missing_reason
+    assert r.duration_s >= 0.03
+    assert sum(r.domains_j.values()) == pytest.approx(r.energy_j)
+    assert r.power_w == pytest.approx(r.energy_j / r.duration_s)
+    assert Reading.from_dict(r.to_dict()) == r
+
+    # Closed even when the work fails, and reusable afterwards.
+    with pytest.raises(RuntimeError), meter.window() as w:
+        raise RuntimeError("work failed")
+    assert w.reading is not None
+    with pytest.raises(MeterError):
+        meter.stop()
+
+    # Many windows in one process: no thread or descriptor leaks.
+    threads, fds = threading.active_count(), len(os.listdir("/proc/self/fd"))
+    for _ in range(300):
+        with meter.window() as w:
+            pass
+        assert w.reading.duration_s >= 0
+    assert threading.active_count() == threads
+    assert len(os.listdir("/proc/self/fd")) == fds
+    meter.close()
+
+
+@pytest.mark.parametrize("make", [
+    lambda p: RaplMeter(powercap_root=p / "absent", lock_dir=p),
+    lambda p: NvmlMeter(pynvml=FakeNvml(library_found=False), lock_dir=p),
+], ids=["rapl", "nvml"])
+def test_unavailable_meter_refuses_a_window(make, tmp_path):
+    meter = make(tmp_path)
+    assert not meter.availability().available and meter.availability().reason
+    with pytest.raises(MeterError, match="unavailable"):
+        meter.start()
+
+
+def test_auto_on_gpu_combines_rapl_and_nvml(tmp_path):
+    m = make_auto_combined(tmp_path)
+    with m.window() as w:
+        pass
+    r = w.reading
+    assert r.backend == "combined" and r.measured
+    assert [p.backend for p in r.parts] == ["rapl", "nvml"]
+    assert r.energy_j == pytest.approx(sum(p.energy_j for p in r.parts))
+    assert "rapl:" in m.describe() and "nvml:" in m.describe()
+
+
+def test_auto_on_gpu_without_rapl_uses_nvml_alone_and_says_so(tmp_path):
+    m = create_meter(EnergyConfig(), device="cuda:0", lock_dir=tmp_path,
+                     powercap_root=tmp_path / "absent", nvml=FakeNvml(energy_step_mj=5))
+    assert m.name == "nvml" and "CPU package energy is not included" in m.describe()
+
+
+def test_combined_reading_is_missing_when_a_part_is():
+    ok = Reading("rapl", "package", True, 2.0, 1.0, {"package-0": 2.0})
+    gone = Reading.missing_reading("nvml", "GPU is lost", 1.0)
+    r = combine_readings([ok, gone])
+    assert r.energy_j is None and "GPU is lost" in r.missing_reason
+    both = combine_readings([ok, Reading("nvml", "board", True, 3.0, 1.0, {"gpu-0": 3.0})])
+    assert both.energy_j == 5.0 and both.domains_j == {"package-0": 2.0, "gpu-0": 3.0}
+
+
+@pytest.mark.parametrize(("fn", "value", "expected"), [
+    (uj_to_j, 262_143_328_850, 262_143.32885),  # a powercap range, µJ -> J
+    (mj_to_j, 1_500, 1.5),                      # NVML energy counter, mJ -> J
+    (mw_to_w, 75_000, 75.0),                    # NVML power, mW -> W
+    (us_to_s, 2_500_000, 2.5),                  # NVML sample time stamps, µs -> s
+])
+def test_unit_conversions(fn, value, expected):
+    assert fn(value) == pytest.approx(expected)
