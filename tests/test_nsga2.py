@@ -1,0 +1,124 @@
+"""NSGA-II survival and selection against fronts worked out by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from gi_energy.meters.reading import Reading
+from gi_energy.nsga2 import (
+    Fitness,
+    constraint_violation,
+    crowded_tournament,
+    fitness_of,
+    nondominated,
+    rank_and_crowding,
+    survive,
+)
+from gi_energy.results import Evaluation, Outcome
+from gi_energy.space import Genome
+
+# Minimisation. By hand: A, B, C are non-dominated; D is dominated only by B, E only by C
+# (rank 1); F by B and D (rank 2); G by F (rank 3).
+POINTS = {"A": (1, 5), "B": (2, 3), "C": (3, 1), "D": (2, 4), "E": (4, 2), "F": (3, 4), "G": (5, 5)}
+NAMES = list(POINTS)
+
+
+def fits(points):
+    return [Fitness(tuple(float(x) for x in p)) for p in points]
+
+
+def names(idx):
+    return [NAMES[i] for i in idx]
+
+
+def test_ranks_by_hand():
+    ranks, _ = rank_and_crowding(fits(POINTS.values()))
+    assert dict(zip(NAMES, ranks)) == {"A": 0, "B": 0, "C": 0, "D": 1, "E": 1, "F": 2, "G": 3}
+
+
+@pytest.mark.parametrize("k, expected", [
+    (3, {"A", "B", "C"}),
+    (5, {"A", "B", "C", "D", "E"}),
+    (6, {"A", "B", "C", "D", "E", "F"}),
+    (7, set(NAMES)),
+])
+def test_survival_takes_whole_fronts_first(k, expected):
+    assert set(names(survive(fits(POINTS.values()), k))) == expected
+
+
+def test_survival_breaks_a_front_by_crowding_distance():
+    # One front. Crowding by hand (range 10 on each axis, 2 objectives => divide by 20):
+    # (1,6): (2-0)/20 + (10-5.9)/20 = 0.305; (2,5.9): 5/20 + 5/20 = 0.5;
+    # (6,1): 8/20 + 5.9/20 = 0.695; the two extremes are infinite.
+    front = [(0, 10), (1, 6), (2, 5.9), (6, 1), (10, 0)]
+    _, crowding = rank_and_crowding(fits(front))
+    assert crowding[0] == crowding[4] == math.inf
+    assert crowding[1:4] == pytest.approx([0.305, 0.5, 0.695])
+    assert set(survive(fits(front), 4)) == {0, 2, 3, 4}
+    assert set(survive(fits(front), 3)) == {0, 3, 4}
+
+
+def test_callers_fitnesses_are_not_mutated():
+    f = fits(POINTS.values())
+    survive(f, 4)
+    rank_and_crowding(f)
+    assert all(x.crowding_dist == 0.0 for x in f)
+
+
+def test_constrained_domination():
+    feasible_bad = Fitness((10.0, 10.0), 0.0)
+    infeasible_good = Fitness((0.0, 0.0), 0.5)
+    worse_violation = Fitness((0.0, 0.0), 2.0)
+    assert feasible_bad.dominates(infeasible_good)
+    assert infeasible_good.dominates(worse_violation)
+    assert not infeasible_good.dominates(Fitness((1.0, 1.0), 0.5))  # equal violation: a tie
+    assert survive([infeasible_good, feasible_bad], 1) == [1]
+    assert nondominated([infeasible_good, feasible_bad]) == [1]
+
+
+def test_failed_points_are_never_sorted_and_survive_last():
+    failed = Fitness((math.inf, math.inf), math.inf)
+    f = [failed, *fits([(1, 1), (2, 2)])]
+    assert not failed.valid
+    assert survive(f, 2) == [1, 2]
+    assert survive(f, 3) == [1, 2, 0]  # only to fill the population
+    ranks, crowding = rank_and_crowding(f)
+    assert ranks[0] > max(ranks[1:]) and crowding[0] == 0.0
+    assert nondominated(f) == [1]
+
+
+def test_duplicates_share_a_front():
+    assert nondominated(fits([(1, 2), (1, 2), (2, 1), (3, 3)])) == [0, 1, 2]
+
+
+def test_crowded_tournament_prefers_rank_then_crowding():
+    rng = np.random.default_rng(0)
+    picks = crowded_tournament([0, 1], [0.0, 0.0], 4000, rng)
+    # index 1 wins only when both draws are 1: probability 1/4
+    assert picks.count(1) / 4000 == pytest.approx(0.25, abs=0.03)
+    picks = crowded_tournament([0, 0], [math.inf, 0.1], 4000, rng)
+    assert picks.count(1) / 4000 == pytest.approx(0.25, abs=0.03)
+    again = crowded_tournament([0, 1, 2], [1.0, 1.0, 1.0], 50, np.random.default_rng(7))
+    assert again == crowded_tournament([0, 1, 2], [1.0, 1.0, 1.0], 50, np.random.default_rng(7))
+
+
+def _outcome(status="ok", accuracy=0.9, energy_j=2.0, params=1000):
+    g = Genome(layers={"hidden": (8,)}, values={})
+    reading = Reading("estimate", "process-estimate", False, energy_j, 1.0)
+    ev = Evaluation(genome=g, status=status, val_accuracy=accuracy, train=reading, inference=reading,
+                    inference_samples=1000, params=params)
+    return Outcome(g, (ev,))
+
+
+def test_fitness_of_outcomes():
+    objectives = {"accuracy": "max", "inference_energy_j_per_1k": "min"}
+    ok = fitness_of(_outcome(), objectives)
+    assert ok.values == (-0.9, 2.0) and ok.feasible
+    assert not fitness_of(_outcome(status="failed"), objectives).valid
+    assert not fitness_of(_outcome(energy_j=None), objectives).valid  # a missing reading is not 0
+    over = fitness_of(_outcome(params=1500), objectives, {"params": 1000.0})
+    assert over.violation == pytest.approx(0.5)
+    assert constraint_violation(_outcome(params=500), {"params": 1000.0}) == 0.0
