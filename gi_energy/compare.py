@@ -52,7 +52,8 @@ def load_run(path, label: str | None = None) -> Run:
         raise UsageError(f"{path}: the run has no evaluations.csv yet")
     outcomes = rd.read_outcomes()
     settings = info.get("settings") or {}
-    replayed = bool(info.get("replayed") or settings.get("replay") or settings.get("replayed"))
+    replayed = bool(info.get("replayed") or settings.get("replay") or settings.get("replayed")
+                    or settings.get("evaluator") == "ReplayEvaluator")
     evs = [e for o in outcomes for e in o.evaluations if e.ok]
     name = label or info.get("label") or settings.get("label") or (
         str(info.get("command", "run")) + (" (replay)" if replayed and info.get("command") != "grid" else ""))

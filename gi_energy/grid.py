@@ -229,7 +229,10 @@ def _fmt(x) -> str:
 
 
 def _estimate(new: Sequence[Outcome], wall_s: float, left: int, workers: int, measured: bool) -> str:
-    per_s = wall_s / len(new)
+    # From the evaluations' own wall times where known: the first batch's wall time also
+    # holds the workers' start-up, which the remaining batches do not pay again.
+    walls = [sum(e.wall_time_s or 0.0 for e in o.evaluations) for o in new]
+    per_s = sum(walls) / len(new) / max(workers, 1) if all(walls) else wall_s / len(new)
     energies = [o.energy_spent_j for o in new if o.energy_spent_j is not None]
     kind = "measured" if measured else "estimated"
     text = f"estimate for the remaining {left} points: ~{_duration(per_s * left)}"

@@ -1,0 +1,162 @@
+"""Search versus grid: does NSGA-II find the exhaustive front for a fraction of the grid's
+evaluations and energy, and does it beat the peers on the same table?
+
+    /work/venv/bin/python experiments/search_vs_grid/run.py [--seeds 21] [--budgets 0.05,0.1,0.2]
+
+1. Runs the grid of ``problem.toml`` once with real training (resumed if it exists; the
+   store means nothing is trained twice): the reference front.
+2. For each budget (a share of the grid's evaluations) and each seed, runs gi-energy's
+   NSGA-II in replay (``ReplayEvaluator``: the grid's recorded results and energy, nothing
+   trained) and the peers on the same table: random search, Optuna NSGAIISampler and
+   multi-objective TPE, pymoo NSGA-II (a peer that cannot be imported is skipped, with
+   the reason printed).
+3. Compares every budget's runs against the grid (``gi_energy.compare``) and writes
+   ``summary.md`` / ``summary.json``: the median hypervolume ratio against the
+   exhaustive front, per method and budget, with Wilcoxon rank-sum p-values of ours
+   against each peer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # peers.py sits next to this script
+
+from peers import available_peers  # noqa: E402
+
+from gi_energy.compare import compare  # noqa: E402
+from gi_energy.grid import run_grid  # noqa: E402
+from gi_energy.problem import load_problem  # noqa: E402
+from gi_energy.replay import ReplayEvaluator  # noqa: E402
+from gi_energy.rundir import RunDirectory, write_json_atomic  # noqa: E402
+
+OURS = "gi-energy NSGA-II"
+
+
+def ensure_grid(problem, out: Path, workers: int | None) -> Path:
+    grid_dir = out / "grid"
+    store = out / "store.sqlite"
+    if (grid_dir / "run.json").exists():
+        if RunDirectory.open(grid_dir).read_run_json().get("status") == "complete":
+            print(f"grid: reusing the complete grid run {grid_dir}")
+            return grid_dir
+        run_grid(problem, resume=grid_dir, store=store, workers=workers)
+    else:
+        run_grid(problem, out=grid_dir, store=store, workers=workers)
+    return grid_dir
+
+
+def run_ours(problem, grid_dir: Path, budget: int, seed: int, out: Path) -> Path:
+    from gi_energy.evolve import evolve
+
+    p = problem.with_overrides(search={"max_evaluations": budget})
+    res = evolve(p, out=out, seed=seed, evaluator=ReplayEvaluator(problem, grid_dir), plot=False,
+                 settings={"label": OURS, "replay": str(grid_dir)})
+    RunDirectory(res.run_dir).update_run_json(label=OURS, replayed=True)
+    return res.run_dir
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--problem", default=str(HERE / "problem.toml"))
+    ap.add_argument("--out", default="runs/search_vs_grid", help="experiment folder (grid, runs, reports)")
+    ap.add_argument("--seeds", type=int, default=21)
+    ap.add_argument("--budgets", default="0.05,0.1,0.2", help="shares of the grid's evaluations")
+    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--methods", default="ours,random,optuna-nsga2,optuna-tpe,pymoo-nsga2")
+    args = ap.parse_args()
+
+    problem = load_problem(args.problem)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    grid_dir = ensure_grid(problem, out, args.workers)
+    grid_info = RunDirectory.open(grid_dir).read_run_json()
+    n_grid = int(grid_info["evaluations"])
+
+    peers, missing = available_peers()
+    wanted = args.methods.split(",")
+    for name in wanted:
+        if name in missing:
+            print(f"peer {name}: skipped: {missing[name]}")
+    methods = {name: fn for name, fn in peers.items() if name in wanted}
+    if "ours" in wanted:
+        methods = {"ours": run_ours, **methods}
+
+    summary = {"problem": problem.name, "grid_points": n_grid, "grid_energy_j": grid_info.get("energy_spent_j"),
+               "grid_measured": grid_info.get("measured"), "seeds": args.seeds, "skipped": missing, "budgets": []}
+    for share in (float(s) for s in args.budgets.split(",")):
+        budget = max(1, round(share * n_grid))
+        tag = f"b{round(share * 100):02d}"
+        paths = []
+        for name, fn in methods.items():
+            t0 = time.perf_counter()
+            for seed in range(args.seeds):
+                run_dir = out / tag / f"{name}-s{seed:02d}"
+                if (run_dir / "run.json").exists() and (run_dir / "evaluations.csv").exists():
+                    paths.append(run_dir)  # already run: the experiment resumes where it stopped
+                    continue
+                if run_dir.exists():
+                    import shutil
+
+                    shutil.rmtree(run_dir)  # a half-written run from an interrupted experiment
+                paths.append(Path(fn(problem, grid_dir, budget, seed, run_dir)))
+            print(f"{tag}: {name}: {args.seeds} seeds x {budget} evaluations in {time.perf_counter() - t0:.1f} s")
+        cmp = compare(paths, reference=grid_dir, out=out / f"compare-{tag}")
+        groups = {g["label"]: g for g in cmp["groups"]}
+        tests = {(t["a"], t["b"]): t for t in cmp["tests"] if "p_value" in t}
+        row = {"share": share, "budget": budget, "methods": {}}
+        for label, g in groups.items():
+            p = tests.get((OURS, label)) or tests.get((label, OURS))
+            row["methods"][label] = {
+                "hv_ratio_median": g["hv_ratio"]["median"], "hv_ratio_q25": g["hv_ratio"]["q25"],
+                "hv_ratio_q75": g["hv_ratio"]["q75"], "coverage_median": g["coverage"]["median"],
+                "igd_plus_median": g["igd_plus"]["median"], "energy_spent_j_median": g["energy_spent_j"]["median"],
+                "p_vs_ours": None if p is None else p["p_value"]}
+        summary["budgets"].append(row)
+        print(f"{tag}: report in {out / f'compare-{tag}' / 'report.md'}")
+
+    summary["reference_headline"] = cmp["reference"].get("headline")
+    write_json_atomic(out / "summary.json", summary)
+    text = render_summary(summary)
+    (out / "summary.md").write_text(text)
+    print(text)
+
+
+def render_summary(s: dict) -> str:
+    kind = "measured" if s["grid_measured"] else "estimated"
+    lines = [f"# Search vs grid: {s['problem']}", "",
+             f"Grid: {s['grid_points']} points, {s['grid_energy_j']:.0f} J ({kind}). "
+             f"{s['seeds']} seeds per method and budget; searches replay the grid's recorded results.", "",
+             "Median hypervolume ratio against the exhaustive front [IQR]; p: Wilcoxon rank-sum against "
+             f"{OURS}.", ""]
+    labels = list(dict.fromkeys(lab for b in s["budgets"] for lab in b["methods"]))
+    lines.append("| budget | " + " | ".join(labels) + " |")
+    lines.append("|---|" + "---|" * len(labels))
+    for b in s["budgets"]:
+        cells = []
+        for lab in labels:
+            m = b["methods"].get(lab)
+            if m is None:
+                cells.append("–")
+                continue
+            c = f"{m['hv_ratio_median']:.4f} [{m['hv_ratio_q25']:.4f}, {m['hv_ratio_q75']:.4f}]"
+            if m["p_vs_ours"] is not None:
+                c += f" p={m['p_vs_ours']:.2g}"
+            cells.append(c)
+        lines.append(f"| {round(b['share'] * 100)}% ({b['budget']} evals) | " + " | ".join(cells) + " |")
+    if s["skipped"]:
+        lines += ["", "Skipped peers: " + "; ".join(f"{k}: {v}" for k, v in s["skipped"].items())]
+    h = s.get("reference_headline")
+    if h:
+        lines += ["", f"Grid headline: {100 * h['saving']:.1f}% less inference energy for "
+                  f"{100 * h['accuracy_lost']:.2f} accuracy points ({h['most_accurate']['accuracy']:.4f} -> "
+                  f"{h['chosen']['accuracy']:.4f})."]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
