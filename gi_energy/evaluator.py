@@ -163,13 +163,19 @@ class Evaluator:
                     attempts = int(ev.extra.get("attempts", 1)) if ev is not None and ev.status == "crashed" else 0
                     jobs.append(Job(genome, repeat, attempts))
         if jobs:
-            for ev in self._runner_for().run(jobs, self.task, self.problem, timeout_s):
-                self.trained += 1
-                self._record(ev)
-                results[(ev.key, ev.repeat)] = ev
-                trained_keys.add(ev.key)
-                if on_result is not None:
-                    on_result(ev, False)
+            stream = self._runner_for().run(jobs, self.task, self.problem, timeout_s)
+            try:
+                for ev in stream:
+                    self.trained += 1
+                    self._record(ev)
+                    results[(ev.key, ev.repeat)] = ev
+                    trained_keys.add(ev.key)
+                    if on_result is not None:
+                        on_result(ev, False)
+            finally:
+                # If on_result raised (or Ctrl-C), stop the tasks still running now rather
+                # than whenever the generator is garbage-collected.
+                stream.close()
         outcomes = {
             g.key: Outcome(g, tuple(results[(g.key, r)] for r in range(repeats)),
                            cached=g.key not in trained_keys)
@@ -422,11 +428,13 @@ class DaskRunner(_Runner):
         except KilledWorker as exc:
             return _lost(job, "crashed", f"dask worker died: {_first_line(exc)}", device=self.device,
                          timeout_s=timeout_s, wall_time_s=elapsed_s)
-        except Exception as exc:  # noqa: BLE001 - the task itself catches; this is transport
-            return Evaluation(genome=job.genome, status="failed", repeat=job.repeat,
-                              reason=f"{type(exc).__name__}: {_first_line(exc)}", wall_time_s=elapsed_s,
-                              device=self.device)
-        return ev
+        except Exception as exc:  # noqa: BLE001
+            # The task turns its own exceptions into "failed" records, so what arrives here
+            # is the cluster's (lost connection, cancelled, lost data): not the genome's
+            # fault, hence "crashed", which is retried a bounded number of times.
+            return _lost(job, "crashed", f"dask: {type(exc).__name__}: {_first_line(exc)}",
+                         device=self.device, timeout_s=timeout_s, wall_time_s=elapsed_s)
+        return ev if ev.repeat == job.repeat else replace(ev, repeat=job.repeat)
 
     def close(self):
         self.client.close()

@@ -104,17 +104,22 @@ def derive_seed(eval_seed: int, repeat: int) -> int:
 
 def make_optimizer(parameters, values: Mapping[str, Any]) -> torch.optim.Optimizer:
     """The genome's optimizer. Genome values canonicalise 0.0 to int 0, hence the casts;
-    momentum is used by sgd only."""
+    momentum is used by sgd only.
+
+    Adam, AdamW and SGD use torch's fused kernels (one kernel for all parameters instead
+    of a Python loop over them): for the small networks searched here the optimizer step
+    is a large share of a training step.
+    """
     name = values.get("optimizer", "adam")
     lr = float(values.get("learning_rate", 1e-3))
     wd = float(values.get("weight_decay", 0.0))
     if name == "adam":
-        return torch.optim.Adam(parameters, lr=lr, weight_decay=wd)
+        return torch.optim.Adam(parameters, lr=lr, weight_decay=wd, fused=True)
     if name == "adamw":
-        return torch.optim.AdamW(parameters, lr=lr, weight_decay=wd)
+        return torch.optim.AdamW(parameters, lr=lr, weight_decay=wd, fused=True)
     if name == "sgd":
         return torch.optim.SGD(parameters, lr=lr, momentum=float(values.get("momentum", 0.9)),
-                               weight_decay=wd)
+                               weight_decay=wd, fused=True)
     if name == "rmsprop":
         return torch.optim.RMSprop(parameters, lr=lr, weight_decay=wd)
     raise ValueError(f"unknown optimizer {name!r}; valid: adam, adamw, sgd, rmsprop")
@@ -122,7 +127,7 @@ def make_optimizer(parameters, values: Mapping[str, Any]) -> torch.optim.Optimiz
 
 @dataclass(frozen=True)
 class FitResult:
-    """How training ended: epochs completed and the mean loss of the last one."""
+    """How training ended: epochs completed and the loss of the last mini-batch."""
 
     epochs_run: int
     last_loss: float
@@ -131,31 +136,156 @@ class FitResult:
 
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batch_size: int,
         optimizer: torch.optim.Optimizer, generator: torch.Generator) -> FitResult:
-    """Mini-batch training; stops after the first epoch whose loss is not finite.
+    """Mini-batch training for ``epochs``; stops after the first epoch whose last loss is
+    not finite (a diverged network's weights are NaN, so its last loss is too).
 
-    The loss is summed on the device and read once per epoch, so there is one host sync
-    per epoch rather than per batch.
+    Plain MLPs take the hand-written path of :class:`DenseNet` (same arithmetic as
+    autograd, a fraction of its per-step overhead); other models use autograd. The loss is
+    read once per epoch: one host sync per epoch, not per batch.
     """
     n = x.shape[0]
     batch_size = max(1, min(int(batch_size), n))
+    dense = DenseNet.from_model(model, generator)
     model.train()
     last = float("nan")
     for epoch in range(int(epochs)):
         perm = torch.randperm(n, generator=generator).to(x.device)
         # One gather per epoch, then contiguous slices: cheaper than indexing every batch.
         xs, ys = x[perm], y[perm]
-        total = torch.zeros((), device=x.device)
-        for start in range(0, n, batch_size):
-            xb, yb = xs[start:start + batch_size], ys[start:start + batch_size]
-            optimizer.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(xb), yb)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach() * yb.shape[0]
-        last = float(total) / n
+        if dense is not None:
+            loss = dense.train_epoch(xs, ys, batch_size, optimizer)
+        else:
+            for start in range(0, n, batch_size):
+                optimizer.zero_grad(set_to_none=True)
+                loss = F.cross_entropy(model(xs[start:start + batch_size]), ys[start:start + batch_size])
+                loss.backward()
+                optimizer.step()
+        last = float(loss.detach())
         if not math.isfinite(last):
             return FitResult(epoch + 1, last, True)
     return FitResult(int(epochs), last, False)
+
+
+def _relu_backward(g, z, a):
+    return torch.ops.aten.threshold_backward(g, a, 0)
+
+
+# Activation -> (forward, backward(grad, pre-activation, output)). The backward functions
+# are the aten kernels autograd itself calls, so the gradients are autograd's.
+_DENSE_ACTIVATIONS: dict[type, tuple[Callable, Callable]] = {
+    nn.ReLU: (torch.relu, _relu_backward),
+    nn.Tanh: (torch.tanh, lambda g, z, a: torch.ops.aten.tanh_backward(g, a)),
+    nn.Sigmoid: (torch.sigmoid, lambda g, z, a: torch.ops.aten.sigmoid_backward(g, a)),
+    nn.GELU: (F.gelu, lambda g, z, a: torch.ops.aten.gelu_backward(g, z)),
+    nn.ELU: (F.elu, lambda g, z, a: torch.ops.aten.elu_backward(g, 1.0, 1, 1, True, a)),
+    nn.LeakyReLU: (F.leaky_relu, lambda g, z, a: torch.ops.aten.leaky_relu_backward(g, z, 0.01, False)),
+}
+
+
+class DenseNet:
+    """Forward and backward of a plain MLP by hand (no autograd graph).
+
+    Why: for the networks searched here (a few layers of tens to hundreds of units) a
+    training step is dominated by per-operation overhead, and autograd's graph building
+    and engine roughly double it. The model is the ``nn.Sequential`` of
+    ``Linear (activation dropout?)* Linear`` that :func:`build_mlp` makes; its parameters
+    are updated in place, gradients land in ``.grad`` and the genome's torch optimizer
+    steps as usual. Dropout masks are drawn from the explicit ``generator``.
+    """
+
+    def __init__(self, layers: list[tuple[nn.Linear, tuple | None, float]], generator: torch.Generator):
+        self.layers = layers
+        self.generator = generator
+
+    @classmethod
+    def from_model(cls, model: nn.Module, generator: torch.Generator) -> DenseNet | None:
+        """The hand-written equivalent of ``model``, or None if it is not a plain MLP."""
+        if not isinstance(model, nn.Sequential):
+            return None
+        mods = list(model)
+        layers: list[tuple[nn.Linear, tuple | None, float]] = []
+        i = 0
+        while i < len(mods):
+            lin = mods[i]
+            if not isinstance(lin, nn.Linear) or lin.bias is None:
+                return None
+            i += 1
+            if i == len(mods):
+                layers.append((lin, None, 0.0))
+                break
+            act = _DENSE_ACTIVATIONS.get(type(mods[i]))
+            if act is None or not _default_activation(mods[i]):
+                return None
+            i += 1
+            p = 0.0
+            if i < len(mods) and isinstance(mods[i], nn.Dropout):
+                p = float(mods[i].p)
+                i += 1
+            layers.append((lin, act, p))
+        if not layers or layers[-1][1] is not None:
+            return None
+        if generator.device != next(model.parameters()).device:
+            generator = torch.Generator(next(model.parameters()).device).manual_seed(generator.initial_seed())
+        return cls(layers, generator)
+
+    def gradients(self, xb: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
+        """Set ``.grad`` of every parameter for the mean cross-entropy of the batch.
+
+        Returns the batch's logits (for the loss, computed only when it is read).
+        """
+        with torch.no_grad():
+            inputs, saved = [], []
+            h = xb
+            for lin, act, p in self.layers:
+                inputs.append(h)
+                z = torch.addmm(lin.bias, h, lin.weight.t())
+                if act is None:
+                    h = z
+                    saved.append(None)
+                    continue
+                a = act[0](z)
+                mask = None
+                if p > 0:
+                    keep = torch.rand(a.shape, generator=self.generator, device=a.device) >= p
+                    mask = keep.to(a.dtype).mul_(1.0 / (1.0 - p))
+                    h = a * mask
+                else:
+                    h = a
+                saved.append((z, a, mask))
+            g = torch.softmax(h, dim=1).sub_(onehot).div_(xb.shape[0])
+            for i in range(len(self.layers) - 1, -1, -1):
+                lin = self.layers[i][0]
+                lin.weight.grad = g.t().mm(inputs[i])
+                lin.bias.grad = g.sum(0)
+                if i > 0:
+                    g = g.mm(lin.weight)
+                    z, a, mask = saved[i - 1]
+                    if mask is not None:
+                        g = g.mul_(mask)
+                    g = self.layers[i - 1][1][1](g, z, a)
+            return h
+
+    def train_epoch(self, xs: torch.Tensor, ys: torch.Tensor, batch_size: int,
+                    optimizer: torch.optim.Optimizer) -> torch.Tensor:
+        """One pass over the (already shuffled) data; returns the last batch's mean loss."""
+        n_classes = self.layers[-1][0].out_features
+        onehot = F.one_hot(ys, n_classes).to(xs.dtype)
+        n = xs.shape[0]
+        for start in range(0, n, batch_size):
+            logits = self.gradients(xs[start:start + batch_size], onehot[start:start + batch_size])
+            optimizer.step()
+        return F.cross_entropy(logits, ys[start:start + batch_size])
+
+
+def _default_activation(module: nn.Module) -> bool:
+    """Only the parameterisations the backward table assumes (what build_mlp makes)."""
+    if isinstance(module, nn.GELU):
+        return module.approximate == "none"
+    if isinstance(module, nn.ELU):
+        return module.alpha == 1.0
+    if isinstance(module, nn.LeakyReLU):
+        return module.negative_slope == 0.01
+    return True
 
 
 def predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -140,3 +140,42 @@ def test_co2_arithmetic():
     assert co2_grams(3.6e6, EnergyConfig(carbon_intensity_g_per_kwh=400.0)) == pytest.approx(400.0)
     assert co2_grams(None, EnergyConfig()) is None
     assert math.isclose(co2_grams(0.0, EnergyConfig()), 0.0)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "gelu", "sigmoid", "elu", "leaky_relu"])
+def test_hand_written_mlp_gradients_equal_autograd(activation):
+    from gi_energy.problems.models import build_mlp
+
+    from gi_energy.training import DenseNet
+
+    torch.manual_seed(0)
+    g = Genome(layers={"hidden": (12, 7)}, values={"activation": activation})
+    model = build_mlp(g, n_features=5, n_classes=4)
+    x, y = torch.randn(9, 5), torch.randint(0, 4, (9,))
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    expected = [p.grad.clone() for p in model.parameters()]
+    dense = DenseNet.from_model(model, torch.Generator().manual_seed(0))
+    assert dense is not None
+    logits = dense.gradients(x, torch.nn.functional.one_hot(y, 4).float())
+    assert torch.allclose(logits, model(x).detach(), atol=1e-6)
+    for p, e in zip(model.parameters(), expected):
+        assert torch.allclose(p.grad, e, atol=1e-6, rtol=1e-5)
+
+
+def test_models_the_fast_path_cannot_run_use_autograd():
+    from gi_energy.training import DenseNet
+
+    gen = torch.Generator()
+    odd = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Softplus(), torch.nn.Linear(3, 2))
+    assert DenseNet.from_model(odd, gen) is None
+    assert DenseNet.from_model(torch.nn.Sequential(torch.nn.Linear(3, 2, bias=False)), gen) is None
+    assert DenseNet.from_model(torch.nn.Sequential(torch.nn.Linear(3, 2)), gen) is not None
+
+
+def test_dropout_masks_come_from_the_explicit_generator(mlp_problem):
+    g = tiny(dropout=0.5, epochs=2)
+    a = run_evaluation(mlp_problem, g, 0, meter=FakeMeter())
+    b = run_evaluation(mlp_problem, g, 0, meter=FakeMeter())
+    c = run_evaluation(mlp_problem, tiny(dropout=0.0, epochs=2), 0, meter=FakeMeter())
+    assert a.status == "ok" and a.val_accuracy == b.val_accuracy
+    assert a.val_accuracy != c.val_accuracy or a.test_accuracy != c.test_accuracy
