@@ -194,8 +194,15 @@ class DenseNet:
     """
 
     def __init__(self, layers: list[tuple[nn.Linear, tuple | None, float]], generator: torch.Generator):
-        self.layers = layers
+        # (weight, bias, activation, dropout) with the tensors themselves: the optimizer
+        # updates them in place, and nn.Module attribute lookups cost per step.
+        self.layers = [(lin.weight, lin.bias, act, p) for lin, act, p in layers]
+        self.n_classes = layers[-1][0].out_features
         self.generator = generator
+        for weight, bias, _, _ in self.layers:
+            for t in (weight, bias):
+                if t.grad is None:
+                    t.grad = torch.zeros_like(t)
 
     @classmethod
     def from_model(cls, model: nn.Module, generator: torch.Generator) -> DenseNet | None:
@@ -236,9 +243,9 @@ class DenseNet:
         with torch.no_grad():
             inputs, saved = [], []
             h = xb
-            for lin, act, p in self.layers:
+            for weight, bias, act, p in self.layers:
                 inputs.append(h)
-                z = torch.addmm(lin.bias, h, lin.weight.t())
+                z = torch.addmm(bias, h, weight.t())
                 if act is None:
                     h = z
                     saved.append(None)
@@ -254,22 +261,22 @@ class DenseNet:
                 saved.append((z, a, mask))
             g = torch.softmax(h, dim=1).sub_(onehot).div_(xb.shape[0])
             for i in range(len(self.layers) - 1, -1, -1):
-                lin = self.layers[i][0]
-                lin.weight.grad = g.t().mm(inputs[i])
-                lin.bias.grad = g.sum(0)
+                weight, bias, _, _ = self.layers[i]
+                # Into the existing .grad tensors: no allocation, no Parameter setter.
+                torch.mm(g.t(), inputs[i], out=weight.grad)
+                torch.sum(g, 0, out=bias.grad)
                 if i > 0:
-                    g = g.mm(lin.weight)
+                    g = g.mm(weight)
                     z, a, mask = saved[i - 1]
                     if mask is not None:
                         g = g.mul_(mask)
-                    g = self.layers[i - 1][1][1](g, z, a)
+                    g = self.layers[i - 1][2][1](g, z, a)
             return h
 
     def train_epoch(self, xs: torch.Tensor, ys: torch.Tensor, batch_size: int,
                     optimizer: torch.optim.Optimizer) -> torch.Tensor:
         """One pass over the (already shuffled) data; returns the last batch's mean loss."""
-        n_classes = self.layers[-1][0].out_features
-        onehot = F.one_hot(ys, n_classes).to(xs.dtype)
+        onehot = F.one_hot(ys, self.n_classes).to(xs.dtype)
         n = xs.shape[0]
         for start in range(0, n, batch_size):
             logits = self.gradients(xs[start:start + batch_size], onehot[start:start + batch_size])
@@ -325,6 +332,25 @@ def measure_inference(model: nn.Module, x: torch.Tensor, meter, *, min_duration_
                 if elapsed >= min_duration_s:
                     break
     return window.reading, elapsed, samples
+
+
+def warm_up(data: DeviceData, family: str) -> None:
+    """Train and predict a throwaway model of ``family`` on a few rows of ``data``.
+
+    Why: torch initialises kernels, thread pools and allocators lazily, and the first
+    training step in a process costs up to a second; without this, the first evaluation on
+    every worker would be charged that time and energy in its meter window.
+    """
+    genome = Genome(layers={"hidden": (4,), "conv": (2,)}, values={"epochs": 1, "batch_size": 4})
+    devices = [torch.cuda.current_device()] if data.device == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(0)
+        model = build_model(family, genome, n_features=data.n_features, n_classes=data.n_classes,
+                            image_shape=data.image_shape).to(data.device)
+        x, y = data.x_train[:16], data.y_train[:16]
+        fit(model, x, y, epochs=1, batch_size=4, optimizer=make_optimizer(model.parameters(), {}),
+            generator=torch.Generator().manual_seed(0))
+        accuracy(model, x, y)
 
 
 def co2_grams(energy_j: float | None, energy: EnergyConfig) -> float | None:
