@@ -12,7 +12,7 @@ from gi_energy.errors import MeterError
 from gi_energy.meters import Meter, Reading, create_meter
 from gi_energy.meters.combined import combine_readings
 from gi_energy.meters.estimate import EstimateMeter
-from gi_energy.meters.fakes import FakeNvml, FakePowercap, ticking_reader
+from gi_energy.meters.fakes import FakeNvml, FakePowercap, FakePyRAPL, ticking_reader
 from gi_energy.meters.nvml import NvmlMeter
 from gi_energy.meters.rapl import RaplMeter
 from gi_energy.meters.reading import BACKENDS, SCOPES
@@ -34,6 +34,15 @@ def make_estimate(tmp_path) -> Meter:
 def make_rapl(tmp_path) -> Meter:
     return RaplMeter(powercap_root=_tree(tmp_path).root, lock_dir=tmp_path,
                      read=ticking_reader(100_000))
+
+
+def make_rapl_pyrapl(tmp_path) -> Meter:
+    # pyRAPL as the counter source (a fake at the module boundary, over the same tree).
+    tree = _tree(tmp_path)
+    meter = RaplMeter(powercap_root=tree.root, lock_dir=tmp_path,
+                      pyrapl=FakePyRAPL(tree.root, read=ticking_reader(100_000)))
+    assert meter.counter_source == "pyRAPL", meter.counter_source_note
+    return meter
 
 
 def make_rapl_cpu_share(tmp_path) -> Meter:
@@ -63,8 +72,8 @@ def make_auto_estimate(tmp_path) -> Meter:
                         powercap_root=tmp_path / "absent", nvml=FakeNvml(library_found=False))
 
 
-MAKERS = [make_estimate, make_rapl, make_rapl_cpu_share, make_nvml_counter, make_nvml_power,
-          make_auto_combined, make_auto_estimate]
+MAKERS = [make_estimate, make_rapl, make_rapl_pyrapl, make_rapl_cpu_share, make_nvml_counter,
+          make_nvml_power, make_auto_combined, make_auto_estimate]
 
 
 def busy(duration_s: float) -> None:

@@ -1,4 +1,4 @@
-"""Test doubles at the hardware boundary: a powercap directory tree and a pynvml stand-in.
+"""Test doubles at the hardware boundary: a powercap tree, a pyRAPL and a pynvml stand-in.
 
 They ship with the library (as Zeus ships its replaying double) so that the project's
 tests, and anyone's research code, can run every meter's real logic without the hardware.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from types import SimpleNamespace
 
 from .powercap import read_text
 
@@ -85,6 +86,106 @@ def power_reader(power_w: float, clock: Callable[[], float] = time.perf_counter
         return str(int(text) + int((clock() - start[0]) * power_w * 1e6))
 
     return read
+
+
+class FakePyRAPLException(Exception):
+    """Shaped like pyRAPL.PyRAPLException."""
+
+
+class FakePyRAPLCantInitDeviceAPI(FakePyRAPLException):
+    """Shaped like pyRAPL.PyRAPLCantInitDeviceAPI (raised with no message, as pyRAPL does)."""
+
+
+class _FakeDeviceAPI:
+    """pyRAPL's DeviceAPI logic (device_api.py, 0.2.3) over a fake tree instead of /sys.
+
+    Walks ``intel-rapl:0``, ``intel-rapl:1``, ... while they exist, keeps zones whose name
+    contains "package" and whose id (``package-N``) is a socket, and raises
+    CantInitDeviceAPI unless that leaves exactly one zone per socket. Each ``energy_uj`` is
+    "opened" (read once) at construction, so an unreadable counter raises there, as
+    ``open()`` does in pyRAPL.
+    """
+
+    def __init__(self, owner: FakePyRAPL, device: str) -> None:
+        self._owner = owner
+        sockets = sorted(owner.sockets)
+        found = []
+        rapl_id = 0
+        while (owner.root / f"intel-rapl:{rapl_id}").exists():
+            zone = owner.root / f"intel-rapl:{rapl_id}"
+            label = owner.read(zone / "name")
+            if "package" in label:
+                package_id = int(label.strip().split("-")[1])
+                if package_id in sockets:
+                    found.append((package_id, zone, rapl_id))
+            rapl_id += 1
+        if len(found) != len(sockets):
+            raise FakePyRAPLCantInitDeviceAPI()
+        found.sort(key=lambda t: t[0])
+        self._files = []
+        for _, zone, rid in found:
+            if device == "package":
+                self._files.append(zone / "energy_uj")
+                continue
+            sub = 0
+            while (dram := owner.root / f"intel-rapl:{rid}:{sub}").exists():
+                if owner.read(dram / "name") == "dram\n":
+                    self._files.append(dram / "energy_uj")
+                    break
+                sub += 1
+            else:
+                raise FakePyRAPLCantInitDeviceAPI()
+        for f in self._files:
+            owner.read(f)
+        self._socket_ids = sockets
+
+    def energy(self) -> tuple[float, ...]:
+        self._owner._call("energy")
+        result = [-1.0] * (self._socket_ids[-1] + 1)
+        for socket_id, f in zip(self._socket_ids, self._files):
+            result[socket_id] = float(self._owner.read(f))
+        return tuple(result)
+
+
+class FakePyRAPL:
+    """Stands in for the ``pyRAPL`` module, reading a FakePowercap tree as pyRAPL reads /sys.
+
+    ``sockets`` is what ``device_api.get_socket_ids()`` reports; ``read`` is the file
+    reader (``ticking_reader`` etc. work here too); ``fail`` maps "get_socket_ids",
+    "PkgAPI", "DramAPI" or "energy" to the exception that call raises. The tree layout:
+    FakePowercap's flat one, a DRAM zone ``intel-rapl:N:M`` beside its package (pyRAPL
+    looks under the package directory, so the fake follows the flat tree's siblings).
+    """
+
+    PyRAPLException = FakePyRAPLException
+    PyRAPLCantInitDeviceAPI = FakePyRAPLCantInitDeviceAPI
+
+    def __init__(self, root: Path, *, sockets: Iterable[int] = (0,),
+                 read: Callable[[Path], str] = read_text,
+                 fail: dict[str, BaseException] | None = None) -> None:
+        self.root = Path(root)
+        self.sockets = list(sockets)
+        self.read = read
+        self.fail = dict(fail or {})
+        self.calls: list[str] = []
+        self.device_api = SimpleNamespace(get_socket_ids=self._get_socket_ids)
+
+    def _call(self, fn: str) -> None:
+        self.calls.append(fn)
+        if fn in self.fail:
+            raise self.fail[fn]
+
+    def _get_socket_ids(self) -> list[int]:
+        self._call("get_socket_ids")
+        return list(self.sockets)
+
+    def PkgAPI(self, socket_ids: list[int] | None = None) -> _FakeDeviceAPI:  # noqa: N802
+        self._call("PkgAPI")
+        return _FakeDeviceAPI(self, "package")
+
+    def DramAPI(self, socket_ids: list[int] | None = None) -> _FakeDeviceAPI:  # noqa: N802
+        self._call("DramAPI")
+        return _FakeDeviceAPI(self, "dram")
 
 
 class FakeNVMLError(Exception):

@@ -1,10 +1,11 @@
-"""RAPL: CPU package (and DRAM) energy from the powercap counters.
+"""RAPL: CPU package (and DRAM) energy from the RAPL counters.
 
-pyRAPL is the project's RAPL dependency, but its readers hard-code /sys paths, refuse
-multi-die AMD parts (more package zones than sockets), raise on the root-only
-``energy_uj`` and never correct wraparound. Every case the meter must get right is one
-of those, so the counters are read directly here (``powercap.py``) from an injectable
-root, the same files pyRAPL reads; pyRAPL itself is not imported.
+The raw counters come from pyRAPL (the project's RAPL dependency) where its assumptions
+hold, else from the powercap files directly (``counters.py`` says which and why; so does
+``describe()``). pyRAPL never corrects wraparound, so whichever source is in use this
+module adds: wrap correction with each zone's ``max_energy_range_uj`` (read from the
+powercap tree), a polling thread for windows longer than a wrap period, the exclusive
+lock or cpu-share attribution, and the idle baseline.
 """
 
 from __future__ import annotations
@@ -13,8 +14,16 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .base import Availability, Meter
+from .counters import (
+    CounterSource,
+    PowercapCounters,
+    PyRAPLUnusable,
+    import_pyrapl,
+    open_pyrapl,
+)
 from .cpushare import clock_ticks_per_s, cpu_share, read_busy_ticks
 from .locks import FileLock, NullLock, default_lock_dir
 from .powercap import (
@@ -47,6 +56,10 @@ class RaplMeter(Meter):
     ``"cpu-share"`` scales the energy by this process's share of busy CPU time (scope
     "apportioned"). A polling thread samples the counters every ``poll_interval_s`` (by
     default a quarter of the shortest wrap period) so long windows catch every wrap.
+
+    ``pyrapl`` is a pyRAPL-like module (tests pass ``fakes.FakePyRAPL``); left None, the
+    real pyRAPL is imported when ``powercap_root`` is /sys/class/powercap, the only tree
+    it reads. ``counter_source`` / ``counter_source_note`` say which source was chosen.
     """
 
     name = "rapl"
@@ -58,7 +71,7 @@ class RaplMeter(Meter):
                  poll_interval_s: float | None = None, read: ReadText = read_text,
                  cpu_clock: Callable[[], float] = time.process_time,
                  wall_clock: Callable[[], float] = time.perf_counter,
-                 ticks_per_s: int | None = None) -> None:
+                 ticks_per_s: int | None = None, pyrapl: Any | None = None) -> None:
         if attribution not in ATTRIBUTIONS:
             raise ValueError(f"attribution must be one of {ATTRIBUTIONS}, got {attribution!r}")
         lock = (FileLock(lock_dir or default_lock_dir(), "rapl.lock")
@@ -73,6 +86,9 @@ class RaplMeter(Meter):
         self._ticks_per_s = ticks_per_s
         self._poll_interval_s = poll_interval_s
         self._discovery = Discovery(())
+        self._pyrapl = pyrapl
+        self._counters: CounterSource | None = None
+        self._pyrapl_note = ""
         # Per-window state, only touched by the window's thread and its poller.
         self._tracks: dict[str, CounterTrack] = {}
         self._error: str | None = None
@@ -93,20 +109,61 @@ class RaplMeter(Meter):
             return Availability(False, f"cannot list {self.root}: {exc.strerror or exc}")
         if not self._discovery.zones:
             return Availability(False, f"no RAPL package zones under {self.root}")
-        for zone in self._discovery.zones:
-            try:
-                int(self._read(zone.energy_file).strip())
-            except PermissionError:
-                return Availability(False, f"permission denied reading {zone.energy_file}: "
-                                           f"{PERMISSION_HINT}")
-            except (OSError, ValueError) as exc:
-                return Availability(False, f"cannot read {zone.energy_file}: {exc}")
+        self._counters = self._pyrapl_counters()
+        if self._counters is None:
+            # The direct reader: also where pyRAPL raised on energy_uj, so an unreadable
+            # counter is reported here with the reason.
+            for zone in self._discovery.zones:
+                try:
+                    int(self._read(zone.energy_file).strip())
+                except PermissionError:
+                    return self._unavailable(f"permission denied reading {zone.energy_file}: "
+                                             f"{PERMISSION_HINT}")
+                except (OSError, ValueError) as exc:
+                    return self._unavailable(f"cannot read {zone.energy_file}: {exc}")
+            self._counters = PowercapCounters(self._discovery.zones, self._read)
         if self.attribution == "cpu-share":
             try:
                 read_busy_ticks(self.proc_stat)
             except (OSError, ValueError) as exc:
+                self._counters.close()
                 return Availability(False, f"cpu-share needs {self.proc_stat}: {exc}")
         return Availability(True, "")
+
+    def _unavailable(self, reason: str) -> Availability:
+        note = f" (pyRAPL not used: {self._pyrapl_note})" if self._pyrapl_note else ""
+        return Availability(False, reason + note)
+
+    def _pyrapl_counters(self) -> CounterSource | None:
+        """pyRAPL as the source where its assumptions hold; else None with the reason kept."""
+        pyrapl = self._pyrapl
+        if pyrapl is None:
+            if self.root != DEFAULT_POWERCAP_ROOT:
+                self._pyrapl_note = (f"powercap_root {self.root} was given and pyRAPL reads "
+                                     f"only {DEFAULT_POWERCAP_ROOT}")
+                return None
+            try:
+                pyrapl = import_pyrapl()
+            except ImportError as exc:
+                self._pyrapl_note = f"cannot import pyRAPL ({exc})"
+                return None
+        try:
+            return open_pyrapl(pyrapl, self._discovery.zones)
+        except PyRAPLUnusable as exc:
+            self._pyrapl_note = str(exc)
+            return None
+
+    @property
+    def counter_source(self) -> str | None:
+        """The counter source, "pyRAPL" or "powercap files"; None when unavailable."""
+        av = self.availability()
+        return self._counters.name if av.available and self._counters is not None else None
+
+    @property
+    def counter_source_note(self) -> str:
+        """Why pyRAPL is not the source ("" when it is)."""
+        self.availability()
+        return self._pyrapl_note
 
     @property
     def zones(self) -> tuple[Zone, ...]:
@@ -122,7 +179,8 @@ class RaplMeter(Meter):
 
     # -- window -------------------------------------------------------------------------
     def _sample(self) -> dict[str, int]:
-        return {z.domain: int(self._read(z.energy_file).strip()) for z in self.zones}
+        assert self._counters is not None  # start() requires availability
+        return self._counters.read_uj()
 
     def _poll(self) -> None:
         """Add one sample to every track (the polling thread's step; tests call it too)."""
@@ -210,8 +268,14 @@ class RaplMeter(Meter):
         how = (self._lock.describe() if self.attribution == "exclusive"
                else "cpu-share (package energy x this process's share of busy CPU time)")
         notes = "; ".join(self._discovery.notes)
-        return f"rapl: {domains} via {self.root}, {how}" + (f" [{notes}]" if notes else "")
+        if self._pyrapl_note:
+            source = f"via powercap files {self.root} (pyRAPL not used: {self._pyrapl_note})"
+        else:
+            source = f"via pyRAPL (wrap ranges from {self.root})"
+        return f"rapl: {domains} {source}, {how}" + (f" [{notes}]" if notes else "")
 
     def close(self) -> None:
+        if self._counters is not None:
+            self._counters.close()
         if isinstance(self._lock, FileLock):
             self._lock.close()
