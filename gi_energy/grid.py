@@ -8,6 +8,7 @@ killed grid resumes from its run directory and the store, losing no finished eva
 
 from __future__ import annotations
 
+import datetime
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -76,6 +77,10 @@ def history_reference(points_min: np.ndarray) -> list[float]:
     return (worst + 0.1 * span).tolist()
 
 
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
 def default_store_path(problem, store) -> Path:
     if store is not None:
         return Path(store)
@@ -136,7 +141,7 @@ def _reopen(problem, resume, genomes):
     wanted = {g.key for g in genomes}
     done = [o for o in rd.read_outcomes() if o.key in wanted] if rd.has_results() else []
     history = rd.read_history() if rd.has_results() else []
-    rd.update_run_json(status="running", resumed_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    rd.update_run_json(status="running", resumed_at=_now())
     return rd, done, history, info.get("history_reference_point")
 
 
@@ -197,7 +202,7 @@ def _run(problem, rd: RunDirectory, genomes: Sequence[Genome], done: list[Outcom
         if outcomes:
             rd.write_results(outcomes, objectives, history, plot=True)
         rd.update_run_json(status=status, evaluations=len(outcomes), trained=trained, energy_spent_j=spent_j,
-                           energy_unknown=unknown, finished_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+                           energy_unknown=unknown, finished_at=_now())
     front = front_outcomes(outcomes, objectives)
     echo(_summary(front, objectives, len(outcomes), trained, spent_j, evaluator.measured))
     return GridResult(run_dir=rd.path, outcomes=outcomes, front=front, history=history, energy_spent_j=spent_j,

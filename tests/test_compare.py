@@ -72,8 +72,13 @@ def test_compare_against_the_grid(runs, tmp_path):
                 sum(1 for o in grid.front if o.key in _keys(r["path"])) / len(grid.front))
             spent = sum(o.energy_spent_j for o in RunDirectory.open(r["path"]).read_outcomes())
             assert r["energy_spent_j"] == pytest.approx(spent) and r["replayed"]
-    (test,) = cmp["tests"]
-    assert {test["a"], test["b"]} == {"front-first", "random"} and 0 < test["p_value"] <= 1
+    assert [t["metric"] for t in cmp["tests"]] == ["hv_ratio", "hv_ratio_front"]
+    for test in cmp["tests"]:
+        assert {test["a"], test["b"]} == {"front-first", "random"} and 0 < test["p_value"] <= 1
+    # the stricter scale (the reference front's own extent): the reference and a run that
+    # holds it score 1, every run at most 1 (all runs here are subsets of the grid)
+    assert ref_row["hv_ratio_front"] == pytest.approx(1.0) and ff["hv_ratio_front"]["median"] == pytest.approx(1.0)
+    assert all(0 <= r["hv_ratio_front"] <= 1 + 1e-9 for r in cmp["runs"])
 
     report = (tmp_path / "c" / "report.md").read_text()
     assert "## Headline" in report and "reference (grid)" in report and "front-first" in report
