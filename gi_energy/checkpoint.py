@@ -2,7 +2,10 @@
 
 It holds everything needed to continue exactly where the last finished generation left
 off: the population, the generator's state, every outcome of the run, the history and the
-totals. Together with the evaluation store (which serves evaluations finished after the
+totals. The outcomes go to an append-only JSON-lines file beside it (``checkpoint.json``
+names how many lines belong to it), so a checkpoint costs the new outcomes of a
+generation, not the whole run again: rewriting every outcome each generation made the
+checkpoint the engine's largest cost (quadratic in the run's length). Together with the evaluation store (which serves evaluations finished after the
 checkpoint), a resumed run with the same seed reaches the same front as an unbroken one.
 """
 
@@ -21,7 +24,8 @@ from .results import Evaluation, Outcome
 from .space import Genome
 
 CHECKPOINT_NAME = "checkpoint.json"
-FORMAT_VERSION = 1
+OUTCOMES_NAME = "checkpoint-outcomes.jsonl"
+FORMAT_VERSION = 2
 
 
 @dataclass
@@ -51,23 +55,22 @@ class Checkpoint:
             "fingerprint": self.fingerprint,
             "population": [{"key": k} for k in self.population],
             "rng_state": _jsonable(self.rng_state),
-            "outcomes": [outcome_to_dict(o) for o in self.outcomes],
+            "outcomes_file": OUTCOMES_NAME,
+            "outcomes_count": len(self.outcomes),
             "history": self.history,
             "totals": self.totals,
             "reference_point": self.reference_point,
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> Checkpoint:
-        if d.get("format_version") != FORMAT_VERSION:
-            raise UsageError(f"checkpoint format {d.get('format_version')!r} is not {FORMAT_VERSION}")
+    def from_dict(cls, d: Mapping, outcomes: list[Outcome]) -> Checkpoint:
         return cls(
             generation=int(d["generation"]),
             seed=int(d["seed"]),
             fingerprint=str(d["fingerprint"]),
             population=[p["key"] for p in d["population"]],
             rng_state=d["rng_state"],
-            outcomes=[outcome_from_dict(o) for o in d["outcomes"]],
+            outcomes=outcomes,
             history=list(d.get("history") or []),
             totals=dict(d.get("totals") or {}),
             reference_point=d.get("reference_point"),
@@ -112,10 +115,53 @@ def write_json_atomic(path: Path, obj) -> None:
         raise
 
 
+class CheckpointWriter:
+    """Writes a run's checkpoints: appends the outcomes not yet on disk (fsync), then
+    replaces checkpoint.json atomically. A kill between the two leaves extra lines that
+    the old checkpoint.json does not count; they are dropped on the next write."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+        self.written = -1  # unknown: the first save rewrites the outcomes file
+
+    def save(self, checkpoint: Checkpoint) -> Path:
+        outcomes_path = self.run_dir / OUTCOMES_NAME
+        n = len(checkpoint.outcomes)
+        if self.written < 0 or self.written > n:
+            _write_lines_atomic(outcomes_path, checkpoint.outcomes)
+        elif n > self.written:
+            with open(outcomes_path, "a", encoding="utf-8") as fh:
+                for o in checkpoint.outcomes[self.written:]:
+                    fh.write(_outcome_line(o))
+                fh.flush()
+                os.fsync(fh.fileno())
+        self.written = n
+        path = self.run_dir / CHECKPOINT_NAME
+        write_json_atomic(path, checkpoint.to_dict())
+        return path
+
+
+def _outcome_line(outcome: Outcome) -> str:
+    return json.dumps(outcome_to_dict(outcome), separators=(",", ":")) + "\n"
+
+
+def _write_lines_atomic(path: Path, outcomes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            for o in outcomes:
+                fh.write(_outcome_line(o))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def save_checkpoint(run_dir: Path, checkpoint: Checkpoint) -> Path:
-    path = Path(run_dir) / CHECKPOINT_NAME
-    write_json_atomic(path, checkpoint.to_dict())
-    return path
+    """One-off save (rewrites the outcomes file); a search uses a CheckpointWriter."""
+    return CheckpointWriter(run_dir).save(checkpoint)
 
 
 def load_checkpoint(run_dir: Path) -> Checkpoint | None:
@@ -125,6 +171,16 @@ def load_checkpoint(run_dir: Path) -> Checkpoint | None:
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+        if data.get("format_version") != FORMAT_VERSION:
+            raise UsageError(f"{path}: checkpoint format {data.get('format_version')!r} is not "
+                             f"{FORMAT_VERSION}; it cannot be resumed by this version")
+        n = int(data["outcomes_count"])
+        outcomes = []
+        with open(Path(run_dir) / data["outcomes_file"], encoding="utf-8") as fh:
+            for _, line in zip(range(n), fh):
+                outcomes.append(outcome_from_dict(json.loads(line)))
+    except (OSError, ValueError, KeyError) as exc:
         raise UsageError(f"{path}: cannot read the checkpoint: {exc}") from None
-    return Checkpoint.from_dict(data)
+    if len(outcomes) != n:
+        raise UsageError(f"{path}: the checkpoint counts {n} outcomes but {OUTCOMES_NAME} holds {len(outcomes)}")
+    return Checkpoint.from_dict(data, outcomes)

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from . import nsga2
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import Checkpoint, CheckpointWriter, load_checkpoint
 from .errors import NotBuiltError, UsageError
 from .operators import crossover, make_novel, mutate
 from .problem import Problem, load_problem
@@ -121,6 +121,10 @@ class _Search:
     wall_before_s: float = 0.0
     # Evaluations that arrived during the unfinished evaluate() call (for an interrupt).
     pending: list[tuple[Evaluation, bool]] = field(default_factory=list)
+    # The front so far (indices into outcomes) and how many outcomes it has seen: a point
+    # dominated once stays dominated, so each generation only sorts the front + newcomers.
+    archive: list[int] = field(default_factory=list)
+    archived: int = 0
 
     @property
     def space(self) -> SearchSpace:
@@ -237,8 +241,13 @@ class _Search:
         return True
 
     def front(self) -> list[Outcome]:
-        """Feasible non-dominated outcomes over every evaluation of the run."""
-        return [self.outcomes[i] for i in nsga2.nondominated(self.fitness(self.outcomes))]
+        """Feasible non-dominated outcomes over every evaluation of the run, in evaluation order."""
+        if self.archived < len(self.outcomes):
+            candidates = self.archive + list(range(self.archived, len(self.outcomes)))
+            fits = self.fitness([self.outcomes[i] for i in candidates])
+            self.archive = [candidates[j] for j in nsga2.nondominated(fits)]
+            self.archived = len(self.outcomes)
+        return [self.outcomes[i] for i in self.archive]
 
     def end_generation(self) -> None:
         front = self.front()
@@ -305,6 +314,7 @@ class _Search:
         self.started_s = time.perf_counter()
         self.generation = ckpt.generation
         self.reference_point = ckpt.reference_point
+        self.archive, self.archived = [], 0
 
     def pending_outcomes(self) -> list[Outcome]:
         """The evaluations of the unfinished generation, grouped per genome."""
@@ -421,6 +431,7 @@ def _settings(problem: Problem, termination: AnyOf, store_path: Path | None, eva
         "evaluator": type(evaluator).__name__,
         "meter": getattr(evaluator, "meter_description", None),
         "measured": getattr(evaluator, "measured", None),
+        "replayed": bool(getattr(evaluator, "replayed", False)),
         "constraints": dict(problem.constraints),
         **dict(extra or {}),
     }
@@ -500,10 +511,11 @@ def _run(problem: Problem, evaluator: EvaluatorLike, termination: AnyOf, rd, che
     if checkpoint is not None:
         search.restore(checkpoint)
     last: list[Checkpoint] = [checkpoint] if checkpoint is not None else []
+    writer = CheckpointWriter(rd.path)
 
     def after_generation() -> None:
         ckpt = search.checkpoint(problem.seed)
-        save_checkpoint(rd.path, ckpt)
+        writer.save(ckpt)
         last[:] = [ckpt]
         rd.update_run_json(generation=search.generation, totals=_totals_json(search),
                            hypervolume_reference=_reference_json(search, problem))
@@ -518,7 +530,7 @@ def _run(problem: Problem, evaluator: EvaluatorLike, termination: AnyOf, rd, che
     try:
         stop_reason = search.run()
     except KeyboardInterrupt:
-        _interrupted(search, rd, last, problem, plot)
+        _interrupted(search, rd, last, writer, problem, plot)
         raise
     except BaseException as exc:
         rd.update_run_json(status="failed", error=f"{type(exc).__name__}: {exc}",
@@ -529,13 +541,14 @@ def _run(problem: Problem, evaluator: EvaluatorLike, termination: AnyOf, rd, che
     rd.update_run_json(status="complete", stop_reason=stop_reason, generation=search.generation,
                        totals=_totals_json(search), front_size=len(front),
                        hypervolume_reference=_reference_json(search, problem))
-    progress.finish(front, problem.objectives, _summary(search, rd, stop_reason, front))
+    progress.finish(front, problem.objectives, _summary(search, rd, stop_reason, front), problem.space)
     return EvolveResult(front=front, evaluations=list(search.outcomes), run_dir=rd.path,
                         history=list(search.history), totals=_totals_json(search), status="complete",
                         stop_reason=stop_reason, problem=problem, reference_point=search.reference_point)
 
 
-def _interrupted(search: _Search, rd, last: list[Checkpoint], problem: Problem, plot: bool) -> None:
+def _interrupted(search: _Search, rd, last: list[Checkpoint], writer: CheckpointWriter, problem: Problem,
+                 plot: bool) -> None:
     """Ctrl-C: keep the last generation's checkpoint (its generator state is where a resume
     must restart), add the energy the unfinished generation spent, mark run.json."""
     partial = search.pending_outcomes()
@@ -547,7 +560,7 @@ def _interrupted(search: _Search, rd, last: list[Checkpoint], problem: Problem, 
         ckpt.totals["energy_spent_j"] = ckpt.totals.get("energy_spent_j", 0.0) + spent.energy_spent_j
         ckpt.totals["energy_unknown"] = ckpt.totals.get("energy_unknown", 0) + spent.energy_unknown
         ckpt.totals["wall_s"] = search.wall_s()
-        save_checkpoint(rd.path, ckpt)
+        writer.save(ckpt)
     totals = _totals_json(search)
     totals["energy_spent_j"] += spent.energy_spent_j
     totals["energy_unknown"] += spent.energy_unknown

@@ -158,9 +158,17 @@ def crowded_tournament(ranks: Sequence[int], crowding: Sequence[float], n: int,
 
 
 def nondominated(fitnesses: Sequence[Fitness]) -> list[int]:
-    """Indices of the feasible non-dominated points, in input order (duplicates kept)."""
-    feasible = [Individual(f.copy(), i) for i, f in enumerate(fitnesses) if f.valid and f.feasible]
+    """Indices of the feasible non-dominated points, in input order (duplicates kept).
+
+    Vectorised: the search calls this on its whole archive every generation, where the
+    pairwise Python comparisons of ``sortNondominated`` were the engine's largest cost.
+    """
+    feasible = [i for i, f in enumerate(fitnesses) if f.valid and f.feasible]
     if not feasible:
         return []
-    first = tools.sortNondominated(feasible, len(feasible), first_front_only=True)[0]
-    return sorted(ind.index for ind in first)
+    pts = np.asarray([fitnesses[i].values for i in feasible], dtype=float)
+    # row i is dominated when some row j is <= everywhere and < somewhere
+    le = np.all(pts[None, :, :] <= pts[:, None, :], axis=2)
+    lt = np.any(pts[None, :, :] < pts[:, None, :], axis=2)
+    dominated = np.any(le & lt, axis=1)
+    return [i for i, d in zip(feasible, dominated) if not d]

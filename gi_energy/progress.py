@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import TextIO
 
 from .results import Evaluation, Outcome
+from .space import Fixed, Genome, SearchSpace
 
 BAR_WIDTH = 24
 
@@ -23,6 +24,16 @@ def energy_source(outcome: Outcome) -> str:
             if reading is not None and reading.source not in labels:
                 labels.append(reading.source)
     return " + ".join(labels) if labels else "no reading"
+
+
+def readable_genome(genome: Genome, space: SearchSpace | None = None) -> str:
+    """The genome in one line; values the space holds Fixed are left out (they are the same
+    for every row and front.csv has the full key)."""
+    if space is None:
+        return genome.key
+    fixed = {n for n, p in space.params.items() if isinstance(p, Fixed)}
+    return Genome(layers=genome.layers, values={k: v for k, v in genome.values.items()
+                                                if k not in fixed}).key
 
 
 def format_energy(energy_j: float, unknown: int = 0) -> str:
@@ -38,11 +49,13 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def front_table(front: Sequence[Outcome], objectives: Mapping[str, str]) -> str:
-    """The front as aligned text: objectives (as measured, not negated), genome key, energy
-    source; best first objective first."""
+def front_table(front: Sequence[Outcome], objectives: Mapping[str, str],
+                space: SearchSpace | None = None) -> str:
+    """The front as aligned text: objectives (as measured, not negated), the genome (searched
+    values only when ``space`` is given), energy source; best first objective first."""
     names = list(objectives)
-    rows = [[_fmt(o.metric(n)) for n in names] + [o.key, energy_source(o)] for o in front]
+    rows = [[_fmt(o.metric(n)) for n in names] + [readable_genome(o.genome, space), energy_source(o)]
+            for o in front]
     order = sorted(range(len(front)), key=lambda i: tuple(
         (-(front[i].metric(n) or 0.0) if objectives[n] == "max" else (front[i].metric(n) or 0.0))
         for n in names))
@@ -122,8 +135,9 @@ class Progress:
         return (f"{label:>9} [{bar}] {self.done}/{self.expected} evals | {self.failed} failed | "
                 f"{format_energy(self.energy_j, self.energy_unknown)} | front {self.front_size}")
 
-    def finish(self, front: Sequence[Outcome], objectives: Mapping[str, str], summary: Sequence[str]) -> None:
-        self._write("\n" + front_table(front, objectives) + "\n\n")
+    def finish(self, front: Sequence[Outcome], objectives: Mapping[str, str], summary: Sequence[str],
+               space: SearchSpace | None = None) -> None:
+        self._write("\n" + front_table(front, objectives, space) + "\n\n")
         for line in summary:
             self._write(line + "\n")
 

@@ -228,6 +228,22 @@ def test_checkpoint_is_json_and_round_trips(tmp_path):
     rng = np.random.default_rng()
     rng.bit_generator.state = ck.rng_state  # a valid generator state
     assert len(ck.population) == 8
+    lines = (r.run_dir / ckpt_mod.OUTCOMES_NAME).read_text().splitlines()
+    assert [json.loads(line)["key"] for line in lines] == [o.key for o in r.evaluations]
+
+
+def test_outcome_lines_beyond_the_checkpoint_are_ignored(tmp_path):
+    """A kill between appending outcomes and replacing checkpoint.json leaves extra lines."""
+    r = run(tmp_path, "a", problem=make_problem(generations=1))
+    ck = ckpt_mod.load_checkpoint(r.run_dir)
+    with open(r.run_dir / ckpt_mod.OUTCOMES_NAME, "a") as fh:
+        fh.write(json.dumps(ckpt_mod.outcome_to_dict(ck.outcomes[0])) + "\n")
+        fh.write('{"half a li')
+    again = ckpt_mod.load_checkpoint(r.run_dir)
+    assert len(again.outcomes) == len(ck.outcomes)
+    writer = ckpt_mod.CheckpointWriter(r.run_dir)
+    writer.save(again)  # the first save of a writer rewrites the file without the extras
+    assert len((r.run_dir / ckpt_mod.OUTCOMES_NAME).read_text().splitlines()) == len(ck.outcomes)
 
 
 def test_resume_after_kill_gives_the_same_front(tmp_path):
@@ -295,7 +311,7 @@ def test_progress_and_front_table(tmp_path, capsys):
     r = run(tmp_path, "a", problem=make_problem(generations=2), progress=Progress(stream, live=False))
     text = stream.getvalue()
     assert "gen 2/2" in text and "front" in text
-    assert r.front[0].key in text
+    assert "hidden=" in text and "batch_size" not in text  # Fixed values left out
     assert "estimate:process-estimate (estimated)" in text
     assert "ESTIMATES" in capsys.readouterr().err
     table = front_table(r.front, r.problem.objectives)
