@@ -236,26 +236,28 @@ class _Runner:
         raise NotImplementedError
 
 
-def _warm_up() -> int:
-    """Run once in a new worker: import the heavy modules before any clock starts."""
+def _warm_up(problem: Problem) -> int:
+    """Run once in a new worker, before any clock starts: import torch, load the dataset,
+    create the meter, warm torch up. Returns the worker's process id."""
     import os
 
-    import gi_energy.worker  # noqa: F401  (imports torch)
+    from gi_energy.worker import prepare
 
+    prepare(problem)
     return os.getpid()
 
 
 class _Slot:
     """One worker process (a loky executor with max_workers=1) and what it is running."""
 
-    def __init__(self, threads: int):
+    def __init__(self, threads: int, problem: Problem):
         from joblib.externals.loky import ProcessPoolExecutor
 
         # OMP_NUM_THREADS before torch is imported keeps the process from creating a
         # thread pool per core that set_num_threads would only shrink afterwards.
         self.executor = ProcessPoolExecutor(max_workers=1, env={"OMP_NUM_THREADS": str(threads),
                                                                 "MKL_NUM_THREADS": str(threads)})
-        self.ready: Future = self.executor.submit(_warm_up)
+        self.ready: Future = self.executor.submit(_warm_up, problem)
         self.started_s = time.monotonic()
         self.pid: int | None = None
         self.job: Job | None = None
@@ -276,17 +278,19 @@ class LokyRunner(_Runner):
         self.device = device
         self.threads = threads
         self._slots: list[_Slot] = []
+        self._problem: Problem | None = None
 
-    def _fresh_slots(self):
+    def _fresh_slots(self, problem: Problem):
+        self._problem = problem
         while len(self._slots) < self.workers:
-            self._slots.append(_Slot(self.threads))
+            self._slots.append(_Slot(self.threads, problem))
 
     def _replace(self, slot: _Slot):
         slot.kill()
-        self._slots[self._slots.index(slot)] = _Slot(self.threads)
+        self._slots[self._slots.index(slot)] = _Slot(self.threads, self._problem)
 
     def run(self, jobs, task, problem, timeout_s):
-        self._fresh_slots()
+        self._fresh_slots(problem)
         pending = deque(jobs)
         try:
             while pending or any(s.job is not None for s in self._slots):
@@ -319,6 +323,8 @@ class LokyRunner(_Runner):
                     slot.pid = slot.ready.result()
                 except Exception as exc:
                     slot.kill()
+                    # The dataset or meter cannot be set up: the problem, not a genome, is at
+                    # fault, so stop rather than record every genome as failed.
                     raise GiEnergyError(f"a worker process failed to start: {exc}") from exc
             if slot.job is None and pending:
                 job = pending.popleft()

@@ -49,6 +49,15 @@ def worker_meter(energy: EnergyConfig, device: str):
     return create_meter(energy, device=device, cuda_sync=sync)
 
 
+def prepare(problem: Problem) -> tuple[DeviceData, object]:
+    """Set this process's threads and load its dataset and meter (cached): the work a new
+    worker does once, before any evaluation's clock starts. Returns (data, meter)."""
+    device = resolve_device(problem.evaluation.device)
+    torch.set_num_threads(threads_per_worker(problem.evaluation))
+    data = device_data(problem.dataset, problem.evaluation.seed, device, problem.model.family)
+    return data, worker_meter(problem.energy, device)
+
+
 def run_evaluation(problem: Problem, genome: Genome, repeat: int, meter=None) -> Evaluation:
     """Evaluate one repeat with ``meter`` (default: this process's cached meter).
 
@@ -58,10 +67,11 @@ def run_evaluation(problem: Problem, genome: Genome, repeat: int, meter=None) ->
     device = "cpu"
     try:
         device = resolve_device(problem.evaluation.device)
-        torch.set_num_threads(threads_per_worker(problem.evaluation))
-        data = device_data(problem.dataset, problem.evaluation.seed, device, problem.model.family)
         if meter is None:
-            meter = worker_meter(problem.energy, device)
+            data, meter = prepare(problem)
+        else:
+            torch.set_num_threads(threads_per_worker(problem.evaluation))
+            data = device_data(problem.dataset, problem.evaluation.seed, device, problem.model.family)
         return evaluate_genome(problem, genome, repeat, data=data, meter=meter)
     except Exception as exc:  # noqa: BLE001 - every failure is data for the search
         last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []

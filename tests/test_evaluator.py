@@ -38,7 +38,7 @@ def tiny(epochs: int = 2, **values) -> Genome:
 @pytest.fixture(scope="module")
 def problem():
     return load_problem("digits").with_overrides(
-        evaluation={"min_inference_s": 0.02, "timeout_s": 8.0, "workers": 2},
+        evaluation={"min_inference_s": 0.02, "timeout_s": 5.0, "workers": 2},
         energy={"meter": "estimate"},
     )
 
@@ -138,3 +138,16 @@ def test_dask_backend_on_a_local_cluster(tmp_path):
             assert outcomes[1].status == "crashed"
             assert len(store.evaluations(problem.fingerprint())) == 4
             assert ev.evaluate([good])[0].cached
+
+
+def test_a_problem_whose_data_cannot_load_stops_instead_of_failing_every_genome(problem, tmp_path):
+    import dataclasses
+
+    from gi_energy.errors import GiEnergyError
+
+    broken = dataclasses.replace(problem, dataset=dataclasses.replace(
+        problem.dataset, source="csv", path=tmp_path / "gone.csv", target="y"))
+    with Store(tmp_path / "s.sqlite") as store, Evaluator(broken, store, workers=1) as ev:
+        with pytest.raises(GiEnergyError, match="failed to start"):
+            ev.evaluate([tiny()])
+        assert store.count() == 0
