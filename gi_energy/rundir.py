@@ -88,6 +88,12 @@ def default_run_dir(problem, command: str, root: Path) -> Path:
     return path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def _atomic_open(path: Path, newline: str | None = None) -> Iterator:
     """A text file opened under a temporary name in the same folder, moved into place
@@ -95,6 +101,9 @@ def _atomic_open(path: Path, newline: str | None = None) -> Iterator:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp creates the file 0600; results are for sharing, so give it the mode an
+        # ordinary open() would (0666 less the umask).
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as fh:
             yield fh
             fh.flush()

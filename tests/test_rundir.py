@@ -121,3 +121,18 @@ def test_default_run_dir_and_atomic_json(tmp_path):
     write_json_atomic(tmp_path / "x.json", {"a": 1})
     assert json.loads((tmp_path / "x.json").read_text()) == {"a": 1}
     assert [f.name for f in tmp_path.iterdir() if f.name.startswith(".")] == []
+
+
+def test_result_files_are_readable_by_others(tmp_path):
+    import os
+    import stat
+
+    from gi_energy.rundir import write_json_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_json_atomic(tmp_path / "x.json", {"a": 1})
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE((tmp_path / "x.json").stat().st_mode)
+    assert mode == 0o644
