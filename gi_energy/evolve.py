@@ -125,13 +125,23 @@ class _Search:
     # dominated once stays dominated, so each generation only sorts the front + newcomers.
     archive: list[int] = field(default_factory=list)
     archived: int = 0
+    # Outcomes never change: their fitness is computed once (keyed by genome key).
+    fitness_cache: dict[str, nsga2.Fitness] = field(default_factory=dict)
 
     @property
     def space(self) -> SearchSpace:
         return self.problem.space
 
     def fitness(self, outcomes: Sequence[Outcome]) -> list[nsga2.Fitness]:
-        return [nsga2.fitness_of(o, self.problem.objectives, self.problem.constraints) for o in outcomes]
+        out = []
+        for o in outcomes:
+            key = o.key
+            f = self.fitness_cache.get(key)
+            if f is None:
+                f = nsga2.fitness_of(o, self.problem.objectives, self.problem.constraints)
+                self.fitness_cache[key] = f
+            out.append(f)
+        return out
 
     def state(self) -> SearchState:
         return SearchState(generation=max(self.generation, 0), evaluations=self.totals.evaluations,
