@@ -29,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from gi_energy.evolve import evolve
 from gi_energy.meters.reading import Reading
 from gi_energy.problem import Problem, SearchConfig, load_problem
 from gi_energy.results import Evaluation, Outcome
+from gi_energy.search import evolve
 from gi_energy.space import Choice, Fixed, Genome, IntRange, LayerSpace, RealRange, SearchSpace
 
 SPACE = SearchSpace(

@@ -65,7 +65,7 @@ def main() -> None:
               "(with an on_result callback; target >= 5,000)")
 
         try:
-            from gi_energy.evolve import evolve
+            from gi_energy.search import evolve
         except ImportError as exc:  # the loop is another part; the lookup figure stands alone
             print(f"search: skipped ({exc})")
             return

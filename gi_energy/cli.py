@@ -81,7 +81,7 @@ def validate(problem: str | None, list_bundled: bool) -> None:
 @_guard
 def evolve(problem, out, store, seed, workers, population, generations, max_evaluations, resume, replay):
     """Run NSGA-II over the problem's search space."""
-    from .evolve import cli_evolve
+    from .search import cli_evolve
 
     cli_evolve(problem=problem, out=out, store=store, seed=seed, workers=workers, population=population,
                generations=generations, max_evaluations=max_evaluations, resume=resume, replay=replay)

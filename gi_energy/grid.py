@@ -177,7 +177,7 @@ def _run(problem, rd: RunDirectory, genomes: Sequence[Genome], done: list[Outcom
             if ref is None and len(pts):
                 ref = history_reference(pts)
                 rd.update_run_json(history_reference_point=ref)
-            front = front_outcomes(outcomes, objectives)
+            front = front_outcomes(outcomes, objectives, problem.constraints)
             history.append({
                 "batch": len(history), "evaluations": len(outcomes), "trained": trained,
                 "failures": sum(1 for o in outcomes if not o.ok), "energy_spent_j": spent_j,
@@ -185,7 +185,7 @@ def _run(problem, rd: RunDirectory, genomes: Sequence[Genome], done: list[Outcom
                 "hypervolume": hypervolume(pts, ref) if ref is not None and len(pts) else 0.0,
                 "front_size": len(front),
             })
-            rd.write_results(outcomes, objectives, history, plot=False)
+            rd.write_results(outcomes, objectives, history, plot=False, constraints=problem.constraints)
             rd.update_run_json(evaluations=len(outcomes), trained=trained, energy_spent_j=spent_j,
                                energy_unknown=unknown)
             left = n_total - len(outcomes)
@@ -200,10 +200,10 @@ def _run(problem, rd: RunDirectory, genomes: Sequence[Genome], done: list[Outcom
         raise
     finally:
         if outcomes:
-            rd.write_results(outcomes, objectives, history, plot=True)
+            rd.write_results(outcomes, objectives, history, plot=True, constraints=problem.constraints)
         rd.update_run_json(status=status, evaluations=len(outcomes), trained=trained, energy_spent_j=spent_j,
                            energy_unknown=unknown, finished_at=_now())
-    front = front_outcomes(outcomes, objectives)
+    front = front_outcomes(outcomes, objectives, problem.constraints)
     echo(_summary(front, objectives, len(outcomes), trained, spent_j, evaluator.measured))
     return GridResult(run_dir=rd.path, outcomes=outcomes, front=front, history=history, energy_spent_j=spent_j,
                       energy_unknown=unknown, trained=trained, measured=bool(evaluator.measured))

@@ -171,7 +171,7 @@ class Problem:
         """A copy with fields of sections replaced, e.g. ``search={"population": 8}``."""
         changes = {}
         for section, values in sections.items():
-            if not values:
+            if values is None or (isinstance(values, Mapping) and not values):
                 continue
             current = getattr(self, section)
             changes[section] = dataclasses.replace(current, **values) if dataclasses.is_dataclass(current) else values

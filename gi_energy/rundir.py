@@ -322,11 +322,16 @@ def ok_points(outcomes: Sequence[Outcome], objectives: Mapping[str, str]) -> tup
     return kept, np.asarray(vecs, dtype=float).reshape(len(vecs), len(objectives))
 
 
-def front_outcomes(outcomes: Sequence[Outcome], objectives: Mapping[str, str]) -> list[Outcome]:
-    """The non-dominated ok outcomes, first occurrence of each genome only."""
+def front_outcomes(outcomes: Sequence[Outcome], objectives: Mapping[str, str],
+                   constraints: Mapping[str, float] | None = None) -> list[Outcome]:
+    """The non-dominated ok outcomes that meet ``constraints``, first occurrence of each
+    genome only (the same feasible front the search reports)."""
+    from .nsga2 import constraint_violation
+
     unique: dict[str, Outcome] = {}
     for o in outcomes:
-        unique.setdefault(o.key, o)
+        if not constraints or constraint_violation(o, constraints) == 0.0:
+            unique.setdefault(o.key, o)
     kept, pts = ok_points(list(unique.values()), objectives)
     if not kept:
         return []
@@ -358,7 +363,8 @@ def energy_label(name: str, evaluations: Iterable[Evaluation]) -> str:
     return f"{base} ({kind}, {', '.join(sources)})"
 
 
-def plot_front(path: Path, outcomes: Sequence[Outcome], objectives: Mapping[str, str], title: str = "") -> None:
+def plot_front(path: Path, outcomes: Sequence[Outcome], objectives: Mapping[str, str], title: str = "",
+               constraints: Mapping[str, float] | None = None) -> None:
     """front.png: 2 objectives a scatter of every ok point with the front highlighted,
     3 or more a pair plot of every pair."""
     import matplotlib
@@ -368,7 +374,7 @@ def plot_front(path: Path, outcomes: Sequence[Outcome], objectives: Mapping[str,
 
     names = list(objectives)
     kept, _ = ok_points(outcomes, objectives)
-    front = {o.key for o in front_outcomes(outcomes, objectives)}
+    front = {o.key for o in front_outcomes(outcomes, objectives, constraints)}
     all_evals = [e for o in outcomes for e in o.evaluations]
     labels = {n: energy_label(n, all_evals) for n in names}
     values = {n: np.array([o.metric(n) for o in kept], dtype=float) for n in names}
@@ -501,9 +507,11 @@ class RunDirectory:
     # -- results
 
     def write_results(self, outcomes: Sequence[Outcome], objectives: Mapping[str, str],
-                      history: Sequence[Mapping] = (), *, plot: bool = True) -> None:
+                      history: Sequence[Mapping] = (), *, plot: bool = True,
+                      constraints: Mapping[str, float] | None = None) -> None:
         """Rewrite evaluations.csv, front.csv, history.csv and (unless ``plot`` is False)
-        front.png from everything the run has so far. ``outcomes`` are in arrival order."""
+        front.png from everything the run has so far. ``outcomes`` are in arrival order;
+        the front holds only outcomes that meet ``constraints``."""
         rows = [evaluation_row(ev, i, o.cached) for i, o in enumerate(outcomes) for ev in o.evaluations]
         genome_cols = [c for c in _union_keys(r for r in rows) if c not in _METRIC_COLUMNS
                        and c not in ("index", "key")]
@@ -512,7 +520,7 @@ class RunDirectory:
         index_of = {}
         for i, o in enumerate(outcomes):
             index_of.setdefault(o.key, i)
-        front = front_outcomes(outcomes, objectives)
+        front = front_outcomes(outcomes, objectives, constraints)
         frows = [front_row(o, index_of[o.key], objectives) for o in front]
         # Best first objective first: for accuracy that is the most accurate model.
         frows.sort(key=lambda r: tuple((-(r[n]) if d == "max" else r[n]) for n, d in objectives.items()))
@@ -524,7 +532,7 @@ class RunDirectory:
             info = self.read_run_json() if (self.path / RUN_JSON).exists() else {}
             title = f"{info.get('problem', '')} {info.get('command', '')}: {len(front)} on the front of " \
                     f"{len(outcomes)} evaluated"
-            plot_front(self.path / FRONT_PNG, outcomes, objectives, title=title.strip())
+            plot_front(self.path / FRONT_PNG, outcomes, objectives, title=title.strip(), constraints=constraints)
 
     def read_evaluations(self) -> list[Evaluation]:
         """Every evaluation, in the order written."""

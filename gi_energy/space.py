@@ -75,7 +75,9 @@ class RealRange:
         return self.clip(rng.uniform(self.low, self.high))
 
     def clip(self, value) -> float:
-        return normalise_float(min(max(float(value), self.low), self.high))
+        # Normalising can round past a bound given with more than 12 digits; clamp again.
+        x = normalise_float(min(max(float(value), self.low), self.high))
+        return min(max(x, self.low), self.high)
 
     def contains(self, value) -> bool:
         return (

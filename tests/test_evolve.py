@@ -3,6 +3,7 @@ checkpoints and resume after an interrupt."""
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import sys
@@ -13,11 +14,11 @@ import pytest
 
 from gi_energy import checkpoint as ckpt_mod
 from gi_energy.errors import NotBuiltError, UsageError
-from gi_energy.evolve import cli_evolve, evolve, reference_point
 from gi_energy.meters.reading import Reading
 from gi_energy.problem import Problem, SearchConfig
 from gi_energy.progress import Progress, front_table
 from gi_energy.results import Evaluation, Outcome
+from gi_energy.search import cli_evolve, evolve, reference_point
 from gi_energy.space import Choice, Fixed, Genome, IntRange, LayerSpace, RealRange, SearchSpace
 
 SPACE = SearchSpace(
@@ -216,6 +217,10 @@ def test_constraints_respected(tmp_path):
     r = run(tmp_path, "a", problem=problem)
     assert r.front and all(o.metric("params") <= limit for o in r.front)
     assert any(o.metric("params") > limit for o in r.evaluations)
+    # front.csv is the same feasible front, not the unconstrained one
+    with open(r.run_dir / "front.csv") as fh:
+        keys = {row["key"] for row in csv.DictReader(fh)}
+    assert keys == {o.key for o in r.front}
 
 
 def test_checkpoint_is_json_and_round_trips(tmp_path):
@@ -334,3 +339,13 @@ def test_cli_replay_not_built(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "gi_energy.replay", None)  # import fails
     with pytest.raises(NotBuiltError):
         cli_evolve(problem="quickstart", out=str(tmp_path / "r"), replay=str(tmp_path))
+
+
+def test_package_level_evolve_is_the_function(tmp_path):
+    import gi_energy
+    import gi_energy.search  # noqa: F401  (importing the loop module must not shadow the function)
+
+    assert callable(gi_energy.evolve) and gi_energy.evolve is evolve
+    r = gi_energy.evolve(make_problem(generations=1), out=tmp_path / "pkg", evaluator=FakeEvaluator(),
+                         plot=False)
+    assert r.front and r.run_dir == tmp_path / "pkg"

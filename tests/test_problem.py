@@ -132,3 +132,10 @@ def test_fingerprint_ignores_search_settings_but_not_dataset():
 def test_python_built_problem_validates_like_toml():
     with pytest.raises(ProblemError, match=r"\[search.population\]"):
         parse_problem({"problem": {"name": "x"}, "search": {"population": "many"}})
+
+
+def test_with_overrides_keeps_falsy_values():
+    p = load_problem("digits")
+    assert p.with_overrides(seed=0).seed == 0
+    assert p.with_overrides(search={"generations": 0}).search.generations == 0
+    assert p.with_overrides(search={}).search == p.search

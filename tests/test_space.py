@@ -120,3 +120,10 @@ spaces = st.builds(
 @given(spaces, st.lists(st.integers(-1000, 100000), max_size=12))
 def test_layer_repair_always_lands_in_space(ls, sizes):
     assert ls.contains(ls.repair(sizes))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(1e-9, 1e3), st.floats(1.0, 1e3), st.floats(-1e6, 1e6), st.booleans())
+def test_real_clip_stays_inside_bounds_with_long_digits(low, factor, value, log):
+    r = RealRange(low, low * factor, log=log)
+    assert r.contains(r.clip(value))

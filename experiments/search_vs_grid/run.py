@@ -52,7 +52,7 @@ def ensure_grid(problem, out: Path, workers: int | None) -> Path:
 
 
 def run_ours(problem, grid_dir: Path, budget: int, seed: int, out: Path) -> Path:
-    from gi_energy.evolve import evolve
+    from gi_energy.search import evolve
 
     p = problem.with_overrides(search={"max_evaluations": budget})
     res = evolve(p, out=out, seed=seed, evaluator=ReplayEvaluator(problem, grid_dir), plot=False,
@@ -65,7 +65,7 @@ def run_ours_trained(problem, budget: int, seed: int, out: Path, workers: int | 
     """Ours with real training in the full space (not the grid's levels). Each seed gets
     its own fresh store so every joule it reports was spent by that search, not served by
     the grid's store."""
-    from gi_energy.evolve import evolve
+    from gi_energy.search import evolve
 
     p = problem.with_overrides(search={"max_evaluations": budget})
     res = evolve(p, out=out, seed=seed, workers=workers, store=out.parent / f"store-{out.name}.sqlite",

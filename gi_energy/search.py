@@ -1,4 +1,4 @@
-"""The NSGA-II search loop: ``gi-energy evolve`` and ``gi_energy.evolve.evolve(...)``.
+"""The NSGA-II search loop: ``gi-energy evolve`` and ``gi_energy.evolve(...)``.
 
 One generation: crowded binary tournament -> crossover (``crossover_prob``) -> mutation
 (``mutation_prob``) -> children already evaluated in this run are re-mutated (up to
@@ -547,7 +547,8 @@ def _run(problem: Problem, evaluator: EvaluatorLike, termination: AnyOf, rd, che
                            totals=_totals_json(search), generation=search.generation)
         raise
     front = search.front()
-    rd.write_results(search.outcomes, problem.objectives, search.history, plot=plot)
+    rd.write_results(search.outcomes, problem.objectives, search.history, plot=plot,
+                     constraints=problem.constraints)
     rd.update_run_json(status="complete", stop_reason=stop_reason, generation=search.generation,
                        totals=_totals_json(search), front_size=len(front),
                        hypervolume_reference=_reference_json(search, problem))
@@ -578,7 +579,8 @@ def _interrupted(search: _Search, rd, last: list[Checkpoint], writer: Checkpoint
     rd.update_run_json(status="interrupted", generation=search.generation, totals=totals,
                        resume_hint=f"gi-energy evolve PROBLEM --resume {rd.path}")
     if search.outcomes or partial:
-        rd.write_results(search.outcomes + partial, problem.objectives, search.history, plot=plot)
+        rd.write_results(search.outcomes + partial, problem.objectives, search.history, plot=plot,
+                         constraints=problem.constraints)
 
 
 def _totals_json(search: _Search) -> dict:
