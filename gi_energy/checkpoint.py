@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 
 from .errors import UsageError
 from .results import Evaluation, Outcome
+from .rundir import atomic_open
 from .space import Genome
 
 CHECKPOINT_NAME = "checkpoint.json"
@@ -100,19 +100,10 @@ def _jsonable(obj):
 
 
 def write_json_atomic(path: Path, obj) -> None:
-    """Write JSON to a temporary file in the same folder, fsync, then rename over ``path``,
-    so a kill at any moment leaves either the old file or the new one, never half of one."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, separators=(",", ":"), allow_nan=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Compact JSON written atomically, so a kill at any moment leaves either the old
+    file or the new one, never half of one."""
+    with atomic_open(Path(path)) as fh:
+        json.dump(obj, fh, separators=(",", ":"), allow_nan=True)
 
 
 class CheckpointWriter:
@@ -146,17 +137,9 @@ def _outcome_line(outcome: Outcome) -> str:
 
 
 def _write_lines_atomic(path: Path, outcomes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for o in outcomes:
-                fh.write(_outcome_line(o))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as fh:
+        for o in outcomes:
+            fh.write(_outcome_line(o))
 
 
 def save_checkpoint(run_dir: Path, checkpoint: Checkpoint) -> Path:

@@ -118,11 +118,14 @@ class Evaluation:
         return cls.from_dict(json.loads(text))
 
 
-def objective_vector(ev: Evaluation, objectives: Mapping[str, str]) -> tuple[float, ...] | None:
-    """Objectives as a minimisation vector (maximised ones negated); None if any is missing."""
+def objective_vector(source: Evaluation | Outcome, objectives: Mapping[str, str]) -> tuple[float, ...] | None:
+    """Objectives as a minimisation vector (maximised ones negated); None if any is missing.
+
+    ``source`` is anything with ``metric(name)``: one Evaluation, or an Outcome (medians).
+    """
     out = []
     for name, direction in objectives.items():
-        v = ev.metric(name)
+        v = source.metric(name)
         if v is None:
             return None
         out.append(-v if direction == "max" else v)
@@ -182,13 +185,7 @@ class Outcome:
 
     def objectives(self, objectives: Mapping[str, str]) -> tuple[float, ...] | None:
         """Median objectives as a minimisation vector; None if not ok or any is missing."""
-        out = []
-        for name, direction in objectives.items():
-            v = self.metric(name)
-            if v is None:
-                return None
-            out.append(-v if direction == "max" else v)
-        return tuple(out)
+        return objective_vector(self, objectives)
 
     @property
     def energy_spent_j(self) -> float | None:

@@ -95,7 +95,7 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def _atomic_open(path: Path, newline: str | None = None) -> Iterator:
+def atomic_open(path: Path, newline: str | None = None) -> Iterator:
     """A text file opened under a temporary name in the same folder, moved into place
     only when the block finishes without an error."""
     path = Path(path)
@@ -117,7 +117,7 @@ def _atomic_open(path: Path, newline: str | None = None) -> Iterator:
 
 def write_json_atomic(path, obj) -> None:
     """Write ``obj`` as indented JSON via a temporary file and ``os.replace``."""
-    with _atomic_open(Path(path)) as fh:
+    with atomic_open(Path(path)) as fh:
         json.dump(obj, fh, indent=2, sort_keys=False, default=_json_default)
         fh.write("\n")
 
@@ -233,7 +233,7 @@ def _union_keys(rows: Iterable[Mapping]) -> list[str]:
 
 
 def _write_csv(path: Path, columns: Sequence[str], rows: Iterable[Mapping]) -> None:
-    with _atomic_open(path, newline="") as fh:
+    with atomic_open(path, newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
         w.writeheader()
         for row in rows:
@@ -450,7 +450,7 @@ class RunDirectory:
         except OSError as exc:
             raise UsageError(f"cannot create run directory {path}: {exc}") from None
         rd = cls(path)
-        with _atomic_open(path / PROBLEM_TOML) as fh:
+        with atomic_open(path / PROBLEM_TOML) as fh:
             fh.write(problem.to_toml())
         write_json_atomic(path / RUN_JSON, {
             "format": RUN_FORMAT_VERSION,
