@@ -62,10 +62,11 @@ def cli_meters(as_json: bool, probe_s: float | None, energy: EnergyConfig | None
                                                        "power_w": reading.power_w}}
         click.echo(json.dumps(payload, indent=2))
         return
+    click.echo(f"{'backend':9s} {'available':9s} {'gives':9s} why")
     for s in statuses:
-        state = "available" if s.available else "unavailable"
+        state = "yes" if s.available else "no"
         kind = "measured" if s.measured else "estimate"
-        click.echo(f"{s.name:9s} {state:11s} {kind:8s} {s.reason}")
+        click.echo(f"{s.name:9s} {state:9s} {kind:9s} {s.reason}")
     auto = create_meter(energy) if meter is None else meter
     click.echo(f"auto ->   {auto.describe()}")
     if not auto.measured:
