@@ -111,6 +111,19 @@ def _lost(job: Job, status: str, reason: str, *, device: str, timeout_s: float, 
                       wall_time_s=wall_time_s, device=device, worker=worker, extra=extra)
 
 
+def expected_cost(genome: Genome) -> float:
+    """A rough relative training cost, used only to order dispatch (never reported).
+
+    Cost per epoch ~ optimizer steps (fixed overhead each, so 1 / batch size) plus the
+    work per sample (~ weights between consecutive layers); times the epochs.
+    """
+    values = genome.values
+    sizes = [*genome.layers.get("conv", ()), *genome.layers.get("hidden", ())]
+    weights = sum(a * b for a, b in zip(sizes, sizes[1:])) + 64 * sum(sizes[:1])
+    batch_size = float(values.get("batch_size", 64) or 64)
+    return float(values.get("epochs", 1) or 1) * (1.0 / batch_size + weights * 5e-6)
+
+
 class Evaluator:
     """Runs genomes on workers; a context manager that owns its worker processes.
 
@@ -163,6 +176,9 @@ class Evaluator:
                     attempts = int(ev.extra.get("attempts", 1)) if ev is not None and ev.status == "crashed" else 0
                     jobs.append(Job(genome, repeat, attempts))
         if jobs:
+            # Longest expected first: a generation waits for its slowest evaluation, and
+            # starting the long ones early keeps both workers busy to the end (LPT order).
+            jobs.sort(key=lambda j: expected_cost(j.genome), reverse=True)
             stream = self._runner_for().run(jobs, self.task, self.problem, timeout_s)
             try:
                 for ev in stream:
