@@ -1,6 +1,6 @@
 """Overhead of a meter window on a 1-second busy window, per backend (target <= 1%).
 
-    /work/venv/bin/python experiments/bench_meter_overhead.py [--window-s 1] [--runs 7]
+    .venv/bin/python experiments/bench_meter_overhead.py [--window-s 1] [--runs 7]
 
 Two figures per backend, each the median over --runs windows, as % of the window:
 

@@ -1,7 +1,7 @@
 """Engine speed in replay mode: evaluations per second of ReplayEvaluator lookups, and of a
 whole NSGA-II search on a replayed grid (the search, not the table, is then the cost).
 
-    /work/venv/bin/python experiments/bench_replay_speed.py [--points 864] [--lookups 200000]
+    .venv/bin/python experiments/bench_replay_speed.py [--points 864] [--lookups 200000]
 
 Builds a synthetic grid run (no training) in a temporary directory, then times
 ``ReplayEvaluator.evaluate`` on one core. Target: >= 5,000 evaluations per second.
