@@ -6,9 +6,15 @@ Lifecycle of every meter::
     meter.start(); ...; meter.stop() -> Reading
     with meter.window() as w: ... # afterwards w.reading is the Reading
 
-Subclasses implement ``_probe`` (availability), ``_begin`` and ``_end`` (the raw window).
-The base class adds what every backend shares: the cross-process lock of exclusive
-attribution, CUDA synchronisation at the window boundaries and the idle baseline.
+Subclasses implement ``_probe`` (availability), ``_begin`` and ``_end`` (the raw window),
+and ``_cancel`` where a window runs a thread. The base class adds what every backend
+shares: the cross-process lock of exclusive attribution, CUDA synchronisation at the
+window boundaries and the idle baseline.
+
+Closing a window never leaks: whatever raises in ``stop()`` (a CUDA error in the sync,
+a failed read), the window is ended, its threads stopped and its lock released before
+the first error is raised again as a MeterError. A lock left held would block every
+other process's windows forever.
 """
 
 from __future__ import annotations
@@ -107,20 +113,44 @@ class Meter(ABC):
             self._sync()
             self._begin()
         except BaseException:
-            self._lock.release()
+            try:
+                self._cancel()
+            finally:
+                self._lock.release()
             raise
         self._open = True
 
     def stop(self) -> Reading:
-        """Close the window and return its reading (missing with a reason, never 0)."""
+        """Close the window and return its reading (missing with a reason, never 0).
+
+        The window is ended, its threads stopped and its lock released even when the
+        CUDA sync or the end sample raises; the first error is then raised as a
+        MeterError (KeyboardInterrupt and the like as themselves) and the meter can open
+        a new window.
+        """
         if not self._open:
             raise MeterError(f"{self.name}: stop() without start()")
+        errors: list[BaseException] = []
+        reading: Reading | None = None
         try:
-            self._sync()
-            reading = self._end()
+            try:
+                self._sync()
+            except BaseException as exc:
+                errors.append(exc)
+            try:
+                # Ended even after a failed sync: a combined meter's parts hold locks.
+                reading = self._end()
+            except BaseException as exc:
+                errors.append(exc)
         finally:
-            self._open = False
-            self._lock.release()
+            try:
+                self._cancel()
+            finally:
+                self._open = False
+                self._lock.release()
+        if errors:
+            raise_first(errors, f"{self.name}: closing the window failed")
+        assert reading is not None
         return self._with_baseline(reading)
 
     @contextmanager
@@ -144,6 +174,12 @@ class Meter(ABC):
     def _end(self) -> Reading:
         """Take the end sample and build the raw reading (no idle baseline)."""
 
+    def _cancel(self) -> None:  # noqa: B027 - optional hook; most meters run no thread
+        """Stop whatever the window started (sampling threads); idempotent.
+
+        Called after every window, in a finally, so a failed close leaves no thread.
+        """
+
     def describe(self) -> str:
         """One line: backend, what it measures, and how windows are attributed."""
         return self.name
@@ -165,8 +201,11 @@ class Meter(ABC):
     def _measure_idle_power_w(self) -> float | None:
         """Meter an idle sleep of idle_baseline_s; None when that reading was missing."""
         self._begin()
-        time.sleep(self._idle_baseline_s)
-        idle = self._end()
+        try:
+            time.sleep(self._idle_baseline_s)
+            idle = self._end()
+        finally:
+            self._cancel()
         if idle.energy_j is None or idle.duration_s <= 0:
             return None
         return idle.energy_j / idle.duration_s
@@ -178,6 +217,15 @@ class Meter(ABC):
             return replace(reading, warnings=reading.warnings + (
                 "idle baseline requested but the idle reading was missing",))
         return with_idle_baseline(reading, self._idle_power_w)
+
+
+def raise_first(errors: list[BaseException], context: str) -> None:
+    """Raise the first of ``errors``: a MeterError or a non-Exception (KeyboardInterrupt)
+    as itself, any other exception as a MeterError naming it."""
+    first = errors[0]
+    if isinstance(first, MeterError) or not isinstance(first, Exception):
+        raise first
+    raise MeterError(f"{context}: {type(first).__name__}: {first}") from first
 
 
 def with_idle_baseline(reading: Reading, idle_power_w: float) -> Reading:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from gi_energy.errors import MeterError
-
-from .base import Availability, Meter
+from .base import Availability, Meter, raise_first
 from .reading import Reading
 
 
@@ -36,7 +34,9 @@ class CombinedMeter(Meter):
     """Opens a window on every part; each part keeps its own lock and idle baseline.
 
     Parts start in the given order and stop in reverse, so two processes always take the
-    package lock before the GPU lock and cannot deadlock.
+    package lock before the GPU lock and cannot deadlock. Every part is stopped, each in
+    its own try, even when the CUDA sync or another part fails: a part left open would
+    keep its lock (and its sampling thread) forever.
     """
 
     name = "auto"
@@ -65,12 +65,20 @@ class CombinedMeter(Meter):
             for p in reversed(started):
                 try:
                     p.stop()
-                except MeterError:
+                except BaseException:  # the start error is the one to raise
                     pass
             raise
 
     def _end(self) -> Reading:
-        readings = [p.stop() for p in reversed(self.parts)]
+        readings: list[Reading] = []
+        errors: list[BaseException] = []
+        for p in reversed(self.parts):
+            try:
+                readings.append(p.stop())
+            except BaseException as exc:
+                errors.append(exc)
+        if errors:
+            raise_first(errors, f"{self.name}: closing a part's window failed")
         return combine_readings(list(reversed(readings)))
 
     def _measure_idle_power_w(self) -> float | None:  # parts measure their own baseline

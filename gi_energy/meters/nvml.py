@@ -211,6 +211,12 @@ class NvmlMeter(Meter):
                                          daemon=True)
         self._sampler.start()
 
+    def _cancel(self) -> None:
+        if self._sampler is not None:
+            self._stop_sampling.set()
+            self._sampler.join()
+            self._sampler = None
+
     def _power_or_none(self) -> float | None:
         try:
             return self._power_mw()
@@ -223,10 +229,7 @@ class NvmlMeter(Meter):
         t1 = self._wall_clock()
         duration_s = max(0.0, t1 - self._t0)
         domain = f"gpu-{self.device_index}"
-        if self._sampler is not None:
-            self._stop_sampling.set()
-            self._sampler.join()
-            self._sampler = None
+        self._cancel()
         if self._error is not None:
             return Reading.missing_reading("nvml", self._error, duration_s)
         warnings: list[str] = []

@@ -218,11 +218,14 @@ class RaplMeter(Meter):
                                         name="gi-energy-rapl-poll", daemon=True)
         self._poller.start()
 
-    def _end(self) -> Reading:
+    def _cancel(self) -> None:
         if self._poller is not None:
             self._stop_polling.set()
             self._poller.join()
             self._poller = None
+
+    def _end(self) -> Reading:
+        self._cancel()
         if self._error is None:
             self._poll()
         duration_s = max(0.0, self._wall_clock() - self._t0)
