@@ -149,6 +149,32 @@ def test_auto_on_gpu_without_rapl_uses_nvml_alone_and_says_so(tmp_path):
     assert m.name == "nvml" and "CPU package energy is not included" in m.describe()
 
 
+def test_auto_on_gpu_without_nvml_uses_rapl_alone_and_warns_on_every_reading(tmp_path):
+    m = create_meter(EnergyConfig(), device="cuda", lock_dir=tmp_path,
+                     powercap_root=_tree(tmp_path).root, powercap_read=ticking_reader(100_000),
+                     nvml=FakeNvml(library_found=False))
+    assert m.name == "rapl"
+    assert "no NVML: NVML cannot start" in m.describe()
+    assert "GPU board energy is not included" in m.describe()
+    for _ in range(2):
+        with m.window() as w:
+            pass
+        assert not w.reading.missing
+        assert any(x.startswith("GPU board energy not included: no NVML: NVML cannot start")
+                   for x in w.reading.warnings), w.reading.warnings
+    m.close()
+
+
+def test_auto_on_cpu_with_rapl_has_no_gpu_warning(tmp_path):
+    m = create_meter(EnergyConfig(), device="cpu", lock_dir=tmp_path,
+                     powercap_root=_tree(tmp_path).root, powercap_read=ticking_reader(100_000),
+                     nvml=FakeNvml(library_found=False))
+    with m.window() as w:
+        pass
+    assert not any("GPU" in x for x in w.reading.warnings) and "GPU" not in m.describe()
+    m.close()
+
+
 def test_combined_reading_is_missing_when_a_part_is():
     ok = Reading("rapl", "package", True, 2.0, 1.0, {"package-0": 2.0})
     gone = Reading.missing_reading("nvml", "GPU is lost", 1.0)

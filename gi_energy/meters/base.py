@@ -82,6 +82,10 @@ class Meter(ABC):
         self._cuda_sync = cuda_sync
         self._availability: Availability | None = None
         self._open = False
+        self.notes: tuple[str, ...] = ()
+        """Shown by describe(): what this meter leaves out and why."""
+        self.reading_warnings: tuple[str, ...] = ()
+        """Added to every reading's warnings (e.g. a part of the work left unmetered)."""
 
     # -- availability -------------------------------------------------------------------
     def availability(self) -> Availability:
@@ -151,7 +155,10 @@ class Meter(ABC):
         if errors:
             raise_first(errors, f"{self.name}: closing the window failed")
         assert reading is not None
-        return self._with_baseline(reading)
+        reading = self._with_baseline(reading)
+        if self.reading_warnings:
+            reading = replace(reading, warnings=reading.warnings + self.reading_warnings)
+        return reading
 
     @contextmanager
     def window(self) -> Iterator[Window]:

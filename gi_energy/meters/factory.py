@@ -27,7 +27,9 @@ def create_meter(energy: EnergyConfig, *, device: str = "cpu", lock_dir: Path | 
     """The meter ``energy.meter`` names, for work on ``device`` ("cpu", "cuda", "cuda:N").
 
     ``auto`` is RAPL (plus NVML when the device is a GPU) where available, else the
-    estimate, whose ``describe()`` says why each measured backend was not used. Asking
+    estimate, whose ``describe()`` says why each measured backend was not used. When only
+    one of RAPL and NVML is available for GPU work, that one is used alone: its
+    ``describe()`` and every reading's warnings say which energy is not included. Asking
     for ``rapl`` or ``nvml`` explicitly where it is unavailable raises MeterError with the
     reason. ``powercap_root``, ``powercap_read`` (the file reader), ``proc_stat`` and
     ``nvml`` (a pynvml-like module) are injectable for tests.
@@ -79,6 +81,12 @@ def create_meter(energy: EnergyConfig, *, device: str = "cpu", lock_dir: Path | 
     if cpu_av.available and gpu_meter is not None:
         return CombinedMeter((cpu_meter, gpu_meter), cuda_sync=cuda_sync)
     if cpu_av.available:
+        if on_gpu:
+            # The GPU board is usually the main consumer: a package-only number must not
+            # pass for the work's energy without saying so on every reading.
+            why = "; ".join(reasons)
+            cpu_meter.notes = (why, "GPU board energy is not included")
+            cpu_meter.reading_warnings = (f"GPU board energy not included: {why}",)
         return cpu_meter
     if gpu_meter is not None:
         # A GPU board measured alone beats an estimate; describe() says the CPU is left out.

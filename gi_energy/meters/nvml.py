@@ -97,7 +97,6 @@ class NvmlMeter(Meter):
         self._initialised = False
         self.mode: str | None = None
         self.board = ""
-        self.notes: tuple[str, ...] = ()
         self.physical = ""
         # per-window state
         self._t0 = 0.0

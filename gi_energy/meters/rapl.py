@@ -270,7 +270,7 @@ class RaplMeter(Meter):
         domains = ", ".join(z.domain for z in self.zones)
         how = (self._lock.describe() if self.attribution == "exclusive"
                else "cpu-share (package energy x this process's share of busy CPU time)")
-        notes = "; ".join(self._discovery.notes)
+        notes = "; ".join(self._discovery.notes + tuple(self.notes))
         if self._pyrapl_note:
             source = f"via powercap files {self.root} (pyRAPL not used: {self._pyrapl_note})"
         else:
