@@ -80,7 +80,9 @@ def test_missing_range_drops_the_wrapped_window_instead_of_going_negative(tree, 
     assert "max_energy_range_uj" in r.missing_reason
 
 
-def test_missing_range_drops_only_the_wrapped_sample_when_polled(tree, tmp_path):
+def test_missing_range_makes_a_polled_window_with_a_lost_wrap_missing(tree, tmp_path):
+    # Polling keeps the intervals around the wrap, but the wrapped one is lost: the sum
+    # (0.8 J) is an undercount of unknown size, so the window is missing, not 0.8 J.
     tree.add_zone(energy_uj=100_000, max_energy_range_uj=None)
     m = rapl(tree, tmp_path, poll_interval_s=0.005)
     m.start()
@@ -89,8 +91,25 @@ def test_missing_range_drops_only_the_wrapped_sample_when_polled(tree, tmp_path)
         tree.set_energy("intel-rapl:0", value)
     time.sleep(0.08)
     r = m.stop()
-    assert r.energy_j == pytest.approx(0.8)
-    assert any("dropped" in w for w in r.warnings)
+    assert r.missing and r.energy_j is None and not r.measured
+    assert "counter range unknown" in r.missing_reason
+    assert "a wrap could not be corrected" in r.missing_reason
+    # The next window, with no wrap, is measured again.
+    m.start()
+    tree.set_energy("intel-rapl:0", 900_000)
+    r = m.stop()
+    assert r.energy_j == pytest.approx(0.3)
+
+
+def test_missing_range_without_a_wrap_is_measured(tree, tmp_path):
+    tree.add_zone(energy_uj=100_000, max_energy_range_uj=None)
+    m = rapl(tree, tmp_path, poll_interval_s=0.005)
+    m.start()
+    for value in (300_000, 700_000):
+        time.sleep(0.05)
+        tree.set_energy("intel-rapl:0", value)
+    r = m.stop()
+    assert r.energy_j == pytest.approx(0.6) and r.measured and not r.warnings
 
 
 def test_permission_denied_is_unavailable_with_the_reason_and_auto_falls_back(tree, tmp_path):

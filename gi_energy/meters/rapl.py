@@ -5,7 +5,8 @@ hold, else from the powercap files directly (``counters.py`` says which and why;
 ``describe()``). pyRAPL never corrects wraparound, so whichever source is in use this
 module adds: wrap correction with each zone's ``max_energy_range_uj`` (read from the
 powercap tree), a polling thread for windows longer than a wrap period, the exclusive
-lock or cpu-share attribution, and the idle baseline.
+lock or cpu-share attribution, and the idle baseline. Where a zone states no range, a
+window in which its counter went backwards is reported missing, never as a partial sum.
 """
 
 from __future__ import annotations
@@ -234,13 +235,13 @@ class RaplMeter(Meter):
             return Reading.missing_reading("rapl", self._error, duration_s)
         warnings: list[str] = []
         for domain, track in self._tracks.items():
-            if track.dropped and not track.kept:
-                return Reading.missing_reading(
-                    "rapl", f"{domain}: the counter wrapped and max_energy_range_uj is unreadable, "
-                            "so the window cannot be corrected", duration_s)
             if track.dropped:
-                warnings.append(f"{domain}: {track.dropped} wrapped sample(s) dropped "
-                                "(max_energy_range_uj unreadable); energy is undercounted")
+                # Any dropped interval makes the sum an undercount of unknown size; a
+                # partial number would go into the objectives as if measured.
+                return Reading.missing_reading(
+                    "rapl", f"{domain}: counter range unknown (max_energy_range_uj unreadable), "
+                            f"a wrap could not be corrected ({track.dropped} of "
+                            f"{track.dropped + track.kept} interval(s) lost)", duration_s)
         domains_j = {d: t.energy_j for d, t in self._tracks.items()}
         wraps = sum(t.wraps for t in self._tracks.values())
         scope = "package"
