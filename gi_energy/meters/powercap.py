@@ -115,7 +115,8 @@ def discover_zones(root: Path, read: ReadText = read_text) -> Discovery:
         if z.mirrors:
             notes.append(f"{z.domain}: {len(z.mirrors) + 1} zones mirror one socket, counted once")
         if z.max_energy_range_uj is None:
-            notes.append(f"{z.domain}: max_energy_range_uj unreadable, a wrapped sample is dropped")
+            notes.append(f"{z.domain}: max_energy_range_uj unreadable, a window with a wrap is "
+                         "reported missing")
     return Discovery(tuple(zones.values()), tuple(notes))
 
 
