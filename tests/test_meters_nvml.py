@@ -146,3 +146,26 @@ def test_factory_nvml_rules(tmp_path):
         create_meter(EnergyConfig(meter="nvml"), device="cuda", nvml=FakeNvml(library_found=False))
     m = create_meter(EnergyConfig(meter="nvml"), device="cuda", nvml=FakeNvml(), lock_dir=tmp_path)
     assert m.name == "nvml"
+
+
+def test_a_missing_idle_reading_is_measured_once_not_on_every_window(tmp_path):
+    lib = FakeNvml(energy_step_mj=1000)
+    m = NvmlMeter(pynvml=lib, lock_dir=tmp_path, visible_devices="", idle_baseline_s=0.05,
+                  update_period_s=0.0)
+    assert m.availability().available
+    calls = []
+    measure = m._measure_idle_power_w
+    m._measure_idle_power_w = lambda: calls.append(1) or measure()
+    lib.fail["nvmlDeviceGetTotalEnergyConsumption"] = 999  # the idle window fails
+    with m.window() as w:
+        pass
+    assert w.reading.missing
+    del lib.fail["nvmlDeviceGetTotalEnergyConsumption"]
+    for _ in range(3):
+        with m.window() as w:
+            pass
+        r = w.reading
+        assert not r.missing and r.idle_power_w is None and r.dynamic_energy_j is None
+        assert any("idle reading was missing (NVML read failed" in x for x in r.warnings)
+    assert len(calls) == 1
+    m.close()

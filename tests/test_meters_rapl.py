@@ -266,3 +266,26 @@ def test_thousands_of_windows_leak_no_threads(tree, tmp_path):
             pass
         assert not w.reading.missing
     assert threading.active_count() == before
+
+
+def test_cpu_share_idle_baseline_is_the_raw_package_apportioned_like_the_window(tree, tmp_path):
+    # The idle sleep uses ~0 CPU: apportioned by that share it would read ~0 W (here:
+    # missing, nothing busy). It is metered on the raw package (20 W) and each window is
+    # charged its own share of it: dynamic = share x (package energy - 20 W x duration).
+    tree.add_zone(energy_uj=0)
+    stat = tmp_path / "stat"
+    write_stat(stat, 1000)
+    cpu = FakeClock()
+    m = rapl(tree, tmp_path, attribution="cpu-share", proc_stat=stat, cpu_clock=cpu,
+             ticks_per_s=100, idle_baseline_s=0.1, read=power_reader(20.0))
+    m.start()
+    assert m.idle_power_w == pytest.approx(20.0, rel=0.1)
+    tree.set_energy("intel-rapl:0", 40_000_000)  # 40 J of work on top of the idle 20 W
+    write_stat(stat, 1400)                      # the machine was busy 4 CPU-seconds
+    cpu.t = 1.0                                 # this process used 1 of them: share 0.25
+    r = m.stop()
+    assert r.scope == "apportioned"
+    assert r.dynamic_energy_j == pytest.approx(0.25 * 40.0, abs=0.1)
+    assert r.idle_power_w == pytest.approx(0.25 * m.idle_power_w)
+    assert r.energy_j - r.idle_power_w * r.duration_s == pytest.approx(r.dynamic_energy_j)
+    assert not any("idle" in w for w in r.warnings)

@@ -79,6 +79,8 @@ class Meter(ABC):
         self._lock = lock or NullLock()
         self._idle_baseline_s = idle_baseline_s
         self._idle_power_w: float | None = None
+        self._idle_measured = False
+        self._idle_missing_reason = ""
         self._cuda_sync = cuda_sync
         self._availability: Availability | None = None
         self._open = False
@@ -111,8 +113,11 @@ class Meter(ABC):
         self.require_available()
         self._lock.acquire()
         try:
-            if self._idle_baseline_s > 0 and self._idle_power_w is None:
+            if self._idle_baseline_s > 0 and not self._idle_measured:
                 # Measured under the lock, so other workers' windows do not count as idle.
+                # Once only, even when the idle reading was missing: sleeping again on
+                # every window would cost idle_baseline_s each time for nothing.
+                self._idle_measured = True
                 self._idle_power_w = self._measure_idle_power_w()
             self._sync()
             self._begin()
@@ -214,16 +219,23 @@ class Meter(ABC):
         finally:
             self._cancel()
         if idle.energy_j is None or idle.duration_s <= 0:
+            self._idle_missing_reason = idle.missing_reason or "idle window of zero duration"
             return None
         return idle.energy_j / idle.duration_s
+
+    def _window_idle_power_w(self) -> float:
+        """The idle power charged to the window just closed (all of it unless apportioned)."""
+        assert self._idle_power_w is not None
+        return self._idle_power_w
 
     def _with_baseline(self, reading: Reading) -> Reading:
         if self._idle_baseline_s <= 0 or reading.energy_j is None:
             return reading
         if self._idle_power_w is None:
+            why = f" ({self._idle_missing_reason})" if self._idle_missing_reason else ""
             return replace(reading, warnings=reading.warnings + (
-                "idle baseline requested but the idle reading was missing",))
-        return with_idle_baseline(reading, self._idle_power_w)
+                f"idle baseline requested but the idle reading was missing{why}",))
+        return with_idle_baseline(reading, self._window_idle_power_w())
 
 
 def raise_first(errors: list[BaseException], context: str) -> None:

@@ -5,7 +5,8 @@ hold, else from the powercap files directly (``counters.py`` says which and why;
 ``describe()``). pyRAPL never corrects wraparound, so whichever source is in use this
 module adds: wrap correction with each zone's ``max_energy_range_uj`` (read from the
 powercap tree), a polling thread for windows longer than a wrap period, the exclusive
-lock or cpu-share attribution, and the idle baseline. Where a zone states no range, a
+lock or cpu-share attribution, and the idle baseline (under cpu-share: measured on the
+raw package, then apportioned by each window's share). Where a zone states no range, a
 window in which its counter went backwards is reported missing, never as a partial sum.
 """
 
@@ -58,6 +59,14 @@ class RaplMeter(Meter):
     "apportioned"). A polling thread samples the counters every ``poll_interval_s`` (by
     default a quarter of the shortest wrap period) so long windows catch every wrap.
 
+    The idle baseline under cpu-share: the idle sleep is metered on the raw package
+    energy (apportioning it by the sleeping process's ~0 CPU share would give ~0 W), and
+    each window is charged the same share of it as of the package energy, so
+    ``dynamic_energy_j = share x (package energy - idle power x duration)``. The reading's
+    ``idle_power_w`` is then that apportioned idle power (share x package idle power),
+    so ``energy_j - idle_power_w x duration_s = dynamic_energy_j`` holds as for every
+    meter; ``meter.idle_power_w`` is the package's.
+
     ``pyrapl`` is a pyRAPL-like module (tests pass ``fakes.FakePyRAPL``); left None, the
     real pyRAPL is imported when ``powercap_root`` is /sys/class/powercap, the only tree
     it reads. ``counter_source`` / ``counter_source_note`` say which source was chosen.
@@ -96,6 +105,8 @@ class RaplMeter(Meter):
         self._t0 = 0.0
         self._cpu0_s = 0.0
         self._busy0 = 0
+        self._share = 1.0  # the last window's cpu-share fraction
+        self._raw = False  # True while the idle baseline is metered (no apportioning)
         self._stop_polling = threading.Event()
         self._poller: threading.Thread | None = None
 
@@ -245,7 +256,8 @@ class RaplMeter(Meter):
         domains_j = {d: t.energy_j for d, t in self._tracks.items()}
         wraps = sum(t.wraps for t in self._tracks.values())
         scope = "package"
-        if self.attribution == "cpu-share":
+        self._share = 1.0
+        if self.attribution == "cpu-share" and not self._raw:
             try:
                 busy_ticks = read_busy_ticks(self.proc_stat) - self._busy0
             except (OSError, ValueError) as exc:
@@ -259,10 +271,24 @@ class RaplMeter(Meter):
             if share.warning:
                 warnings.append(share.warning)
             domains_j = {d: e * share.fraction for d, e in domains_j.items()}
+            self._share = share.fraction
             scope = "apportioned"
         return Reading(backend="rapl", scope=scope, measured=True,
                        energy_j=sum(domains_j.values()), duration_s=duration_s,
                        domains_j=domains_j, wraps=wraps, warnings=tuple(warnings))
+
+    def _measure_idle_power_w(self) -> float | None:
+        # Raw package energy: the sleeping process's CPU share is ~0, so an apportioned
+        # idle reading would say ~0 W (or be missing: nothing busy in the window).
+        self._raw = True
+        try:
+            return super()._measure_idle_power_w()
+        finally:
+            self._raw = False
+
+    def _window_idle_power_w(self) -> float:
+        # The window is charged the same share of the idle power as of the package energy.
+        return super()._window_idle_power_w() * self._share
 
     def describe(self) -> str:
         av = self.availability()
