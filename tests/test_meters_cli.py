@@ -56,3 +56,30 @@ def test_idle_baseline_arithmetic():
     assert b.idle_power_w == 10.0 and b.dynamic_energy_j == pytest.approx(10.0)
     low = with_idle_baseline(r, 20.0)  # below the baseline: 0 with a warning, not negative
     assert low.dynamic_energy_j == 0.0 and "below the idle baseline" in low.warnings[0]
+
+
+@pytest.mark.parametrize("args", [[], ["--probe", "0.05"], ["--json"], ["--json", "--probe", "0.05"]])
+def test_every_auto_meter_the_command_creates_is_closed(monkeypatch, args):
+    from gi_energy.meters import report
+
+    created, closed = [], []
+    real_create = report.create_meter
+
+    def tracking_create(energy, **kw):
+        meter = real_create(energy, **kw)
+        real_close = meter.close
+        meter.close = lambda: (closed.append(meter), real_close())[-1]
+        created.append(meter)
+        return meter
+
+    monkeypatch.setattr(report, "create_meter", tracking_create)
+    result = CliRunner().invoke(main, ["meters", *args])
+    assert result.exit_code == 0, result.output
+    assert len(closed) == len(created) and all(m in closed for m in created)
+    if "--json" in args:
+        payload = json.loads(result.output)
+        # The documented shapes: a list alone, {"backends", "probe"} with --probe.
+        if "--probe" in args:
+            assert set(payload) == {"backends", "probe"} and isinstance(payload["backends"], list)
+        else:
+            assert isinstance(payload, list) and not created

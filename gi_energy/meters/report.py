@@ -1,4 +1,10 @@
-"""``gi-energy meters``: every backend, available or not and why; ``--probe`` meters a busy loop."""
+"""``gi-energy meters``: every backend, available or not and why; ``--probe`` meters a busy loop.
+
+JSON shapes: ``--json`` alone prints the list of backends,
+``[{"name", "available", "measured", "reason"}, ...]``; ``--json --probe SECONDS``
+prints an object, ``{"backends": [...that list...], "probe": {"meter": describe(),
+"reading": Reading.to_dict(), "power_w": ...}}``.
+"""
 
 from __future__ import annotations
 
@@ -44,33 +50,40 @@ def format_reading(reading: Reading) -> str:
 
 
 def cli_meters(as_json: bool, probe_s: float | None, energy: EnergyConfig | None = None) -> None:
-    """Print the backends (text or JSON); with probe_s, meter a busy loop with the auto meter."""
+    """Print the backends (text or JSON); with probe_s, meter a busy loop with the auto meter.
+
+    ``as_json`` without ``probe_s`` prints the list of backends; with ``probe_s`` an object
+    ``{"backends": [...], "probe": {...}}`` (see the module docstring). The auto meter is
+    closed (its locks and library handles released) whatever is printed.
+    """
     energy = energy or EnergyConfig()
     statuses = backend_statuses(energy)
-    reading = meter = None
-    if probe_s is not None:
-        meter = create_meter(energy)
-        with meter.window() as w:
-            busy_loop(probe_s)
-        reading = w.reading
-        meter.close()
-    if as_json:
-        payload: object = [s.to_dict() for s in statuses]
-        if reading is not None:
-            payload = {"backends": payload, "probe": {"meter": meter.describe(),
-                                                       "reading": reading.to_dict(),
-                                                       "power_w": reading.power_w}}
-        click.echo(json.dumps(payload, indent=2))
+    if as_json and probe_s is None:
+        click.echo(json.dumps([s.to_dict() for s in statuses], indent=2))
         return
-    click.echo(f"{'backend':9s} {'available':9s} {'gives':9s} why")
-    for s in statuses:
-        state = "yes" if s.available else "no"
-        kind = "measured" if s.measured else "estimate"
-        click.echo(f"{s.name:9s} {state:9s} {kind:9s} {s.reason}")
-    auto = create_meter(energy) if meter is None else meter
-    click.echo(f"auto ->   {auto.describe()}")
-    if not auto.measured:
-        click.echo("note:     energies will be estimates, not measurements")
-    if reading is not None:
-        click.echo(f"\nprobe: busy loop of {probe_s:g} s")
-        click.echo(format_reading(reading))
+    meter = create_meter(energy)
+    try:
+        reading = None
+        if probe_s is not None:
+            with meter.window() as w:
+                busy_loop(probe_s)
+            reading = w.reading
+        if as_json:
+            payload = {"backends": [s.to_dict() for s in statuses],
+                       "probe": {"meter": meter.describe(), "reading": reading.to_dict(),
+                                 "power_w": reading.power_w}}
+            click.echo(json.dumps(payload, indent=2))
+            return
+        click.echo(f"{'backend':9s} {'available':9s} {'gives':9s} why")
+        for s in statuses:
+            state = "yes" if s.available else "no"
+            kind = "measured" if s.measured else "estimate"
+            click.echo(f"{s.name:9s} {state:9s} {kind:9s} {s.reason}")
+        click.echo(f"auto ->   {meter.describe()}")
+        if not meter.measured:
+            click.echo("note:     energies will be estimates, not measurements")
+        if reading is not None:
+            click.echo(f"\nprobe: busy loop of {probe_s:g} s")
+            click.echo(format_reading(reading))
+    finally:
+        meter.close()
