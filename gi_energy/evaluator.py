@@ -14,7 +14,9 @@ result, and Parallel has no per-task timeout. Instead:
   fresh process. Other slots keep running. A slot's process is kept across tasks and
   batches, so its dataset and meter are loaded once.
 * dask: ``distributed.Client(scheduler)`` futures, at most as many in flight as the
-  cluster has threads, so a task's clock starts when it can run. A worker that dies is
+  cluster has worker processes, so a task's clock starts when it can run: a worker process
+  runs one evaluation at a time (its threads would share one meter and torch's process-wide
+  seed and thread count; see worker.py), and its ``nthreads`` become torch threads. A worker that dies is
   reported by the scheduler as ``KilledWorker`` (after its own retries): "crashed". A task
   past its timeout is recorded as "timeout" and cancelled, but a dask worker cannot stop a
   running Python thread, so it runs on in the background until it ends.
@@ -406,7 +408,9 @@ class DaskRunner(_Runner):
             raise GiEnergyError(f"cannot reach the dask scheduler {scheduler}: {exc}") from exc
 
     def _capacity(self) -> int:
-        return max(1, sum(self.client.nthreads().values()))
+        # One per worker process, not per thread: a process runs one evaluation at a time
+        # (worker.py), so a second task there would only wait, with its clock running.
+        return max(1, len(self.client.nthreads()))
 
     def run(self, jobs, task, problem, timeout_s):
         from distributed import wait as dask_wait

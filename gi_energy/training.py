@@ -82,11 +82,15 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def threads_per_worker(evaluation: EvaluationConfig, cores: int | None = None) -> int:
-    """Intra-op threads for one worker: the configured number, else cores // workers (>= 1),
-    so that parallel workers do not oversubscribe the machine."""
+def threads_per_worker(evaluation: EvaluationConfig, cores: int | None = None, *,
+                       worker_threads: int | None = None) -> int:
+    """Intra-op threads for one worker: the configured number; else ``worker_threads``, the
+    threads a dask worker was given (its tasks run one at a time, see worker.py); else
+    cores // workers (>= 1), so that parallel workers do not oversubscribe the machine."""
     if evaluation.threads_per_worker:
         return int(evaluation.threads_per_worker)
+    if worker_threads:
+        return max(1, int(worker_threads))
     cores = usable_cores() if cores is None else cores
     return max(1, cores // max(1, evaluation.workers))
 

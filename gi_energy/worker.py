@@ -2,7 +2,14 @@
 
 The dataset (as device tensors) and the meter are made once per process and reused by
 every evaluation the process runs; they are cached by their frozen configs, the only
-state this module keeps. An exception never leaves :func:`evaluate_task`: it becomes an
+state this module keeps besides one lock.
+
+One evaluation at a time per process: a dask worker runs tasks on several threads of one
+process, and those would share the process's meter (which allows one open window), torch's
+global seed and its process-wide thread count. So every evaluation holds a process lock
+from start to end; tasks in one process would contend for the same cores anyway. Torch
+threads on a dask worker come from that worker's own ``nthreads`` (unless
+``threads_per_worker`` is configured), not from this machine's cores // workers. An exception never leaves :func:`evaluate_task`: it becomes an
 Evaluation with status "failed", so a worker pool never sees a task error. A worker that
 dies, or runs past its timeout, is the evaluator's to record (see evaluator.py).
 """
@@ -10,6 +17,8 @@ dies, or runs past its timeout, is the evaluator's to record (see evaluator.py).
 from __future__ import annotations
 
 import functools
+import sys
+import threading
 import time
 import traceback
 
@@ -27,6 +36,26 @@ from gi_energy.training import (
     warm_up,
     worker_label,
 )
+
+# Held around each whole evaluation (see the module docstring).
+_EVALUATION_LOCK = threading.Lock()
+
+
+def dask_worker_threads() -> int | None:
+    """The ``nthreads`` of the dask worker running this code, None outside a dask worker."""
+    if "distributed" not in sys.modules:  # never import dask into a loky worker
+        return None
+    try:
+        from distributed import get_worker
+
+        return max(1, int(get_worker().state.nthreads))
+    except (ImportError, ValueError, AttributeError):
+        return None
+
+
+def worker_threads(problem: Problem) -> int:
+    """Torch intra-op threads for an evaluation in this process (see the module docstring)."""
+    return threads_per_worker(problem.evaluation, worker_threads=dask_worker_threads())
 
 
 @functools.lru_cache(maxsize=4)
@@ -53,7 +82,7 @@ def prepare(problem: Problem) -> tuple[DeviceData, object]:
     """Set this process's threads and load its dataset and meter (cached): the work a new
     worker does once, before any evaluation's clock starts. Returns (data, meter)."""
     device = resolve_device(problem.evaluation.device)
-    torch.set_num_threads(threads_per_worker(problem.evaluation))
+    torch.set_num_threads(worker_threads(problem))
     data = device_data(problem.dataset, problem.evaluation.seed, device, problem.model.family)
     return data, worker_meter(problem.energy, device)
 
@@ -62,7 +91,13 @@ def run_evaluation(problem: Problem, genome: Genome, repeat: int, meter=None) ->
     """Evaluate one repeat with ``meter`` (default: this process's cached meter).
 
     Never raises: any exception becomes status "failed" with the exception as reason.
+    Holds the process's evaluation lock throughout (see the module docstring).
     """
+    with _EVALUATION_LOCK:
+        return _run_evaluation(problem, genome, repeat, meter)
+
+
+def _run_evaluation(problem: Problem, genome: Genome, repeat: int, meter) -> Evaluation:
     start = time.perf_counter()
     device = "cpu"
     try:
@@ -70,7 +105,7 @@ def run_evaluation(problem: Problem, genome: Genome, repeat: int, meter=None) ->
         if meter is None:
             data, meter = prepare(problem)
         else:
-            torch.set_num_threads(threads_per_worker(problem.evaluation))
+            torch.set_num_threads(worker_threads(problem))
             data = device_data(problem.dataset, problem.evaluation.seed, device, problem.model.family)
         return evaluate_genome(problem, genome, repeat, data=data, meter=meter)
     except Exception as exc:  # noqa: BLE001 - every failure is data for the search

@@ -153,3 +153,21 @@ def test_a_problem_whose_data_cannot_load_stops_instead_of_failing_every_genome(
         with pytest.raises(GiEnergyError, match="failed to start"):
             ev.evaluate([tiny()])
         assert store.count() == 0
+
+
+def test_dask_tasks_sharing_one_worker_process_take_turns(tmp_path):
+    from distributed import LocalCluster
+
+    # Two threads in one worker process share its meter, torch seed and thread count: the
+    # tasks must run one at a time there, with the worker's own threads for torch.
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        problem = load_problem("digits").with_overrides(
+            evaluation={"backend": "dask", "scheduler": cluster.scheduler_address, "workers": 2,
+                        "min_inference_s": 0.02, "timeout_s": 60.0},
+            energy={"meter": "estimate"})
+        genomes = [tiny(1), tiny(2), tiny(1, learning_rate=0.02), tiny(2, batch_size=32)]
+        with Evaluator(problem, Store(tmp_path / "s.sqlite")) as ev:
+            outcomes = ev.evaluate(genomes)
+        assert [o.status for o in outcomes] == ["ok"] * 4, [o.reason for o in outcomes]
+        assert {o.evaluations[0].extra["threads"] for o in outcomes} == {2.0}

@@ -132,6 +132,9 @@ def test_threads_per_worker():
     assert threads_per_worker(EvaluationConfig(workers=2), cores=8) == 4
     assert threads_per_worker(EvaluationConfig(workers=16), cores=8) == 1
     assert threads_per_worker(EvaluationConfig(workers=2, threads_per_worker=3), cores=8) == 3
+    # a dask worker's own nthreads, not this machine's cores // workers
+    assert threads_per_worker(EvaluationConfig(workers=4), cores=8, worker_threads=3) == 3
+    assert threads_per_worker(EvaluationConfig(threads_per_worker=1), cores=8, worker_threads=3) == 1
 
 
 def test_co2_arithmetic():
@@ -179,3 +182,26 @@ def test_dropout_masks_come_from_the_explicit_generator(mlp_problem):
     c = run_evaluation(mlp_problem, tiny(dropout=0.0, epochs=2), 0, meter=FakeMeter())
     assert a.status == "ok" and a.val_accuracy == b.val_accuracy
     assert a.val_accuracy != c.val_accuracy or a.test_accuracy != c.test_accuracy
+
+
+def test_concurrent_evaluations_in_one_process_take_turns_on_the_shared_meter(mlp_problem):
+    import threading
+
+    from gi_energy.meters import create_meter
+    from gi_energy.problem import EnergyConfig
+
+    # A dask worker runs tasks on several threads of one process, all with its one meter.
+    meter = create_meter(EnergyConfig(meter="estimate"))
+    barrier = threading.Barrier(3)
+    results = []
+
+    def one(lr):
+        barrier.wait()
+        results.append(run_evaluation(mlp_problem, tiny(epochs=2, learning_rate=lr), 0, meter=meter))
+
+    threads = [threading.Thread(target=one, args=(lr,)) for lr in (0.01, 0.02, 0.03)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [e.status for e in results] == ["ok"] * 3, [e.reason for e in results]
