@@ -32,6 +32,14 @@ def _guard(fn):
         except KeyboardInterrupt:
             click.echo("gi-energy: interrupted", err=True)
             ctx.exit(130)
+        except (click.exceptions.Exit, click.ClickException):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the last resort: one line, never a traceback
+            if debug:
+                traceback.print_exc()
+            hint = "" if debug else " (run `gi-energy --debug ...` for the traceback)"
+            click.echo(f"gi-energy: error: unexpected {type(exc).__name__}: {exc}{hint}", err=True)
+            ctx.exit(1)
 
     return wrapper
 
@@ -116,7 +124,9 @@ def compare(run_dirs, reference, out, as_json):
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the backends as JSON.")
-@click.option("--probe", type=click.FloatRange(min=0.0, min_open=True), help="Meter a busy loop of SECONDS.")
+@click.option("--probe", type=click.FloatRange(min=0.0, min_open=True),
+              help='Meter a busy loop of SECONDS with the auto meter. With --json the output becomes '
+                   '{"backends": [...], "probe": {...}}.')
 @_guard
 def meters(as_json, probe):
     """List the energy meters, available or not, and why."""

@@ -39,3 +39,17 @@ def test_validate_list():
     result = CliRunner().invoke(main, ["validate", "--list"])
     assert result.exit_code == 0
     assert "quickstart" in result.output and "digits_cnn" in result.output
+
+
+def test_unexpected_error_is_one_line_exit_1(monkeypatch, tmp_path):
+    import gi_energy.meters.report as report
+
+    def boom(**kwargs):
+        raise FileNotFoundError(2, "No such file or directory", "/proc/x/y.sqlite")
+
+    monkeypatch.setattr(report, "cli_meters", boom)
+    result = CliRunner().invoke(main, ["meters"])
+    assert result.exit_code == 1
+    out = result.output.strip()
+    assert len(out.splitlines()) == 1 and "Traceback" not in out
+    assert "FileNotFoundError" in out and "/proc/x/y.sqlite" in out
