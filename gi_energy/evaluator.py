@@ -21,11 +21,16 @@ result, and Parallel has no per-task timeout. Instead:
   past its timeout is recorded as "timeout" and cancelled, but a dask worker cannot stop a
   running Python thread, so it runs on in the background until it ends.
 
-Retries on resume: "ok", "failed" and "nan" are deterministic and never retried. "timeout"
-is retried only when the current ``timeout_s`` is larger than the one it ran out of.
-"crashed" may be an accident of the machine (OOM killer, a killed worker), so it is retried
-on a later ``evaluate`` call until it has crashed ``MAX_CRASH_ATTEMPTS`` times. Both are
-stored, so a genome that always kills its worker costs a bounded number of attempts.
+Retries on resume: "failed" and "nan" are deterministic and never retried. "timeout" is
+retried only when the current ``timeout_s`` is larger than the one it ran out of.
+"crashed" is an accident of the machine, not the genome's doing: a worker that died (OOM
+killer, segfault, a killed dask worker), a meter error, CUDA out of memory, a result that
+could not be unpickled (see worker.py). It is retried on a later ``evaluate`` call until it
+has been tried ``MAX_CRASH_ATTEMPTS`` times. So is an "ok" evaluation whose training or
+inference reading is missing (a meter that could not be read): a missing reading keeps the
+genome out of every front that uses energy. Attempts are stored with the evaluation
+(``extra["attempts"]``), so a genome that always kills its worker costs a bounded number
+of attempts.
 """
 
 from __future__ import annotations
@@ -94,13 +99,32 @@ class Job:
     attempts: int = 0
 
 
+def missing_reading(evaluation: Evaluation) -> bool:
+    """Whether an evaluation lacks its training or inference energy reading."""
+    return any(r is None or r.missing for r in (evaluation.train, evaluation.inference))
+
+
+def _counts_attempts(evaluation: Evaluation) -> bool:
+    """Whether an evaluation is retried on the bounded attempts counter."""
+    return evaluation.status == "crashed" or (evaluation.status == "ok" and missing_reading(evaluation))
+
+
 def should_retry(evaluation: Evaluation, timeout_s: float) -> bool:
     """Whether a stored evaluation is to be run again (see the module docstring)."""
     if evaluation.status == "timeout":
         return timeout_s > float(evaluation.extra.get("timeout_s", math.inf))
-    if evaluation.status == "crashed":
+    if _counts_attempts(evaluation):
         return int(evaluation.extra.get("attempts", 1)) < MAX_CRASH_ATTEMPTS
     return False
+
+
+def _settle(ev: Evaluation, job: Job) -> Evaluation:
+    """A worker's Evaluation for ``job``: its repeat, and the attempt it was (if counted)."""
+    if ev.repeat != job.repeat:
+        ev = replace(ev, repeat=job.repeat)
+    if _counts_attempts(ev):
+        ev = replace(ev, extra={**ev.extra, "attempts": float(job.attempts + 1)})
+    return ev
 
 
 def _lost(job: Job, status: str, reason: str, *, device: str, timeout_s: float, wall_time_s: float,
@@ -175,7 +199,7 @@ class Evaluator:
                     if on_result is not None:
                         on_result(ev, True)
                 else:
-                    attempts = int(ev.extra.get("attempts", 1)) if ev is not None and ev.status == "crashed" else 0
+                    attempts = int(ev.extra.get("attempts", 1)) if ev is not None and _counts_attempts(ev) else 0
                     jobs.append(Job(genome, repeat, attempts))
         if jobs:
             # Longest expected first: a generation waits for its slowest evaluation, and
@@ -360,7 +384,9 @@ class LokyRunner(_Runner):
             worker = f"pid {slot.pid}"
             if future.done():
                 ev = self._result(slot, job, future, elapsed_s, timeout_s, worker)
-                if ev.status == "crashed":
+                if ev.status == "crashed" and future.exception() is not None:
+                    # The process died or its pipe broke. A "crashed" the task returned itself
+                    # (a meter error, CUDA OOM) left a working process: worker.py recovers it.
                     self._replace(slot)
                 else:
                     slot.job, slot.future, slot.deadline_s = None, None, math.inf
@@ -373,16 +399,25 @@ class LokyRunner(_Runner):
     def _result(self, slot, job, future, elapsed_s, timeout_s, worker) -> Evaluation:
         from joblib.externals.loky.process_executor import BrokenProcessPool
 
+        from .worker import is_transient
+
         try:
             ev = future.result()
         except BrokenProcessPool as exc:
-            return _lost(job, "crashed", f"worker process died: {_first_line(exc)}", device=self.device,
+            # loky also reports a result that failed to unpickle here ("un-serialize").
+            what = "result could not be unpickled" if "un-serialize" in str(exc) else "worker process died"
+            return _lost(job, "crashed", f"{what}: {_first_line(exc)}", device=self.device,
                          timeout_s=timeout_s, wall_time_s=elapsed_s, worker=worker)
-        except Exception as exc:  # noqa: BLE001 - e.g. the result could not be unpickled
-            return Evaluation(genome=job.genome, status="failed", repeat=job.repeat,
-                              reason=f"{type(exc).__name__}: {_first_line(exc)}", wall_time_s=elapsed_s,
-                              device=self.device, worker=worker)
-        return ev if ev.repeat == job.repeat else replace(ev, repeat=job.repeat)
+        except Exception as exc:  # noqa: BLE001
+            # The default task never raises; a custom task's own exception is the genome's
+            # ("failed"), a (un)pickling error or a meter error the machine's ("crashed").
+            reason = f"{type(exc).__name__}: {_first_line(exc)}"
+            if is_transient(exc):
+                return _lost(job, "crashed", reason, device=self.device, timeout_s=timeout_s,
+                             wall_time_s=elapsed_s, worker=worker)
+            return Evaluation(genome=job.genome, status="failed", repeat=job.repeat, reason=reason,
+                              wall_time_s=elapsed_s, device=self.device, worker=worker)
+        return _settle(ev, job)
 
     def close(self):
         for slot in self._slots:
@@ -460,7 +495,7 @@ class DaskRunner(_Runner):
             # fault, hence "crashed", which is retried a bounded number of times.
             return _lost(job, "crashed", f"dask: {type(exc).__name__}: {_first_line(exc)}",
                          device=self.device, timeout_s=timeout_s, wall_time_s=elapsed_s)
-        return ev if ev.repeat == job.repeat else replace(ev, repeat=job.repeat)
+        return _settle(ev, job)
 
     def close(self):
         self.client.close()

@@ -4,6 +4,20 @@ The dataset (as device tensors) and the meter are made once per process and reus
 every evaluation the process runs; they are cached by their frozen configs, the only
 state this module keeps besides one lock.
 
+An exception never leaves :func:`evaluate_task`; it becomes an Evaluation, so a worker
+pool never sees a task error. Which status says whose fault it was:
+
+* "crashed" for faults of the machine, not the genome (:func:`is_transient`): a meter
+  error (a counter that could not be read, a vendor library error), CUDA running out of
+  memory (other processes share the GPU), a result that could not be (un)pickled. The
+  evaluator retries these a bounded number of times. After a meter error the process's
+  cached meter is closed and dropped, so the next evaluation starts with a fresh one.
+* "failed" for everything else: a bad genome config, an exception from the model or the
+  training code. Deterministic, never retried.
+
+A worker that dies, or runs past its timeout, is the evaluator's to record (see
+evaluator.py).
+
 One evaluation at a time per process: a dask worker runs tasks on several threads of one
 process, and those would share the process's meter (which allows one open window), torch's
 global seed and its process-wide thread count. So every evaluation holds a process lock
@@ -17,6 +31,7 @@ dies, or runs past its timeout, is the evaluator's to record (see evaluator.py).
 from __future__ import annotations
 
 import functools
+import pickle
 import sys
 import threading
 import time
@@ -24,6 +39,7 @@ import traceback
 
 import torch
 
+from gi_energy.errors import MeterError
 from gi_energy.problem import EnergyConfig, Problem
 from gi_energy.results import Evaluation
 from gi_energy.space import Genome
@@ -39,6 +55,13 @@ from gi_energy.training import (
 
 # Held around each whole evaluation (see the module docstring).
 _EVALUATION_LOCK = threading.Lock()
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` is a fault of the machine rather than of the genome: status
+    "crashed" (retried a bounded number of times), not "failed" (see the module docstring)."""
+    return isinstance(exc, (MeterError, torch.cuda.OutOfMemoryError, pickle.PicklingError,
+                            pickle.UnpicklingError))
 
 
 def dask_worker_threads() -> int | None:
@@ -100,6 +123,7 @@ def run_evaluation(problem: Problem, genome: Genome, repeat: int, meter=None) ->
 def _run_evaluation(problem: Problem, genome: Genome, repeat: int, meter) -> Evaluation:
     start = time.perf_counter()
     device = "cpu"
+    cached_meter = meter is None
     try:
         device = resolve_device(problem.evaluation.device)
         if meter is None:
@@ -111,9 +135,25 @@ def _run_evaluation(problem: Problem, genome: Genome, repeat: int, meter) -> Eva
     except Exception as exc:  # noqa: BLE001 - every failure is data for the search
         last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
         where = f" (at {last[0].filename.rsplit('/', 1)[-1]}:{last[0].lineno})" if last else ""
-        return Evaluation(genome=genome, status="failed", repeat=repeat,
+        transient = is_transient(exc)
+        if transient:
+            _recover(exc, meter if cached_meter else None)
+        return Evaluation(genome=genome, status="crashed" if transient else "failed", repeat=repeat,
                           reason=f"{type(exc).__name__}: {exc}{where}",
                           wall_time_s=time.perf_counter() - start, device=device, worker=worker_label())
+
+
+def _recover(exc: BaseException, cached_meter) -> None:
+    """Leave the process fit for its next evaluation after a transient fault."""
+    if isinstance(exc, MeterError) and cached_meter is not None:
+        # The meter may be stuck (a window left open, a lost vendor handle): make a new one.
+        worker_meter.cache_clear()
+        try:
+            cached_meter.close()
+        except Exception:  # noqa: BLE001, S110 - best effort; the meter is dropped anyway
+            pass
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        torch.cuda.empty_cache()
 
 
 def evaluate_task(problem: Problem, genome: Genome, repeat: int) -> Evaluation:

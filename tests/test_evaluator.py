@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 
 import pytest
 
 from gi_energy.evaluator import MAX_CRASH_ATTEMPTS, Evaluator, evaluation_context, should_retry
+from gi_energy.meters.reading import Reading
 from gi_energy.problem import load_problem
 from gi_energy.results import Evaluation
 from gi_energy.space import Genome
 from gi_energy.store import Store
-from gi_energy.worker import evaluate_task
+from gi_energy.worker import evaluate_task, run_evaluation
 
 pytestmark = pytest.mark.slow
 
@@ -27,6 +29,28 @@ def faulty_task(problem, genome, repeat):
     if fault == "raise":
         raise RuntimeError("raised outside the worker's own error handling")
     return evaluate_task(problem, genome, repeat)
+
+
+class BrokenMeter:
+    """A meter whose windows fail the way a hardware meter's can (a read error)."""
+
+    measured = True
+
+    def window(self):
+        from gi_energy.errors import MeterError
+
+        raise MeterError("rapl: energy counter could not be read")
+
+
+def flaky_task(problem, genome, repeat):
+    """The real task, with infrastructure faults injected for "fault" genomes."""
+    fault = genome.values.get("fault")
+    if fault == "meter":
+        return run_evaluation(problem, genome, repeat, meter=BrokenMeter())
+    ev = evaluate_task(problem, genome, repeat)
+    if fault == "missing":
+        return dataclasses.replace(ev, inference=Reading.missing_reading("rapl", "counter read failed"))
+    return ev
 
 
 def tiny(epochs: int = 2, **values) -> Genome:
@@ -102,8 +126,38 @@ def test_batch_with_every_kind_of_failure(problem, tmp_path):
 def test_timeout_is_retried_only_with_a_longer_timeout():
     ev = Evaluation(genome=Genome(), status="timeout", extra={"timeout_s": 10.0, "attempts": 1.0})
     assert not should_retry(ev, 10.0) and should_retry(ev, 20.0)
+    est = Reading(backend="estimate", scope="process-estimate", measured=False, energy_j=1.0, duration_s=1.0)
     for status in ("ok", "failed", "nan"):
-        assert not should_retry(Evaluation(genome=Genome(), status=status), 1e9)
+        assert not should_retry(Evaluation(genome=Genome(), status=status, train=est, inference=est), 1e9)
+
+
+def test_ok_with_a_missing_reading_is_retried_a_bounded_number_of_times():
+    est = Reading(backend="estimate", scope="process-estimate", measured=False, energy_j=1.0, duration_s=1.0)
+    gap = Reading.missing_reading("rapl", "counter read failed")
+    complete = Evaluation(genome=Genome(), status="ok", train=est, inference=est)
+    assert not should_retry(complete, 1.0)
+    for train, inference in ((est, gap), (gap, est), (est, None)):
+        first = dataclasses.replace(complete, train=train, inference=inference, extra={"attempts": 1.0})
+        assert should_retry(first, 1.0)
+        assert not should_retry(dataclasses.replace(first, extra={"attempts": float(MAX_CRASH_ATTEMPTS)}), 1.0)
+
+
+def test_infrastructure_faults_are_crashed_and_retried_genome_errors_are_not(problem, tmp_path):
+    good, meter, missing, bad = tiny(1), tiny(1, fault="meter"), tiny(1, fault="missing"), tiny(1, optimizer="lbfgs")
+    batch = [good, meter, missing, bad]
+    with Store(tmp_path / "s.sqlite") as store, Evaluator(problem, store, workers=1, task=flaky_task) as ev:
+        first = ev.evaluate(batch)
+        assert [o.status for o in first] == ["ok", "crashed", "ok", "failed"]
+        assert "MeterError" in first[1].reason and "counter could not be read" in first[1].reason
+        assert first[2].metric("inference_energy_j_per_1k") is None  # out of every front
+        assert [o.evaluations[0].extra.get("attempts") for o in first[1:3]] == [1.0, 1.0]
+        assert ev.trained == 4
+        second = ev.evaluate(batch)  # the meter fault and the missing reading run again
+        assert ev.trained == 6
+        assert [o.cached for o in second] == [True, False, False, True]
+        assert [o.evaluations[0].extra["attempts"] for o in second[1:3]] == [2.0, 2.0]
+        ev.evaluate(batch)  # ... but no more than MAX_CRASH_ATTEMPTS times
+        assert ev.trained == 6
 
 
 def test_single_worker_repeats_and_cnn(tmp_path):

@@ -9,6 +9,7 @@ import time
 import pytest
 import torch
 
+from gi_energy.errors import MeterError
 from gi_energy.meters.reading import Reading
 from gi_energy.problem import EvaluationConfig, load_problem
 from gi_energy.space import Genome
@@ -119,6 +120,29 @@ def test_diverging_loss_is_status_nan_and_keeps_the_training_reading(mlp_problem
 def test_exception_becomes_failed(mlp_problem):
     ev = run_evaluation(mlp_problem, tiny(optimizer="lbfgs"), 0, meter=FakeMeter())
     assert ev.status == "failed" and "lbfgs" in ev.reason
+
+
+class RaisingMeter(FakeMeter):
+    """A fake meter whose inference window raises ``exc`` (a fault of the machine)."""
+
+    def __init__(self, exc: BaseException):
+        super().__init__()
+        self.exc = exc
+
+    @contextlib.contextmanager
+    def window(self):
+        if self.windows:
+            raise self.exc
+        with super().window() as w:
+            yield w
+
+
+@pytest.mark.parametrize("exc", [MeterError("rapl: counter read failed"),
+                                 torch.cuda.OutOfMemoryError("CUDA out of memory")])
+def test_meter_errors_and_out_of_memory_are_crashed_not_failed(mlp_problem, exc):
+    ev = run_evaluation(mlp_problem, tiny(epochs=1), 0, meter=RaisingMeter(exc))
+    assert ev.status == "crashed", (ev.status, ev.reason)
+    assert type(exc).__name__ in ev.reason and str(exc) in ev.reason
 
 
 @pytest.mark.parametrize("name", ["adam", "adamw", "sgd", "rmsprop"])
