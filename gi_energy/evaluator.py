@@ -4,6 +4,20 @@
 query per batch, trains only what is missing, streams each result to the store and to the
 caller's ``on_result`` as it finishes, and returns one :class:`Outcome` per input genome.
 
+Store keys: (problem fingerprint, evaluation context, genome key, repeat). The context
+names the measurement setup, so evaluations made under different setups are different
+evidence and never share a row. Its form is stable::
+
+    <device>/<meter>/t<threads>@<host>        e.g. "cpu/estimate:10W/t2@lab-3"
+
+``device`` is "cpu" or "cuda"; ``meter`` the meter's store label ("rapl", "nvml",
+"rapl+nvml", "rapl:cpu-share", "estimate:10W" with its watts per core, ...); ``threads``
+the torch intra-op threads of each evaluation (``threads_per_worker``, else cores //
+workers, else on dask the workers' own ``nthreads``, "1-4" when they differ); ``host``
+the machine's hostname. The context is computed in the process that runs the Evaluator:
+with dask workers on other machines, their evaluations are recorded under this (client)
+machine's hostname -- a known limitation.
+
 Why not one ``joblib.Parallel`` call: a worker that dies (segfault, ``os._exit``, the OOM
 killer) makes loky raise ``TerminatedWorkerError`` for the whole call and lose every other
 result, and Parallel has no per-task timeout. Instead:
@@ -59,16 +73,26 @@ Task = Callable[[Problem, Genome, int], Evaluation]
 OnResult = Callable[[Evaluation, bool], None]
 
 
-def evaluation_context(problem: Problem) -> str:
-    """The device and meter part of the store key, e.g. "cpu/estimate:10W" or "cpu/rapl".
+def evaluation_context(problem: Problem, threads: int | str | None = None) -> str:
+    """The measurement-setup part of the store key, e.g. "cpu/estimate:10W/t2@lab-3".
 
-    Evaluations under different devices or meters are different evidence and are stored
-    apart. An estimate carries its watts per core (its readings scale with it); a measured
-    RAPL reading under cpu-share attribution is marked, since it is apportioned.
+    See the module docstring for its form. Evaluations under different devices, meters,
+    thread counts or machines are different evidence and are stored apart. An estimate
+    carries its watts per core (its readings scale with it); a measured RAPL reading
+    under cpu-share attribution is marked, since it is apportioned. ``threads`` defaults
+    to what a local worker uses (:func:`gi_energy.training.threads_per_worker`).
     """
     device = resolve_device(problem.evaluation.device)
     name, _, _ = _meter_info(problem, device)
-    return f"{device}/{name}"
+    return _context(device, name, _threads(problem) if threads is None else threads)
+
+
+def _context(device: str, meter_label: str, threads: int | str) -> str:
+    import socket
+
+    # The hostname of this process. With dask, the context is computed here, on the
+    # client side: evaluations run by workers on other hosts are recorded under it.
+    return f"{device}/{meter_label}/t{threads}@{socket.gethostname()}"
 
 
 def _meter_info(problem: Problem, device: str) -> tuple[str, bool, str]:
@@ -170,14 +194,25 @@ class Evaluator:
         self.workers = problem.evaluation.workers
         self.device = resolve_device(problem.evaluation.device)
         self.fingerprint = problem.fingerprint()
-        label, self.measured, self.meter_description = _meter_info(problem, self.device)
-        self.context = f"{self.device}/{label}"
+        self._meter_label, self.measured, self.meter_description = _meter_info(problem, self.device)
+        self._context: str | None = None
         # Without a store, evaluations are still never repeated within this evaluator.
         self._memo: dict[tuple[str, int], Evaluation] = {}
         self._runner: _Runner | None = None
         self.trained = 0  # evaluations run on workers (not served from the store)
 
     # ------------------------------------------------------------------ public
+
+    @property
+    def context(self) -> str:
+        """The store key's measurement setup (see the module docstring). On dask it needs
+        the cluster's thread counts, so it is computed on first use, not at construction."""
+        if self._context is None:
+            threads: int | str = _threads(self.problem)
+            if self.problem.evaluation.backend == "dask" and not self.problem.evaluation.threads_per_worker:
+                threads = self._runner_for().worker_threads() or threads
+            self._context = _context(self.device, self._meter_label, threads)
+        return self._context
 
     def evaluate(self, genomes: Sequence[Genome], on_result: OnResult | None = None) -> list[Outcome]:
         """One Outcome per input genome, in input order; see the module docstring.
@@ -441,6 +476,14 @@ class DaskRunner(_Runner):
             self.client = Client(scheduler, timeout=30)
         except OSError as exc:
             raise GiEnergyError(f"cannot reach the dask scheduler {scheduler}: {exc}") from exc
+
+    def worker_threads(self) -> str | None:
+        """The workers' ``nthreads`` (torch threads per evaluation, see worker.py): "2", or
+        "1-4" when they differ; None while the cluster has no workers."""
+        counts = sorted(set(self.client.nthreads().values()))
+        if not counts:
+            return None
+        return str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
 
     def _capacity(self) -> int:
         # One per worker process, not per thread: a process runs one evaluation at a time

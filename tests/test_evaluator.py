@@ -14,6 +14,7 @@ from gi_energy.problem import load_problem
 from gi_energy.results import Evaluation
 from gi_energy.space import Genome
 from gi_energy.store import Store
+from gi_energy.training import threads_per_worker
 from gi_energy.worker import evaluate_task, run_evaluation
 
 pytestmark = pytest.mark.slow
@@ -67,8 +68,16 @@ def problem():
     )
 
 
-def test_context_names_device_and_meter(problem):
-    assert evaluation_context(problem) == "cpu/estimate:10W"
+def test_context_names_device_meter_threads_and_host(problem):
+    import socket
+
+    host = socket.gethostname()
+    threads = threads_per_worker(problem.evaluation)
+    assert evaluation_context(problem) == f"cpu/estimate:10W/t{threads}@{host}"
+    four = problem.with_overrides(evaluation={"threads_per_worker": 4})
+    assert evaluation_context(four) == f"cpu/estimate:10W/t4@{host}"
+    with Evaluator(four) as ev:
+        assert ev.context == evaluation_context(four)
 
 
 def test_batch_with_every_kind_of_failure(problem, tmp_path):
@@ -223,5 +232,7 @@ def test_dask_tasks_sharing_one_worker_process_take_turns(tmp_path):
         genomes = [tiny(1), tiny(2), tiny(1, learning_rate=0.02), tiny(2, batch_size=32)]
         with Evaluator(problem, Store(tmp_path / "s.sqlite")) as ev:
             outcomes = ev.evaluate(genomes)
+            # the workers' own threads, not this machine's cores // workers
+            assert ev.context.startswith("cpu/estimate:10W/t2@")
         assert [o.status for o in outcomes] == ["ok"] * 4, [o.reason for o in outcomes]
         assert {o.evaluations[0].extra["threads"] for o in outcomes} == {2.0}
