@@ -20,7 +20,7 @@ import numpy as np
 from .errors import ProblemError, UsageError
 from .indicators import hypervolume
 from .results import Evaluation, Outcome
-from .rundir import RunDirectory, default_run_dir, front_outcomes, ok_points
+from .rundir import RunDirectory, TrainedJournal, default_run_dir, front_outcomes, ok_points
 from .space import Genome
 
 Echo = Callable[[str], None]
@@ -30,9 +30,10 @@ Echo = Callable[[str], None]
 class GridResult:
     """What a grid run leaves: every outcome in grid order, the front, the run directory.
 
-    ``energy_spent_j`` sums the joules of the points trained by this run (points found in
-    the store cost nothing now); ``energy_unknown`` counts trained points whose energy
-    could not be read.
+    ``energy_spent_j`` sums the joules of the points trained by this run, before or after
+    any interrupt (its journal, trained.jsonl, says which; points another run put in the
+    store cost nothing); ``energy_unknown`` counts trained points whose energy could not
+    be read.
     """
 
     run_dir: Path
@@ -110,7 +111,8 @@ def run_grid(problem, *, out=None, store=None, workers: int | None = None, resum
     else:
         path = Path(out) if out is not None else default_run_dir(problem, "grid", problem.output.directory)
         settings = {"workers": n_workers, "store": None if evaluator is not None else str(store_path),
-                    "grid_points": len(genomes), "levels": {k: list(v) for k, v in problem.grid.levels.items()}}
+                    "grid_points": len(genomes), "levels": {k: list(v) for k, v in problem.grid.levels.items()},
+                    "constraints": dict(problem.constraints)}
         rd = RunDirectory.create(path, problem, "grid", settings)
         done, history, ref = [], [], None
 
@@ -140,6 +142,11 @@ def _reopen(problem, resume, genomes):
                          f"this problem {problem.fingerprint()})")
     wanted = {g.key for g in genomes}
     done = [o for o in rd.read_outcomes() if o.key in wanted] if rd.has_results() else []
+    if not TrainedJournal(rd.path).exists():
+        # A run written before the journal existed: what it recorded as trained is its own.
+        journal = TrainedJournal(rd.path)
+        journal.seed(done)
+        journal.close()
     history = rd.read_history() if rd.has_results() else []
     rd.update_run_json(status="running", resumed_at=_now())
     return rd, done, history, info.get("history_reference_point")
@@ -147,12 +154,42 @@ def _reopen(problem, resume, genomes):
 
 def _run(problem, rd: RunDirectory, genomes: Sequence[Genome], done: list[Outcome], history: list[dict], ref,
          evaluator, objectives, echo: Echo, warn: Echo) -> GridResult:
+    journal = TrainedJournal(rd.path, durable=not getattr(evaluator, "replayed", False))
+    try:
+        return _run_batches(problem, rd, genomes, done, history, ref, evaluator, objectives, echo, warn, journal)
+    finally:
+        journal.close()
+
+
+def _spending(outcomes: Sequence[Outcome], journal: TrainedJournal) -> tuple[int, float, int]:
+    """(points trained by this run, their joules, how many of them lack a reading), from
+    the journal: a store hit this run itself trained before an interrupt still counts."""
+    trained, spent_j, unknown = 0, 0.0, 0
+    for o in outcomes:
+        paid = [e for e, s in zip(o.evaluations, journal.spent_repeats(o)) if s]
+        if not paid:
+            continue
+        trained += 1
+        parts = [e.energy_spent_j for e in paid]
+        if any(x is None for x in parts):
+            unknown += 1
+        else:
+            spent_j += float(sum(parts))
+    return trained, spent_j, unknown
+
+
+def _finished(pending: dict[str, list[Evaluation]], cached: dict[str, bool], repeats: int) -> list[Outcome]:
+    """The points of an interrupted batch whose every repeat had finished."""
+    return [Outcome(genome=evs[0].genome, evaluations=tuple(sorted(evs, key=lambda e: e.repeat)), cached=cached[k])
+            for k, evs in pending.items() if len(evs) >= repeats]
+
+
+def _run_batches(problem, rd: RunDirectory, genomes: Sequence[Genome], done: list[Outcome], history: list[dict],
+                 ref, evaluator, objectives, echo: Echo, warn: Echo, journal: TrainedJournal) -> GridResult:
     have = {o.key for o in done}
     todo = [g for g in genomes if g.key not in have]
     outcomes = list(done)
-    spent_j = sum(o.energy_spent_j or 0.0 for o in outcomes if not o.cached)
-    unknown = sum(1 for o in outcomes if not o.cached and o.energy_spent_j is None)
-    trained = sum(1 for o in outcomes if not o.cached)
+    trained, spent_j, unknown = _spending(outcomes, journal)
     n_total = len(genomes)
     if not getattr(evaluator, "measured", False):
         warn(f"gi-energy: warning: energy is estimated, not measured ({evaluator.meter_description})")
@@ -161,18 +198,32 @@ def _run(problem, rd: RunDirectory, genomes: Sequence[Genome], done: list[Outcom
     estimated = False
     t_run = time.perf_counter()
     status = "failed"
+    pending: dict[str, list[Evaluation]] = {}
+    pending_cached: dict[str, bool] = {}
     try:
         for start, stop in batches(len(todo), problem.evaluation.workers):
             batch = todo[start:stop]
             t0 = time.perf_counter()
             progress = _Progress(echo, len(outcomes), n_total)
-            results = evaluator.evaluate(batch, on_result=progress)
+            pending.clear()
+            pending_cached.clear()
+
+            def on_result(ev: Evaluation, cached: bool, progress=progress) -> None:
+                if not cached:
+                    journal.record(ev)  # at once: a kill -9 later loses nothing this run paid for
+                pending.setdefault(ev.key, []).append(ev)
+                pending_cached[ev.key] = pending_cached.get(ev.key, True) and cached
+                progress(ev, cached)
+
+            results = evaluator.evaluate(batch, on_result=on_result)
+            pending.clear()
             wall_s = time.perf_counter() - t0
+            for o in results:
+                if not o.cached and not any((e.key, e.repeat) in journal for e in o.evaluations):
+                    journal.seed([o])  # an evaluator that did not report through on_result
             outcomes.extend(results)
-            new = [o for o in results if not o.cached]
-            trained += len(new)
-            spent_j += sum(o.energy_spent_j or 0.0 for o in new)
-            unknown += sum(1 for o in new if o.energy_spent_j is None)
+            new = [o for o in results if any(journal.spent_repeats(o))]
+            trained, spent_j, unknown = _spending(outcomes, journal)
             _, pts = ok_points(outcomes, objectives)
             if ref is None and len(pts):
                 ref = history_reference(pts)
@@ -185,7 +236,8 @@ def _run(problem, rd: RunDirectory, genomes: Sequence[Genome], done: list[Outcom
                 "hypervolume": hypervolume(pts, ref) if ref is not None and len(pts) else 0.0,
                 "front_size": len(front),
             })
-            rd.write_results(outcomes, objectives, history, plot=False, constraints=problem.constraints)
+            rd.write_results(outcomes, objectives, history, plot=False, constraints=problem.constraints,
+                             spent=journal.entries)
             rd.update_run_json(evaluations=len(outcomes), trained=trained, energy_spent_j=spent_j,
                                energy_unknown=unknown)
             left = n_total - len(outcomes)
@@ -199,8 +251,14 @@ def _run(problem, rd: RunDirectory, genomes: Sequence[Genome], done: list[Outcom
         status = "interrupted"
         raise
     finally:
+        if pending:
+            # Interrupted mid-batch: keep the points that finished (a resume skips them).
+            outcomes.extend(_finished(pending, pending_cached, problem.evaluation.repeats))
+            pending.clear()
+        trained, spent_j, unknown = _spending(outcomes, journal)
         if outcomes:
-            rd.write_results(outcomes, objectives, history, plot=True, constraints=problem.constraints)
+            rd.write_results(outcomes, objectives, history, plot=True, constraints=problem.constraints,
+                             spent=journal.entries)
         rd.update_run_json(status=status, evaluations=len(outcomes), trained=trained, energy_spent_j=spent_j,
                            energy_unknown=unknown, finished_at=_now())
     front = front_outcomes(outcomes, objectives, problem.constraints)

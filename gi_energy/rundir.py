@@ -7,6 +7,9 @@
     front.csv         the non-dominated ok outcomes (median objectives over repeats)
     history.csv       one row per generation (evolve) or batch (grid)
     front.png         the front, plotted
+    trained.jsonl     the journal: one line per (genome, repeat) this run trained, appended
+                      and flushed as each evaluation finishes, so a resume after a crash
+                      knows which store hits this run itself paid for
 
 Every file is written to a temporary name and moved into place, so a run killed while
 writing never leaves half a file. A missing energy reading is an empty cell, never 0.
@@ -23,7 +26,7 @@ import os
 import platform
 import socket
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +44,7 @@ EVALUATIONS_CSV = "evaluations.csv"
 FRONT_CSV = "front.csv"
 HISTORY_CSV = "history.csv"
 FRONT_PNG = "front.png"
+TRAINED_JOURNAL = "trained.jsonl"
 
 # evaluations.csv columns after the readable genome columns. The *_json columns carry
 # what a flat cell cannot (genome, full readings) so an Evaluation rebuilds exactly.
@@ -50,7 +54,7 @@ _METRIC_COLUMNS = (
     "train_backend", "train_scope", "train_measured",
     "inference_backend", "inference_scope", "inference_measured",
     "train_time_s", "inference_time_s", "inference_samples", "wall_time_s",
-    "params", "flops_per_sample", "co2_g", "device", "worker", "cached",
+    "params", "flops_per_sample", "co2_g", "device", "worker", "cached", "spent",
     "genome_json", "train_json", "inference_json", "extra_json",
 )
 _INT_FIELDS = {"repeat": "repeat", "inference_samples": "inference_samples", "params": "params",
@@ -248,8 +252,12 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 # ---------------------------------------------------------------- rows
 
 
-def evaluation_row(ev: Evaluation, index: int, cached: bool) -> dict[str, object]:
-    """One evaluations.csv row (genome columns come first)."""
+def evaluation_row(ev: Evaluation, index: int, cached: bool, spent: bool | None = None) -> dict[str, object]:
+    """One evaluations.csv row (genome columns come first).
+
+    ``cached``: the evaluator served it from the store in that call. ``spent``: its energy
+    counts as spent by this run (it trained it now, or earlier in this run before a
+    resume); default ``not cached``."""
     inf_j = None if ev.inference is None else ev.inference.energy_j
     row: dict[str, object] = {"index": index, "key": ev.key}
     row.update(genome_columns(ev.genome))
@@ -262,6 +270,7 @@ def evaluation_row(ev: Evaluation, index: int, cached: bool) -> dict[str, object
         "inference_samples": ev.inference_samples, "wall_time_s": ev.wall_time_s,
         "params": ev.params, "flops_per_sample": ev.flops_per_sample, "co2_g": ev.co2_g,
         "device": ev.device, "worker": ev.worker, "cached": cached,
+        "spent": (not cached) if spent is None else bool(spent),
         "genome_json": ev.genome.to_json(),
         "train_json": None if ev.train is None else json.dumps(ev.train.to_dict(), sort_keys=True),
         "inference_json": None if ev.inference is None else json.dumps(ev.inference.to_dict(), sort_keys=True),
@@ -508,11 +517,15 @@ class RunDirectory:
 
     def write_results(self, outcomes: Sequence[Outcome], objectives: Mapping[str, str],
                       history: Sequence[Mapping] = (), *, plot: bool = True,
-                      constraints: Mapping[str, float] | None = None) -> None:
+                      constraints: Mapping[str, float] | None = None,
+                      spent: Container[tuple[str, int]] | None = None) -> None:
         """Rewrite evaluations.csv, front.csv, history.csv and (unless ``plot`` is False)
         front.png from everything the run has so far. ``outcomes`` are in arrival order;
-        the front holds only outcomes that meet ``constraints``."""
-        rows = [evaluation_row(ev, i, o.cached) for i, o in enumerate(outcomes) for ev in o.evaluations]
+        the front holds only outcomes that meet ``constraints``. ``spent`` holds the
+        (key, repeat) pairs whose energy this run counts (its journal); without it a row
+        is spent when it was not cached."""
+        rows = [evaluation_row(ev, i, o.cached, None if spent is None else (ev.key, ev.repeat) in spent)
+                for i, o in enumerate(outcomes) for ev in o.evaluations]
         genome_cols = [c for c in _union_keys(r for r in rows) if c not in _METRIC_COLUMNS
                        and c not in ("index", "key")]
         _write_csv(self.path / EVALUATIONS_CSV, ["index", "key", *genome_cols, *_METRIC_COLUMNS], rows)
@@ -549,6 +562,17 @@ class RunDirectory:
         return [Outcome(genome=evs[0].genome, evaluations=tuple(evs), cached=cached[i])
                 for i, evs in sorted(groups.items())]
 
+    def read_spent(self) -> list[tuple[bool, ...]]:
+        """Per outcome of :meth:`read_outcomes`, per evaluation: does its energy count as
+        spent by this run? From the ``spent`` column; files written before it existed fall
+        back to ``not cached``."""
+        groups: dict[int, list[bool]] = {}
+        for r in self._rows(EVALUATIONS_CSV):
+            flag = r.get("spent")
+            spent = (flag == "true") if flag not in (None, "") else r.get("cached") != "true"
+            groups.setdefault(int(r["index"]), []).append(spent)
+        return [tuple(v) for _, v in sorted(groups.items())]
+
     def read_history(self) -> list[dict]:
         return [{k: _parse_scalar(v) for k, v in r.items()} for r in self._rows(HISTORY_CSV)]
 
@@ -566,3 +590,73 @@ class RunDirectory:
             return _read_csv(path)
         except (OSError, csv.Error, UnicodeDecodeError) as exc:
             raise UsageError(f"{path}: unreadable: {exc}") from None
+
+
+# ---------------------------------------------------------------- the journal
+
+
+class TrainedJournal:
+    """``trained.jsonl``: the (genome key, repeat) pairs this run trained, one JSON line
+    each, appended and flushed the moment an evaluation finishes.
+
+    The store outlives a crash, so after a ``kill -9`` a resumed run gets the evaluations
+    it had finished back as store hits; the journal is how it knows it paid for them
+    itself and must count their energy (once). A torn last line (a kill mid-write) is
+    ignored. ``durable`` adds an fsync per line (power loss); a flush alone already
+    survives the process being killed.
+    """
+
+    def __init__(self, run_dir, *, durable: bool = True):
+        self.path = Path(run_dir) / TRAINED_JOURNAL
+        self.durable = durable
+        self.entries: set[tuple[str, int]] = set()
+        self._fh = None
+        if self.path.is_file():
+            with open(self.path, encoding="utf-8") as fh:
+                for line in fh:
+                    try:
+                        d = json.loads(line)
+                        self.entries.add((str(d["key"]), int(d.get("repeat", 0))))
+                    except (ValueError, KeyError, TypeError):
+                        continue  # a line cut short by a kill
+
+    def __contains__(self, item) -> bool:
+        return item in self.entries
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def record(self, ev: Evaluation) -> bool:
+        """Journal ``ev`` as trained by this run; False if it already was."""
+        item = (ev.key, int(ev.repeat))
+        if item in self.entries:
+            return False
+        if self._fh is None:
+            self._fh = open(self.path, "a", encoding="utf-8")
+        self._fh.write(json.dumps({"key": item[0], "repeat": item[1], "energy_j": ev.energy_spent_j},
+                                  separators=(",", ":")) + "\n")
+        self._fh.flush()
+        if self.durable:
+            os.fsync(self._fh.fileno())
+        self.entries.add(item)
+        return True
+
+    def seed(self, outcomes: Iterable[Outcome]) -> None:
+        """Journal the non-cached evaluations of ``outcomes`` (a run written before the
+        journal existed is resumed with what it had recorded as trained)."""
+        for o in outcomes:
+            if not o.cached:
+                for ev in o.evaluations:
+                    self.record(ev)
+
+    def spent_repeats(self, outcome: Outcome) -> list[bool]:
+        """Per evaluation of ``outcome``: journaled (its energy is this run's)?"""
+        return [(ev.key, int(ev.repeat)) in self.entries for ev in outcome.evaluations]
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None

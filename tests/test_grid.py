@@ -54,20 +54,74 @@ def test_grid_evaluates_every_point_once(problem, tmp_path):
     assert (tmp_path / "g" / "front.png").exists()
 
 
+def _quiet(**kw):
+    return {"echo": lambda s: None, "warn": lambda s: None, **kw}
+
+
 def test_grid_resume_trains_nothing_twice(problem, tmp_path):
+    whole = run_grid(problem, out=tmp_path / "whole", evaluator=SyntheticEvaluator(problem), **_quiet())
     memory = {}  # plays the store: it outlives the interrupted evaluator
     with pytest.raises(KeyboardInterrupt):
-        run_grid(problem, out=tmp_path / "g", evaluator=_Interrupting(problem, 5, memory=memory),
-                 echo=lambda s: None, warn=lambda s: None)
+        run_grid(problem, out=tmp_path / "g", evaluator=_Interrupting(problem, 5, memory=memory), **_quiet())
     rd = RunDirectory.open(tmp_path / "g")
-    assert rd.read_run_json()["status"] == "interrupted"
-    assert len(rd.read_outcomes()) == 2  # the first batch was written; 3 more sit in the "store"
+    info = rd.read_run_json()
+    assert info["status"] == "interrupted"
+    # the first batch and the 3 points of the second that finished before Ctrl-C
+    assert len(rd.read_outcomes()) == 5 and info["trained"] == 5
     second = SyntheticEvaluator(problem, memory=memory)
-    res = run_grid(problem, resume=tmp_path / "g", evaluator=second, echo=lambda s: None, warn=lambda s: None)
+    res = run_grid(problem, resume=tmp_path / "g", evaluator=second, **_quiet())
     assert len(res.outcomes) == 12 and len(second.trained) == 7
-    assert res.trained == 9  # 2 from the first run's written batch, 7 now; 3 came from the store
     assert [o.key for o in res.outcomes] == [g.key for g in grid_genomes(problem)]
-    assert rd.read_run_json()["status"] == "complete"
+    info = rd.read_run_json()
+    assert info["status"] == "complete"
+    # this run trained all 12 (5 before the interrupt): the same as an unbroken grid
+    assert res.trained == whole.trained == 12 == info["trained"]
+    assert res.energy_spent_j == pytest.approx(whole.energy_spent_j)
+    assert info["energy_spent_j"] == pytest.approx(whole.energy_spent_j)
+
+
+class _Killed(BaseException):
+    """Stands in for kill -9 (nothing of the grid's own clean-up may count on it)."""
+
+
+def test_grid_kill_mid_batch_then_resume_counts_every_joule(problem, tmp_path):
+    """kill -9 in the second batch: the files on disk are those of the first batch; the
+    3 points trained since sit in the store and the journal only."""
+    whole = run_grid(problem, out=tmp_path / "whole", evaluator=SyntheticEvaluator(problem), **_quiet())
+    memory, snapshot = {}, {}
+    path = tmp_path / "g"
+
+    class Killing(SyntheticEvaluator):
+        calls = 0
+
+        def evaluate(self, genomes, on_result=None):
+            Killing.calls += 1
+            if Killing.calls == 2:
+                for name in ("evaluations.csv", "history.csv", "run.json", "front.csv"):
+                    snapshot[name] = (path / name).read_bytes()
+                super().evaluate(list(genomes)[:3], on_result)
+                raise _Killed
+            return super().evaluate(genomes, on_result)
+
+    with pytest.raises(_Killed):
+        run_grid(problem, out=path, evaluator=Killing(problem, memory=memory), **_quiet())
+    for name, data in snapshot.items():  # what kill -9 would have left
+        (path / name).write_bytes(data)
+    assert len(RunDirectory.open(path).read_outcomes()) == 2
+    res = run_grid(problem, resume=path, evaluator=SyntheticEvaluator(problem, memory=memory), **_quiet())
+    info = RunDirectory.open(path).read_run_json()
+    assert res.trained == info["trained"] == whole.trained == 12
+    assert info["energy_spent_j"] == pytest.approx(whole.energy_spent_j)
+    assert info["evaluations"] == 12
+
+
+def test_grid_resume_refuses_an_evolve_run(problem, tmp_path):
+    from gi_energy.errors import UsageError
+
+    RunDirectory.create(tmp_path / "e", problem, "evolve", {})
+    with pytest.raises(UsageError, match=r"e: a 'evolve' run, not a grid run"):
+        run_grid(problem, resume=tmp_path / "e", evaluator=SyntheticEvaluator(problem), **_quiet())
+    assert not (tmp_path / "e" / "evaluations.csv").exists()
 
 
 def test_grid_records_failures_and_keeps_them_off_the_front(problem, tmp_path):
