@@ -28,9 +28,10 @@ from . import nsga2
 from .checkpoint import Checkpoint, CheckpointWriter, load_checkpoint
 from .errors import NotBuiltError, UsageError
 from .operators import crossover, make_novel, mutate
-from .problem import Problem, load_problem
+from .problem import Problem, SearchConfig, load_problem
 from .progress import Progress, SilentProgress, format_energy
 from .results import Evaluation, Outcome
+from .rundir import TrainedJournal
 from .space import Genome, SearchSpace
 from .termination import AnyOf, SearchState, from_config
 
@@ -78,19 +79,25 @@ class _Totals:
     evaluation_wall_s: float = 0.0
     wall_s: float = 0.0
 
-    def add(self, outcome: Outcome) -> None:
+    def add(self, outcome: Outcome, spent: Sequence[bool] | None = None) -> None:
+        """Count ``outcome`` once. ``spent`` says per evaluation whether its energy is this
+        run's (the run's journal: trained by this run, now or before a resume); without
+        it, every evaluation of an outcome that was not cached is. An outcome none of
+        whose evaluations is this run's counts as ``cached`` and costs nothing."""
         self.evaluations += 1
         self.failures += 0 if outcome.ok else 1
-        if outcome.cached:
-            # Served by the store: no energy was spent on it by this run now.
+        if spent is None:
+            spent = [not outcome.cached] * len(outcome.evaluations)
+        paid = [e for e, s in zip(outcome.evaluations, spent) if s]
+        if not paid:
             self.cached += 1
             return
-        energy = outcome.energy_spent_j
-        if energy is None:
+        parts = [e.energy_spent_j for e in paid]
+        if any(p is None for p in parts):
             self.energy_unknown += 1
         else:
-            self.energy_spent_j += energy
-        self.evaluation_wall_s += sum(e.wall_time_s or 0.0 for e in outcome.evaluations)
+            self.energy_spent_j += float(sum(parts))
+        self.evaluation_wall_s += sum(e.wall_time_s or 0.0 for e in paid)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -127,6 +134,8 @@ class _Search:
     archived: int = 0
     # Outcomes never change: their fitness is computed once (keyed by genome key).
     fitness_cache: dict[str, nsga2.Fitness] = field(default_factory=dict)
+    # trained.jsonl: what this run trained (across resumes); decides whose energy counts.
+    journal: TrainedJournal | None = None
 
     @property
     def space(self) -> SearchSpace:
@@ -162,17 +171,32 @@ class _Search:
                 new.append(g)
         self.pending = []
 
+        reported: set[str] = set()
+
         def on_result(evaluation: Evaluation, cached: bool) -> None:
+            if not cached and self.journal is not None:
+                # Journaled the moment it finishes: a kill -9 after this line loses nothing.
+                self.journal.record(evaluation)
+            reported.add(evaluation.key)
             self.pending.append((evaluation, cached))
             self.progress.result(evaluation, cached)
 
         fresh = self.evaluator.evaluate(new, on_result) if new else []
         self.pending = []
         for outcome in fresh:
+            if self.journal is not None and not outcome.cached and outcome.key not in reported:
+                self.journal.seed([outcome])  # an evaluator that did not report through on_result
             self.outcomes.append(outcome)
             self.by_key[outcome.key] = outcome
-            self.totals.add(outcome)
+            self.totals.add(outcome, self.spent(outcome))
         return [self.by_key[g.key] for g in genomes]
+
+    def spent(self, outcome: Outcome) -> list[bool] | None:
+        """Per evaluation: is its energy this run's? (None: no journal, go by ``cached``.)
+        A store hit this run had trained before a crash or Ctrl-C is; an evaluator that
+        says "uncached" again after a resume (a fresh replay) does not make it count twice,
+        because each outcome enters the totals once."""
+        return None if self.journal is None else self.journal.spent_repeats(outcome)
 
     def new_evaluation_count(self, genomes: Sequence[Genome]) -> int:
         return len({g.key for g in genomes} - set(self.by_key))
@@ -422,6 +446,45 @@ def _default_evaluator(problem: Problem, store_path: Path):
     return evaluator, store
 
 
+# Budgets a resume may extend (or shorten); every other search setting stays as recorded.
+RESUME_BUDGETS = ("generations", "max_evaluations", "max_wall_s", "energy_budget_j")
+
+
+def recorded_replay_source(settings: Mapping) -> str | None:
+    """The grid run a recorded evolve run replayed (None: it trained for real)."""
+    source = settings.get("replay") or (settings.get("flags") or {}).get("replay")
+    return None if not source else str(source)
+
+
+def _resume_problem(problem: Problem, info: Mapping, recorded: Mapping, seed: int | None,
+                    overrides: Mapping, path: Path) -> Problem:
+    """``problem`` with the seed and search settings the run recorded, then the budget
+    overrides; a different seed, population or other setting asked for is refused."""
+    rec_seed = info.get("seed", recorded.get("seed"))
+    if rec_seed is not None:
+        if seed is not None and int(seed) != int(rec_seed):
+            raise UsageError(f"{path} ran with seed {rec_seed}; a resumed run keeps its seed "
+                             f"(drop --seed {seed}, or start a new run)")
+        problem = dataclasses.replace(problem, seed=int(rec_seed))
+    names = [f.name for f in dataclasses.fields(SearchConfig)]
+    kept = {k: recorded[k] for k in names if k in recorded}
+    for k, v in overrides.items():
+        if k not in RESUME_BUDGETS and k in kept and kept[k] != v:
+            flag = "--" + k.replace("_", "-")
+            raise UsageError(f"{path} ran with {k} {kept[k]}; a resumed run keeps it (asked for {v}): "
+                             f"drop {flag}, or start a new run")
+        kept[k] = v
+    return dataclasses.replace(problem, search=dataclasses.replace(problem.search, **kept))
+
+
+def _replay_source(evaluator) -> str | None:
+    """The grid run a replay evaluator reads, as an absolute path (a resume may run elsewhere)."""
+    source = getattr(evaluator, "source", None)
+    if not getattr(evaluator, "replayed", False) or source is None:
+        return None
+    return str(Path(source).resolve())
+
+
 def _settings(problem: Problem, termination: AnyOf, store_path: Path | None, evaluator,
               extra: Mapping | None) -> dict:
     s = problem.search
@@ -442,6 +505,8 @@ def _settings(problem: Problem, termination: AnyOf, store_path: Path | None, eva
         "meter": getattr(evaluator, "meter_description", None),
         "measured": getattr(evaluator, "measured", None),
         "replayed": bool(getattr(evaluator, "replayed", False)),
+        "replay": _replay_source(evaluator),
+        "seed": problem.seed,
         "constraints": dict(problem.constraints),
         **dict(extra or {}),
     }
@@ -459,13 +524,19 @@ def evolve(
     progress: Progress | None = None,
     plot: bool = True,
     settings: Mapping | None = None,
+    overrides: Mapping | None = None,
 ) -> EvolveResult:
     """Run NSGA-II on ``problem`` (a Problem, a TOML path or a bundled name).
 
     ``out`` is the run directory (default ``<[output] directory>/<name>-evolve-<time>``);
-    ``resume`` continues the run in that directory from its last checkpoint with the seed
-    it started with. ``evaluator`` replaces the real one (tests, replay of a grid); it is
-    not closed here. ``progress`` prints to the terminal (silent by default).
+    ``resume`` continues the evolve run in that directory from its last checkpoint with
+    the seed, search settings and evaluator kind (replay source) recorded in its run.json,
+    whatever ``problem`` says. ``overrides`` are explicit [search] settings (the command
+    line's flags): on a new run they replace the problem's; on a resume the budgets
+    (generations, max_evaluations, max_wall_s, energy_budget_j) may extend the run, any
+    other setting that differs from the recorded one is a UsageError, as is a ``seed``
+    other than the recorded one. ``evaluator`` replaces the real one (tests, replay of a
+    grid); it is not closed here. ``progress`` prints to the terminal (silent by default).
 
     Raises KeyboardInterrupt after saving the checkpoint and marking run.json
     "interrupted"; any other error marks it "failed" and propagates.
@@ -474,18 +545,46 @@ def evolve(
 
     problem = _resolve_problem(problem, seed, workers)
     progress = progress or SilentProgress()
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(SearchConfig)})
+    if unknown:
+        raise UsageError(f"unknown search setting(s) {', '.join(unknown)}")
     checkpoint = None
+    recorded_replay: str | None = None
     if resume is not None:
         rd = RunDirectory.open(resume)
         info = rd.read_run_json()
+        if info.get("command") != "evolve":
+            raise UsageError(f"{rd.path}: a {info.get('command')!r} run, not an evolve run; evolve --resume only "
+                             "continues evolve runs (a grid run resumes with gi-energy grid --resume)")
         if info.get("fingerprint") not in (None, problem.fingerprint()):
             raise UsageError(f"{rd.path} ran a different problem (fingerprint {info.get('fingerprint')}, "
                              f"this one {problem.fingerprint()}); resume it with the problem.toml it holds")
-        if seed is None and "seed" in info:
-            problem = dataclasses.replace(problem, seed=int(info["seed"]))
+        recorded = info.get("settings") or {}
+        problem = _resume_problem(problem, info, recorded, seed, overrides, rd.path)
+        recorded_replay = recorded_replay_source(recorded)
         checkpoint = load_checkpoint(rd.path)
         if checkpoint is not None and checkpoint.seed != problem.seed:
             raise UsageError(f"{rd.path} ran with seed {checkpoint.seed}, not {problem.seed}")
+        was_replay = bool(recorded.get("replayed")) or recorded_replay is not None
+        if evaluator is None and was_replay:
+            if recorded_replay is None:
+                raise UsageError(f"{rd.path}: a replay run whose run.json does not name its grid run; "
+                                 "it cannot be resumed")
+            from .replay import ReplayEvaluator
+
+            evaluator = ReplayEvaluator(problem, Path(recorded_replay))
+        is_replay = bool(getattr(evaluator, "replayed", False))
+        if is_replay != was_replay:
+            then, now = ("replayed a grid run", "train for real") if was_replay else \
+                ("trained for real", "replay a grid run")
+            raise UsageError(f"{rd.path}: the run {then}; resuming it would {now} and mix the two in one run")
+        source = getattr(evaluator, "source", None)
+        if is_replay and recorded_replay is not None and source is not None \
+                and Path(source).resolve() != Path(recorded_replay).resolve():
+            raise UsageError(f"{rd.path}: the run replays {recorded_replay}, not {source}")
+    elif overrides:
+        problem = dataclasses.replace(problem, search=dataclasses.replace(problem.search, **overrides))
 
     owned: list[Any] = []
     store_path: Path | None = None
@@ -516,8 +615,21 @@ def evolve(
 
 def _run(problem: Problem, evaluator: EvaluatorLike, termination: AnyOf, rd, checkpoint: Checkpoint | None,
          progress: Progress, plot: bool) -> EvolveResult:
+    # A replay's journal is flushed, not fsynced: a flush survives kill -9, and an fsync
+    # per line would cap replay far below its thousands of evaluations a second.
+    journal = TrainedJournal(rd.path, durable=not getattr(evaluator, "replayed", False))
+    if checkpoint is not None and not journal.exists():
+        journal.seed(checkpoint.outcomes)  # a run checkpointed before journals existed
+    try:
+        return _run_search(problem, evaluator, termination, rd, checkpoint, progress, plot, journal)
+    finally:
+        journal.close()
+
+
+def _run_search(problem: Problem, evaluator: EvaluatorLike, termination: AnyOf, rd, checkpoint: Checkpoint | None,
+                progress: Progress, plot: bool, journal: TrainedJournal) -> EvolveResult:
     search = _Search(problem=problem, evaluator=evaluator, termination=termination,
-                     rng=np.random.default_rng(problem.seed), progress=progress)
+                     rng=np.random.default_rng(problem.seed), progress=progress, journal=journal)
     if checkpoint is not None:
         search.restore(checkpoint)
     last: list[Checkpoint] = [checkpoint] if checkpoint is not None else []
@@ -548,7 +660,7 @@ def _run(problem: Problem, evaluator: EvaluatorLike, termination: AnyOf, rd, che
         raise
     front = search.front()
     rd.write_results(search.outcomes, problem.objectives, search.history, plot=plot,
-                     constraints=problem.constraints)
+                     constraints=problem.constraints, spent=_spent_set(search))
     rd.update_run_json(status="complete", stop_reason=stop_reason, generation=search.generation,
                        totals=_totals_json(search), front_size=len(front),
                        hypervolume_reference=_reference_json(search, problem))
@@ -561,15 +673,16 @@ def _run(problem: Problem, evaluator: EvaluatorLike, termination: AnyOf, rd, che
 def _interrupted(search: _Search, rd, last: list[Checkpoint], writer: CheckpointWriter, problem: Problem,
                  plot: bool) -> None:
     """Ctrl-C: keep the last generation's checkpoint (its generator state is where a resume
-    must restart), add the energy the unfinished generation spent, mark run.json."""
+    must restart), report the energy the unfinished generation spent in run.json, mark it.
+
+    The checkpoint's totals stay those of its own outcomes: the unfinished generation is
+    replayed on resume and its evaluations (in the journal) are counted then, once."""
     partial = search.pending_outcomes()
     spent = _Totals()
     for o in partial:
-        spent.add(o)
+        spent.add(o, search.spent(o))
     if last:
         ckpt = last[0]
-        ckpt.totals["energy_spent_j"] = ckpt.totals.get("energy_spent_j", 0.0) + spent.energy_spent_j
-        ckpt.totals["energy_unknown"] = ckpt.totals.get("energy_unknown", 0) + spent.energy_unknown
         ckpt.totals["wall_s"] = search.wall_s()
         writer.save(ckpt)
     totals = _totals_json(search)
@@ -580,7 +693,11 @@ def _interrupted(search: _Search, rd, last: list[Checkpoint], writer: Checkpoint
                        resume_hint=f"gi-energy evolve PROBLEM --resume {rd.path}")
     if search.outcomes or partial:
         rd.write_results(search.outcomes + partial, problem.objectives, search.history, plot=plot,
-                         constraints=problem.constraints)
+                         constraints=problem.constraints, spent=_spent_set(search))
+
+
+def _spent_set(search: _Search):
+    return None if search.journal is None else search.journal.entries
 
 
 def _totals_json(search: _Search) -> dict:
@@ -624,15 +741,19 @@ def _summary(search: _Search, rd, stop_reason, front) -> list[str]:
 
 def cli_evolve(*, problem, out=None, store=None, seed=None, workers=None, population=None, generations=None,
                max_evaluations=None, resume=None, replay=None) -> EvolveResult:
-    """``gi-energy evolve``: flags override the problem file; run.json records what ran."""
+    """``gi-energy evolve``: flags override the problem file; run.json records what ran.
+
+    With ``--resume`` the run's recorded settings, seed and replay source win over the
+    file; only budget flags may change them (see :func:`evolve`)."""
     p = problem if isinstance(problem, Problem) else load_problem(problem)
-    search = {k: v for k, v in (("population", population), ("generations", generations),
-                                ("max_evaluations", max_evaluations)) if v is not None}
-    if search:
-        p = dataclasses.replace(p, search=dataclasses.replace(p.search, **search))
+    overrides = {k: v for k, v in (("population", population), ("generations", generations),
+                                   ("max_evaluations", max_evaluations)) if v is not None}
     evaluator = None
     closing = []
-    replay_dir = replay if replay is not None else p.evaluation.replay
+    if resume is not None:
+        replay_dir = _resume_replay_dir(resume, replay)
+    else:
+        replay_dir = replay if replay is not None else p.evaluation.replay
     if replay_dir is not None:
         try:
             from .replay import ReplayEvaluator
@@ -646,7 +767,22 @@ def cli_evolve(*, problem, out=None, store=None, seed=None, workers=None, popula
              "replay": None if replay_dir is None else str(replay_dir)}
     try:
         return evolve(p, out=out, store=store, seed=seed, workers=workers, resume=resume, evaluator=evaluator,
-                      progress=Progress(), settings={"flags": {k: v for k, v in flags.items() if v is not None}})
+                      progress=Progress(), settings={"flags": {k: v for k, v in flags.items() if v is not None}},
+                      overrides=overrides)
     finally:
         for thing in closing:
             thing.close()
+
+
+def _resume_replay_dir(resume, replay) -> str | None:
+    """The replay source of the run being resumed: the recorded one (the problem file's
+    ``replay`` is ignored); an explicit ``--replay`` must name the same grid run."""
+    from .rundir import RunDirectory
+
+    recorded = recorded_replay_source(RunDirectory.open(resume).read_run_json().get("settings") or {})
+    if replay is not None:
+        if recorded is None:
+            raise UsageError(f"{resume}: the run trained for real; it cannot be resumed with --replay {replay}")
+        if Path(replay).resolve() != Path(recorded).resolve():
+            raise UsageError(f"{resume}: the run replays {recorded}, not {replay}")
+    return recorded

@@ -266,8 +266,13 @@ def test_resume_after_kill_gives_the_same_front(tmp_path):
     assert front_signature(resumed) == front_signature(whole)
     assert [o.key for o in resumed.evaluations] == [o.key for o in whole.evaluations]
     # the three evaluations finished before the kill were served by the store, not retrained
-    assert resumed.totals["cached"] == 3
     assert evaluator.trained == len(whole.evaluations) - (8 * 3 + 3)
+    # ... yet this run paid for them (its journal says so): energy counted once, not lost
+    assert resumed.totals["cached"] == 0
+    for name in ("evaluations", "energy_spent_j", "energy_unknown", "energy_complete"):
+        assert resumed.totals[name] == pytest.approx(whole.totals[name]), name
+    info = json.loads((tmp_path / "broken" / "run.json").read_text())
+    assert info["totals"]["energy_spent_j"] == pytest.approx(whole.totals["energy_spent_j"])
 
 
 def test_keyboard_interrupt_saves_and_resumes(tmp_path):
@@ -349,3 +354,145 @@ def test_package_level_evolve_is_the_function(tmp_path):
     r = gi_energy.evolve(make_problem(generations=1), out=tmp_path / "pkg", evaluator=FakeEvaluator(),
                          plot=False)
     assert r.front and r.run_dir == tmp_path / "pkg"
+
+
+# ---------------------------------------------------------------- resume: what it continues
+
+
+def _grid_run(tmp_path):
+    from gi_energy.grid import run_grid
+    from gi_energy.problem import load_problem
+    from gi_energy.replay import SyntheticEvaluator
+
+    problem = load_problem("quickstart")
+    run_grid(problem, out=tmp_path / "grid", evaluator=SyntheticEvaluator(problem), echo=lambda s: None,
+             warn=lambda s: None)
+    return problem, tmp_path / "grid"
+
+
+def test_resume_refuses_a_grid_run(tmp_path):
+    from click.testing import CliRunner
+
+    from gi_energy.cli import main
+
+    problem, grid = _grid_run(tmp_path)
+    before = {f.name: f.read_bytes() for f in grid.iterdir() if f.is_file()}
+    with pytest.raises(UsageError, match=r"grid: a 'grid' run, not an evolve run"):
+        evolve(problem, resume=grid, evaluator=FakeEvaluator(), plot=False)
+    result = CliRunner().invoke(main, ["evolve", "quickstart", "--resume", str(grid)])
+    assert result.exit_code == 2 and "not an evolve run" in result.output
+    assert {f.name: f.read_bytes() for f in grid.iterdir() if f.is_file()} == before
+
+
+def _killed(tmp_path, problem, name, kill_after=8 * 2 + 3):
+    store: dict = {}
+    with pytest.raises(SimulatedKill):
+        run(tmp_path, name, problem=problem, evaluator=FakeEvaluator(store, kill_after=kill_after))
+    return store
+
+
+def test_resume_keeps_the_recorded_search_settings(tmp_path):
+    """Started with population 8 and 4 generations; the problem handed to the resume says
+    12 and 5 (as the problem file would): the run goes on as it started."""
+    problem = make_problem(population=8, generations=4)
+    whole = run(tmp_path, "whole", problem=problem)
+    store = _killed(tmp_path, problem, "b")
+    other = make_problem(population=12, generations=5, crossover_prob=0.5)
+    resumed = evolve(other, resume=tmp_path / "b", evaluator=FakeEvaluator(store), plot=False)
+    assert resumed.problem.search == problem.search
+    assert front_signature(resumed) == front_signature(whole)
+    assert [h["generation"] for h in resumed.history] == [0, 1, 2, 3, 4]
+
+
+def test_resume_may_extend_the_budget_but_not_change_population_or_seed(tmp_path):
+    problem = make_problem(population=8, generations=2)
+    store = _killed(tmp_path, problem, "b", kill_after=8 + 3)
+    for bad, match in (({"overrides": {"population": 12}}, "population 8"), ({"seed": 4}, "seed 3")):
+        with pytest.raises(UsageError, match=match):
+            evolve(problem, resume=tmp_path / "b", evaluator=FakeEvaluator(store), plot=False, **bad)
+    # the same value as recorded is not a change
+    longer = evolve(problem, resume=tmp_path / "b", evaluator=FakeEvaluator(store), plot=False,
+                    overrides={"population": 8, "generations": 4}, seed=3)
+    assert longer.history[-1]["generation"] == 4 and longer.problem.search.population == 8
+    info = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert info["settings"]["generations"] == 4
+
+
+def test_cli_resume_refuses_another_population(tmp_path):
+    from click.testing import CliRunner
+
+    from gi_energy.cli import main
+
+    problem, grid = _grid_run(tmp_path)
+    args = ["evolve", "quickstart", "--replay", str(grid), "--population", "6", "--generations", "1"]
+    first = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "e")])
+    assert first.exit_code == 0, first.output
+    result = CliRunner().invoke(main, ["evolve", "quickstart", "--resume", str(tmp_path / "e"),
+                                       "--population", "12"])
+    assert result.exit_code == 2 and "population 6" in result.output
+    # the budget may grow; population and replay come from run.json, not the file's 12
+    result = CliRunner().invoke(main, ["evolve", "quickstart", "--resume", str(tmp_path / "e"),
+                                       "--generations", "3"])
+    assert result.exit_code == 0, result.output
+    info = json.loads((tmp_path / "e" / "run.json").read_text())
+    assert info["settings"]["population"] == 6 and info["settings"]["replayed"] is True
+    assert info["generation"] == 3
+
+
+class _ReplayCtrlC:
+    """A replay that is interrupted (Ctrl-C) after ``after`` lookups."""
+
+    def __init__(self, problem, grid, after):
+        from gi_energy.replay import ReplayEvaluator
+
+        self.inner = ReplayEvaluator(problem, grid)
+        self.after = after
+        self.asked = 0
+        self.replayed, self.measured = True, self.inner.measured
+        self.meter_description, self.source = self.inner.meter_description, self.inner.source
+        self.restrict = self.inner.restrict
+
+    def evaluate(self, genomes, on_result=None):
+        out = []
+        for g in genomes:
+            if self.asked >= self.after:
+                raise KeyboardInterrupt
+            self.asked += 1
+            out += self.inner.evaluate([g], on_result)
+        return out
+
+
+def test_replay_interrupted_and_resumed_counts_energy_once(tmp_path):
+    """Ctrl-C mid-generation, then resume without --replay: the recorded grid run is
+    replayed again (nothing trained for real) and every joule is counted exactly once."""
+    from gi_energy.replay import ReplayEvaluator
+
+    problem, grid = _grid_run(tmp_path)
+    problem = Problem(**{**problem.__dict__, "search": SearchConfig(population=4, generations=3)})
+    whole = evolve(problem, out=tmp_path / "whole", evaluator=ReplayEvaluator(problem, grid), plot=False)
+    with pytest.raises(KeyboardInterrupt):
+        evolve(problem, out=tmp_path / "int", evaluator=_ReplayCtrlC(problem, grid, 4 + 2), plot=False)
+    # no evaluator given: evolve rebuilds the replay from run.json (a real one would train)
+    resumed = evolve(problem, resume=tmp_path / "int", plot=False)
+    assert [o.key for o in resumed.evaluations] == [o.key for o in whole.evaluations]
+    assert resumed.totals["evaluations"] == whole.totals["evaluations"]
+    assert resumed.totals["energy_spent_j"] == pytest.approx(whole.totals["energy_spent_j"])
+    info = json.loads((tmp_path / "int" / "run.json").read_text())
+    assert info["settings"]["replayed"] is True
+    assert info["totals"]["energy_spent_j"] == pytest.approx(whole.totals["energy_spent_j"])
+
+
+def test_resume_refuses_a_change_of_evaluator_kind(tmp_path):
+    from gi_energy.replay import ReplayEvaluator, SyntheticEvaluator
+
+    problem, grid = _grid_run(tmp_path)
+    problem = Problem(**{**problem.__dict__, "search": SearchConfig(population=4, generations=1)})
+    with pytest.raises(KeyboardInterrupt):
+        evolve(problem, out=tmp_path / "r", evaluator=_ReplayCtrlC(problem, grid, 2), plot=False)
+    with pytest.raises(UsageError, match="replayed a grid run; resuming it would train for real"):
+        evolve(problem, resume=tmp_path / "r", evaluator=SyntheticEvaluator(problem), plot=False)
+    store: dict = {}
+    with pytest.raises(SimulatedKill):
+        evolve(problem, out=tmp_path / "t", evaluator=FakeEvaluator(store, kill_after=2), plot=False)
+    with pytest.raises(UsageError, match="trained for real; resuming it would replay"):
+        evolve(problem, resume=tmp_path / "t", evaluator=ReplayEvaluator(problem, grid), plot=False)
