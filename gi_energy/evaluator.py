@@ -50,6 +50,7 @@ of attempts.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -327,13 +328,18 @@ def _warm_up(problem: Problem) -> int:
 class _Slot:
     """One worker process (a loky executor with max_workers=1) and what it is running."""
 
-    def __init__(self, threads: int, problem: Problem):
+    def __init__(self, threads: int, problem: Problem, device: str = "cpu"):
         from joblib.externals.loky import ProcessPoolExecutor
+
+        from .training import CUBLAS_WORKSPACE_CONFIG
 
         # OMP_NUM_THREADS before torch is imported keeps the process from creating a
         # thread pool per core that set_num_threads would only shrink afterwards.
-        self.executor = ProcessPoolExecutor(max_workers=1, env={"OMP_NUM_THREADS": str(threads),
-                                                                "MKL_NUM_THREADS": str(threads)})
+        env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        if device == "cuda":
+            # Deterministic cuBLAS; it must be in the environment before CUDA initialises.
+            env["CUBLAS_WORKSPACE_CONFIG"] = os.environ.get("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE_CONFIG)
+        self.executor = ProcessPoolExecutor(max_workers=1, env=env)
         self.ready: Future = self.executor.submit(_warm_up, problem)
         self.started_s = time.monotonic()
         self.pid: int | None = None
@@ -360,11 +366,11 @@ class LokyRunner(_Runner):
     def _fresh_slots(self, problem: Problem):
         self._problem = problem
         while len(self._slots) < self.workers:
-            self._slots.append(_Slot(self.threads, problem))
+            self._slots.append(_Slot(self.threads, problem, self.device))
 
     def _replace(self, slot: _Slot):
         slot.kill()
-        self._slots[self._slots.index(slot)] = _Slot(self.threads, self._problem)
+        self._slots[self._slots.index(slot)] = _Slot(self.threads, self._problem, self.device)
 
     def run(self, jobs, task, problem, timeout_s):
         self._fresh_slots(problem)

@@ -3,7 +3,11 @@
 The data sit on the device as tensors for the whole evaluation; mini-batches are slices of
 a once-per-epoch shuffled copy (no DataLoader: for in-memory data its per-batch machinery
 costs more than the small networks searched here). An evaluation is deterministic given
-(genome, evaluation seed, repeat) on one machine and thread count.
+(genome, evaluation seed, repeat) on one machine and thread count. On CUDA that takes
+deterministic kernels (:func:`configure_determinism`): cuDNN without autotuning, torch's
+deterministic algorithms (warning, not failing, where an op has none) and cuBLAS with a
+fixed workspace (``CUBLAS_WORKSPACE_CONFIG``, read when cuBLAS initialises, so the
+evaluator sets it in each worker process before CUDA is used). CPU runs are left alone.
 
 Two meter windows are opened: one around the training loop, one around inference, which
 predicts the whole test set repeatedly until ``min_inference_s`` has passed so that even
@@ -18,6 +22,7 @@ import math
 import os
 import socket
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -72,6 +77,30 @@ def resolve_device(device: str) -> str:
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be cpu, cuda or auto, got {device!r}")
     return device
+
+
+# cuBLAS's deterministic workspace setting (the other documented one is ":16:8").
+CUBLAS_WORKSPACE_CONFIG = ":4096:8"
+
+
+def configure_determinism(device: str) -> None:
+    """Deterministic kernels for a CUDA ``device``; nothing at all for "cpu".
+
+    The settings are process-wide, which is right for a worker process (one evaluation at
+    a time, see worker.py). ``CUBLAS_WORKSPACE_CONFIG`` only counts if it is set before
+    cuBLAS initialises; an explicit setting in the environment is kept.
+    """
+    if device != "cuda":
+        return
+    if "CUBLAS_WORKSPACE_CONFIG" not in os.environ:
+        if torch.cuda.is_initialized():
+            warnings.warn("CUDA was initialised before CUBLAS_WORKSPACE_CONFIG was set: cuBLAS "
+                          f"may not be deterministic; export CUBLAS_WORKSPACE_CONFIG={CUBLAS_WORKSPACE_CONFIG} "
+                          "before starting the workers", RuntimeWarning, stacklevel=2)
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = CUBLAS_WORKSPACE_CONFIG
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def usable_cores() -> int:
@@ -379,6 +408,7 @@ def evaluate_genome(problem: Problem, genome: Genome, repeat: int, *, data: Devi
     """
     wall_start = time.perf_counter()
     device = data.device
+    configure_determinism(device)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     values = genome.values
     seed = derive_seed(problem.evaluation.seed, repeat)

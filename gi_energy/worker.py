@@ -45,6 +45,7 @@ from gi_energy.results import Evaluation
 from gi_energy.space import Genome
 from gi_energy.training import (
     DeviceData,
+    configure_determinism,
     evaluate_genome,
     resolve_device,
     threads_per_worker,
@@ -105,6 +106,7 @@ def prepare(problem: Problem) -> tuple[DeviceData, object]:
     """Set this process's threads and load its dataset and meter (cached): the work a new
     worker does once, before any evaluation's clock starts. Returns (data, meter)."""
     device = resolve_device(problem.evaluation.device)
+    configure_determinism(device)  # before the first CUDA use (cuBLAS reads its env then)
     torch.set_num_threads(worker_threads(problem))
     data = device_data(problem.dataset, problem.evaluation.seed, device, problem.model.family)
     return data, worker_meter(problem.energy, device)
@@ -129,6 +131,7 @@ def _run_evaluation(problem: Problem, genome: Genome, repeat: int, meter) -> Eva
         if meter is None:
             data, meter = prepare(problem)
         else:
+            configure_determinism(device)
             torch.set_num_threads(worker_threads(problem))
             data = device_data(problem.dataset, problem.evaluation.seed, device, problem.model.family)
         return evaluate_genome(problem, genome, repeat, data=data, meter=meter)

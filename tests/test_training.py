@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
 
 import pytest
@@ -229,3 +230,24 @@ def test_concurrent_evaluations_in_one_process_take_turns_on_the_shared_meter(ml
     for t in threads:
         t.join()
     assert [e.status for e in results] == ["ok"] * 3, [e.reason for e in results]
+
+
+def test_cuda_runs_get_deterministic_kernels_and_cpu_runs_are_left_alone(monkeypatch, mlp_problem):
+    from gi_energy import training
+
+    calls = []
+    monkeypatch.setattr(torch, "use_deterministic_algorithms", lambda mode, **kw: calls.append((mode, kw)))
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", False)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+
+    training.configure_determinism("cpu")
+    run_evaluation(mlp_problem, tiny(epochs=1), 0, meter=FakeMeter())  # a CPU run changes nothing
+    assert calls == [] and "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    assert torch.backends.cudnn.deterministic is False and torch.backends.cudnn.benchmark is True
+
+    training.configure_determinism("cuda")
+    assert calls == [(True, {"warn_only": True})]
+    assert torch.backends.cudnn.deterministic is True and torch.backends.cudnn.benchmark is False
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
