@@ -28,12 +28,12 @@ result, and Parallel has no per-task timeout. Instead:
   fresh process. Other slots keep running. A slot's process is kept across tasks and
   batches, so its dataset and meter are loaded once.
 * dask: ``distributed.Client(scheduler)`` futures, at most as many in flight as the
-  cluster has worker processes, so a task's clock starts when it can run: a worker process
-  runs one evaluation at a time (its threads would share one meter and torch's process-wide
-  seed and thread count; see worker.py), and its ``nthreads`` become torch threads. A worker that dies is
-  reported by the scheduler as ``KilledWorker`` (after its own retries): "crashed". A task
-  past its timeout is recorded as "timeout" and cancelled, but a dask worker cannot stop a
-  running Python thread, so it runs on in the background until it ends.
+  cluster has worker processes, so a task's clock starts when it can run: a worker
+  process runs one evaluation at a time (its threads would share one meter and torch's
+  process-wide seed and thread count; see worker.py), and its ``nthreads`` become torch
+  threads. A worker that dies is reported by the scheduler as ``KilledWorker`` (after its
+  own retries): "crashed". A task past its timeout is recorded as "timeout" and
+  cancelled, but see the known limitations.
 
 Retries on resume: "failed" and "nan" are deterministic and never retried. "timeout" is
 retried only when the current ``timeout_s`` is larger than the one it ran out of.
@@ -45,6 +45,19 @@ inference reading is missing (a meter that could not be read): a missing reading
 genome out of every front that uses energy. Attempts are stored with the evaluation
 (``extra["attempts"]``), so a genome that always kills its worker costs a bounded number
 of attempts.
+
+Known limitations:
+
+* Under ``attribution = "exclusive"`` (RAPL, NVML) a metered window waits for a
+  cross-process lock while another worker's window is open, and that wait counts against
+  ``timeout_s``: the clock runs from dispatch, not from the moment the window opens. With
+  several workers on a metered machine, set ``timeout_s`` generously (several times one
+  evaluation's expected time).
+* On dask, a timed-out task is cancelled, but a dask worker cannot stop a running Python
+  thread: the task keeps running on its worker thread until it ends, holding that
+  process's evaluation lock (and cores), so the next task sent there waits behind it.
+* On dask, the store context is computed here, on the client: evaluations by workers on
+  other hosts are recorded under this host's name (see "Store keys" above).
 """
 
 from __future__ import annotations
