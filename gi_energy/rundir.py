@@ -635,7 +635,10 @@ class TrainedJournal:
         if item in self.entries:
             return False
         if self._fh is None:
+            torn = self.path.is_file() and self.path.stat().st_size > 0 and not self.path.read_bytes().endswith(b"\n")
             self._fh = open(self.path, "a", encoding="utf-8")
+            if torn:
+                self._fh.write("\n")  # end a line cut short by a kill, or the next entry joins it
         self._fh.write(json.dumps({"key": item[0], "repeat": item[1], "energy_j": ev.energy_spent_j},
                                   separators=(",", ":")) + "\n")
         self._fh.flush()

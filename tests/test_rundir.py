@@ -136,3 +136,35 @@ def test_result_files_are_readable_by_others(tmp_path):
         os.umask(old)
     mode = stat.S_IMODE((tmp_path / "x.json").stat().st_mode)
     assert mode == 0o644
+
+
+def test_spent_column_and_its_fallback_for_older_files(tmp_path):
+    import csv
+
+    from gi_energy.rundir import TrainedJournal
+
+    a, b = _outcome(8, 0.8, 0.01), _outcome(32, 0.9, 0.04, repeat_accs=[0.9, 0.92])
+    b = Outcome(genome=b.genome, evaluations=b.evaluations, cached=True)  # a store hit...
+    rd = RunDirectory.create(tmp_path / "r", _problem(), "evolve", {})
+    journal = TrainedJournal(rd.path)
+    journal.record(a.evaluations[0])
+    journal.record(b.evaluations[1])  # ... one repeat of which this run had trained before a crash
+    rd.write_results([a, b], OBJ, [], plot=False, spent=journal.entries)
+    assert rd.read_spent() == [(True,), (False, True)]
+    # an evaluations.csv written before the column existed: spent = not cached
+    path = tmp_path / "r" / "evaluations.csv"
+    rows = list(csv.DictReader(path.open()))
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, [k for k in rows[0] if k != "spent"], extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    assert rd.read_spent() == [(True,), (False, False)]
+    # the journal survives a torn last line (a kill mid-write) and a reopen
+    journal.close()
+    with open(tmp_path / "r" / "trained.jsonl", "a") as fh:
+        fh.write('{"key": "half')
+    again = TrainedJournal(rd.path)
+    assert again.entries == {(a.key, 0), (b.key, 1)} and not again.record(a.evaluations[0])
+    assert again.record(b.evaluations[0])  # appended after the torn line, not glued onto it
+    again.close()
+    assert TrainedJournal(rd.path).entries == {(a.key, 0), (b.key, 0), (b.key, 1)}
