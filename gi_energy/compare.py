@@ -6,6 +6,11 @@ the indicators of different runs are on one scale. Runs of one method (several s
 summarised as median and interquartile range, with a Wilcoxon rank-sum test between
 methods. The headline follows the seed papers: the largest inference-energy saving
 available for at most one accuracy point lost relative to the most accurate model.
+
+Only feasible points count: the runs' [constraints] (run.json settings.constraints) are
+applied with the search's own test (``nsga2.constraint_violation == 0``) before anything
+is computed, as in front.csv and the search. Energy is what each run counted as spent by
+itself (evaluations.csv's ``spent`` column, from its journal; older files: not cached).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import numpy as np
 
 from .errors import UsageError
 from .indicators import Normaliser, coverage, epsilon_additive, hypervolume, igd_plus
+from .nsga2 import constraint_violation
 from .results import Outcome
 from .rundir import RunDirectory, nondominated, ok_points, write_json_atomic
 
@@ -42,6 +48,9 @@ class Run:
     measured: bool = False
     is_reference: bool = False
     result: dict = field(default_factory=dict)
+    # per outcome, per evaluation: does its energy count as spent by this run?
+    spent: list[tuple[bool, ...]] = field(default_factory=list)
+    constraints: dict[str, float] | None = None  # None: the run did not record any
 
 
 def load_run(path, label: str | None = None) -> Run:
@@ -51,6 +60,7 @@ def load_run(path, label: str | None = None) -> Run:
     if not rd.has_results():
         raise UsageError(f"{path}: the run has no evaluations.csv yet")
     outcomes = rd.read_outcomes()
+    spent = rd.read_spent()
     settings = info.get("settings") or {}
     replayed = bool(info.get("replayed") or settings.get("replay") or settings.get("replayed")
                     or settings.get("evaluator") == "ReplayEvaluator")
@@ -58,7 +68,39 @@ def load_run(path, label: str | None = None) -> Run:
     name = label or info.get("label") or settings.get("label") or (
         str(info.get("command", "run")) + (" (replay)" if replayed and info.get("command") != "grid" else ""))
     return Run(path=Path(path), info=info, label=str(name), outcomes=outcomes, replayed=replayed,
-               measured=bool(evs) and all(e.measured for e in evs))
+               measured=bool(evs) and all(e.measured for e in evs), spent=spent,
+               constraints=_constraints_of(Path(path), settings))
+
+
+def _constraints_of(path: Path, settings: Mapping) -> dict[str, float] | None:
+    """run.json settings.constraints; else the constraints of the run's problem.toml
+    (runs written before grids recorded them); None when neither says."""
+    if "constraints" in settings:
+        return {str(k): float(v) for k, v in (settings.get("constraints") or {}).items()}
+    from .problem import load_problem
+
+    try:
+        return dict(load_problem(path / "problem.toml").constraints) or None
+    except Exception:  # noqa: BLE001 - an unreadable problem.toml just says nothing about constraints
+        return None
+
+
+def feasible_only(outcomes: Sequence[Outcome], constraints: Mapping[str, float] | None) -> list[Outcome]:
+    """The outcomes that meet ``constraints`` (all of them when there are none)."""
+    if not constraints:
+        return list(outcomes)
+    return [o for o in outcomes if constraint_violation(o, constraints) == 0.0]
+
+
+def _spent_energy(outcome: Outcome, flags: Sequence[bool] | None) -> tuple[bool, float | None]:
+    """(did this run pay for any of ``outcome``'s evaluations, their joules or None if a
+    reading is missing). ``flags`` per evaluation; None: by the outcome's cached flag."""
+    if flags is None:
+        flags = [not outcome.cached] * len(outcome.evaluations)
+    parts = [e.energy_spent_j for e, f in zip(outcome.evaluations, flags) if f]
+    if not parts:
+        return False, 0.0
+    return True, None if any(p is None for p in parts) else float(sum(parts))
 
 
 def _objectives_of(run: Run) -> dict[str, str]:
@@ -86,17 +128,24 @@ def _unique(outcomes: Sequence[Outcome]) -> list[Outcome]:
     return out
 
 
-def hv_trajectory(outcomes: Sequence[Outcome], objectives, norm: Normaliser, ref_point) -> dict[str, list]:
+def hv_trajectory(outcomes: Sequence[Outcome], objectives, norm: Normaliser, ref_point,
+                  spent_flags: Sequence[Sequence[bool]] | None = None,
+                  constraints: Mapping[str, float] | None = None) -> dict[str, list]:
     """Hypervolume after each evaluation, in the order the run made them, with the
-    evaluations and joules spent so far (stored/cached outcomes cost no joules)."""
+    evaluations and joules spent so far: the joules the run counted as its own
+    (``spent_flags``, per outcome and evaluation; default: not cached). Only points
+    meeting ``constraints`` add hypervolume; every evaluation adds its cost."""
     evals, joules, hvs = [], [], []
     front = np.zeros((0, len(objectives)))
     spent = 0.0
     hv = 0.0
     for i, o in enumerate(outcomes):
-        if not o.cached and o.energy_spent_j is not None:
-            spent += o.energy_spent_j
+        _, j = _spent_energy(o, None if spent_flags is None else spent_flags[i])
+        if j is not None:
+            spent += j
         v = o.objectives(objectives)
+        if v is not None and constraints and constraint_violation(o, constraints) != 0.0:
+            v = None
         if v is not None:
             p = norm(np.asarray([v]))
             # Recompute only when the point is not weakly dominated: most are, and a 3-D
@@ -111,12 +160,14 @@ def hv_trajectory(outcomes: Sequence[Outcome], objectives, norm: Normaliser, ref
     return {"evaluations": evals, "energy_j": joules, "hypervolume": hvs}
 
 
-def energy_saving(outcomes: Sequence[Outcome], tolerance: float = ACCURACY_TOLERANCE) -> dict | None:
+def energy_saving(outcomes: Sequence[Outcome], tolerance: float = ACCURACY_TOLERANCE,
+                  constraints: Mapping[str, float] | None = None) -> dict | None:
     """The largest inference-energy saving among models within ``tolerance`` accuracy of
     the most accurate one, relative to that most accurate model (ties in accuracy: the
-    cheapest of them, so the saving is never flattered)."""
+    cheapest of them, so the saving is never flattered). Only models meeting
+    ``constraints`` take part."""
     rows = []
-    for o in _unique(outcomes):
+    for o in feasible_only(_unique(outcomes), constraints):
         acc, e = o.metric("accuracy"), o.metric(ENERGY_METRIC)
         if acc is not None and e is not None:
             rows.append((acc, e, o))
@@ -145,16 +196,19 @@ def _finite(x):
     return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
 
 
-def _run_figures(run: Run, objectives, norm, ref_point, ref_front_n, hv_ref, front_scale) -> dict:
+def _run_figures(run: Run, objectives, norm, ref_point, ref_front_n, hv_ref, front_scale,
+                 constraints: Mapping[str, float] | None = None) -> dict:
     uniq = _unique(run.outcomes)
-    _, pts = ok_points(uniq, objectives)
+    _, pts = ok_points(feasible_only(uniq, constraints), objectives)
     pts_n = norm(pts) if len(pts) else np.zeros((0, len(objectives)))
     front_n = pts_n[nondominated(pts_n)] if len(pts_n) else pts_n
     hv = hypervolume(front_n, ref_point)
     front_norm, hv_ref_front = front_scale
     hv_front = hypervolume(front_norm(pts), ref_point) if len(pts) else 0.0
-    traj = hv_trajectory(run.outcomes, objectives, norm, ref_point)
-    spent = [o.energy_spent_j for o in run.outcomes if not o.cached]
+    flags = run.spent if len(run.spent) == len(run.outcomes) else None
+    traj = hv_trajectory(run.outcomes, objectives, norm, ref_point, flags, constraints)
+    spent = [j for i, o in enumerate(run.outcomes)
+             for paid, j in [_spent_energy(o, None if flags is None else flags[i])] if paid]
     out = {
         "path": str(run.path), "label": run.label, "command": run.info.get("command"),
         "seed": run.info.get("seed"), "replayed": run.replayed, "measured": run.measured,
@@ -168,7 +222,7 @@ def _run_figures(run: Run, objectives, norm, ref_point, ref_front_n, hv_ref, fro
         "hv_ratio_front": hv_front / hv_ref_front if hv_ref_front > 0 else None,
         "igd_plus": igd_plus(front_n, ref_front_n), "epsilon_additive": epsilon_additive(front_n, ref_front_n),
         "coverage": coverage(front_n, ref_front_n),
-        "headline": energy_saving(run.outcomes),
+        "headline": energy_saving(run.outcomes, constraints=constraints),
         # raw minimisation vectors of the run's front, for the fronts plot and JSON readers
         "front_points": pts[nondominated(pts)].tolist() if len(pts) else [],
     }
@@ -250,6 +304,17 @@ def rank_sum_tests(results: Sequence[dict], metric: str = "hv_ratio") -> list[di
 # ---------------------------------------------------------------- the comparison
 
 
+def _common_constraints(runs: Sequence[Run]) -> dict[str, float]:
+    """The constraints every run was held to; UsageError if two runs recorded different ones."""
+    found = [(r, r.constraints) for r in runs if r.constraints is not None]
+    distinct = {json.dumps(c, sort_keys=True) for _, c in found}
+    if len(distinct) > 1:
+        a, b = found[0], next(f for f in found if f[1] != found[0][1])
+        raise UsageError(f"{b[0].path}: constraints {b[1]} differ from {a[0].path}'s {a[1]}; fronts under "
+                         "different constraints cannot be compared")
+    return dict(found[0][1]) if found else {}
+
+
 def compare_runs(run_dirs: Sequence, reference=None, labels: Mapping[str, str] | None = None) -> dict:
     """Compare runs against a reference front; returns what comparison.json holds.
 
@@ -283,9 +348,11 @@ def compare_runs(run_dirs: Sequence, reference=None, labels: Mapping[str, str] |
             raise UsageError(f"{r.path}: a different problem setup (fingerprint {r.info['fingerprint']}, "
                              f"{everything[0].path} has {fingerprint})")
 
-    point_sets = [ok_points(_unique(r.outcomes), objectives)[1] for r in everything]
+    constraints = _common_constraints(everything)
+    point_sets = [ok_points(feasible_only(_unique(r.outcomes), constraints), objectives)[1] for r in everything]
     if not any(len(p) for p in point_sets):
-        raise UsageError("none of the runs has an ok evaluation with every objective; nothing to compare")
+        raise UsageError("none of the runs has an ok evaluation with every objective"
+                         + (" that meets the constraints" if constraints else "") + "; nothing to compare")
     norm = Normaliser.from_points(*point_sets)
     ref_point = [REFERENCE_POINT] * len(objectives)
     if ref_run is not None:
@@ -299,17 +366,21 @@ def compare_runs(run_dirs: Sequence, reference=None, labels: Mapping[str, str] |
     ref_front_n = base[nondominated(base)]
     ref_front_n = np.unique(ref_front_n, axis=0)
     hv_ref = hypervolume(ref_front_n, ref_point)
-    # A second, stricter scale: the reference front's own ideal and nadir points. With the
-    # union's bounds, a front that hugs one corner of the evaluated cloud makes almost any
-    # decent point score near 1; against the front's own extent only the trade-off region
-    # counts. Reported beside the union figure as hv_ratio_front.
+    # A second scale: the reference front's own ideal and nadir points. With the union's
+    # bounds, a front that hugs one corner of the evaluated cloud makes almost any decent
+    # point score near 1; against the front's own extent only the trade-off region counts.
+    # Reported beside the union figure as hv_ratio_front. It is unbounded above: a point
+    # beyond the reference front's ideal gets negative normalised coordinates and adds
+    # volume the reference front does not have, so > 1 means the run found points beyond
+    # the reference front (possible when the reference is not exhaustive).
     ref_front_raw = ref_front_n * _span(norm) + np.asarray(norm.low)
     front_norm = Normaliser(tuple(ref_front_raw.min(axis=0).tolist()), tuple(ref_front_raw.max(axis=0).tolist()))
     hv_ref_front = hypervolume(front_norm(ref_front_raw), ref_point)
 
     results = []
     for r in everything:
-        r.result = _run_figures(r, objectives, norm, ref_point, ref_front_n, hv_ref, (front_norm, hv_ref_front))
+        r.result = _run_figures(r, objectives, norm, ref_point, ref_front_n, hv_ref, (front_norm, hv_ref_front),
+                                constraints)
         results.append(r.result)
     searched = [res for res in results if not res["reference"]]
     reference_info = {
@@ -318,7 +389,8 @@ def compare_runs(run_dirs: Sequence, reference=None, labels: Mapping[str, str] |
         "front_normalised": ref_front_n.tolist(),
         "front": ref_front_raw.tolist(),
         "front_scale": {**front_norm.to_dict(), "hypervolume": hv_ref_front,
-                        "note": "hv_ratio_front: normalised by the reference front's ideal and nadir points"},
+                        "note": "hv_ratio_front: normalised by the reference front's ideal and nadir points; "
+                                "unbounded above (> 1: the run found points beyond the reference front)"},
     }
     if ref_run is not None:
         reference_info.update({k: ref_run.result[k] for k in ("evaluations", "trained", "energy_spent_j",
@@ -326,6 +398,7 @@ def compare_runs(run_dirs: Sequence, reference=None, labels: Mapping[str, str] |
     return {
         "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "objectives": objectives,
+        "constraints": constraints,
         "normalisation": {**norm.to_dict(), "note": "minimisation vectors (maximised objectives negated), "
                           "bounds from the union of every run's ok points"},
         "reference_point": ref_point,
@@ -389,6 +462,10 @@ def render_report(cmp: Mapping) -> str:
                  f"{ref['source']} ({ref['front_size']} points, hypervolume {ref['hypervolume']:.4f}).")
     lines.append(f"Normalised once for all runs (bounds from the union of their ok points); reference point "
                  f"{cmp['reference_point'][0]} in every objective.")
+    if cmp.get("constraints"):
+        lines.append("Only points meeting the constraints count ("
+                     + ", ".join(f"{k} ≤ {v:g}" for k, v in cmp["constraints"].items())
+                     + "), as in each run's front.csv.")
     if "evaluations" in ref:
         kind = "measured" if ref.get("measured") else "estimated"
         lines.append(f"The reference grid cost {ref['evaluations']} evaluations and {ref['energy_spent_j']:.1f} J "
@@ -450,7 +527,11 @@ def render_report(cmp: Mapping) -> str:
                      f"{r['coverage']:.0%} | {to} |")
     lines += ["", "HV ratio: hypervolume over the reference front's, both normalised by the bounds of every "
               "evaluated point. HV ratio (front scale): the same, normalised by the reference front's own ideal "
-              "and nadir points, so only the trade-off region counts (stricter).", "",
+              "and nadir points, so only the trade-off region counts. It is unbounded above: a value over 1 "
+              "means the run found points beyond the reference front (better than its best in some objective), "
+              "which only a non-exhaustive reference allows.", "",
+              "Energy spent: the joules each run counted as its own (evaluations it trained, before or after "
+              "a resume; evaluations another run had put in the store cost nothing).", "",
               "Files: `comparison.json` (every figure), `fronts.png` (fronts over the reference), "
               "`hv_history.png` (hypervolume ratio against evaluations and joules spent).", ""]
     return "\n".join(lines)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from gi_energy.cli import main
-from gi_energy.compare import compare, energy_saving
+from gi_energy.compare import compare, energy_saving, render_report
 from gi_energy.errors import UsageError
 from gi_energy.grid import run_grid
 from gi_energy.problem import load_problem
@@ -75,14 +76,15 @@ def test_compare_against_the_grid(runs, tmp_path):
     assert [t["metric"] for t in cmp["tests"]] == ["hv_ratio", "hv_ratio_front"]
     for test in cmp["tests"]:
         assert {test["a"], test["b"]} == {"front-first", "random"} and 0 < test["p_value"] <= 1
-    # the stricter scale (the reference front's own extent): the reference and a run that
-    # holds it score 1, every run at most 1 (all runs here are subsets of the grid)
+    # the reference front's own extent: the reference and a run that holds it score 1, and
+    # here every run at most 1 because all are subsets of the grid (it is unbounded above)
     assert ref_row["hv_ratio_front"] == pytest.approx(1.0) and ff["hv_ratio_front"]["median"] == pytest.approx(1.0)
     assert all(0 <= r["hv_ratio_front"] <= 1 + 1e-9 for r in cmp["runs"])
 
     report = (tmp_path / "c" / "report.md").read_text()
     assert "## Headline" in report and "reference (grid)" in report and "front-first" in report
     assert "*replayed*" in report and "estimated" in report and "Wilcoxon" in report
+    assert "unbounded above" in report and "(stricter)" not in report
     saving = energy_saving(grid.outcomes)
     assert cmp["reference"]["headline"]["saving"] == pytest.approx(saving["saving"])
 
@@ -125,3 +127,91 @@ def test_cli_json(runs, tmp_path):
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert len(data["runs"]) == 4 and (tmp_path / "o" / "report.md").exists()
+
+
+# ---------------------------------------------------------------- energy and constraints
+
+
+class _Killed(BaseException):
+    """Stands in for kill -9."""
+
+
+def test_resumed_runs_report_the_energy_of_unbroken_ones(tmp_path):
+    """A grid interrupted by Ctrl-C and an evolve killed mid-generation, both resumed: their
+    evaluations.csv say which joules they spent, so compare agrees with the unbroken runs."""
+    from gi_energy.search import evolve
+
+    problem = load_problem("quickstart")
+    quiet = {"echo": lambda s: None, "warn": lambda s: None}
+    run_grid(problem, out=tmp_path / "grid", evaluator=SyntheticEvaluator(problem), **quiet)
+
+    class Stop(SyntheticEvaluator):
+        def __init__(self, problem, after, exc, **kw):
+            super().__init__(problem, **kw)
+            self.after, self.exc = after, exc
+
+        def evaluate(self, genomes, on_result=None):
+            out = []
+            for g in genomes:
+                if len(self.trained) >= self.after:
+                    raise self.exc
+                out += super().evaluate([g], on_result)
+            return out
+
+    memory = {}
+    with pytest.raises(KeyboardInterrupt):
+        run_grid(problem, out=tmp_path / "grid2", evaluator=Stop(problem, 5, KeyboardInterrupt, memory=memory),
+                 **quiet)
+    run_grid(problem, resume=tmp_path / "grid2", evaluator=SyntheticEvaluator(problem, memory=memory), **quiet)
+
+    evolve(problem, out=tmp_path / "evo", evaluator=SyntheticEvaluator(problem), plot=False, overrides={
+        "population": 6, "generations": 3})
+    memory = {}
+    with pytest.raises(_Killed):
+        evolve(problem, out=tmp_path / "evo2", evaluator=Stop(problem, 6 + 4, _Killed(), memory=memory), plot=False,
+               overrides={"population": 6, "generations": 3})
+    evolve(problem, resume=tmp_path / "evo2", evaluator=SyntheticEvaluator(problem, memory=memory), plot=False)
+
+    cmp = compare([tmp_path / "grid2", tmp_path / "evo", tmp_path / "evo2"], reference=tmp_path / "grid")
+    by = {Path(r["path"]).name: r for r in cmp["runs"]}
+    assert by["grid"]["energy_spent_j"] > 0 and by["evo"]["energy_spent_j"] > 0
+    assert by["grid2"]["energy_spent_j"] == pytest.approx(by["grid"]["energy_spent_j"])
+    assert by["grid2"]["trained"] == by["grid"]["trained"] == 12
+    assert by["evo2"]["energy_spent_j"] == pytest.approx(by["evo"]["energy_spent_j"])
+    assert by["evo2"]["evaluations"] == by["evo"]["evaluations"]
+    for t in (90, 95, 99):
+        assert by["evo2"][f"energy_j_to_{t}"] == by["evo"][f"energy_j_to_{t}"]
+    info = json.loads((tmp_path / "evo2" / "run.json").read_text())
+    assert info["totals"]["energy_spent_j"] == pytest.approx(by["evo"]["energy_spent_j"])
+
+
+def test_compare_applies_the_constraints(tmp_path):
+    """front.csv and the search keep only feasible points; so must every figure of compare."""
+    from gi_energy.problem import Problem
+
+    base = load_problem("quickstart")
+    limit = 5000.0  # the width-128 networks have more parameters than this
+    problem = Problem(**{**base.__dict__, "constraints": {"params": limit}})
+    quiet = {"echo": lambda s: None, "warn": lambda s: None}
+    grid = run_grid(problem, out=tmp_path / "grid", evaluator=SyntheticEvaluator(problem), **quiet)
+    unconstrained = run_grid(base, out=tmp_path / "free", evaluator=SyntheticEvaluator(base), **quiet)
+    assert {o.key for o in grid.front} != {o.key for o in unconstrained.front}
+    infeasible = [o.genome for o in grid.outcomes if o.metric("params") > limit]
+    feasible = [o for o in grid.outcomes if o.metric("params") <= limit]
+    assert infeasible and feasible
+    _replayed_run(problem, tmp_path / "grid", tmp_path / "bad", infeasible, "infeasible", 0)
+    RunDirectory.open(tmp_path / "bad").update_run_json(settings={"constraints": {"params": limit}})
+
+    cmp = compare([tmp_path / "bad"], reference=tmp_path / "grid")
+    assert cmp["constraints"] == {"params": limit}
+    assert cmp["reference"]["front_size"] == len(grid.front) == len(RunDirectory.open(tmp_path / "grid").read_front())
+    assert all(p[0] >= -max(o.metric("accuracy") for o in feasible) - 1e-12 for p in cmp["reference"]["front"])
+    bad = [r for r in cmp["runs"] if not r["reference"]][0]
+    assert bad["hv_ratio"] == 0.0 and bad["coverage"] == 0.0 and bad["front_size"] == 0
+    assert bad["headline"] is None
+    chosen = cmp["reference"]["headline"]["chosen"]["key"]
+    assert chosen in {g.key for g in feasible}
+    assert "params ≤ 5000" in render_report(cmp)
+    # two runs held to different constraints are not comparable
+    with pytest.raises(UsageError, match="constraints"):
+        compare([tmp_path / "free"], reference=tmp_path / "grid")
