@@ -43,6 +43,9 @@ class ReplayEvaluator:
         self.run = RunDirectory.open(grid_run_dir)
         info = self.run.read_run_json()
         self.source = Path(grid_run_dir)
+        if info.get("command") != "grid":
+            raise UsageError(f"{grid_run_dir}: a {info.get('command')!r} run, not a grid run; replay needs a "
+                             "finished grid run (gi-energy grid), whose evaluations.csv covers the whole grid")
         if info.get("fingerprint") and info["fingerprint"] != problem.fingerprint():
             raise UsageError(f"{grid_run_dir}: recorded for another problem setup (fingerprint "
                              f"{info['fingerprint']}, this problem {problem.fingerprint()}): its results "

@@ -77,3 +77,20 @@ def test_other_problem_is_refused(grid_run):
     _, out, _ = grid_run
     with pytest.raises(UsageError, match="fingerprint"):
         ReplayEvaluator(load_problem("wine"), out)
+
+
+def test_only_a_grid_run_can_be_replayed(grid_run, tmp_path):
+    from click.testing import CliRunner
+
+    from gi_energy.cli import main
+    from gi_energy.rundir import RunDirectory
+
+    problem, _, res = grid_run
+    rd = RunDirectory.create(tmp_path / "evo", problem, "evolve", {})
+    rd.write_results(res.outcomes, problem.objectives, [], plot=False)
+    with pytest.raises(UsageError, match=r"evo: a 'evolve' run, not a grid run"):
+        ReplayEvaluator(problem, tmp_path / "evo")
+    result = CliRunner().invoke(main, ["evolve", "quickstart", "--replay", str(tmp_path / "evo"),
+                                       "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "not a grid run" in result.output
+    assert not (tmp_path / "out").exists()
