@@ -7,6 +7,8 @@ names how many lines belong to it), so a checkpoint costs the new outcomes of a
 generation, not the whole run again: rewriting every outcome each generation made the
 checkpoint the engine's largest cost (quadratic in the run's length). Together with the evaluation store (which serves evaluations finished after the
 checkpoint), a resumed run with the same seed reaches the same front as an unbroken one.
+Its totals are those of its own outcomes: the energy of an unfinished generation is
+counted when a resume replays it, from the run's journal (trained.jsonl), never here.
 """
 
 from __future__ import annotations

@@ -9,7 +9,10 @@ Every draw comes from one ``np.random.Generator`` seeded from the problem (or ``
 After every generation the state is checkpointed as JSON; after a crash or Ctrl-C,
 ``resume`` restores the generator from the last checkpoint and replays the unfinished
 generation, and the evaluation store serves the evaluations that had finished, so the
-resumed run reaches the same front as an unbroken one.
+resumed run reaches the same front as an unbroken one. The run's journal (trained.jsonl,
+one line per evaluation it trained, written as each finishes) makes those store hits
+count as this run's energy, once, so the totals match an unbroken run's too. A resume
+keeps the seed, search settings and evaluator kind recorded in run.json.
 """
 
 from __future__ import annotations
