@@ -8,6 +8,7 @@ killed grid resumes from its run directory and the store, losing no finished eva
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import sys
 import time
@@ -106,30 +107,34 @@ def run_grid(problem, *, out=None, store=None, workers: int | None = None, resum
     n_workers = problem.evaluation.workers
     store_path = default_store_path(problem, store)
 
-    if resume is not None:
-        rd, done, history, ref = _reopen(problem, resume, genomes)
-    else:
-        path = Path(out) if out is not None else default_run_dir(problem, "grid", problem.output.directory)
-        settings = {"workers": n_workers, "store": None if evaluator is not None else str(store_path),
-                    "grid_points": len(genomes), "levels": {k: list(v) for k, v in problem.grid.levels.items()},
-                    "constraints": dict(problem.constraints)}
-        rd = RunDirectory.create(path, problem, "grid", settings)
-        done, history, ref = [], [], None
+    with contextlib.ExitStack() as stack:
+        store_obj = None
+        if evaluator is None:
+            from .store import Store
 
-    echo(f"grid: {len(genomes)} points of {problem.name} ({n_workers} worker{'s' * (n_workers != 1)}); "
-         f"run directory {rd.path}")
-    if done:
-        echo(f"resuming: {len(done)} of {len(genomes)} points already in the run directory")
+            # Open the store first: a bad --store path fails before a run directory exists.
+            store_obj = stack.enter_context(Store(store_path))
+        if resume is not None:
+            rd, done, history, ref = _reopen(problem, resume, genomes)
+        else:
+            path = Path(out) if out is not None else default_run_dir(problem, "grid", problem.output.directory)
+            settings = {"workers": n_workers, "store": None if evaluator is not None else str(store_path),
+                        "grid_points": len(genomes),
+                        "levels": {k: list(v) for k, v in problem.grid.levels.items()},
+                        "constraints": dict(problem.constraints)}
+            rd = RunDirectory.create(path, problem, "grid", settings)
+            done, history, ref = [], [], None
 
-    if evaluator is not None:
+        echo(f"grid: {len(genomes)} points of {problem.name} ({n_workers} worker{'s' * (n_workers != 1)}); "
+             f"run directory {rd.path}")
+        if done:
+            echo(f"resuming: {len(done)} of {len(genomes)} points already in the run directory")
+        if evaluator is None:
+            from .evaluator import Evaluator  # the real one imports torch; tests never pay for it
+
+            evaluator = stack.enter_context(Evaluator(problem, store_obj, workers=n_workers))
+            rd.update_run_json(store=str(store_path))
         return _run(problem, rd, genomes, done, history, ref, evaluator, objectives, echo, warn)
-    from .evaluator import Evaluator  # the real one imports torch; tests never pay for it
-    from .store import Store
-
-    store_path.parent.mkdir(parents=True, exist_ok=True)
-    with Evaluator(problem, Store(store_path), workers=n_workers) as ev:
-        rd.update_run_json(store=str(store_path))
-        return _run(problem, rd, genomes, done, history, ref, ev, objectives, echo, warn)
 
 
 def _reopen(problem, resume, genomes):

@@ -29,7 +29,7 @@ import numpy as np
 
 from . import nsga2
 from .checkpoint import Checkpoint, CheckpointWriter, load_checkpoint
-from .errors import NotBuiltError, UsageError
+from .errors import UsageError
 from .operators import crossover, make_novel, mutate
 from .problem import Problem, SearchConfig, load_problem
 from .progress import Progress, SilentProgress, format_energy
@@ -433,13 +433,10 @@ def default_store_path(problem: Problem, store: str | Path | None) -> Path:
 
 
 def _default_evaluator(problem: Problem, store_path: Path):
-    """The real Evaluator over the shared store; NotBuiltError while that part is missing."""
-    try:
-        from .evaluator import Evaluator
-        from .store import Store
-    except ImportError as exc:
-        raise NotBuiltError(f"the evaluator is not built yet ({exc}); nothing was run") from None
-    store_path.parent.mkdir(parents=True, exist_ok=True)
+    """The real Evaluator over the shared store (the store creates its folder)."""
+    from .evaluator import Evaluator
+    from .store import Store
+
     store = Store(store_path)
     try:
         evaluator = Evaluator(problem, store, workers=problem.evaluation.workers)
@@ -758,10 +755,8 @@ def cli_evolve(*, problem, out=None, store=None, seed=None, workers=None, popula
     else:
         replay_dir = replay if replay is not None else p.evaluation.replay
     if replay_dir is not None:
-        try:
-            from .replay import ReplayEvaluator
-        except ImportError:
-            raise NotBuiltError("--replay is not built yet (gi_energy.replay is missing); nothing was run") from None
+        from .replay import ReplayEvaluator
+
         evaluator = ReplayEvaluator(p, Path(replay_dir))
         if hasattr(evaluator, "close"):
             closing.append(evaluator)

@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from .errors import UsageError
 from .results import Evaluation
 
 SCHEMA_VERSION = 1
@@ -49,14 +50,18 @@ class Store:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
         # check_same_thread=False plus our own lock: the evaluator writes from the thread
         # that collects results, callers may read from another.
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
-                                     check_same_thread=False)
-        self._retrying(self._setup)
+        try:
+            if str(path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                                         check_same_thread=False)
+            self._retrying(self._setup)
+        except (OSError, sqlite3.DatabaseError) as exc:
+            # A store path is user input (--store, [output] store): say which file is wrong.
+            raise UsageError(f"evaluation store {str(path)!r} cannot be opened: {exc}") from None
 
     def _setup(self):
         self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")

@@ -6,19 +6,18 @@ from __future__ import annotations
 import csv
 import json
 import math
-import sys
 import time
 
 import numpy as np
 import pytest
 
 from gi_energy import checkpoint as ckpt_mod
-from gi_energy.errors import NotBuiltError, UsageError
+from gi_energy.errors import UsageError
 from gi_energy.meters.reading import Reading
 from gi_energy.problem import Problem, SearchConfig
 from gi_energy.progress import Progress, front_table
 from gi_energy.results import Evaluation, Outcome
-from gi_energy.search import cli_evolve, evolve, reference_point
+from gi_energy.search import evolve, reference_point
 from gi_energy.space import Choice, Fixed, Genome, IntRange, LayerSpace, RealRange, SearchSpace
 
 SPACE = SearchSpace(
@@ -338,12 +337,6 @@ def test_reference_point_is_fixed_by_the_first_points():
     outs = [Outcome(g, (synthetic_evaluation(g),))]
     ref = reference_point(outs, {"accuracy": "max", "inference_energy_j_per_1k": "min"})
     assert ref[0] == 0.0 and ref[1] > outs[0].metric("inference_energy_j_per_1k")
-
-
-def test_cli_replay_not_built(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "gi_energy.replay", None)  # import fails
-    with pytest.raises(NotBuiltError):
-        cli_evolve(problem="quickstart", out=str(tmp_path / "r"), replay=str(tmp_path))
 
 
 def test_package_level_evolve_is_the_function(tmp_path):

@@ -120,3 +120,17 @@ def test_failures_are_stored(tmp_path, status):
     with Store(tmp_path / "s.sqlite") as store:
         store.put("fp", "c", evaluation(2, status=status))
         assert store.evaluations("fp")[0].status == status
+
+
+def test_unopenable_store_path_is_a_usage_error(tmp_path):
+    import pytest
+
+    from gi_energy.errors import UsageError
+
+    not_a_db = tmp_path / "plain.sqlite"
+    not_a_db.write_text("this is not an SQLite file, it is text " * 100)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for bad in (blocker / "sub" / "s.sqlite", not_a_db):
+        with pytest.raises(UsageError, match="cannot be opened"):
+            Store(bad)
