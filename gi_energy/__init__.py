@@ -10,7 +10,7 @@ Library entry points for research code::
 """
 
 from .compare import compare
-from .errors import GiEnergyError, NotBuiltError, ProblemError
+from .errors import GiEnergyError, ProblemError
 from .grid import run_grid
 from .problem import Problem, load_problem, parse_problem
 from .results import Evaluation, Outcome
@@ -25,7 +25,6 @@ __all__ = [
     "GiEnergyError",
     "Genome",
     "Grid",
-    "NotBuiltError",
     "Outcome",
     "Problem",
     "ProblemError",

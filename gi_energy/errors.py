@@ -38,12 +38,6 @@ class UsageError(GiEnergyError):
     exit_code = 2
 
 
-class NotBuiltError(GiEnergyError):
-    """A part of gi-energy that is not built yet; said plainly instead of pretending."""
-
-    exit_code = 1
-
-
 class MeterError(GiEnergyError):
     """A hardware meter failed; vendor errors are translated into this."""
 
