@@ -1,7 +1,7 @@
 """Search versus grid: does NSGA-II find the exhaustive front for a fraction of the grid's
 evaluations and energy, and does it beat the peers on the same table?
 
-    /work/venv/bin/python experiments/search_vs_grid/run.py [--seeds 21] [--budgets 0.05,0.1,0.2]
+    .venv/bin/python experiments/search_vs_grid/run.py [--seeds 21] [--budgets 0.05,0.1,0.2]
 
 1. Runs the grid of ``problem.toml`` once with real training (resumed if it exists; the
    store means nothing is trained twice): the reference front.
