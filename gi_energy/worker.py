@@ -23,9 +23,7 @@ process, and those would share the process's meter (which allows one open window
 global seed and its process-wide thread count. So every evaluation holds a process lock
 from start to end; tasks in one process would contend for the same cores anyway. Torch
 threads on a dask worker come from that worker's own ``nthreads`` (unless
-``threads_per_worker`` is configured), not from this machine's cores // workers. An exception never leaves :func:`evaluate_task`: it becomes an
-Evaluation with status "failed", so a worker pool never sees a task error. A worker that
-dies, or runs past its timeout, is the evaluator's to record (see evaluator.py).
+``threads_per_worker`` is configured), not from this machine's cores // workers.
 """
 
 from __future__ import annotations
@@ -115,8 +113,8 @@ def prepare(problem: Problem) -> tuple[DeviceData, object]:
 def run_evaluation(problem: Problem, genome: Genome, repeat: int, meter=None) -> Evaluation:
     """Evaluate one repeat with ``meter`` (default: this process's cached meter).
 
-    Never raises: any exception becomes status "failed" with the exception as reason.
-    Holds the process's evaluation lock throughout (see the module docstring).
+    Never raises: an exception becomes status "crashed" (a machine fault) or "failed" (the
+    genome's), with the exception as reason. Holds the process's evaluation lock throughout (see the module docstring).
     """
     with _EVALUATION_LOCK:
         return _run_evaluation(problem, genome, repeat, meter)
