@@ -404,7 +404,7 @@ def evaluate_genome(problem: Problem, genome: Genome, repeat: int, *, data: Devi
 
     Returns an Evaluation with status "ok" or "nan" (the loss diverged; the training
     reading is kept, since that energy was spent). Exceptions propagate: the worker turns
-    them into status "failed".
+    them into status "failed" or "crashed" (see worker.py).
     """
     wall_start = time.perf_counter()
     device = data.device
