@@ -26,6 +26,7 @@ import os
 import platform
 import socket
 import tempfile
+import textwrap
 from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -389,11 +390,14 @@ def plot_front(path: Path, outcomes: Sequence[Outcome], objectives: Mapping[str,
     values = {n: np.array([o.metric(n) for o in kept], dtype=float) for n in names}
     is_front = np.array([o.key in front for o in kept], dtype=bool)
 
-    def scatter(ax, xn, yn):
+    def scatter(ax, xn, yn, connect: bool):
         x, y = values[xn], values[yn]
         ax.scatter(x[~is_front], y[~is_front], s=14, c="0.7", label="evaluated")
         order = np.argsort(x[is_front])
-        ax.plot(x[is_front][order], y[is_front][order], "o-", c="tab:red", ms=5, lw=1, label="front")
+        # A line through the front reads as a trade-off curve, true only with 2 objectives;
+        # in a projection of 3 or more the front's points need not be ordered.
+        ax.plot(x[is_front][order], y[is_front][order], "o-" if connect else "o", c="tab:red", ms=5, lw=1,
+                label="front")
         for axis_set, v in ((ax.set_xscale, x), (ax.set_yscale, y)):
             # Energies span orders of magnitude; a log axis keeps the cheap end readable.
             if len(v) and np.all(v > 0) and v.max() / v.min() > 100:
@@ -404,7 +408,7 @@ def plot_front(path: Path, outcomes: Sequence[Outcome], objectives: Mapping[str,
         yn, xn = names[0], names[1]
         fig, ax = plt.subplots(figsize=(6.4, 4.8))
         if len(kept):
-            scatter(ax, xn, yn)
+            scatter(ax, xn, yn, connect=True)
             ax.legend(loc="best", fontsize=8)
         ax.set_xlabel(labels[xn], fontsize=8)
         ax.set_ylabel(labels[yn], fontsize=8)
@@ -415,13 +419,15 @@ def plot_front(path: Path, outcomes: Sequence[Outcome], objectives: Mapping[str,
             for j, xn in enumerate(names):
                 ax = axes[i][j]
                 if i == j:
+                    # The full label (with measured/estimated and the source) once per
+                    # objective; the panels carry the short name so labels never collide.
                     ax.axis("off")
-                    ax.text(0.5, 0.5, labels[xn], ha="center", va="center", wrap=True, fontsize=8)
+                    ax.text(0.5, 0.5, textwrap.fill(labels[xn], 30), ha="center", va="center", fontsize=8)
                     continue
                 if len(kept):
-                    scatter(ax, xn, yn)
-                ax.set_xlabel(labels[xn], fontsize=7)
-                ax.set_ylabel(labels[yn], fontsize=7)
+                    scatter(ax, xn, yn, connect=False)
+                ax.set_xlabel(_AXIS_NAMES.get(xn, xn), fontsize=7)
+                ax.set_ylabel(_AXIS_NAMES.get(yn, yn), fontsize=7)
                 ax.tick_params(labelsize=7)
     fig.suptitle(title or "front", fontsize=10)
     fig.tight_layout()
