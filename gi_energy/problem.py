@@ -95,6 +95,8 @@ class SearchConfig:
     crossover_prob: float = 0.9
     mutation_prob: float = 1.0
     max_remutations: int = 20
+    surrogate: str = "none"
+    surrogate_pool: int = 8
 
 
 @dataclass(frozen=True)
@@ -476,6 +478,8 @@ def _read_search(t: _Table) -> SearchConfig:
         crossover_prob=t.get("crossover_prob", float, d.crossover_prob, low=0.0, high=1.0),
         mutation_prob=t.get("mutation_prob", float, d.mutation_prob, low=0.0, high=1.0),
         max_remutations=t.get("max_remutations", int, d.max_remutations, low=0, high=10_000),
+        surrogate=t.get("surrogate", str, d.surrogate, choices=("none", "forest")),
+        surrogate_pool=t.get("surrogate_pool", int, d.surrogate_pool, low=2, high=1000),
     )
     t.finish()
     return s

@@ -3,7 +3,10 @@
 One generation: crowded binary tournament -> crossover (``crossover_prob``) -> mutation
 (``mutation_prob``) -> children already evaluated in this run are re-mutated (up to
 ``max_remutations``) -> the evaluator trains and meters the offspring -> NSGA-II survival
-over parents + offspring. The budgets are checked between generations.
+over parents + offspring. The budgets are checked between generations. With
+``[search] surrogate = "forest"`` the operators breed ``surrogate_pool`` x the children
+needed and a model fitted on the run's evaluations picks which are evaluated
+(``gi_energy.surrogate``).
 
 Every draw comes from one ``np.random.Generator`` seeded from the problem (or ``seed``).
 After every generation the state is checkpointed as JSON; after a crash or Ctrl-C,
@@ -139,6 +142,10 @@ class _Search:
     fitness_cache: dict[str, nsga2.Fitness] = field(default_factory=dict)
     # trained.jsonl: what this run trained (across resumes); decides whose energy counts.
     journal: TrainedJournal | None = None
+    # Surrogate pre-screening ([search] surrogate): the genome encoder (built once) and the
+    # seconds each screened generation spent fitting and predicting (for measurements).
+    encoder: Any = None
+    screen_s: list[float] = field(default_factory=list)
 
     @property
     def space(self) -> SearchSpace:
@@ -242,6 +249,30 @@ class _Search:
                 children.append(child)
         return children[:n]
 
+    def screened_offspring(self, n: int) -> list[Genome]:
+        """``n`` children; with a surrogate, the ``n`` most promising (plus some drawn at
+        random) of ``surrogate_pool`` x ``n`` bred, once enough evaluations exist to fit it."""
+        search = self.problem.search
+        if search.surrogate == "none" or n <= 0:
+            return self.offspring(n)
+        from . import surrogate
+
+        if self.encoder is None:
+            self.encoder = surrogate.GenomeEncoder(self.space)
+        fits = self.fitness(self.outcomes)
+        train = [(o.genome, f.values) for o, f in zip(self.outcomes, fits) if f.valid]
+        if len(train) < surrogate.min_points(self.encoder, search.population):
+            return self.offspring(n)
+        pool = self.offspring(n * search.surrogate_pool)
+        t0 = time.perf_counter()
+        model = surrogate.ForestSurrogate(self.encoder, int(self.rng.integers(2**31 - 1)))
+        model.fit([g for g, _ in train], np.asarray([v for _, v in train], dtype=float))
+        predicted = model.predict(pool)
+        front = np.asarray([f.values for f in self.fitness(self.front())], dtype=float)
+        chosen = surrogate.screen(predicted, front.reshape(-1, predicted.shape[1]), n, self.rng)
+        self.screen_s.append(time.perf_counter() - t0)
+        return [pool[i] for i in chosen]
+
     # -- the loop
 
     def run_initial(self) -> None:
@@ -265,7 +296,7 @@ class _Search:
             n = min(n, left)
         if n <= 0 or not self.population:
             return False
-        children = self.offspring(n)
+        children = self.screened_offspring(n)
         self.progress.generation_start(self.generation + 1, self.new_evaluation_count(children),
                                        self.totals.to_dict())
         offspring = self.evaluate(children)
@@ -497,6 +528,8 @@ def _settings(problem: Problem, termination: AnyOf, store_path: Path | None, eva
         "crossover_prob": s.crossover_prob,
         "mutation_prob": s.mutation_prob,
         "max_remutations": s.max_remutations,
+        "surrogate": s.surrogate,
+        "surrogate_pool": s.surrogate_pool,
         "budgets": termination.describe(),
         "workers": problem.evaluation.workers,
         "repeats": problem.evaluation.repeats,

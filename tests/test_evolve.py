@@ -489,3 +489,36 @@ def test_resume_refuses_a_change_of_evaluator_kind(tmp_path):
         evolve(problem, out=tmp_path / "t", evaluator=FakeEvaluator(store, kill_after=2), plot=False)
     with pytest.raises(UsageError, match="trained for real; resuming it would replay"):
         evolve(problem, resume=tmp_path / "t", evaluator=ReplayEvaluator(problem, grid), plot=False)
+
+
+# ---------------------------------------------------------------- surrogate pre-screening
+
+
+def test_surrogate_same_seed_same_front(tmp_path):
+    problem = make_problem(generations=5, surrogate="forest")
+    a = run(tmp_path, "a", problem=problem)
+    b = run(tmp_path, "b", problem=problem)
+    plain = run(tmp_path, "plain", problem=make_problem(generations=5))
+    assert front_signature(a) == front_signature(b)
+    assert [o.key for o in a.evaluations] == [o.key for o in b.evaluations]
+    # it screened: the same seed evaluates other children than without the surrogate
+    assert [o.key for o in a.evaluations][:8] == [o.key for o in plain.evaluations][:8]
+    assert [o.key for o in a.evaluations] != [o.key for o in plain.evaluations]
+    assert len(a.evaluations) == len(plain.evaluations) == 8 * 6
+    info = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert (info["settings"]["surrogate"], info["settings"]["surrogate_pool"]) == ("forest", 8)
+
+
+def test_surrogate_resume_after_kill_gives_the_same_front(tmp_path):
+    problem = make_problem(generations=5, surrogate="forest", surrogate_pool=4)
+    whole = run(tmp_path, "whole", problem=problem)
+    store: dict = {}
+    with pytest.raises(SimulatedKill):
+        run(tmp_path, "broken", problem=problem, evaluator=FakeEvaluator(store, kill_after=8 * 3 + 3))
+    assert ckpt_mod.load_checkpoint(tmp_path / "broken").generation == 2
+    # the resume keeps the recorded surrogate settings even if the file now says otherwise
+    evaluator = FakeEvaluator(store)
+    resumed = evolve(make_problem(generations=5), resume=tmp_path / "broken", evaluator=evaluator, plot=False)
+    assert front_signature(resumed) == front_signature(whole)
+    assert [o.key for o in resumed.evaluations] == [o.key for o in whole.evaluations]
+    assert evaluator.trained == len(whole.evaluations) - (8 * 3 + 3)

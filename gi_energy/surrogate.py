@@ -1,0 +1,190 @@
+"""Surrogate-assisted pre-screening of offspring (``[search] surrogate = "forest"``).
+
+The standard device of expensive multi-objective EAs: each generation the operators
+breed ``surrogate_pool`` x the children needed (all novel), a cheap model fitted on every
+ok evaluation so far predicts each candidate's objectives, and only the most promising
+are evaluated. Most of them are ranked by non-domination and crowding of the predicted
+vectors sorted together with the run's current front (a candidate predicted to extend
+or improve the front ranks first); a share (``EXPLORE``) is drawn at random from the
+rest of the pool, so a wrong model cannot trap the search.
+
+The model is a scikit-learn random forest (one multi-output forest over standardised
+objectives) on a deterministic encoding of the genome (:class:`GenomeEncoder`). It is
+refit from scratch every generation from the run's outcomes in evaluation order, with a
+``random_state`` drawn from the search's generator, so the same seed gives the same run
+and a resumed run (same outcomes, restored generator) screens exactly as an unbroken one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from . import nsga2
+from .space import Choice, Fixed, Genome, IntRange, LayerSpace, RealRange, SearchSpace
+
+SURROGATES = ("none", "forest")
+# Share of each screened generation drawn at random from the pool (at least one child).
+EXPLORE = 0.25
+N_TREES = 48
+
+
+def _numeric(options: Sequence) -> bool:
+    return all(isinstance(o, int | float) and not isinstance(o, bool) for o in options)
+
+
+def _log_scale(options: Sequence) -> bool:
+    """Numeric levels spanning a decade or more, all positive: encoded in log."""
+    return _numeric(options) and min(options) > 0 and max(options) / min(options) >= 10
+
+
+def _size_log(ls: LayerSpace) -> bool:
+    s = ls.size
+    return s.log if isinstance(s, IntRange) else _log_scale(s.options)
+
+
+def _max_count(ls: LayerSpace) -> int:
+    c = ls.count
+    return int(c.high) if isinstance(c, IntRange) else int(max(c.options))
+
+
+class GenomeEncoder:
+    """A fixed-length real vector per genome, built from the search space alone.
+
+    Per structure: the layer count, the mean (log) size and one (log) size per layer slot
+    (0 where the genome has no such layer). Per hyperparameter: integers and reals as
+    they are or in log (``log = true``, or numeric levels spanning a decade), strings and
+    booleans one-hot; fixed values are left out. ``decode`` inverts it (up to the 12
+    significant digits genome keys keep) for genomes in the space.
+    """
+
+    def __init__(self, space: SearchSpace):
+        self.space = space
+        self.columns: list[str] = []
+        self._layers: list[tuple[str, LayerSpace, bool, int]] = []
+        for name, ls in space.layers.items():
+            slots = _max_count(ls)
+            log = _size_log(ls)
+            self._layers.append((name, ls, log, slots))
+            self.columns += [f"{name}.count", f"{name}.mean_size"] + [f"{name}.size{i}" for i in range(slots)]
+        self._params: list[tuple[str, str, tuple]] = []  # (name, kind, options)
+        for name, p in space.params.items():
+            if isinstance(p, Fixed):
+                continue
+            if isinstance(p, IntRange | RealRange):
+                self._params.append((name, "log" if p.log else "lin", ()))
+                self.columns.append(name)
+            elif isinstance(p, Choice) and _numeric(p.options):
+                self._params.append((name, "log" if _log_scale(p.options) else "lin", ()))
+                self.columns.append(name)
+            else:
+                opts = tuple(p.options)
+                self._params.append((name, "onehot", opts))
+                self.columns += [f"{name}={o}" for o in opts]
+
+    @property
+    def n_features(self) -> int:
+        return len(self.columns)
+
+    def encode(self, genome: Genome) -> np.ndarray:
+        row: list[float] = []
+        for name, _ls, log, slots in self._layers:
+            sizes = list(genome.layers.get(name, ()))
+            f = [math.log(s) if log else float(s) for s in sizes]
+            row += [float(len(sizes)), float(np.mean(f)) if f else 0.0]
+            row += [f[i] if i < len(f) else 0.0 for i in range(slots)]
+        for name, kind, opts in self._params:
+            v = genome.values[name]
+            if kind == "onehot":
+                row += [1.0 if v == o else 0.0 for o in opts]
+            else:
+                row.append(math.log(float(v)) if kind == "log" else float(v))
+        return np.asarray(row, dtype=float)
+
+    def encode_many(self, genomes: Sequence[Genome]) -> np.ndarray:
+        if not genomes:
+            return np.zeros((0, self.n_features))
+        return np.vstack([self.encode(g) for g in genomes])
+
+    def decode(self, x: Sequence[float]) -> Genome:
+        x = list(map(float, x))
+        i = 0
+        layers: dict[str, tuple[int, ...]] = {}
+        for name, _ls, log, slots in self._layers:
+            count = int(round(x[i]))
+            raw = x[i + 2: i + 2 + slots][:count]
+            layers[name] = tuple(int(round(math.exp(v) if log else v)) for v in raw)
+            i += 2 + slots
+        values: dict = {}
+        for name, kind, opts in self._params:
+            if kind == "onehot":
+                values[name] = opts[int(np.argmax(x[i: i + len(opts)]))]
+                i += len(opts)
+            else:
+                v = math.exp(x[i]) if kind == "log" else x[i]
+                if isinstance(self.space.params[name], IntRange):
+                    v = int(round(v))
+                values[name] = v
+                i += 1
+        return self.space.repair(Genome(layers=layers, values=values))
+
+
+class ForestSurrogate:
+    """One multi-output random forest on standardised objective vectors (minimisation)."""
+
+    def __init__(self, encoder: GenomeEncoder, random_state: int):
+        self.encoder = encoder
+        self.random_state = int(random_state)
+        self.model = None
+        self.mean: np.ndarray | None = None
+        self.scale: np.ndarray | None = None
+
+    def fit(self, genomes: Sequence[Genome], values: np.ndarray) -> ForestSurrogate:
+        from sklearn.ensemble import RandomForestRegressor
+
+        y = np.asarray(values, dtype=float)
+        self.mean = y.mean(axis=0)
+        scale = y.std(axis=0)
+        self.scale = np.where(scale > 0, scale, 1.0)
+        self.model = RandomForestRegressor(n_estimators=N_TREES, random_state=self.random_state, n_jobs=1)
+        self.model.fit(self.encoder.encode_many(genomes), (y - self.mean) / self.scale)
+        return self
+
+    def predict(self, genomes: Sequence[Genome]) -> np.ndarray:
+        z = self.model.predict(self.encoder.encode_many(genomes))
+        z = z.reshape(len(genomes), -1)
+        return z * self.scale + self.mean
+
+
+def min_points(encoder: GenomeEncoder, population: int) -> int:
+    """Ok evaluations needed before screening: twice the features or the initial
+    population, whichever comes first (but never fewer than 4)."""
+    return max(4, min(2 * encoder.n_features, population))
+
+
+def screen(predicted: np.ndarray, front: np.ndarray, n: int, rng: np.random.Generator,
+           explore: float = EXPLORE) -> list[int]:
+    """Indices (ascending) of the ``n`` pool members to evaluate.
+
+    ``predicted`` holds one predicted minimisation vector per pool member, ``front`` the
+    run's current front (observed). ``n - n_explore`` members are ranked by non-domination
+    then crowding of the predicted vectors sorted together with the front (ties: pool
+    order); ``n_explore = max(1, round(explore * n))`` (none when n is 1 or explore is 0) are drawn at
+    random from the others with ``rng``."""
+    m = len(predicted)
+    if n >= m:
+        return list(range(m))
+    n_explore = 0 if n <= 1 or explore <= 0 else min(max(1, int(round(explore * n))), n - 1)
+    n_exploit = n - n_explore
+    points = [nsga2.Fitness(tuple(float(v) for v in row)) for row in predicted]
+    points += [nsga2.Fitness(tuple(float(v) for v in row)) for row in front]
+    ranks, crowding = nsga2.rank_and_crowding(points)
+    order = sorted(range(m), key=lambda i: (ranks[i], -crowding[i], i))
+    chosen = order[:n_exploit]
+    rest = sorted(order[n_exploit:])
+    if n_explore:
+        picked = rng.choice(len(rest), size=n_explore, replace=False)
+        chosen += [rest[int(j)] for j in picked]
+    return sorted(chosen)

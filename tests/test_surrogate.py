@@ -1,0 +1,127 @@
+"""Surrogate pre-screening of offspring: the genome encoder, the screening rule, the
+forest on a synthetic problem whose truth is known, and the two [search] keys."""
+
+from __future__ import annotations
+
+import tomllib
+
+import numpy as np
+import pytest
+from test_evolve import SPACE, synthetic_evaluation
+
+from gi_energy import ProblemError, nsga2, parse_problem
+from gi_energy.space import Choice, Fixed, LayerSpace, SearchSpace
+from gi_energy.surrogate import ForestSurrogate, GenomeEncoder, min_points, screen
+
+GRID_SPACE = SearchSpace(  # a replay space: every axis restricted to levels
+    layers={"hidden": LayerSpace(count=Choice((1, 2, 3)), size=Choice((8, 16, 32, 64, 128, 256)), uniform=True)},
+    params={
+        "learning_rate": Choice((1e-3, 3e-3, 1e-2, 3e-2)),
+        "batch_size": Choice((32, 128)),
+        "epochs": Choice((5, 10, 20)),
+        "activation": Choice(("relu", "tanh")),
+        "shuffle": Fixed(True),
+    },
+)
+
+
+@pytest.mark.parametrize("space", [SPACE, GRID_SPACE], ids=["ranges", "grid-levels"])
+def test_encoder_shape_and_round_trip(space):
+    enc = GenomeEncoder(space)
+    rng = np.random.default_rng(0)
+    genomes = [space.sample(rng) for _ in range(200)]
+    x = enc.encode_many(genomes)
+    assert x.shape == (200, enc.n_features) == (200, len(enc.columns))
+    assert np.isfinite(x).all()
+    for g, row in zip(genomes, x):
+        assert enc.decode(row) == g
+    # deterministic: a second encoder of the same space gives the same columns and numbers
+    assert np.array_equal(GenomeEncoder(space).encode_many(genomes), x)
+
+
+def test_encoder_columns():
+    enc = GenomeEncoder(GRID_SPACE)
+    assert enc.columns == ["hidden.count", "hidden.mean_size", "hidden.size0", "hidden.size1", "hidden.size2",
+                           "learning_rate", "batch_size", "epochs", "activation=relu", "activation=tanh"]
+    g = GRID_SPACE.sample(np.random.default_rng(1)).replace(layers={"hidden": (16, 16)},
+                                                            values={"activation": "tanh", "learning_rate": 1e-2})
+    row = dict(zip(enc.columns, enc.encode(g)))
+    assert row["hidden.count"] == 2 and row["hidden.size2"] == 0.0
+    assert row["hidden.size0"] == pytest.approx(np.log(16))  # sizes spanning a decade: log
+    assert row["learning_rate"] == pytest.approx(np.log(1e-2))
+    assert (row["activation=relu"], row["activation=tanh"]) == (0.0, 1.0)
+    assert min_points(enc, 12) == 12 and min_points(enc, 100) == 20
+
+
+def test_screen_ranks_predicted_front_first_and_explores():
+    front = np.array([[0.0, 10.0], [10.0, 0.0]])
+    predicted = np.array([[9.0, 9.0],    # dominated by nothing on the front: rank 0
+                          [20.0, 20.0],  # dominated
+                          [1.0, 5.0],    # rank 0
+                          [30.0, 30.0],  # dominated
+                          [5.0, 1.0],    # rank 0
+                          [25.0, 25.0]])
+    rng = np.random.default_rng(0)
+    assert screen(predicted, front, 3, rng, explore=0.0) == [0, 2, 4]
+    # with exploration one of the three is drawn from the rest
+    picked = screen(predicted, front, 3, np.random.default_rng(5), explore=0.25)
+    assert len(picked) == 3 and len(set(picked) & {0, 2, 4}) == 2
+    assert screen(predicted, front, 10, rng) == list(range(6))
+    # same generator state, same picks
+    assert screen(predicted, front, 4, np.random.default_rng(7)) == screen(predicted, front, 4,
+                                                                              np.random.default_rng(7))
+
+
+def _truth(genomes):
+    out = []
+    for g in genomes:
+        ev = synthetic_evaluation(g)
+        out.append((-ev.val_accuracy, ev.inference.energy_j))
+    return np.asarray(out)
+
+
+def test_forest_screening_picks_the_truly_better_candidates():
+    rng = np.random.default_rng(3)
+    enc = GenomeEncoder(SPACE)
+    seen = [SPACE.sample(rng) for _ in range(80)]
+    pool = [SPACE.sample(rng) for _ in range(120)]
+    model = ForestSurrogate(enc, random_state=1).fit(seen, _truth(seen))
+    predicted = model.predict(pool)
+    assert predicted.shape == (120, 2)
+    truth = _truth(pool)
+    # the forest ranks the pool much like the truth does
+    for j in range(2):
+        assert np.corrcoef(predicted[:, j], truth[:, j])[0, 1] > 0.8
+    front = _truth(seen)[nsga2.nondominated([nsga2.Fitness(tuple(v)) for v in _truth(seen)])]
+    chosen = screen(predicted, front, 15, rng, explore=0.0)
+    ranks, _ = nsga2.rank_and_crowding([nsga2.Fitness(tuple(v)) for v in truth])
+    ranks = np.asarray(ranks)
+    others = np.setdiff1d(np.arange(120), chosen)
+    # the chosen lie on much better true fronts than the rest of the pool
+    assert ranks[chosen].mean() < 0.5 * ranks[others].mean()
+    # refit with the same random_state: the same predictions (a resume refits it)
+    again = ForestSurrogate(enc, random_state=1).fit(seen, _truth(seen)).predict(pool)
+    assert np.array_equal(again, predicted)
+
+
+BASE = '[problem]\nname = "t"\n\n[search]\n'
+
+
+def test_search_keys_default_and_parse():
+    p = parse_problem(tomllib.loads(BASE))
+    assert (p.search.surrogate, p.search.surrogate_pool) == ("none", 8)
+    p = parse_problem(tomllib.loads(BASE + 'surrogate = "forest"\nsurrogate_pool = 4\n'))
+    assert (p.search.surrogate, p.search.surrogate_pool) == ("forest", 4)
+
+
+@pytest.mark.parametrize("text,expect", [
+    ('surrogate = "forrest"', 'did you mean "forest"'),
+    ("surrogate = true", "expected a non-empty string"),
+    ("surrogate_pool = 1", ">= 2"),
+    ('surrogate_pool = "8"', "expected an integer"),
+    ("surrogate_poool = 8", 'did you mean "surrogate_pool"'),
+])
+def test_search_keys_validated(text, expect):
+    with pytest.raises(ProblemError) as exc:
+        parse_problem(tomllib.loads(BASE + text + "\n"))
+    assert expect in str(exc.value)
