@@ -35,6 +35,8 @@ from gi_energy.replay import ReplayEvaluator  # noqa: E402
 from gi_energy.rundir import RunDirectory, write_json_atomic  # noqa: E402
 
 OURS = "gi-energy NSGA-II"
+OURS_SURROGATE = "gi-energy NSGA-II + surrogate"
+TPE = "Optuna TPE (multi-objective)"
 OURS_TRAINED = "gi-energy NSGA-II, real training"
 
 
@@ -51,14 +53,20 @@ def ensure_grid(problem, out: Path, workers: int | None) -> Path:
     return grid_dir
 
 
-def run_ours(problem, grid_dir: Path, budget: int, seed: int, out: Path) -> Path:
+def run_ours(problem, grid_dir: Path, budget: int, seed: int, out: Path, surrogate: str = "none") -> Path:
     from gi_energy.search import evolve
 
-    p = problem.with_overrides(search={"max_evaluations": budget})
+    label = OURS if surrogate == "none" else OURS_SURROGATE
+    p = problem.with_overrides(search={"max_evaluations": budget, "surrogate": surrogate})
     res = evolve(p, out=out, seed=seed, evaluator=ReplayEvaluator(problem, grid_dir), plot=False,
-                 settings={"label": OURS, "replay": str(grid_dir)})
-    RunDirectory(res.run_dir).update_run_json(label=OURS, replayed=True)
+                 settings={"label": label, "replay": str(grid_dir)})
+    RunDirectory(res.run_dir).update_run_json(label=label, replayed=True)
     return res.run_dir
+
+
+def run_ours_surrogate(problem, grid_dir: Path, budget: int, seed: int, out: Path) -> Path:
+    """Ours with surrogate pre-screening of offspring ([search] surrogate = "forest")."""
+    return run_ours(problem, grid_dir, budget, seed, out, surrogate="forest")
 
 
 def run_ours_trained(problem, budget: int, seed: int, out: Path, workers: int | None) -> Path:
@@ -84,7 +92,9 @@ def main() -> None:
     ap.add_argument("--trained-seeds", type=int, default=3,
                     help="seeds of ours with real training (full space) at the --trained-budget share")
     ap.add_argument("--trained-budget", type=float, default=0.1)
-    ap.add_argument("--methods", default="ours,random,optuna-nsga2,optuna-tpe,pymoo-nsga2")
+    ap.add_argument("--methods", default="ours,ours-surrogate,random,optuna-nsga2,optuna-tpe,pymoo-nsga2",
+                    help="ours-surrogate: ours with [search] surrogate = \"forest\"")
+    ap.add_argument("--surrogate", action="store_true", help="shorthand: add ours-surrogate to --methods")
     args = ap.parse_args()
 
     problem = load_problem(args.problem)
@@ -96,10 +106,14 @@ def main() -> None:
 
     peers, missing = available_peers()
     wanted = args.methods.split(",")
+    if args.surrogate and "ours-surrogate" not in wanted:
+        wanted.append("ours-surrogate")
     for name in wanted:
         if name in missing:
             print(f"peer {name}: skipped: {missing[name]}")
     methods = {name: fn for name, fn in peers.items() if name in wanted}
+    if "ours-surrogate" in wanted:
+        methods = {"ours-surrogate": run_ours_surrogate, **methods}
     if "ours" in wanted:
         methods = {"ours": run_ours, **methods}
 
@@ -148,8 +162,10 @@ def main() -> None:
                 "energy_spent_j_median": g["energy_spent_j"]["median"]}
             for metric in ("hv_ratio", "hv_ratio_front"):
                 p = tests.get((metric, OURS, label)) or tests.get((metric, label, OURS))
+                q = tests.get((metric, TPE, label)) or tests.get((metric, label, TPE))
                 m.update({f"{metric}_median": g[metric]["median"], f"{metric}_q25": g[metric]["q25"],
-                          f"{metric}_q75": g[metric]["q75"], f"{metric}_p_vs_ours": None if p is None else p["p_value"]})
+                          f"{metric}_q75": g[metric]["q75"], f"{metric}_p_vs_ours": None if p is None else p["p_value"],
+                          f"{metric}_p_vs_tpe": None if q is None else q["p_value"]})
         summary["budgets"].append(row)
         print(f"{tag}: report in {out / f'compare-{tag}' / 'report.md'}")
 
@@ -178,7 +194,7 @@ def render_summary(s: dict) -> str:
              f"Grid: {s['grid_points']} points, {s['grid_energy_j']:.0f} J ({kind}). "
              f"{s['seeds']} seeds per method and budget; searches replay the grid's recorded results.", "",
              "Median hypervolume ratio against the exhaustive front [IQR]; p: Wilcoxon rank-sum against "
-             f"{OURS}.", ""]
+             f"{OURS}; p(TPE): against {TPE} (for ours, with and without the surrogate).", ""]
     labels = list(dict.fromkeys(lab for b in s["budgets"] for lab in b["methods"]))
     for metric, title in (("hv_ratio", "normalised by the bounds of every evaluated point (the spec's scale)"),
                           ("hv_ratio_front", "normalised by the exhaustive front's own ideal and nadir "
@@ -196,6 +212,8 @@ def render_summary(s: dict) -> str:
                 c = f"{m[metric + '_median']:.4f} [{m[metric + '_q25']:.4f}, {m[metric + '_q75']:.4f}]"
                 if m[metric + "_p_vs_ours"] is not None:
                     c += f" p={m[metric + '_p_vs_ours']:.2g}"
+                if lab in (OURS, OURS_SURROGATE) and m.get(metric + "_p_vs_tpe") is not None:
+                    c += f" p(TPE)={m[metric + '_p_vs_tpe']:.2g}"
                 cells.append(c)
             lines.append(f"| {round(b['share'] * 100)}% ({b['budget']} evals) | " + " | ".join(cells) + " |")
         lines.append("")
