@@ -528,10 +528,18 @@ def _read_energy(t: _Table) -> EnergyConfig:
 
 
 def _read_output(t: _Table, base_dir: Path | None) -> OutputConfig:
+    """Paths written in the file are relative to the file, like [dataset] path; the
+    defaults (no key) stay relative to the working directory, as the design says."""
+
+    def resolve(value: str) -> Path:
+        path = Path(value).expanduser()
+        return base_dir / path if not path.is_absolute() and base_dir is not None else path
+
     store = t.get("store", "path", None)
-    directory = t.get("directory", "path", "runs")
+    directory = t.get("directory", "path", None)
     t.finish()
-    return OutputConfig(store=Path(store).expanduser() if store else None, directory=Path(directory))
+    return OutputConfig(store=resolve(store) if store else None,
+                        directory=resolve(directory) if directory else OutputConfig.directory)
 
 
 SECTIONS = ("problem", "dataset", "model", "space", "grid", "objectives", "constraints", "search",

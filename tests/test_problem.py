@@ -139,3 +139,14 @@ def test_with_overrides_keeps_falsy_values():
     assert p.with_overrides(seed=0).seed == 0
     assert p.with_overrides(search={"generations": 0}).search.generations == 0
     assert p.with_overrides(search={}).search == p.search
+
+
+def test_output_paths_in_the_file_are_relative_to_the_file(tmp_path):
+    from gi_energy.problem import OutputConfig
+
+    given = parse_problem({"problem": {"name": "o"}, "output": {"store": "s/x.sqlite", "directory": "out"}},
+                          source="p.toml", base_dir=tmp_path)
+    assert given.output.store == tmp_path / "s" / "x.sqlite"
+    assert given.output.directory == tmp_path / "out"
+    default = parse_problem({"problem": {"name": "o"}}, source="p.toml", base_dir=tmp_path)
+    assert default.output.store is None and default.output.directory == OutputConfig.directory
