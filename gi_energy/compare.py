@@ -92,17 +92,6 @@ def feasible_only(outcomes: Sequence[Outcome], constraints: Mapping[str, float] 
     return [o for o in outcomes if constraint_violation(o, constraints) == 0.0]
 
 
-def _spent_energy(outcome: Outcome, flags: Sequence[bool] | None) -> tuple[bool, float | None]:
-    """(did this run pay for any of ``outcome``'s evaluations, their joules or None if a
-    reading is missing). ``flags`` per evaluation; None: by the outcome's cached flag."""
-    if flags is None:
-        flags = [not outcome.cached] * len(outcome.evaluations)
-    parts = [e.energy_spent_j for e, f in zip(outcome.evaluations, flags) if f]
-    if not parts:
-        return False, 0.0
-    return True, None if any(p is None for p in parts) else float(sum(parts))
-
-
 def _objectives_of(run: Run) -> dict[str, str]:
     obj = run.info.get("objectives")
     if obj:
@@ -140,7 +129,7 @@ def hv_trajectory(outcomes: Sequence[Outcome], objectives, norm: Normaliser, ref
     spent = 0.0
     hv = 0.0
     for i, o in enumerate(outcomes):
-        _, j = _spent_energy(o, None if spent_flags is None else spent_flags[i])
+        _, j = o.paid_energy(None if spent_flags is None else spent_flags[i])
         if j is not None:
             spent += j
         v = o.objectives(objectives)
@@ -208,7 +197,7 @@ def _run_figures(run: Run, objectives, norm, ref_point, ref_front_n, hv_ref, fro
     flags = run.spent if len(run.spent) == len(run.outcomes) else None
     traj = hv_trajectory(run.outcomes, objectives, norm, ref_point, flags, constraints)
     spent = [j for i, o in enumerate(run.outcomes)
-             for paid, j in [_spent_energy(o, None if flags is None else flags[i])] if paid]
+             for paid, j in [o.paid_energy(None if flags is None else flags[i])] if paid]
     out = {
         "path": str(run.path), "label": run.label, "command": run.info.get("command"),
         "seed": run.info.get("seed"), "replayed": run.replayed, "measured": run.measured,

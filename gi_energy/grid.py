@@ -171,15 +171,14 @@ def _spending(outcomes: Sequence[Outcome], journal: TrainedJournal) -> tuple[int
     the journal: a store hit this run itself trained before an interrupt still counts."""
     trained, spent_j, unknown = 0, 0.0, 0
     for o in outcomes:
-        paid = [e for e, s in zip(o.evaluations, journal.spent_repeats(o)) if s]
+        paid, joules = o.paid_energy(journal.spent_repeats(o))
         if not paid:
             continue
         trained += 1
-        parts = [e.energy_spent_j for e in paid]
-        if any(x is None for x in parts):
+        if joules is None:
             unknown += 1
         else:
-            spent_j += float(sum(parts))
+            spent_j += joules
     return trained, spent_j, unknown
 
 

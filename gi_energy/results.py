@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 from .meters.reading import Reading
@@ -194,6 +194,21 @@ class Outcome:
         if not parts or any(p is None for p in parts):
             return None
         return float(sum(parts))
+
+    def paid_evaluations(self, spent: Sequence[bool] | None = None) -> list[Evaluation]:
+        """The evaluations whose energy a run paid for: ``spent`` says so per evaluation
+        (a run's journal); without it, all of them unless the outcome was ``cached``."""
+        if spent is None:
+            spent = [not self.cached] * len(self.evaluations)
+        return [e for e, s in zip(self.evaluations, spent) if s]
+
+    def paid_energy(self, spent: Sequence[bool] | None = None) -> tuple[bool, float | None]:
+        """(did the run pay for any evaluation, the joules of those it paid for: 0.0 when
+        none, None when a reading is missing). ``spent`` as in :meth:`paid_evaluations`."""
+        parts = [e.energy_spent_j for e in self.paid_evaluations(spent)]
+        if not parts:
+            return False, 0.0
+        return True, None if any(p is None for p in parts) else float(sum(parts))
 
     @property
     def measured(self) -> bool:

@@ -92,18 +92,15 @@ class _Totals:
         whose evaluations is this run's counts as ``cached`` and costs nothing."""
         self.evaluations += 1
         self.failures += 0 if outcome.ok else 1
-        if spent is None:
-            spent = [not outcome.cached] * len(outcome.evaluations)
-        paid = [e for e, s in zip(outcome.evaluations, spent) if s]
+        paid, joules = outcome.paid_energy(spent)
         if not paid:
             self.cached += 1
             return
-        parts = [e.energy_spent_j for e in paid]
-        if any(p is None for p in parts):
+        if joules is None:
             self.energy_unknown += 1
         else:
-            self.energy_spent_j += float(sum(parts))
-        self.evaluation_wall_s += sum(e.wall_time_s or 0.0 for e in paid)
+            self.energy_spent_j += joules
+        self.evaluation_wall_s += sum(e.wall_time_s or 0.0 for e in outcome.paid_evaluations(spent))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
