@@ -62,14 +62,6 @@ def epsilon_additive(points, reference_front) -> float:
     return float(moocore.epsilon_additive(pts, ref=ref))
 
 
-def is_nondominated(points_min) -> np.ndarray:
-    """Mask of the non-dominated rows (duplicates: the first copy only)."""
-    pts = _points(points_min)
-    if len(pts) == 0:
-        return np.zeros(0, dtype=bool)
-    return np.asarray(moocore.is_nondominated(pts), dtype=bool)
-
-
 def coverage(points, reference_front, tol: float = 1e-9) -> float:
     """Share of the reference front's points that some point matches or dominates
     (weakly, within ``tol`` per objective)."""

@@ -24,6 +24,7 @@ from deap import tools
 from deap.tools.emo import assignCrowdingDist
 
 from .results import Outcome
+from .rundir import nondominated as nondominated_mask
 
 
 @dataclass(eq=False)
@@ -166,9 +167,5 @@ def nondominated(fitnesses: Sequence[Fitness]) -> list[int]:
     feasible = [i for i, f in enumerate(fitnesses) if f.valid and f.feasible]
     if not feasible:
         return []
-    pts = np.asarray([fitnesses[i].values for i in feasible], dtype=float)
-    # row i is dominated when some row j is <= everywhere and < somewhere
-    le = np.all(pts[None, :, :] <= pts[:, None, :], axis=2)
-    lt = np.any(pts[None, :, :] < pts[:, None, :], axis=2)
-    dominated = np.any(le & lt, axis=1)
-    return [i for i, d in zip(feasible, dominated) if not d]
+    mask = nondominated_mask(np.asarray([fitnesses[i].values for i in feasible], dtype=float))
+    return [i for i, keep in zip(feasible, mask) if keep]

@@ -13,7 +13,6 @@ from gi_energy.indicators import (
     epsilon_additive,
     hypervolume,
     igd_plus,
-    is_nondominated,
 )
 from gi_energy.rundir import nondominated
 
@@ -57,7 +56,6 @@ def test_three_objective_igd_and_epsilon():
 def test_nondominated_masks():
     pts = np.array([[1, 3], [2, 2], [3, 3], [1, 3], [0.5, 5]])
     assert nondominated(pts).tolist() == [True, True, False, True, True]
-    assert is_nondominated(pts).tolist() == [True, True, False, False, True]
     assert nondominated(np.zeros((0, 2))).tolist() == []
     pts3 = np.array([[1, 1, 1], [0, 2, 2], [2, 2, 2], [1, 1, 2]])
     assert nondominated(pts3).tolist() == [True, True, False, False]
