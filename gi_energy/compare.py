@@ -28,7 +28,14 @@ from .errors import UsageError
 from .indicators import Normaliser, coverage, epsilon_additive, hypervolume, igd_plus
 from .nsga2 import constraint_violation
 from .results import Outcome
-from .rundir import RunDirectory, nondominated, ok_points, write_json_atomic
+from .rundir import (
+    RunDirectory,
+    feasible_only,
+    nondominated,
+    ok_points,
+    unique_outcomes,
+    write_json_atomic,
+)
 
 REFERENCE_POINT = 1.1  # per objective, in normalised space: the worst point seen plus 10%
 THRESHOLDS = (0.90, 0.95, 0.99)
@@ -85,13 +92,6 @@ def _constraints_of(path: Path, settings: Mapping) -> dict[str, float] | None:
         return None
 
 
-def feasible_only(outcomes: Sequence[Outcome], constraints: Mapping[str, float] | None) -> list[Outcome]:
-    """The outcomes that meet ``constraints`` (all of them when there are none)."""
-    if not constraints:
-        return list(outcomes)
-    return [o for o in outcomes if constraint_violation(o, constraints) == 0.0]
-
-
 def _objectives_of(run: Run) -> dict[str, str]:
     obj = run.info.get("objectives")
     if obj:
@@ -106,15 +106,6 @@ def _objectives_of(run: Run) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------- per-run figures
-
-
-def _unique(outcomes: Sequence[Outcome]) -> list[Outcome]:
-    seen, out = set(), []
-    for o in outcomes:
-        if o.key not in seen:
-            seen.add(o.key)
-            out.append(o)
-    return out
 
 
 def hv_trajectory(outcomes: Sequence[Outcome], objectives, norm: Normaliser, ref_point,
@@ -156,7 +147,7 @@ def energy_saving(outcomes: Sequence[Outcome], tolerance: float = ACCURACY_TOLER
     cheapest of them, so the saving is never flattered). Only models meeting
     ``constraints`` take part."""
     rows = []
-    for o in feasible_only(_unique(outcomes), constraints):
+    for o in feasible_only(unique_outcomes(outcomes), constraints):
         acc, e = o.metric("accuracy"), o.metric(ENERGY_METRIC)
         if acc is not None and e is not None:
             rows.append((acc, e, o))
@@ -185,12 +176,19 @@ def _finite(x):
     return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
 
 
-def _run_figures(run: Run, objectives, norm, ref_point, ref_front_n, hv_ref, front_scale,
+def _feasible_points(run: Run, objectives, constraints: Mapping[str, float] | None) -> np.ndarray:
+    """The minimisation vectors of the run's feasible ok outcomes, each genome once."""
+    return ok_points(feasible_only(unique_outcomes(run.outcomes), constraints), objectives)[1]
+
+
+def _run_figures(run: Run, pts: np.ndarray, objectives, norm, ref_point, ref_front_n, hv_ref, front_scale,
                  constraints: Mapping[str, float] | None = None) -> dict:
-    uniq = _unique(run.outcomes)
-    _, pts = ok_points(feasible_only(uniq, constraints), objectives)
+    """The figures of one run; ``pts`` is :func:`_feasible_points` of it."""
     pts_n = norm(pts) if len(pts) else np.zeros((0, len(objectives)))
-    front_n = pts_n[nondominated(pts_n)] if len(pts_n) else pts_n
+    # Normalising is a positive affine map per objective: it leaves dominance alone, so one
+    # mask (taken on the raw points) picks the front in both spaces.
+    on_front = nondominated(pts) if len(pts) else np.zeros(0, dtype=bool)
+    front_n = pts_n[on_front]
     hv = hypervolume(front_n, ref_point)
     front_norm, hv_ref_front = front_scale
     hv_front = hypervolume(front_norm(pts), ref_point) if len(pts) else 0.0
@@ -203,7 +201,7 @@ def _run_figures(run: Run, objectives, norm, ref_point, ref_front_n, hv_ref, fro
         "seed": run.info.get("seed"), "replayed": run.replayed, "measured": run.measured,
         "reference": run.is_reference,
         "evaluations": len(run.outcomes), "trained": len(spent),
-        "failures": sum(1 for o in uniq if not o.ok),
+        "failures": sum(1 for o in unique_outcomes(run.outcomes) if not o.ok),
         "energy_spent_j": float(sum(s for s in spent if s is not None)),
         "energy_unknown": sum(1 for s in spent if s is None),
         "front_size": int(len(front_n)),
@@ -213,7 +211,7 @@ def _run_figures(run: Run, objectives, norm, ref_point, ref_front_n, hv_ref, fro
         "coverage": coverage(front_n, ref_front_n),
         "headline": energy_saving(run.outcomes, constraints=constraints),
         # raw minimisation vectors of the run's front, for the fronts plot and JSON readers
-        "front_points": pts[nondominated(pts)].tolist() if len(pts) else [],
+        "front_points": pts[on_front].tolist(),
     }
     for q in THRESHOLDS:
         hit = next((i for i, h in enumerate(traj["hypervolume"]) if h >= q * hv_ref - 1e-12), None)
@@ -338,7 +336,7 @@ def compare_runs(run_dirs: Sequence, reference=None, labels: Mapping[str, str] |
                              f"{everything[0].path} has {fingerprint})")
 
     constraints = _common_constraints(everything)
-    point_sets = [ok_points(feasible_only(_unique(r.outcomes), constraints), objectives)[1] for r in everything]
+    point_sets = [_feasible_points(r, objectives, constraints) for r in everything]
     if not any(len(p) for p in point_sets):
         raise UsageError("none of the runs has an ok evaluation with every objective"
                          + (" that meets the constraints" if constraints else "") + "; nothing to compare")
@@ -367,8 +365,8 @@ def compare_runs(run_dirs: Sequence, reference=None, labels: Mapping[str, str] |
     hv_ref_front = hypervolume(front_norm(ref_front_raw), ref_point)
 
     results = []
-    for r in everything:
-        r.result = _run_figures(r, objectives, norm, ref_point, ref_front_n, hv_ref, (front_norm, hv_ref_front),
+    for r, pts in zip(everything, point_sets):
+        r.result = _run_figures(r, pts, objectives, norm, ref_point, ref_front_n, hv_ref, (front_norm, hv_ref_front),
                                 constraints)
         results.append(r.result)
     searched = [res for res in results if not res["reference"]]

@@ -332,17 +332,29 @@ def ok_points(outcomes: Sequence[Outcome], objectives: Mapping[str, str]) -> tup
     return kept, np.asarray(vecs, dtype=float).reshape(len(vecs), len(objectives))
 
 
+def unique_outcomes(outcomes: Iterable[Outcome]) -> list[Outcome]:
+    """The first outcome of each genome, in order."""
+    unique: dict[str, Outcome] = {}
+    for o in outcomes:
+        unique.setdefault(o.key, o)
+    return list(unique.values())
+
+
+def feasible_only(outcomes: Sequence[Outcome], constraints: Mapping[str, float] | None) -> list[Outcome]:
+    """The outcomes that meet ``constraints`` (all of them when there are none), by the
+    search's own test (``nsga2.constraint_violation == 0``)."""
+    if not constraints:
+        return list(outcomes)
+    from .nsga2 import constraint_violation
+
+    return [o for o in outcomes if constraint_violation(o, constraints) == 0.0]
+
+
 def front_outcomes(outcomes: Sequence[Outcome], objectives: Mapping[str, str],
                    constraints: Mapping[str, float] | None = None) -> list[Outcome]:
     """The non-dominated ok outcomes that meet ``constraints``, first occurrence of each
     genome only (the same feasible front the search reports)."""
-    from .nsga2 import constraint_violation
-
-    unique: dict[str, Outcome] = {}
-    for o in outcomes:
-        if not constraints or constraint_violation(o, constraints) == 0.0:
-            unique.setdefault(o.key, o)
-    kept, pts = ok_points(list(unique.values()), objectives)
+    kept, pts = ok_points(unique_outcomes(feasible_only(outcomes, constraints)), objectives)
     if not kept:
         return []
     mask = nondominated(pts)

@@ -37,7 +37,7 @@ from .operators import crossover, make_novel, mutate
 from .problem import Problem, SearchConfig, load_problem
 from .progress import Progress, SilentProgress, format_energy
 from .results import Evaluation, Outcome
-from .rundir import TrainedJournal
+from .rundir import TrainedJournal, unique_outcomes
 from .space import Genome, SearchSpace
 from .termination import AnyOf, SearchState, from_config
 
@@ -279,7 +279,7 @@ class _Search:
             n = min(n, left)
         genomes = self.initial_genomes(n)
         self.progress.generation_start(0, self.new_evaluation_count(genomes), self.totals.to_dict())
-        outcomes = _unique(self.evaluate(genomes))
+        outcomes = unique_outcomes(self.evaluate(genomes))
         keep = nsga2.survive(self.fitness(outcomes), self.problem.search.population)
         self.population = [outcomes[i] for i in keep]
         self.generation = 0
@@ -298,7 +298,7 @@ class _Search:
                                        self.totals.to_dict())
         offspring = self.evaluate(children)
         parent_keys = {o.key for o in self.population}
-        combined = self.population + [o for o in _unique(offspring) if o.key not in parent_keys]
+        combined = self.population + [o for o in unique_outcomes(offspring) if o.key not in parent_keys]
         keep = nsga2.survive(self.fitness(combined), self.problem.search.population)
         self.population = [combined[i] for i in keep]
         self.generation += 1
@@ -403,16 +403,6 @@ class _SeenKeys:
 
     def add(self, key: str) -> None:
         self.drawn.add(key)
-
-
-def _unique(outcomes: Sequence[Outcome]) -> list[Outcome]:
-    seen: set[str] = set()
-    out = []
-    for o in outcomes:
-        if o.key not in seen:
-            seen.add(o.key)
-            out.append(o)
-    return out
 
 
 def reference_point(outcomes: Sequence[Outcome], objectives: Mapping[str, str]) -> list[float] | None:

@@ -10,7 +10,13 @@ from gi_energy.errors import UsageError
 from gi_energy.meters.reading import Reading
 from gi_energy.problem import parse_problem
 from gi_energy.results import Evaluation, Outcome
-from gi_energy.rundir import RunDirectory, default_run_dir, write_json_atomic
+from gi_energy.rundir import (
+    RunDirectory,
+    default_run_dir,
+    feasible_only,
+    unique_outcomes,
+    write_json_atomic,
+)
 from gi_energy.space import Genome
 
 OBJ = {"accuracy": "max", "inference_energy_j_per_1k": "min"}
@@ -168,3 +174,11 @@ def test_spent_column_and_its_fallback_for_older_files(tmp_path):
     assert again.record(b.evaluations[0])  # appended after the torn line, not glued onto it
     again.close()
     assert TrainedJournal(rd.path).entries == {(a.key, 0), (b.key, 0), (b.key, 1)}
+
+
+def test_unique_and_feasible_outcomes():
+    a, b, a2 = _outcome(8, 0.8, 0.01), _outcome(32, 0.9, 0.04), _outcome(8, 0.7, 0.02)
+    assert unique_outcomes([a, b, a2]) == [a, b]
+    assert feasible_only([a, b], None) == [a, b] and feasible_only([a, b], {}) == [a, b]
+    # params: 800 and 3200
+    assert feasible_only([a, b, a2], {"params": 1000}) == [a, a2]
