@@ -22,7 +22,7 @@ from typing import Any
 
 from .errors import UsageError
 from .results import Evaluation, Outcome
-from .rundir import atomic_open
+from .rundir import atomic_open, write_json_atomic
 from .space import Genome
 
 CHECKPOINT_NAME = "checkpoint.json"
@@ -101,13 +101,6 @@ def _jsonable(obj):
     return json.loads(json.dumps(obj, default=int))
 
 
-def write_json_atomic(path: Path, obj) -> None:
-    """Compact JSON written atomically, so a kill at any moment leaves either the old
-    file or the new one, never half of one."""
-    with atomic_open(Path(path)) as fh:
-        json.dump(obj, fh, separators=(",", ":"), allow_nan=True)
-
-
 class CheckpointWriter:
     """Writes a run's checkpoints: appends the outcomes not yet on disk (fsync), then
     replaces checkpoint.json atomically. A kill between the two leaves extra lines that
@@ -130,7 +123,7 @@ class CheckpointWriter:
                 os.fsync(fh.fileno())
         self.written = n
         path = self.run_dir / CHECKPOINT_NAME
-        write_json_atomic(path, checkpoint.to_dict())
+        write_json_atomic(path, checkpoint.to_dict(), compact=True)
         return path
 
 

@@ -15,7 +15,6 @@ itself (evaluations.csv's ``spent`` column, from its journal; older files: not c
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -32,7 +31,9 @@ from .rundir import (
     RunDirectory,
     feasible_only,
     nondominated,
+    now_iso,
     ok_points,
+    timestamped_dir,
     unique_outcomes,
     write_json_atomic,
 )
@@ -383,7 +384,7 @@ def compare_runs(run_dirs: Sequence, reference=None, labels: Mapping[str, str] |
         reference_info.update({k: ref_run.result[k] for k in ("evaluations", "trained", "energy_spent_j",
                                                               "measured", "headline")})
     return {
-        "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "created_at": now_iso(),
         "objectives": objectives,
         "constraints": constraints,
         "normalisation": {**norm.to_dict(), "note": "minimisation vectors (maximised objectives negated), "
@@ -621,7 +622,7 @@ def cli_compare(run_dirs, reference=None, out=None, as_json=False) -> dict:
     """The ``gi-energy compare`` command."""
     import click
 
-    out = Path(out) if out is not None else Path("runs") / ("compare-" + _dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    out = Path(out) if out is not None else timestamped_dir(Path("runs"), "compare")
     cmp = compare(run_dirs, reference=reference, out=out)
     if as_json:
         click.echo(json.dumps(cmp, indent=2))

@@ -9,7 +9,6 @@ killed grid resumes from its run directory and the store, losing no finished eva
 from __future__ import annotations
 
 import contextlib
-import datetime
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -21,8 +20,16 @@ import numpy as np
 from .errors import ProblemError, UsageError
 from .indicators import hypervolume
 from .results import Evaluation, Outcome
-from .rundir import RunDirectory, TrainedJournal, default_run_dir, front_outcomes, ok_points
+from .rundir import (
+    RunDirectory,
+    TrainedJournal,
+    default_run_dir,
+    front_outcomes,
+    now_iso,
+    ok_points,
+)
 from .space import Genome
+from .store import default_store_path
 
 Echo = Callable[[str], None]
 
@@ -77,18 +84,6 @@ def history_reference(points_min: np.ndarray) -> list[float]:
     best = points_min.min(axis=0)
     span = np.where(worst > best, worst - best, np.maximum(np.abs(worst), 1.0))
     return (worst + 0.1 * span).tolist()
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-
-
-def default_store_path(problem, store) -> Path:
-    if store is not None:
-        return Path(store)
-    if problem.output.store is not None:
-        return Path(problem.output.store)
-    return Path("runs") / "gi-energy.sqlite"
 
 
 def run_grid(problem, *, out=None, store=None, workers: int | None = None, resume=None, evaluator=None,
@@ -153,7 +148,7 @@ def _reopen(problem, resume, genomes):
         journal.seed(done)
         journal.close()
     history = rd.read_history() if rd.has_results() else []
-    rd.update_run_json(status="running", resumed_at=_now())
+    rd.update_run_json(status="running", resumed_at=now_iso())
     return rd, done, history, info.get("history_reference_point")
 
 
@@ -264,7 +259,7 @@ def _run_batches(problem, rd: RunDirectory, genomes: Sequence[Genome], done: lis
             rd.write_results(outcomes, objectives, history, plot=True, constraints=problem.constraints,
                              spent=journal.entries)
         rd.update_run_json(status=status, evaluations=len(outcomes), trained=trained, energy_spent_j=spent_j,
-                           energy_unknown=unknown, finished_at=_now())
+                           energy_unknown=unknown, finished_at=now_iso())
     front = front_outcomes(outcomes, objectives, problem.constraints)
     echo(_summary(front, objectives, len(outcomes), trained, spent_j, evaluator.measured))
     return GridResult(run_dir=rd.path, outcomes=outcomes, front=front, history=history, energy_spent_j=spent_j,

@@ -81,16 +81,21 @@ _ENERGY_WINDOW = {"train_energy_j": "train", "inference_energy_j_per_1k": "infer
 # ---------------------------------------------------------------- small helpers
 
 
-def default_run_dir(problem, command: str, root: Path) -> Path:
-    """``root/<problem.name>-<command>-<YYYYmmdd-HHMMSS>``; a numeric suffix when that
-    name is taken (two runs started in the same second must not share a directory)."""
+def timestamped_dir(root: Path, prefix: str) -> Path:
+    """``root/<prefix>-<YYYYmmdd-HHMMSS>`` (local time); a numeric suffix when that name is
+    taken (two runs started in the same second must not share a directory)."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path(root) / f"{problem.name}-{command}-{stamp}"
+    base = Path(root) / f"{prefix}-{stamp}"
     path, n = base, 2
     while path.exists():
         path = base.with_name(f"{base.name}-{n}")
         n += 1
     return path
+
+
+def default_run_dir(problem, command: str, root: Path) -> Path:
+    """``root/<problem.name>-<command>-<YYYYmmdd-HHMMSS>``, suffixed as :func:`timestamped_dir`."""
+    return timestamped_dir(root, f"{problem.name}-{command}")
 
 
 def _umask() -> int:
@@ -120,10 +125,13 @@ def atomic_open(path: Path, newline: str | None = None) -> Iterator:
         raise
 
 
-def write_json_atomic(path, obj) -> None:
-    """Write ``obj`` as indented JSON via a temporary file and ``os.replace``."""
+def write_json_atomic(path, obj, *, compact: bool = False) -> None:
+    """Write ``obj`` as JSON via a temporary file and ``os.replace``, so a kill at any
+    moment leaves the old file or the new one, never half of one. Indented, or with
+    ``compact`` on one line without spaces (large machine-read files: checkpoints)."""
+    layout = {"separators": (",", ":")} if compact else {"indent": 2}
     with atomic_open(Path(path)) as fh:
-        json.dump(obj, fh, indent=2, sort_keys=False, default=_json_default)
+        json.dump(obj, fh, sort_keys=False, default=_json_default, **layout)
         fh.write("\n")
 
 
@@ -180,7 +188,8 @@ def _machine() -> dict:
             "platform": platform.platform()}
 
 
-def _now() -> str:
+def now_iso() -> str:
+    """The current UTC time to the second, ISO 8601 (the timestamps of run.json)."""
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
@@ -491,7 +500,7 @@ class RunDirectory:
             "versions": _versions(),
             "machine": _machine(),
             "status": "running",
-            "started_at": _now(),
+            "started_at": now_iso(),
         })
         return rd
 
@@ -523,7 +532,7 @@ class RunDirectory:
         """Merge ``fields`` into run.json (atomically) and return the new content."""
         data = self.read_run_json()
         data.update(fields)
-        data["updated_at"] = _now()
+        data["updated_at"] = now_iso()
         write_json_atomic(self.path / RUN_JSON, data)
         return data
 

@@ -39,9 +39,9 @@ from .progress import Progress, SilentProgress, format_energy
 from .results import Evaluation, Outcome
 from .rundir import TrainedJournal, unique_outcomes
 from .space import Genome, SearchSpace
+from .store import default_store_path
 from .termination import AnyOf, SearchState, from_config
 
-DEFAULT_STORE = Path("runs") / "gi-energy.sqlite"
 # Margin added beyond the initial population's worst point, so the reference point stays
 # strictly worse than the points that fixed it (they then add volume).
 REFERENCE_MARGIN = 0.1
@@ -439,15 +439,6 @@ def _resolve_problem(problem: Problem | str | Path, seed: int | None, workers: i
     if workers is not None:
         problem = problem.with_overrides(evaluation={"workers": int(workers)})
     return problem
-
-
-def default_store_path(problem: Problem, store: str | Path | None) -> Path:
-    """--store, else [output] store, else runs/gi-energy.sqlite under the working directory."""
-    if store is not None:
-        return Path(store)
-    if problem.output.store is not None:
-        return Path(problem.output.store)
-    return DEFAULT_STORE
 
 
 def _default_evaluator(problem: Problem, store_path: Path):

@@ -30,6 +30,8 @@ LOCKED_RETRIES = 5
 # SQLite's default limit of bound parameters is 999 on old builds; stay well under it.
 _KEYS_PER_QUERY = 400
 
+DEFAULT_STORE = Path("runs") / "gi-energy.sqlite"
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS evaluations (
     fingerprint TEXT NOT NULL,
@@ -164,3 +166,12 @@ class Store:
     def __exit__(self, *exc):
         self.close()
 
+
+def default_store_path(problem, store: str | Path | None) -> Path:
+    """--store, else the problem's [output] store, else runs/gi-energy.sqlite under the
+    working directory."""
+    if store is not None:
+        return Path(store)
+    if problem.output.store is not None:
+        return Path(problem.output.store)
+    return DEFAULT_STORE

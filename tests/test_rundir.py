@@ -182,3 +182,14 @@ def test_unique_and_feasible_outcomes():
     assert feasible_only([a, b], None) == [a, b] and feasible_only([a, b], {}) == [a, b]
     # params: 800 and 3200
     assert feasible_only([a, b, a2], {"params": 1000}) == [a, a2]
+
+
+def test_write_json_atomic_compact_and_timestamped_dir(tmp_path):
+    from gi_energy.rundir import timestamped_dir
+
+    write_json_atomic(tmp_path / "c.json", {"a": [1, 2]}, compact=True)
+    assert (tmp_path / "c.json").read_text().strip() == '{"a":[1,2]}'
+    a = timestamped_dir(tmp_path, "compare")
+    assert a.parent == tmp_path and a.name.startswith("compare-")
+    a.mkdir()
+    assert timestamped_dir(tmp_path, "compare") != a
