@@ -236,7 +236,7 @@ def _run_batches(problem, rd: RunDirectory, genomes: Sequence[Genome], done: lis
                 "front_size": len(front),
             })
             rd.write_results(outcomes, objectives, history, plot=False, constraints=problem.constraints,
-                             spent=journal.entries)
+                             spent=journal.entries, front=front)
             rd.update_run_json(evaluations=len(outcomes), trained=trained, energy_spent_j=spent_j,
                                energy_unknown=unknown)
             left = n_total - len(outcomes)
@@ -255,12 +255,10 @@ def _run_batches(problem, rd: RunDirectory, genomes: Sequence[Genome], done: lis
             outcomes.extend(_finished(pending, pending_cached, problem.evaluation.repeats))
             pending.clear()
         trained, spent_j, unknown = _spending(outcomes, journal)
-        if outcomes:
-            rd.write_results(outcomes, objectives, history, plot=True, constraints=problem.constraints,
-                             spent=journal.entries)
+        front = rd.write_results(outcomes, objectives, history, plot=True, constraints=problem.constraints,
+                                 spent=journal.entries, label=f"{problem.name} grid") if outcomes else []
         rd.update_run_json(status=status, evaluations=len(outcomes), trained=trained, energy_spent_j=spent_j,
                            energy_unknown=unknown, finished_at=now_iso())
-    front = front_outcomes(outcomes, objectives, problem.constraints)
     echo(_summary(front, objectives, len(outcomes), trained, spent_j, evaluator.measured))
     return GridResult(run_dir=rd.path, outcomes=outcomes, front=front, history=history, energy_spent_j=spent_j,
                       energy_unknown=unknown, trained=trained, measured=bool(evaluator.measured))

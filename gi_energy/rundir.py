@@ -394,10 +394,10 @@ def energy_label(name: str, evaluations: Iterable[Evaluation]) -> str:
     return f"{base} ({kind}, {', '.join(sources)})"
 
 
-def plot_front(path: Path, outcomes: Sequence[Outcome], objectives: Mapping[str, str], title: str = "",
-               constraints: Mapping[str, float] | None = None) -> None:
-    """front.png: 2 objectives a scatter of every ok point with the front highlighted,
-    3 or more a pair plot of every pair."""
+def plot_front(path: Path, outcomes: Sequence[Outcome], objectives: Mapping[str, str],
+               front: Sequence[Outcome], title: str = "") -> None:
+    """front.png: 2 objectives a scatter of every ok point with ``front`` (as
+    :func:`front_outcomes` gives it) highlighted, 3 or more a pair plot of every pair."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on workers and CI; never pick an interactive backend
@@ -405,11 +405,11 @@ def plot_front(path: Path, outcomes: Sequence[Outcome], objectives: Mapping[str,
 
     names = list(objectives)
     kept, _ = ok_points(outcomes, objectives)
-    front = {o.key for o in front_outcomes(outcomes, objectives, constraints)}
+    front_keys = {o.key for o in front}
     all_evals = [e for o in outcomes for e in o.evaluations]
     labels = {n: energy_label(n, all_evals) for n in names}
     values = {n: np.array([o.metric(n) for o in kept], dtype=float) for n in names}
-    is_front = np.array([o.key in front for o in kept], dtype=bool)
+    is_front = np.array([o.key in front_keys for o in kept], dtype=bool)
 
     def scatter(ax, xn, yn, connect: bool):
         x, y = values[xn], values[yn]
@@ -545,12 +545,16 @@ class RunDirectory:
     def write_results(self, outcomes: Sequence[Outcome], objectives: Mapping[str, str],
                       history: Sequence[Mapping] = (), *, plot: bool = True,
                       constraints: Mapping[str, float] | None = None,
-                      spent: Container[tuple[str, int]] | None = None) -> None:
+                      spent: Container[tuple[str, int]] | None = None,
+                      front: Sequence[Outcome] | None = None, label: str = "") -> list[Outcome]:
         """Rewrite evaluations.csv, front.csv, history.csv and (unless ``plot`` is False)
-        front.png from everything the run has so far. ``outcomes`` are in arrival order;
-        the front holds only outcomes that meet ``constraints``. ``spent`` holds the
-        (key, repeat) pairs whose energy this run counts (its journal); without it a row
-        is spent when it was not cached."""
+        front.png from everything the run has so far, and return the front.
+
+        ``outcomes`` are in arrival order; the front holds only outcomes that meet
+        ``constraints`` (``front``: the caller's :func:`front_outcomes` of the same
+        arguments, not computed again). ``spent`` holds the (key, repeat) pairs whose
+        energy this run counts (its journal); without it a row is spent when it was not
+        cached. ``label`` (e.g. "quickstart grid") starts the plot's title."""
         rows = [evaluation_row(ev, i, o.cached, None if spent is None else (ev.key, ev.repeat) in spent)
                 for i, o in enumerate(outcomes) for ev in o.evaluations]
         genome_cols = [c for c in _union_keys(r for r in rows) if c not in _METRIC_COLUMNS
@@ -560,7 +564,8 @@ class RunDirectory:
         index_of = {}
         for i, o in enumerate(outcomes):
             index_of.setdefault(o.key, i)
-        front = front_outcomes(outcomes, objectives, constraints)
+        if front is None:
+            front = front_outcomes(outcomes, objectives, constraints)
         frows = [front_row(o, index_of[o.key], objectives) for o in front]
         # Best first objective first: for accuracy that is the most accurate model.
         frows.sort(key=lambda r: tuple((-(r[n]) if d == "max" else r[n]) for n, d in objectives.items()))
@@ -569,10 +574,11 @@ class RunDirectory:
         history = list(history)
         _write_csv(self.path / HISTORY_CSV, _union_keys(history) or ["evaluations"], history)
         if plot:
-            info = self.read_run_json() if (self.path / RUN_JSON).exists() else {}
-            title = f"{info.get('problem', '')} {info.get('command', '')}: {len(front)} on the front of " \
-                    f"{len(outcomes)} evaluated"
-            plot_front(self.path / FRONT_PNG, outcomes, objectives, title=title.strip(), constraints=constraints)
+            title = f"{len(front)} on the front of {len(outcomes)} evaluated"
+            if label:
+                title = f"{label}: {title}"
+            plot_front(self.path / FRONT_PNG, outcomes, objectives, front, title=title)
+        return list(front)
 
     def read_evaluations(self) -> list[Evaluation]:
         """Every evaluation, in the order written."""

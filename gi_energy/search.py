@@ -671,7 +671,7 @@ def _run_search(problem: Problem, evaluator: EvaluatorLike, termination: AnyOf, 
         raise
     front = search.front()
     rd.write_results(search.outcomes, problem.objectives, search.history, plot=plot,
-                     constraints=problem.constraints, spent=_spent_set(search))
+                     constraints=problem.constraints, spent=_spent_set(search), label=f"{problem.name} evolve")
     rd.update_run_json(status="complete", stop_reason=stop_reason, generation=search.generation,
                        totals=_totals_json(search), front_size=len(front),
                        hypervolume_reference=_reference_json(search, problem))
@@ -704,7 +704,7 @@ def _interrupted(search: _Search, rd, last: list[Checkpoint], writer: Checkpoint
                        resume_hint=f"gi-energy evolve PROBLEM --resume {rd.path}")
     if search.outcomes or partial:
         rd.write_results(search.outcomes + partial, problem.objectives, search.history, plot=plot,
-                         constraints=problem.constraints, spent=_spent_set(search))
+                         constraints=problem.constraints, spent=_spent_set(search), label=f"{problem.name} evolve")
 
 
 def _spent_set(search: _Search):

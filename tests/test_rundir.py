@@ -193,3 +193,16 @@ def test_write_json_atomic_compact_and_timestamped_dir(tmp_path):
     assert a.parent == tmp_path and a.name.startswith("compare-")
     a.mkdir()
     assert timestamped_dir(tmp_path, "compare") != a
+
+
+def test_write_results_returns_the_front_it_wrote(tmp_path):
+    from gi_energy.rundir import front_outcomes
+
+    rd = RunDirectory.create(tmp_path / "r", _problem(), "grid", {})
+    outcomes = [_outcome(8, 0.8, 0.01), _outcome(32, 0.9, 0.04), _outcome(16, 0.7, 0.05)]
+    front = rd.write_results(outcomes, OBJ, [], plot=False)
+    assert front == front_outcomes(outcomes, OBJ)
+    assert [r["key"] for r in rd.read_front()] == [o.key for o in reversed(front)]
+    # a front the caller already has is written as given
+    assert rd.write_results(outcomes, OBJ, [], plot=False, front=front[:1]) == front[:1]
+    assert len(rd.read_front()) == 1
