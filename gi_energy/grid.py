@@ -19,6 +19,7 @@ import numpy as np
 
 from .errors import ProblemError, UsageError
 from .indicators import hypervolume
+from .progress import format_value, front_table
 from .results import Evaluation, Outcome
 from .rundir import (
     RunDirectory,
@@ -277,15 +278,12 @@ class _Progress:
         where = "stored" if cached else f"{ev.wall_time_s:.1f} s" if ev.wall_time_s is not None else ""
         if ev.ok:
             e = ev.inference_energy_j_per_1k
-            what = f"acc {ev.val_accuracy:.4f}  inference {_fmt(e)} J/1k  train {_fmt(ev.train_energy_j)} J"
+            what = (f"acc {ev.val_accuracy:.4f}  inference {format_value(e)} J/1k  "
+                    f"train {format_value(ev.train_energy_j)} J")
         else:
             what = f"{ev.status}: {ev.reason or ''}"[:80]
         rep = f" r{ev.repeat}" if ev.repeat else ""
         self.echo(f"[{self.done:>{self.width}}/{self.total}]{rep} {what}  ({where})  {ev.genome.key}")
-
-
-def _fmt(x) -> str:
-    return "-" if x is None else f"{x:.4g}"
 
 
 def _estimate(new: Sequence[Outcome], wall_s: float, left: int, workers: int, measured: bool) -> str:
@@ -312,12 +310,7 @@ def _duration(s: float) -> str:
 def _summary(front: Sequence[Outcome], objectives, n: int, trained: int, spent_j: float, measured: bool) -> str:
     kind = "measured" if measured else "estimated"
     lines = [f"grid done: {n} points ({trained} trained now), {spent_j:.1f} J {kind}; front of {len(front)}:"]
-    names = list(objectives)
-    lines.append("  " + "  ".join(f"{nm:>26s}" for nm in names) + "  genome")
-    for o in sorted(front, key=lambda o: -(o.metric(names[0]) or 0.0)):
-        vals = "  ".join(f"{_fmt(o.metric(nm)):>26s}" for nm in names)
-        src = o.evaluations[0].inference.source if o.evaluations[0].inference is not None else ""
-        lines.append(f"  {vals}  {o.genome.key}  [{src}]")
+    lines += ["  " + line for line in front_table(front, objectives).splitlines()]
     return "\n".join(lines)
 
 

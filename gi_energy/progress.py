@@ -41,7 +41,8 @@ def format_energy(energy_j: float, unknown: int = 0) -> str:
     return text + (f" (+{unknown} unknown)" if unknown else "")
 
 
-def _fmt(value) -> str:
+def format_value(value) -> str:
+    """A metric for a table: 4 significant digits, "-" when missing."""
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -54,12 +55,8 @@ def front_table(front: Sequence[Outcome], objectives: Mapping[str, str],
     """The front as aligned text: objectives (as measured, not negated), the genome (searched
     values only when ``space`` is given), energy source; best first objective first."""
     names = list(objectives)
-    rows = [[_fmt(o.metric(n)) for n in names] + [readable_genome(o.genome, space), energy_source(o)]
-            for o in front]
-    order = sorted(range(len(front)), key=lambda i: tuple(
-        (-(front[i].metric(n) or 0.0) if objectives[n] == "max" else (front[i].metric(n) or 0.0))
-        for n in names))
-    rows = [rows[i] for i in order]
+    rows = [[format_value(o.metric(n)) for n in names] + [readable_genome(o.genome, space), energy_source(o)]
+            for o in sorted(front, key=lambda o: o.objectives(objectives) or ())]
     header = [*names, "genome", "energy source"]
     widths = [max(len(header[c]), *(len(r[c]) for r in rows)) if rows else len(header[c])
               for c in range(len(header))]

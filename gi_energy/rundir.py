@@ -566,9 +566,9 @@ class RunDirectory:
             index_of.setdefault(o.key, i)
         if front is None:
             front = front_outcomes(outcomes, objectives, constraints)
-        frows = [front_row(o, index_of[o.key], objectives) for o in front]
         # Best first objective first: for accuracy that is the most accurate model.
-        frows.sort(key=lambda r: tuple((-(r[n]) if d == "max" else r[n]) for n, d in objectives.items()))
+        frows = [front_row(o, index_of[o.key], objectives)
+                 for o in sorted(front, key=lambda o: o.objectives(objectives))]
         _write_csv(self.path / FRONT_CSV, _union_keys(frows) or ["index", "key", *objectives], frows)
 
         history = list(history)

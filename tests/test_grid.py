@@ -48,6 +48,9 @@ def test_grid_evaluates_every_point_once(problem, tmp_path):
     assert [h["evaluations"] for h in hist] == [2, 10, 12]  # one worker round, then 4 rounds a batch
     assert all(a["hypervolume"] <= b["hypervolume"] for a, b in zip(hist, hist[1:]))
     assert lines[0].startswith("grid: 12 points")
+    # the final summary is progress.front_table, as evolve prints it
+    assert lines[-1].startswith("grid done: 12 points") and "energy source" in lines[-1]
+    assert len(lines[-1].splitlines()) == 3 + len(res.front)
     assert any(line.startswith("estimate for the remaining 10 points") for line in lines)
     assert sum(line.startswith("[") for line in lines) == 12  # one progress line per evaluation
     assert len(warnings) == 1 and "estimated" in warnings[0]
