@@ -67,8 +67,7 @@ def load_run(path, label: str | None = None) -> Run:
     info = rd.read_run_json()
     if not rd.has_results():
         raise UsageError(f"{path}: the run has no evaluations.csv yet")
-    outcomes = rd.read_outcomes()
-    spent = rd.read_spent()
+    outcomes, spent = rd.read_outcomes_and_spent()
     settings = info.get("settings") or {}
     replayed = bool(info.get("replayed") or settings.get("replay") or settings.get("replayed")
                     or settings.get("evaluator") == "ReplayEvaluator")

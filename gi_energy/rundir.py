@@ -584,27 +584,33 @@ class RunDirectory:
         """Every evaluation, in the order written."""
         return [evaluation_from_row(r) for r in self._rows(EVALUATIONS_CSV)]
 
-    def read_outcomes(self) -> list[Outcome]:
-        """Evaluations grouped back into Outcomes (one per genome evaluated), in order."""
-        groups: dict[int, list] = {}
+    def read_outcomes_and_spent(self) -> tuple[list[Outcome], list[tuple[bool, ...]]]:
+        """evaluations.csv, parsed once: the evaluations grouped back into Outcomes (one
+        per genome evaluated, in order) and, per outcome and evaluation, whether its
+        energy counts as spent by this run (the ``spent`` column; files written before it
+        existed fall back to ``not cached``)."""
+        groups: dict[int, list[Evaluation]] = {}
+        spent: dict[int, list[bool]] = {}
         cached: dict[int, bool] = {}
         for r in self._rows(EVALUATIONS_CSV):
             i = int(r["index"])
             groups.setdefault(i, []).append(evaluation_from_row(r))
             cached[i] = r.get("cached") == "true"
-        return [Outcome(genome=evs[0].genome, evaluations=tuple(evs), cached=cached[i])
-                for i, evs in sorted(groups.items())]
+            flag = r.get("spent")
+            spent.setdefault(i, []).append((flag == "true") if flag not in (None, "") else r.get("cached") != "true")
+        order = sorted(groups)
+        outcomes = [Outcome(genome=groups[i][0].genome, evaluations=tuple(groups[i]), cached=cached[i])
+                    for i in order]
+        return outcomes, [tuple(spent[i]) for i in order]
+
+    def read_outcomes(self) -> list[Outcome]:
+        """Evaluations grouped back into Outcomes (one per genome evaluated), in order."""
+        return self.read_outcomes_and_spent()[0]
 
     def read_spent(self) -> list[tuple[bool, ...]]:
         """Per outcome of :meth:`read_outcomes`, per evaluation: does its energy count as
-        spent by this run? From the ``spent`` column; files written before it existed fall
-        back to ``not cached``."""
-        groups: dict[int, list[bool]] = {}
-        for r in self._rows(EVALUATIONS_CSV):
-            flag = r.get("spent")
-            spent = (flag == "true") if flag not in (None, "") else r.get("cached") != "true"
-            groups.setdefault(int(r["index"]), []).append(spent)
-        return [tuple(v) for _, v in sorted(groups.items())]
+        spent by this run? (See :meth:`read_outcomes_and_spent`.)"""
+        return self.read_outcomes_and_spent()[1]
 
     def read_history(self) -> list[dict]:
         return [{k: _parse_scalar(v) for k, v in r.items()} for r in self._rows(HISTORY_CSV)]

@@ -157,6 +157,7 @@ def test_spent_column_and_its_fallback_for_older_files(tmp_path):
     journal.record(b.evaluations[1])  # ... one repeat of which this run had trained before a crash
     rd.write_results([a, b], OBJ, [], plot=False, spent=journal.entries)
     assert rd.read_spent() == [(True,), (False, True)]
+    assert rd.read_outcomes_and_spent() == (rd.read_outcomes(), [(True,), (False, True)])
     # an evaluations.csv written before the column existed: spent = not cached
     path = tmp_path / "r" / "evaluations.csv"
     rows = list(csv.DictReader(path.open()))
