@@ -137,11 +137,6 @@ def _write_lines_atomic(path: Path, outcomes) -> None:
             fh.write(_outcome_line(o))
 
 
-def save_checkpoint(run_dir: Path, checkpoint: Checkpoint) -> Path:
-    """One-off save (rewrites the outcomes file); a search uses a CheckpointWriter."""
-    return CheckpointWriter(run_dir).save(checkpoint)
-
-
 def load_checkpoint(run_dir: Path) -> Checkpoint | None:
     """The run directory's checkpoint, or None when the run stopped before generation 0."""
     path = Path(run_dir) / CHECKPOINT_NAME

@@ -327,9 +327,4 @@ def cli_grid(problem, out=None, store=None, workers=None, resume=None) -> GridRe
                     warn=lambda s: click.echo(s, err=True))
 
 
-def grid_size(problem) -> int:
-    """Number of grid points (ProblemError if the problem has no grid)."""
-    return len(grid_genomes(problem))
-
-
-__all__ = ["GridResult", "run_grid", "cli_grid", "grid_genomes", "grid_size", "batches"]
+__all__ = ["GridResult", "run_grid", "cli_grid", "grid_genomes", "batches"]

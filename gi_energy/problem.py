@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -154,6 +155,8 @@ class Problem:
 
         The search settings (space ranges, budgets, search seed) are left out on purpose,
         so a grid and an evolve of the same problem share their stored evaluations.
+        A CSV dataset's bytes are hashed once per (path, mtime, size), not on every call:
+        the loop asks every generation.
         """
         d = dataclasses.asdict(self.dataset)
         if d["path"] is not None:
@@ -188,9 +191,19 @@ class Problem:
 
 def _file_digest(path: Path) -> str:
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        st = path.stat()
     except OSError:
         return str(path)
+    return _digest_of(str(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=32)
+def _digest_of(path: str, mtime_ns: int, size: int) -> str:
+    """sha256 of a file's bytes; memoised on its stat, so an edited file is hashed anew."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    except OSError:
+        return path
 
 
 # ---------------------------------------------------------------- reading TOML

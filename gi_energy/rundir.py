@@ -536,10 +536,6 @@ class RunDirectory:
         write_json_atomic(self.path / RUN_JSON, data)
         return data
 
-    @property
-    def problem_toml(self) -> Path:
-        return self.path / PROBLEM_TOML
-
     # -- results
 
     def write_results(self, outcomes: Sequence[Outcome], objectives: Mapping[str, str],

@@ -150,3 +150,20 @@ def test_output_paths_in_the_file_are_relative_to_the_file(tmp_path):
     assert given.output.directory == tmp_path / "out"
     default = parse_problem({"problem": {"name": "o"}}, source="p.toml", base_dir=tmp_path)
     assert default.output.store is None and default.output.directory == OutputConfig.directory
+
+
+def test_csv_fingerprint_hashes_the_file_once_until_it_changes(tmp_path):
+    import os
+
+    from gi_energy.problem import _digest_of
+
+    csv_path = tmp_path / "d.csv"
+    csv_path.write_text("a,b,y\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(40)))
+    p = parse_problem({"problem": {"name": "c"}, "dataset": {"source": "csv", "path": str(csv_path), "target": "y"}})
+    first = p.fingerprint()
+    misses = _digest_of.cache_info().misses
+    assert p.fingerprint() == first and p.fingerprint() == first
+    assert _digest_of.cache_info().misses == misses  # not read again
+    csv_path.write_text("a,b,y\n1,2,0\n3,4,1\n")
+    os.utime(csv_path, ns=(1, 1))  # a different stat, as any edit gives
+    assert p.fingerprint() != first  # the data changed, so the fingerprint does
