@@ -25,6 +25,7 @@ from .rundir import (
     RunDirectory,
     TrainedJournal,
     default_run_dir,
+    evaluator_settings,
     front_outcomes,
     now_iso,
     ok_points,
@@ -193,8 +194,7 @@ def _run_batches(problem, rd: RunDirectory, genomes: Sequence[Genome], done: lis
     n_total = len(genomes)
     if not getattr(evaluator, "measured", False):
         warn(f"gi-energy: warning: energy is estimated, not measured ({evaluator.meter_description})")
-    rd.update_run_json(meter=evaluator.meter_description, measured=bool(evaluator.measured),
-                       replayed=bool(getattr(evaluator, "replayed", False)))
+    rd.update_run_json(**evaluator_settings(evaluator))
     estimated = False
     t_run = time.perf_counter()
     status = "failed"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from pathlib import Path
 
 from .errors import GiEnergyError, UsageError
@@ -219,10 +219,3 @@ class SyntheticEvaluator:
             inference=Reading("estimate", "process-estimate", False, inf_j, inf_j / 10.0),
             train_time_s=train_j / 10.0, inference_time_s=inf_j / 10.0, inference_samples=1000,
             params=params, flops_per_sample=2 * params, wall_time_s=train_j / 10.0, worker="synthetic")
-
-
-def evaluator_settings(evaluator) -> Mapping[str, object]:
-    """What a run directory records about the evaluator that produced its numbers."""
-    return {"evaluator": type(evaluator).__name__, "replayed": bool(getattr(evaluator, "replayed", False)),
-            "measured": bool(getattr(evaluator, "measured", False)),
-            "meter": getattr(evaluator, "meter_description", None)}

@@ -93,6 +93,13 @@ def timestamped_dir(root: Path, prefix: str) -> Path:
     return path
 
 
+def evaluator_settings(evaluator) -> Mapping[str, object]:
+    """What a run directory records about the evaluator that produced its numbers."""
+    return {"evaluator": type(evaluator).__name__, "replayed": bool(getattr(evaluator, "replayed", False)),
+            "measured": getattr(evaluator, "measured", None),
+            "meter": getattr(evaluator, "meter_description", None)}
+
+
 def default_run_dir(problem, command: str, root: Path) -> Path:
     """``root/<problem.name>-<command>-<YYYYmmdd-HHMMSS>``, suffixed as :func:`timestamped_dir`."""
     return timestamped_dir(root, f"{problem.name}-{command}")

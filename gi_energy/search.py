@@ -37,7 +37,7 @@ from .operators import crossover, make_novel, mutate
 from .problem import Problem, SearchConfig, load_problem
 from .progress import Progress, SilentProgress, format_energy
 from .results import Evaluation, Outcome
-from .rundir import TrainedJournal, unique_outcomes
+from .rundir import TrainedJournal, evaluator_settings, unique_outcomes
 from .space import Genome, SearchSpace
 from .store import default_store_path
 from .termination import AnyOf, SearchState, from_config
@@ -512,10 +512,7 @@ def _settings(problem: Problem, termination: AnyOf, store_path: Path | None, eva
         "workers": problem.evaluation.workers,
         "repeats": problem.evaluation.repeats,
         "store": None if store_path is None else str(store_path),
-        "evaluator": type(evaluator).__name__,
-        "meter": getattr(evaluator, "meter_description", None),
-        "measured": getattr(evaluator, "measured", None),
-        "replayed": bool(getattr(evaluator, "replayed", False)),
+        **evaluator_settings(evaluator),
         "replay": _replay_source(evaluator),
         "seed": problem.seed,
         "constraints": dict(problem.constraints),
