@@ -40,13 +40,33 @@ def test_energy_counter_in_millijoules(tmp_path):
     assert m.availability().available and m.mode == ENERGY_COUNTER
     m.start()
     lib.energy_mj = 3_500
-    clock.t += 0.5
+    clock.t += 1.5
     r = m.stop()
     assert r.energy_j == pytest.approx(2.5)
-    assert r.duration_s == pytest.approx(0.5)
+    assert r.duration_s == pytest.approx(1.5)
     assert (r.backend, r.scope, r.measured) == ("nvml", "board", True)
     assert r.domains_j == {"gpu-0": pytest.approx(2.5)}
     assert r.warnings == ()
+
+
+def test_window_of_few_counter_updates_says_how_uncertain_it_is(tmp_path):
+    # On an H100 the counter moves every 100 ms: a 0.35 s window reads 3 or 4 updates.
+    lib = FakeNvml(energy_mj=1_000)
+    clock = FakeClock()
+    m = nvml_meter(lib, tmp_path, wall_clock=clock, update_period_s=0.1)
+    m.start()
+    lib.energy_mj += 3 * 12_400  # three updates of 12.4 J
+    clock.t += 0.35
+    r = m.stop()
+    assert r.energy_j == pytest.approx(37.2)  # the counter's delta, not corrected
+    assert r.measured
+    (warning,) = r.warnings
+    assert "3.5 updates" in warning and "+-29%" in warning
+    # From ten updates on, no warning.
+    m.start()
+    lib.energy_mj += 10 * 12_400
+    clock.t += 1.0
+    assert m.stop().warnings == ()
 
 
 def test_too_short_window_is_power_times_time_not_zero(tmp_path):

@@ -23,6 +23,10 @@ DEFAULT_UPDATE_PERIOD_S = 0.1
 """The energy counter advances in steps of about this much (board dependent)."""
 DEFAULT_SAMPLE_INTERVAL_S = 0.02
 """Power sampling interval on boards without an energy counter."""
+COARSE_WINDOW_UPDATES = 10
+"""A counter window spanning fewer updates than this carries a warning: the counter moves in
+whole updates, so the window's energy is uncertain by up to one update's worth (measured on
+an H100: updates every 100 ms, see docs/measurements.md)."""
 
 ENERGY_COUNTER = "energy-counter"
 POWER_SAMPLING = "power-sampling"
@@ -70,7 +74,9 @@ class NvmlMeter(Meter):
     """Board energy of one GPU; windows are exclusive per GPU by default.
 
     A window shorter than ``update_period_s``, or one in which the counter did not move,
-    is reported as mean board power x duration with a warning, never as zero.
+    is reported as mean board power x duration with a warning, never as zero. A window of
+    fewer than COARSE_WINDOW_UPDATES counter updates is the counter's delta, with a warning
+    that says how uncertain whole updates make it.
     """
 
     name = "nvml"
@@ -238,6 +244,8 @@ class NvmlMeter(Meter):
                 delta_mj = e1_mj - self._e0_mj
                 if duration_s >= self.update_period_s and delta_mj > 0:
                     energy_j = mj_to_j(delta_mj)
+                    if duration_s < COARSE_WINDOW_UPDATES * self.update_period_s:
+                        warnings.append(self._coarse_window_warning(duration_s))
                 else:
                     energy_j, warning = self._short_window_j(duration_s, delta_mj)
                     warnings.append(warning)
@@ -251,6 +259,16 @@ class NvmlMeter(Meter):
         return Reading(backend="nvml", scope="board", measured=True, energy_j=energy_j,
                        duration_s=duration_s, domains_j={domain: energy_j},
                        warnings=tuple(warnings))
+
+    def _coarse_window_warning(self, duration_s: float) -> str:
+        """The counter's delta covers the whole updates between the two reads: n updates of
+        ~update_period_s, with n = duration / period rounded either way. At steady power that
+        is off by up to period / duration, so a 0.35 s window can read 3 updates (-14%) or 4
+        (+14%)."""
+        period = self.update_period_s
+        return (f"window {duration_s:.3f} s spans ~{duration_s / period:.1f} updates of the "
+                f"energy counter (~{period * 1e3:.0f} ms each): energy uncertain by up to "
+                f"+-{100 * period / duration_s:.0f}%")
 
     def _short_window_j(self, duration_s: float, delta_mj: int) -> tuple[float, str]:
         """Mean of the start and end board power x duration, for a counter that cannot tell.
