@@ -97,7 +97,7 @@ class SearchConfig:
     mutation_prob: float = 1.0
     max_remutations: int = 20
     surrogate: str = "none"
-    surrogate_pool: int = 8
+    surrogate_pool: int = 16
 
 
 @dataclass(frozen=True)

@@ -264,9 +264,9 @@ class _Search:
         t0 = time.perf_counter()
         model = surrogate.ForestSurrogate(self.encoder, int(self.rng.integers(2**31 - 1)))
         model.fit([g for g, _ in train], np.asarray([v for _, v in train], dtype=float))
-        predicted = model.predict(pool)
+        predicted = model.predict_model_space(pool)
         front = np.asarray([f.values for f in self.fitness(self.front())], dtype=float)
-        chosen = surrogate.screen(predicted, front.reshape(-1, predicted.shape[1]), n, self.rng)
+        chosen = surrogate.screen(predicted, model.model_space(front), n, self.rng)
         self.screen_s.append(time.perf_counter() - t0)
         return [pool[i] for i in chosen]
 

@@ -506,7 +506,7 @@ def test_surrogate_same_seed_same_front(tmp_path):
     assert [o.key for o in a.evaluations] != [o.key for o in plain.evaluations]
     assert len(a.evaluations) == len(plain.evaluations) == 8 * 6
     info = json.loads((tmp_path / "a" / "run.json").read_text())
-    assert (info["settings"]["surrogate"], info["settings"]["surrogate_pool"]) == ("forest", 8)
+    assert (info["settings"]["surrogate"], info["settings"]["surrogate_pool"]) == ("forest", 16)
 
 
 def test_surrogate_resume_after_kill_gives_the_same_front(tmp_path):
