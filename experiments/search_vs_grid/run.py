@@ -40,9 +40,9 @@ TPE = "Optuna TPE (multi-objective)"
 OURS_TRAINED = "gi-energy NSGA-II, real training"
 
 
-def ensure_grid(problem, out: Path, workers: int | None) -> Path:
-    grid_dir = out / "grid"
-    store = out / "store.sqlite"
+def ensure_grid(problem, out: Path, workers: int | None, grid_dir: Path | None = None) -> Path:
+    grid_dir = grid_dir or out / "grid"
+    store = grid_dir.parent / "store.sqlite"
     if (grid_dir / "run.json").exists():
         if RunDirectory.open(grid_dir).read_run_json().get("status") == "complete":
             print(f"grid: reusing the complete grid run {grid_dir}")
@@ -87,6 +87,10 @@ def main() -> None:
     ap.add_argument("--problem", default=str(HERE / "problem.toml"))
     ap.add_argument("--out", default="runs/search_vs_grid", help="experiment folder (grid, runs, reports)")
     ap.add_argument("--seeds", type=int, default=21)
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="seeds are FIRST_SEED .. FIRST_SEED + SEEDS - 1 (other seeds: a held-out check)")
+    ap.add_argument("--grid", default=None,
+                    help="a finished grid run to reuse (default OUT/grid, run if missing)")
     ap.add_argument("--budgets", default="0.05,0.1,0.2", help="shares of the grid's evaluations")
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--trained-seeds", type=int, default=3,
@@ -100,7 +104,7 @@ def main() -> None:
     problem = load_problem(args.problem)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    grid_dir = ensure_grid(problem, out, args.workers)
+    grid_dir = ensure_grid(problem, out, args.workers, Path(args.grid) if args.grid else None)
     grid_info = RunDirectory.open(grid_dir).read_run_json()
     n_grid = int(grid_info["evaluations"])
 
@@ -118,7 +122,7 @@ def main() -> None:
         methods = {"ours": run_ours, **methods}
 
     summary = {"problem": problem.name, "grid_points": n_grid, "grid_energy_j": grid_info.get("energy_spent_j"),
-               "grid_measured": grid_info.get("measured"), "seeds": args.seeds, "skipped": missing, "budgets": []}
+               "grid_measured": grid_info.get("measured"), "seeds": args.seeds, "first_seed": args.first_seed, "skipped": missing, "budgets": []}
     trained_paths: list[Path] = []
     for share in (float(s) for s in args.budgets.split(",")):
         budget = max(1, round(share * n_grid))
@@ -126,7 +130,7 @@ def main() -> None:
         paths = []
         for name, fn in methods.items():
             t0 = time.perf_counter()
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 run_dir = out / tag / f"{name}-s{seed:02d}"
                 if (run_dir / "run.json").exists() and (run_dir / "evaluations.csv").exists():
                     paths.append(run_dir)  # already run: the experiment resumes where it stopped
@@ -163,6 +167,11 @@ def main() -> None:
             for metric in ("hv_ratio", "hv_ratio_front"):
                 p = tests.get((metric, OURS, label)) or tests.get((metric, label, OURS))
                 q = tests.get((metric, TPE, label)) or tests.get((metric, label, TPE))
+                r = tests.get((metric, OURS_SURROGATE, label)) or tests.get((metric, label, OURS_SURROGATE))
+                m[f"{metric}_p_vs_surrogate"] = None if r is None else r["p_value"]
+                # rank-sum statistic oriented as ours + surrogate minus this method (> 0: ranks ahead)
+                m[f"{metric}_z_vs_surrogate"] = None if r is None else \
+                    (r["statistic"] if r["a"] == OURS_SURROGATE else -r["statistic"])
                 m.update({f"{metric}_median": g[metric]["median"], f"{metric}_q25": g[metric]["q25"],
                           f"{metric}_q75": g[metric]["q75"], f"{metric}_p_vs_ours": None if p is None else p["p_value"],
                           f"{metric}_p_vs_tpe": None if q is None else q["p_value"]})
@@ -216,6 +225,28 @@ def render_summary(s: dict) -> str:
                     c += f" p(TPE)={m[metric + '_p_vs_tpe']:.2g}"
                 cells.append(c)
             lines.append(f"| {round(b['share'] * 100)}% ({b['budget']} evals) | " + " | ".join(cells) + " |")
+        lines.append("")
+    if any(OURS_SURROGATE in b["methods"] for b in s["budgets"]):
+        lines += [f"### {OURS_SURROGATE} against each other method", "",
+                  "Ahead / level / behind by median HV ratio (spec scale; front scale), with the Wilcoxon "
+                  "rank-sum p; where the medians are equal, the side the ranks favour.", ""]
+        for b in s["budgets"]:
+            ours = b["methods"].get(OURS_SURROGATE)
+            if ours is None:
+                continue
+            cells = []
+            for lab, m in b["methods"].items():
+                if lab == OURS_SURROGATE:
+                    continue
+                parts = []
+                for metric in ("hv_ratio", "hv_ratio_front"):
+                    d = ours[metric + "_median"] - m[metric + "_median"]
+                    pv, z = m.get(metric + "_p_vs_surrogate"), m.get(metric + "_z_vs_surrogate")
+                    word = ("ahead" if d > 0 else "behind") if abs(d) >= 1e-12 else \
+                        "level" + ("" if not z else f", ranks {'ahead' if z > 0 else 'behind'}")
+                    parts.append(word + ("" if pv is None else f" (p={pv:.2g})"))
+                cells.append(f"{lab}: {'; '.join(parts)}")
+            lines.append(f"- {round(b['share'] * 100)}% ({b['budget']} evals): " + " | ".join(cells))
         lines.append("")
     t = s.get("trained")
     if t:
