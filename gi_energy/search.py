@@ -266,7 +266,15 @@ class _Search:
         model.fit([g for g, _ in train], np.asarray([v for _, v in train], dtype=float))
         predicted = model.predict_model_space(pool)
         front = np.asarray([f.values for f in self.fitness(self.front())], dtype=float)
-        chosen = surrogate.screen(predicted, model.model_space(front), n, self.rng)
+        violation = None
+        limits = self.problem.constraints
+        if limits:
+            # the constrained metrics get forests of their own (every valid outcome has them)
+            metrics = [[o.metric(name) for name in limits] for o, f in zip(self.outcomes, fits) if f.valid]
+            cmodel = surrogate.ForestSurrogate(self.encoder, int(self.rng.integers(2**31 - 1)))
+            cmodel.fit([g for g, _ in train], np.asarray(metrics, dtype=float))
+            violation = surrogate.predicted_violation(cmodel.predict(pool), list(limits.values()))
+        chosen = surrogate.screen(predicted, model.model_space(front), n, self.rng, violation=violation)
         self.screen_s.append(time.perf_counter() - t0)
         return [pool[i] for i in chosen]
 

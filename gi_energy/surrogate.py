@@ -5,8 +5,10 @@ breed ``surrogate_pool`` x the children needed (all novel), a cheap model fitted
 ok evaluation so far predicts each candidate's objectives, and only the most promising
 are evaluated. Most of them are ranked by non-domination and crowding of the predicted
 vectors sorted together with the run's current front (a candidate predicted to extend
-or improve the front ranks first); a share (``EXPLORE``) is drawn at random from the
-rest of the pool, so a wrong model cannot trap the search.
+or improve the front ranks first; with constraints, each constrained metric gets a
+forest of its own and one predicted feasible ranks before any predicted infeasible); a
+share (``EXPLORE``) is drawn at random from the rest of the pool, so a wrong model
+cannot trap the search.
 
 The model is one scikit-learn extremely randomised forest per objective on a
 deterministic encoding of the genome (:class:`GenomeEncoder`). An objective whose
@@ -192,21 +194,32 @@ def min_points(encoder: GenomeEncoder, population: int) -> int:
     return max(4, min(2 * encoder.n_features, population))
 
 
+def predicted_violation(predicted: np.ndarray, limits: Sequence[float]) -> np.ndarray:
+    """Per pool member, the constraint violation :func:`nsga2.constraint_violation` would
+    give the predicted metrics (columns in the order of ``limits``, upper limits)."""
+    pred = np.asarray(predicted, dtype=float).reshape(-1, len(limits))
+    lim = np.asarray(limits, dtype=float)
+    return np.sum(np.maximum(pred - lim, 0.0) / lim, axis=1)
+
+
 def screen(predicted: np.ndarray, front: np.ndarray, n: int, rng: np.random.Generator,
-           explore: float = EXPLORE) -> list[int]:
+           explore: float = EXPLORE, violation: np.ndarray | None = None) -> list[int]:
     """Indices (ascending) of the ``n`` pool members to evaluate.
 
     ``predicted`` holds one predicted minimisation vector per pool member, ``front`` the
     run's current front (observed). ``n - n_explore`` members are ranked by non-domination
     then crowding of the predicted vectors sorted together with the front (ties: pool
     order); ``n_explore = max(1, round(explore * n))`` (none when n is 1 or explore is 0) are drawn at
-    random from the others with ``rng``."""
+    random from the others with ``rng``. ``violation`` (one predicted constraint violation per
+    pool member, see :func:`predicted_violation`) makes the ranking constrained domination,
+    as survival's: a member predicted feasible ranks before any predicted infeasible one."""
     m = len(predicted)
     if n >= m:
         return list(range(m))
     n_explore = 0 if n <= 1 or explore <= 0 else min(max(1, int(round(explore * n))), n - 1)
     n_exploit = n - n_explore
-    points = [nsga2.Fitness(tuple(float(v) for v in row)) for row in predicted]
+    viol = np.zeros(m) if violation is None else np.asarray(violation, dtype=float)
+    points = [nsga2.Fitness(tuple(float(v) for v in row), float(viol[i])) for i, row in enumerate(predicted)]
     points += [nsga2.Fitness(tuple(float(v) for v in row)) for row in front]
     ranks, crowding = nsga2.rank_and_crowding(points)
     order = sorted(range(m), key=lambda i: (ranks[i], -crowding[i], i))

@@ -509,6 +509,20 @@ def test_surrogate_same_seed_same_front(tmp_path):
     assert (info["settings"]["surrogate"], info["settings"]["surrogate_pool"]) == ("forest", 16)
 
 
+
+def test_surrogate_screening_honours_constraints(tmp_path):
+    limit = 1000.0  # most of the space is infeasible (plain NSGA-II: 28 of 64 children)
+    shares = {}
+    for surrogate in ("none", "forest"):
+        problem = make_problem(generations=8, surrogate=surrogate)
+        problem = Problem(**{**problem.__dict__, "constraints": {"params": limit}})
+        r = run(tmp_path, surrogate, problem=problem)
+        assert r.front and all(o.metric("params") <= limit for o in r.front)
+        children = r.evaluations[problem.search.population:]  # after the random start
+        shares[surrogate] = sum(o.metric("params") > limit for o in children) / len(children)
+    # the screening predicts the constrained metric and skips children predicted infeasible
+    assert shares["forest"] < 0.5 * shares["none"]
+
 def test_surrogate_resume_after_kill_gives_the_same_front(tmp_path):
     problem = make_problem(generations=5, surrogate="forest", surrogate_pool=4)
     whole = run(tmp_path, "whole", problem=problem)

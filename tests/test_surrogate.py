@@ -11,7 +11,13 @@ from test_evolve import SPACE, synthetic_evaluation
 
 from gi_energy import ProblemError, nsga2, parse_problem
 from gi_energy.space import Choice, Fixed, LayerSpace, SearchSpace
-from gi_energy.surrogate import ForestSurrogate, GenomeEncoder, min_points, screen
+from gi_energy.surrogate import (
+    ForestSurrogate,
+    GenomeEncoder,
+    min_points,
+    predicted_violation,
+    screen,
+)
 
 GRID_SPACE = SearchSpace(  # a replay space: every axis restricted to levels
     layers={"hidden": LayerSpace(count=Choice((1, 2, 3)), size=Choice((8, 16, 32, 64, 128, 256)), uniform=True)},
@@ -71,6 +77,22 @@ def test_screen_ranks_predicted_front_first_and_explores():
     assert screen(predicted, front, 4, np.random.default_rng(7)) == screen(predicted, front, 4,
                                                                               np.random.default_rng(7))
 
+
+
+def test_screen_with_constraints_ranks_predicted_feasible_first():
+    front = np.array([[0.0, 10.0], [10.0, 0.0]])
+    predicted = np.array([[1.0, 1.0],    # best objectives, but predicted infeasible
+                          [9.0, 9.0],    # feasible, rank 0
+                          [20.0, 20.0],  # feasible, dominated
+                          [2.0, 2.0]])   # infeasible, less so
+    metrics = np.array([[3000.0], [1000.0], [1500.0], [2200.0]])  # a params limit of 2000
+    violation = predicted_violation(metrics, [2000.0])
+    assert violation.tolist() == pytest.approx([0.5, 0.0, 0.0, 0.1])
+    rng = np.random.default_rng(0)
+    assert screen(predicted, front, 2, rng, explore=0.0, violation=violation) == [1, 2]
+    assert screen(predicted, front, 3, rng, explore=0.0, violation=violation) == [1, 2, 3]
+    # without constraints the infeasible ones win
+    assert screen(predicted, front, 2, rng, explore=0.0) == [0, 3]
 
 def _truth(genomes):
     out = []
