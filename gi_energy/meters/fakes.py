@@ -207,17 +207,25 @@ class FakeNvml:
 
     ``energy_mj`` is the total-energy counter (set it, or let ``energy_step_mj`` advance it
     on every read); ``energy_counter=False`` is a pre-Volta board; ``power_mw`` is what
-    nvmlDeviceGetPowerUsage reports. ``fail`` maps a function name to an NVML error code.
+    nvmlDeviceGetPowerUsage reports. ``instant_power_w`` is the instant-power field
+    (NVML_FI_DEV_POWER_INSTANT, served in milliwatts by nvmlDeviceGetFieldValues): watts, or
+    a curve of watts over ``clock()`` (time.perf_counter by default); None, the default, is
+    a board or driver without the field (its per-field return is Not Supported, as NVML
+    reports it). ``fail`` maps a function name to an NVML error code.
     """
 
     NVMLError = FakeNVMLError
     NVML_ERROR_NOT_SUPPORTED = 3
     NVML_ERROR_DRIVER_NOT_LOADED = 9
     NVML_ERROR_LIBRARY_NOT_FOUND = 12
+    NVML_FI_DEV_POWER_INSTANT = 186  # pynvml's value
+    NVML_VALUE_TYPE_UNSIGNED_INT = 1
 
     def __init__(self, *, gpus: int = 1, energy_counter: bool = True, energy_mj: int = 0,
                  energy_step_mj: int = 0, power_mw: int = 50_000, name: str = "Fake Tesla V100",
-                 library_found: bool = True, fail: dict[str, int] | None = None) -> None:
+                 library_found: bool = True, fail: dict[str, int] | None = None,
+                 instant_power_w: float | Callable[[float], float] | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
         self.gpus = gpus
         self.energy_counter = energy_counter
         self.energy_mj = energy_mj
@@ -226,6 +234,8 @@ class FakeNvml:
         self.name = name
         self.library_found = library_found
         self.fail = dict(fail or {})
+        self.instant_power_w = instant_power_w
+        self.clock = clock
         self.calls: list[str] = []
         self.initialised = 0
 
@@ -272,3 +282,21 @@ class FakeNvml:
     def nvmlDeviceGetPowerUsage(self, handle) -> int:
         self._call("nvmlDeviceGetPowerUsage")
         return self.power_mw
+
+    def nvmlDeviceGetFieldValues(self, handle, field_ids) -> list[SimpleNamespace]:
+        """Shaped like pynvml's array of c_nvmlFieldValue_t: a failed field is reported in
+        its ``nvmlReturn``, not raised (the call itself raises only through ``fail``)."""
+        self._call("nvmlDeviceGetFieldValues")
+        out = []
+        for field_id in field_ids:
+            fv = SimpleNamespace(fieldId=field_id, scopeId=0, timestamp=0, latencyUsec=0,
+                                 valueType=self.NVML_VALUE_TYPE_UNSIGNED_INT,
+                                 nvmlReturn=self.NVML_ERROR_NOT_SUPPORTED,
+                                 value=SimpleNamespace(uiVal=0))
+            power = self.instant_power_w
+            if field_id == self.NVML_FI_DEV_POWER_INSTANT and power is not None:
+                watts = power(self.clock()) if callable(power) else power
+                fv.nvmlReturn = 0
+                fv.value.uiVal = round(watts * 1000)
+            out.append(fv)
+        return out

@@ -2,7 +2,11 @@
 
 Volta and newer boards have a total-energy counter (millijoules); older boards only
 report power (milliwatts), so a thread samples it and the samples are integrated over
-time. The pynvml module is injectable, so tests run the real logic on a fake library.
+time. The counter moves in whole updates (every 100 ms on an H100), too coarse for a
+window of under a second; where the driver has the instant board-power field
+(NVML_FI_DEV_POWER_INSTANT), the same thread samples it every few ms during a counter
+window, and a short window is reported as the integral of those samples instead. The
+pynvml module is injectable, so tests run the real logic on a fake library.
 """
 
 from __future__ import annotations
@@ -28,8 +32,17 @@ COARSE_WINDOW_UPDATES = 10
 whole updates, so the window's energy is uncertain by up to one update's worth (measured on
 an H100: updates every 100 ms, see docs/measurements.md)."""
 
+DEFAULT_INSTANT_INTERVAL_S = 0.005
+"""Sampling interval of the instant-power field in counter windows (one read: ~5 us on
+an H100; see docs/measurements.md)."""
+
 ENERGY_COUNTER = "energy-counter"
 POWER_SAMPLING = "power-sampling"
+
+INSTANT_POWER_FIELD = "NVML_FI_DEV_POWER_INSTANT"
+# c_nvmlValue_t member for each nvmlValueType_t.
+_VALUE_MEMBERS = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal",
+                  6: "usVal"}
 
 
 def cuda_index(device: str) -> int:
@@ -73,10 +86,14 @@ def integrate_power_j(samples: Sequence[tuple[float, float]]) -> float:
 class NvmlMeter(Meter):
     """Board energy of one GPU; windows are exclusive per GPU by default.
 
-    A window shorter than ``update_period_s``, or one in which the counter did not move,
-    is reported as mean board power x duration with a warning, never as zero. A window of
-    fewer than COARSE_WINDOW_UPDATES counter updates is the counter's delta, with a warning
-    that says how uncertain whole updates make it.
+    A window of fewer than COARSE_WINDOW_UPDATES counter updates is, where the board has
+    the instant-power field and its samples cover the window (``instant_interval_s``
+    apart, no gap over half an update period), the trapezoidal integral of those samples,
+    with a warning that names the method and the counter's own delta. Otherwise it is as
+    without the field: the counter's delta, with a warning that says how uncertain whole
+    updates make it; a window shorter than ``update_period_s``, or one in which the
+    counter did not move, is mean board power x duration with a warning, never zero.
+    ``instant_interval_s=0`` turns the instant-power sampling off.
     """
 
     name = "nvml"
@@ -87,6 +104,7 @@ class NvmlMeter(Meter):
                  idle_baseline_s: float = 0.0, cuda_sync: Callable[[], None] | None = None,
                  update_period_s: float = DEFAULT_UPDATE_PERIOD_S,
                  sample_interval_s: float = DEFAULT_SAMPLE_INTERVAL_S,
+                 instant_interval_s: float = DEFAULT_INSTANT_INTERVAL_S,
                  visible_devices: str | None = None,
                  wall_clock: Callable[[], float] = time.perf_counter) -> None:
         super().__init__(idle_baseline_s=idle_baseline_s, cuda_sync=cuda_sync)
@@ -98,18 +116,28 @@ class NvmlMeter(Meter):
                          else os.environ.get("CUDA_VISIBLE_DEVICES"))
         self.update_period_s = update_period_s
         self.sample_interval_s = sample_interval_s
+        if instant_interval_s < 0:
+            raise ValueError(f"instant_interval_s must be >= 0, got {instant_interval_s}")
+        self.instant_interval_s = instant_interval_s
         self._wall_clock = wall_clock
         self._handle = None
         self._initialised = False
         self.mode: str | None = None
         self.board = ""
         self.physical = ""
+        self.instant_power = False
+        """Whether counter windows also sample the instant-power field (probed once)."""
+        self.instant_power_reason = ""
+        """Why not, when instant_power is False."""
+        self._instant_field: int | None = None
         # per-window state
         self._t0 = 0.0
         self._e0_mj = 0
         self._p0_mw: float | None = None
         self._error: str | None = None
         self._samples: list[tuple[float, float]] = []
+        self._sample_error: str | None = None
+        self._instant_note: str | None = None
         self._stop_sampling = threading.Event()
         self._sampler: threading.Thread | None = None
 
@@ -176,45 +204,111 @@ class NvmlMeter(Meter):
                     raise
                 return Availability(False, f"{self.board} reports neither energy nor power: {exc2}")
             self.mode = POWER_SAMPLING
+        if self.mode == ENERGY_COUNTER:
+            self._probe_instant_power()
         self._lock = (FileLock(self._lock_dir or default_lock_dir(), f"nvml-{self.physical}.lock")
                       if self._exclusive else NullLock())
         return Availability(True, "")
+
+    def _probe_instant_power(self) -> None:
+        """Whether the instant board-power field can be read; recorded, never raised:
+        older drivers and boards lack it, and the counter works without it."""
+        if self.instant_interval_s <= 0:
+            self.instant_power_reason = "instant-power sampling turned off (instant_interval_s=0)"
+            return
+        field = getattr(self._lib, INSTANT_POWER_FIELD, None)
+        if field is None:
+            self.instant_power_reason = f"this pynvml has no {INSTANT_POWER_FIELD}"
+            return
+        self._instant_field = field
+        try:
+            self._instant_power_w()
+        except Exception as exc:  # noqa: BLE001 - an optional field must not fail availability
+            self._instant_field = None
+            self.instant_power_reason = (f"{INSTANT_POWER_FIELD} unreadable on {self.board}: "
+                                         f"{self._error_text(exc)}")
+            return
+        self.instant_power = True
+
+    def _error_text(self, exc: BaseException) -> str:
+        return str(exc) if self._is_error(exc) else f"{type(exc).__name__}: {exc}"
 
     # -- window -------------------------------------------------------------------------
     def _power_mw(self) -> float:
         return float(self._lib.nvmlDeviceGetPowerUsage(self._handle))
 
-    def _sample_loop(self) -> None:
-        while not self._stop_sampling.wait(self.sample_interval_s):
+    def _power_w(self) -> float:
+        return mw_to_w(self._power_mw())
+
+    def _instant_power_w(self) -> float:
+        """One read of the instant board-power field (milliwatts in NVML), in watts.
+
+        Not nvmlDeviceGetPowerUsage: on Ampere and newer boards that is a one-second
+        average, which under-read a 2 s burst on an H100 by 20%.
+        """
+        (value,) = self._lib.nvmlDeviceGetFieldValues(self._handle, [self._instant_field])
+        if value.nvmlReturn != 0:
+            raise self._lib.NVMLError(value.nvmlReturn)
+        member = _VALUE_MEMBERS.get(value.valueType)
+        if member is None:
+            raise ValueError(f"unknown NVML value type {value.valueType}")
+        return mw_to_w(float(getattr(value.value, member)))
+
+    def _sample_loop(self, read_w: Callable[[], float], until: float | None) -> None:
+        """Append (time, watts) every interval until stopped, or until the clock passes
+        ``until`` (a window that long does not use the samples). A failed read ends the
+        loop and is kept in _sample_error: the thread can raise to no one."""
+        interval = self.instant_interval_s if until is not None else self.sample_interval_s
+        while not self._stop_sampling.wait(interval):
             try:
-                self._samples.append((self._wall_clock(), mw_to_w(self._power_mw())))
-            except Exception as exc:
-                if not self._is_error(exc):
-                    raise
-                self._error = self._error or f"power sample failed: {exc}"
+                t = self._wall_clock()
+                if until is not None and t >= until:
+                    return
+                self._samples.append((t, read_w()))
+            except Exception as exc:  # noqa: BLE001 - recorded, reported by _end
+                self._sample_error = self._error_text(exc)
                 return
+
+    def _start_sampler(self, read_w: Callable[[], float], until: float | None = None) -> None:
+        self._stop_sampling.clear()
+        self._sampler = threading.Thread(target=self._sample_loop, args=(read_w, until),
+                                         name="gi-energy-nvml-power", daemon=True)
+        self._sampler.start()
 
     def _begin(self) -> None:
         self._error = None
+        self._sample_error = None
+        self._instant_note = None
+        self._samples = []
         lib = self._lib
         try:
             if self.mode == ENERGY_COUNTER:
                 self._e0_mj = lib.nvmlDeviceGetTotalEnergyConsumption(self._handle)
                 self._p0_mw = self._power_or_none()
                 self._t0 = self._wall_clock()
+                if self.instant_power:
+                    self._begin_instant_sampling()
                 return
             self._t0 = self._wall_clock()
-            self._samples = [(self._t0, mw_to_w(self._power_mw()))]
+            self._samples = [(self._t0, self._power_w())]
         except Exception as exc:
             if not self._is_error(exc):
                 raise
             self._error = f"NVML read failed at the window start: {exc}"
             self._t0 = self._wall_clock()
             return
-        self._stop_sampling.clear()
-        self._sampler = threading.Thread(target=self._sample_loop, name="gi-energy-nvml-power",
-                                         daemon=True)
-        self._sampler.start()
+        self._start_sampler(self._power_w)
+
+    def _begin_instant_sampling(self) -> None:
+        """Counter windows: instant power at the window's start, then every
+        instant_interval_s until the window is long enough for the counter alone."""
+        try:
+            self._samples = [(self._t0, self._instant_power_w())]
+        except Exception as exc:  # noqa: BLE001 - degrade to the counter, with a warning
+            self._instant_note = f"read failed at the window start ({self._error_text(exc)})"
+            return
+        self._start_sampler(self._instant_power_w,
+                            until=self._t0 + COARSE_WINDOW_UPDATES * self.update_period_s)
 
     def _cancel(self) -> None:
         if self._sampler is not None:
@@ -234,7 +328,11 @@ class NvmlMeter(Meter):
         t1 = self._wall_clock()
         duration_s = max(0.0, t1 - self._t0)
         domain = f"gpu-{self.device_index}"
+        short = duration_s < COARSE_WINDOW_UPDATES * self.update_period_s
+        instant_end = self._instant_end_sample(t1) if short else None
         self._cancel()
+        # The thread may have taken one sample after t1, before it was stopped.
+        self._samples = [s for s in self._samples if s[0] <= t1]
         if self._error is not None:
             return Reading.missing_reading("nvml", self._error, duration_s)
         warnings: list[str] = []
@@ -242,15 +340,24 @@ class NvmlMeter(Meter):
             if self.mode == ENERGY_COUNTER:
                 e1_mj = self._lib.nvmlDeviceGetTotalEnergyConsumption(self._handle)
                 delta_mj = e1_mj - self._e0_mj
-                if duration_s >= self.update_period_s and delta_mj > 0:
+                instant = self._instant_integral(instant_end) if short else None
+                if instant is not None:
+                    energy_j, n, gap_s = instant
+                    warnings.append(self._instant_method_note(duration_s, n, gap_s, delta_mj))
+                elif duration_s >= self.update_period_s and delta_mj > 0:
                     energy_j = mj_to_j(delta_mj)
-                    if duration_s < COARSE_WINDOW_UPDATES * self.update_period_s:
+                    if short:
                         warnings.append(self._coarse_window_warning(duration_s))
                 else:
                     energy_j, warning = self._short_window_j(duration_s, delta_mj)
                     warnings.append(warning)
+                if short and instant is None and self._instant_note is not None:
+                    warnings.append(f"instant power not used: {self._instant_note}")
             else:
-                self._samples.append((t1, mw_to_w(self._power_mw())))
+                if self._sample_error is not None:
+                    return Reading.missing_reading(
+                        "nvml", f"power sample failed: {self._sample_error}", duration_s)
+                self._samples.append((t1, self._power_w()))
                 energy_j = integrate_power_j(self._samples)
         except Exception as exc:
             if not self._is_error(exc):
@@ -259,6 +366,46 @@ class NvmlMeter(Meter):
         return Reading(backend="nvml", scope="board", measured=True, energy_j=energy_j,
                        duration_s=duration_s, domains_j={domain: energy_j},
                        warnings=tuple(warnings))
+
+    def _instant_end_sample(self, t1: float) -> tuple[float, float] | None:
+        """The instant power at the end of a short counter window that has samples."""
+        if self.mode != ENERGY_COUNTER or not self._samples:
+            return None
+        try:
+            return (t1, self._instant_power_w())
+        except Exception as exc:  # noqa: BLE001 - degrade to the counter, with a warning
+            self._instant_note = f"read failed at the window end ({self._error_text(exc)})"
+            return None
+
+    def _instant_integral(self, end: tuple[float, float] | None
+                          ) -> tuple[float, int, float] | None:
+        """(joules, samples, largest gap s) of the instant-power samples over the window, or None (with
+        _instant_note saying why, where there is a reason to say) when they do not cover it:
+        a failed read, or a gap over half a counter update (a starved sampling thread)."""
+        if self._sample_error is not None:
+            self._instant_note = f"read failed mid-window ({self._sample_error})"
+            return None
+        if end is None or not self._samples:
+            return None
+        samples = [*self._samples, end]
+        gap_s = max(b[0] - a[0] for a, b in zip(samples, samples[1:]))
+        if gap_s > self.update_period_s / 2:
+            self._instant_note = (f"sampled too sparsely ({len(samples)} samples, a gap of "
+                                  f"{gap_s * 1e3:.0f} ms)")
+            return None
+        return integrate_power_j(samples), len(samples), gap_s
+
+    def _instant_method_note(self, duration_s: float, samples: int, gap_s: float,
+                             delta_mj: int) -> str:
+        """Says how a short window's energy was taken, and what the counter read."""
+        period = self.update_period_s
+        counter = (f"its delta, {mj_to_j(delta_mj):.4g} J, is uncertain by up to "
+                   f"+-{100 * period / duration_s:.0f}%" if duration_s >= period and delta_mj > 0
+                   else "it cannot tell")
+        return (f"energy = instant board power ({INSTANT_POWER_FIELD}) integrated over "
+                f"{samples} samples (every {self.instant_interval_s * 1e3:g} ms asked, largest "
+                f"gap {gap_s * 1e3:.1f} ms), not the energy counter: window {duration_s:.3f} s spans ~{duration_s / period:.1f} counter "
+                f"updates of ~{period * 1e3:.0f} ms; {counter}")
 
     def _coarse_window_warning(self, duration_s: float) -> str:
         """The counter's delta covers the whole updates between the two reads: n updates of
@@ -287,9 +434,15 @@ class NvmlMeter(Meter):
         av = self.availability()
         if not av.available:
             return f"nvml: unavailable ({av.reason})"
-        how = ("total-energy counter" if self.mode == ENERGY_COUNTER
-               else f"power sampled every {self.sample_interval_s * 1e3:.0f} ms "
-                    "(no energy counter: pre-Volta board)")
+        if self.mode == ENERGY_COUNTER:
+            short = COARSE_WINDOW_UPDATES * self.update_period_s
+            how = "total-energy counter" + (
+                f"; windows under {short:g} s by instant power sampled every "
+                f"{self.instant_interval_s * 1e3:g} ms" if self.instant_power
+                else f" (no instant power: {self.instant_power_reason})")
+        else:
+            how = (f"power sampled every {self.sample_interval_s * 1e3:.0f} ms "
+                   "(no energy counter: pre-Volta board)")
         text = f"nvml: GPU {self.physical} ({self.board}), board energy by {how}, {self._lock.describe()}"
         if self.notes:
             text += f" [{'; '.join(self.notes)}]"
