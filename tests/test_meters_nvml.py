@@ -108,6 +108,7 @@ def test_counter_that_did_not_move_is_power_times_time(tmp_path):
     clock.t += 0.3
     r = m.stop()
     assert r.energy_j == pytest.approx(18.0) and "did not move" in r.warnings[0]
+    assert m.last_method == "power-x-time" and m.last_counter_j == 0
 
 
 def test_pre_volta_board_samples_power(tmp_path):
@@ -232,6 +233,7 @@ def test_short_window_integrates_instant_power_not_the_coarse_counter(tmp_path):
     assert r.energy_j == pytest.approx(100.0 * r.duration_s + 40.0, abs=0.5)
     assert (r.backend, r.scope, r.measured) == ("nvml", "board", True)
     assert r.domains_j == {"gpu-0": r.energy_j}
+    assert m.last_method == "instant-power" and m.last_counter_j == pytest.approx(39.0)
     (note,) = r.warnings
     assert note.startswith("energy = instant board power (NVML_FI_DEV_POWER_INSTANT) integrated")
     assert "not the energy counter" in note and "its delta, 39 J, is uncertain by up to" in note
@@ -260,6 +262,7 @@ def test_long_window_still_uses_the_counter_and_the_sampler_stops_early(tmp_path
     assert meter_threads() == []  # past 0.2 s the samples could not be used: it stopped
     r = m.stop()
     assert r.energy_j == pytest.approx(30.0) and r.warnings == ()
+    assert m.last_method == "counter"
 
 
 def test_without_the_instant_field_short_windows_keep_the_counter_and_its_warning(tmp_path):

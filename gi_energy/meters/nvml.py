@@ -130,6 +130,11 @@ class NvmlMeter(Meter):
         self.instant_power_reason = ""
         """Why not, when instant_power is False."""
         self._instant_field: int | None = None
+        self.last_method: str | None = None
+        """How the last window's energy was taken: "instant-power", "counter",
+        "power-x-time" or "power-sampling" (None: missing). For cross-checks."""
+        self.last_counter_j: float | None = None
+        """The energy counter's delta over the last window, whichever method it used."""
         # per-window state
         self._t0 = 0.0
         self._e0_mj = 0
@@ -280,6 +285,7 @@ class NvmlMeter(Meter):
         self._sample_error = None
         self._instant_note = None
         self._samples = []
+        self.last_method = self.last_counter_j = None
         lib = self._lib
         try:
             if self.mode == ENERGY_COUNTER:
@@ -340,17 +346,21 @@ class NvmlMeter(Meter):
             if self.mode == ENERGY_COUNTER:
                 e1_mj = self._lib.nvmlDeviceGetTotalEnergyConsumption(self._handle)
                 delta_mj = e1_mj - self._e0_mj
+                self.last_counter_j = mj_to_j(delta_mj)
                 instant = self._instant_integral(instant_end) if short else None
                 if instant is not None:
                     energy_j, n, gap_s = instant
                     warnings.append(self._instant_method_note(duration_s, n, gap_s, delta_mj))
+                    method = "instant-power"
                 elif duration_s >= self.update_period_s and delta_mj > 0:
                     energy_j = mj_to_j(delta_mj)
                     if short:
                         warnings.append(self._coarse_window_warning(duration_s))
+                    method = "counter"
                 else:
                     energy_j, warning = self._short_window_j(duration_s, delta_mj)
                     warnings.append(warning)
+                    method = "power-x-time"
                 if short and instant is None and self._instant_note is not None:
                     warnings.append(f"instant power not used: {self._instant_note}")
             else:
@@ -359,10 +369,12 @@ class NvmlMeter(Meter):
                         "nvml", f"power sample failed: {self._sample_error}", duration_s)
                 self._samples.append((t1, self._power_w()))
                 energy_j = integrate_power_j(self._samples)
+                method = "power-sampling"
         except Exception as exc:
             if not self._is_error(exc):
                 raise
             return Reading.missing_reading("nvml", f"NVML read failed: {exc}", duration_s)
+        self.last_method = method
         return Reading(backend="nvml", scope="board", measured=True, energy_j=energy_j,
                        duration_s=duration_s, domains_j={domain: energy_j},
                        warnings=tuple(warnings))
