@@ -15,7 +15,13 @@ DIR/gpu_check.json):
    windows: the coefficient of variation. The counter's joules are cross-checked against an
    independent thread that samples ``nvmlDeviceGetPowerUsage`` (and the instant-power
    field, where the driver has it) every 10 ms over the same window. Also: idle power, the
-   latency of one NVML call and how often the energy counter actually moves under load.
+   latency of one NVML call and how often the energy counter and the instant-power field
+   actually move under load.
+2b. Short windows: the same matmul loop calibrated to each of ``--lengths`` (0.15, 0.3,
+   1 and 2 s), ``--windows`` windows each. Per window: the meter's reading and its method
+   (the instant-power integral below 10 counter updates, else the counter), the counter's
+   own delta over the same reads, and the independent sampler's integral of instant power;
+   per length: the CV of the meter's readings next to the CV of the counter's deltas.
 3. A few digits genomes through the real evaluation path (``worker.run_evaluation``, the
    meter ``[energy] meter = "auto"`` creates) with ``[evaluation] device = "cuda"``, each
    run twice on CUDA (same seed: same accuracy?) and once on this machine's CPU; then one
@@ -349,6 +355,107 @@ def counter_update_period(meter: NvmlMeter, load, seconds: float = 1.5) -> dict:
             "median_step_mj": statistics.median(steps) if steps else None}
 
 
+def instant_field_updates(sampler: PowerSampler, load, seconds: float = 1.0) -> dict:
+    """Poll the instant-power field while ``load`` runs; how often its value and its
+    driver timestamp change (is "instant" fresh every few ms, or a cached figure?)."""
+    lib, h, field = sampler.lib, sampler.handle, sampler.instant_field
+    stop = threading.Event()
+    th = threading.Thread(target=load, args=(stop,), daemon=True)
+    th.start()
+    time.sleep(0.3)
+    polls, value_changes, stamp_changes = 0, [], []
+    last_v = last_ts = None
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        fv = lib.nvmlDeviceGetFieldValues(h, [field])[0]
+        t = time.perf_counter()
+        polls += 1
+        v = (fv.nvmlReturn, fv.valueType, getattr(fv.value, "uiVal", None),
+             getattr(fv.value, "ullVal", None))
+        if last_v is not None and v != last_v:
+            value_changes.append(t)
+        if last_ts is not None and fv.timestamp != last_ts:
+            stamp_changes.append(fv.timestamp)
+        last_v, last_ts = v, fv.timestamp
+        time.sleep(0.0005)
+    stop.set()
+    th.join()
+    gaps = [(b - a) * 1e3 for a, b in zip(value_changes, value_changes[1:])]
+    stamp_gaps = [(b - a) / 1e3 for a, b in zip(stamp_changes, stamp_changes[1:])]  # us -> ms
+    return {"polls": polls, "value_changes": len(value_changes),
+            "median_value_interval_ms": statistics.median(gaps) if gaps else None,
+            "timestamp_changes": len(stamp_changes),
+            "median_timestamp_interval_ms": statistics.median(stamp_gaps) if stamp_gaps else None,
+            "value_type": int(fv.valueType)}
+
+
+def window_lengths(meter: TimedNvml, sampler: PowerSampler, a, b, per_matmul_s: float,
+                   lengths: list[float], windows: int) -> dict:
+    """The matmul loop calibrated to each window length, ``windows`` windows each: the
+    meter's reading and method beside the counter's own delta over the same two reads and
+    the independent sampler's instant-power integral."""
+    out = {}
+    for length in lengths:
+        n_iter = max(1, round(length / per_matmul_s))
+        rows = []
+        for _ in range(windows):
+            time.sleep(1.0)
+            with meter.window() as w:
+                for _ in range(n_iter):
+                    a @ b
+            t0, t1 = meter.marks[-1]
+            sampler.wait_past(t1)
+            r = w.reading
+            inst_j = sampler.energy_j(t0, t1, 2)
+            counter_j = meter.last_counter_j
+            rows.append({"energy_j": r.energy_j, "duration_s": r.duration_s,
+                         "method": meter.last_method, "counter_j": counter_j,
+                         "sampled_instant_j": inst_j,
+                         "reading_to_counter": (r.energy_j / counter_j
+                                                if r.energy_j is not None and counter_j else None),
+                         "sampled_instant_to_counter": (inst_j / counter_j
+                                                        if inst_j and counter_j else None),
+                         "reading_to_sampled_instant": (r.energy_j / inst_j
+                                                        if r.energy_j is not None and inst_j else None),
+                         "warnings": list(r.warnings)})
+        def col(k, rows=rows):
+            return [x[k] for x in rows if x[k] is not None]
+
+        mean = lambda v: statistics.mean(v) if v else None  # noqa: E731
+        out[f"{length:g}"] = {
+            "length_s": length, "matmuls": n_iter, "rows": rows,
+            "methods": sorted({x["method"] or "missing" for x in rows}),
+            "duration_mean_s": mean(col("duration_s")),
+            "reading_mean_j": mean(col("energy_j")), "reading_cv": cv(col("energy_j")),
+            "counter_mean_j": mean(col("counter_j")), "counter_cv": cv(col("counter_j")),
+            "sampled_instant_cv": cv(col("sampled_instant_j")),
+            "reading_to_counter_mean": mean(col("reading_to_counter")),
+            "sampled_instant_to_counter_mean": mean(col("sampled_instant_to_counter")),
+            "reading_to_sampled_instant_mean": mean(col("reading_to_sampled_instant"))}
+    return out
+
+
+def print_lengths(out: dict) -> None:
+    f = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
+    log(f"\n{'length':>6} {'win':>3} {'dur s':>7} {'method':>13} {'reading J':>10} {'counter J':>10} "
+        f"{'sampled J':>10} {'rd/ctr':>7} {'smp/ctr':>7} {'rd/smp':>7}")
+    for s in out.values():
+        for i, r in enumerate(s["rows"]):
+            log(f"{s['length_s']:6g} {i:>3} {r['duration_s']:7.3f} {r['method'] or 'missing':>13} "
+                f"{f(r['energy_j'], '10.2f')} {f(r['counter_j'], '10.2f')} "
+                f"{f(r['sampled_instant_j'], '10.2f')} {f(r['reading_to_counter'], '7.3f')} "
+                f"{f(r['sampled_instant_to_counter'], '7.3f')} {f(r['reading_to_sampled_instant'], '7.3f')}")
+    log(f"\n{'length':>6} {'dur s':>7} {'methods':>28} {'reading J':>10} {'CV':>7} {'counter J':>10} "
+        f"{'CV':>7} {'smp CV':>7} {'rd/ctr':>7} {'smp/ctr':>7} {'rd/smp':>7}")
+    for s in out.values():
+        log(f"{s['length_s']:6g} {f(s['duration_mean_s'], '7.3f')} {','.join(s['methods']):>28} "
+            f"{f(s['reading_mean_j'], '10.2f')} {f(s['reading_cv'], '7.2%')} "
+            f"{f(s['counter_mean_j'], '10.2f')} {f(s['counter_cv'], '7.2%')} "
+            f"{f(s['sampled_instant_cv'], '7.2%')} {f(s['reading_to_counter_mean'], '7.3f')} "
+            f"{f(s['sampled_instant_to_counter_mean'], '7.3f')} "
+            f"{f(s['reading_to_sampled_instant_mean'], '7.3f')}")
+
+
 def step2(args, device: str, sync) -> dict:
     from gi_energy.training import configure_determinism, to_device, warm_up
     from gi_energy.worker import run_evaluation
@@ -416,6 +523,9 @@ def step2(args, device: str, sync) -> dict:
 
     res["counter_update"] = counter_update_period(meter, load)
     log(f"energy counter under load: {json.dumps(res['counter_update'])}")
+    if sampler.instant_field is not None:
+        res["instant_field_update"] = instant_field_updates(sampler, load)
+        log(f"instant-power field under load: {json.dumps(res['instant_field_update'])}")
 
     rows = []
     for _ in range(args.windows):
@@ -429,6 +539,10 @@ def step2(args, device: str, sync) -> dict:
     res["matmul_summary"] = summarise_windows(rows)
     print_windows(f"matmul windows ({n_iter} x 4096^3 fp32, 1 s idle before each)", rows)
     log(json.dumps(res["matmul_summary"]))
+
+    log("\n== 2b. window lengths: the meter's method, reading and CV beside the counter's")
+    res["lengths"] = window_lengths(meter, sampler, a, b, per, args.lengths, args.windows)
+    print_lengths(res["lengths"])
 
     # The same meter around the project's own training of one fixed MLP.
     problem = cuda_problem(device)
@@ -600,6 +714,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or "runs/gpu_check"))
     ap.add_argument("--windows", type=int, default=5)
     ap.add_argument("--window-s", type=float, default=2.0)
+    ap.add_argument("--lengths", type=float, nargs="+", default=[0.15, 0.3, 1.0, 2.0])
     ap.add_argument("--evolve-evaluations", type=int, default=24)
     ap.add_argument("--evolve-timeout-s", type=float, default=300)
     ap.add_argument("--skip-evolve", action="store_true")
@@ -652,6 +767,8 @@ def main() -> int:
                 f"{s['duration_mean_s']:.3f} s (CV {f(s['duration_cv'], '.4f')}); counter / sampled "
                 f"avg-power {f(s['ratio_counter_to_avg_mean'], '.3f')}, / instant-power "
                 f"{f(s['ratio_counter_to_instant_mean'], '.3f')}")
+    if s2.get("lengths"):
+        print_lengths(s2["lengths"])
     print_evals(results["step3"]["rows"])
     for name, s3 in results["step3b"].items():
         f = lambda v: "-" if v is None else format(v, ".4f")  # noqa: E731
