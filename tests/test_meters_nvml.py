@@ -237,6 +237,7 @@ def test_short_window_integrates_instant_power_not_the_coarse_counter(tmp_path):
     (note,) = r.warnings
     assert note.startswith("energy = instant board power (NVML_FI_DEV_POWER_INSTANT) integrated")
     assert "not the energy counter" in note and "its delta, 39 J, is uncertain by up to" in note
+    assert "the value changed" in note
     assert meter_threads() == []
 
 

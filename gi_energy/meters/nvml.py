@@ -5,8 +5,10 @@ report power (milliwatts), so a thread samples it and the samples are integrated
 time. The counter moves in whole updates (every 100 ms on an H100), too coarse for a
 window of under a second; where the driver has the instant board-power field
 (NVML_FI_DEV_POWER_INSTANT), the same thread samples it every few ms during a counter
-window, and a short window is reported as the integral of those samples instead. The
-pynvml module is injectable, so tests run the real logic on a fake library.
+window, and a short window is reported as the integral of those samples instead. (On an
+H100 that field, too, is refreshed about every 100 ms: the integral does away with
+counting whole updates, not with the 100 ms resolution.) The pynvml module is
+injectable, so tests run the real logic on a fake library.
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ whole updates, so the window's energy is uncertain by up to one update's worth (
 an H100: updates every 100 ms, see docs/measurements.md)."""
 
 DEFAULT_INSTANT_INTERVAL_S = 0.005
-"""Sampling interval of the instant-power field in counter windows (one read: ~5 us on
-an H100; see docs/measurements.md)."""
+"""Sampling interval of the instant-power field in counter windows. On an H100 one read
+costs 5-8 us and the driver refreshes the value about every 100 ms (docs/measurements.md):
+sampled every 5 ms, each value is weighted by the time it held inside the window, to
+within 5 ms, where the counter can only count whole updates."""
 
 ENERGY_COUNTER = "energy-counter"
 POWER_SAMPLING = "power-sampling"
@@ -349,8 +353,9 @@ class NvmlMeter(Meter):
                 self.last_counter_j = mj_to_j(delta_mj)
                 instant = self._instant_integral(instant_end) if short else None
                 if instant is not None:
-                    energy_j, n, gap_s = instant
-                    warnings.append(self._instant_method_note(duration_s, n, gap_s, delta_mj))
+                    energy_j, samples, gap_s = instant
+                    warnings.append(self._instant_method_note(duration_s, samples, gap_s,
+                                                              delta_mj))
                     method = "instant-power"
                 elif duration_s >= self.update_period_s and delta_mj > 0:
                     energy_j = mj_to_j(delta_mj)
@@ -390,10 +395,11 @@ class NvmlMeter(Meter):
             return None
 
     def _instant_integral(self, end: tuple[float, float] | None
-                          ) -> tuple[float, int, float] | None:
-        """(joules, samples, largest gap s) of the instant-power samples over the window, or None (with
-        _instant_note saying why, where there is a reason to say) when they do not cover it:
-        a failed read, or a gap over half a counter update (a starved sampling thread)."""
+                          ) -> tuple[float, list[tuple[float, float]], float] | None:
+        """(joules, samples, largest gap s) of the instant-power samples over the window, or
+        None (with _instant_note saying why, where there is a reason to say) when they do
+        not cover it: a failed read, or a gap over half a counter update (a starved
+        sampling thread)."""
         if self._sample_error is not None:
             self._instant_note = f"read failed mid-window ({self._sample_error})"
             return None
@@ -405,18 +411,22 @@ class NvmlMeter(Meter):
             self._instant_note = (f"sampled too sparsely ({len(samples)} samples, a gap of "
                                   f"{gap_s * 1e3:.0f} ms)")
             return None
-        return integrate_power_j(samples), len(samples), gap_s
+        return integrate_power_j(samples), samples, gap_s
 
-    def _instant_method_note(self, duration_s: float, samples: int, gap_s: float,
-                             delta_mj: int) -> str:
-        """Says how a short window's energy was taken, and what the counter read."""
+    def _instant_method_note(self, duration_s: float, samples: list[tuple[float, float]],
+                             gap_s: float, delta_mj: int) -> str:
+        """Says how a short window's energy was taken, how often the field's value changed
+        (on an H100 it is refreshed about every 100 ms, however often it is read, so power
+        changes faster than that are smoothed, not resolved) and what the counter read."""
         period = self.update_period_s
+        changes = sum(a[1] != b[1] for a, b in zip(samples, samples[1:]))
         counter = (f"its delta, {mj_to_j(delta_mj):.4g} J, is uncertain by up to "
                    f"+-{100 * period / duration_s:.0f}%" if duration_s >= period and delta_mj > 0
                    else "it cannot tell")
         return (f"energy = instant board power ({INSTANT_POWER_FIELD}) integrated over "
-                f"{samples} samples (every {self.instant_interval_s * 1e3:g} ms asked, largest "
-                f"gap {gap_s * 1e3:.1f} ms), not the energy counter: window {duration_s:.3f} s spans ~{duration_s / period:.1f} counter "
+                f"{len(samples)} samples (every {self.instant_interval_s * 1e3:g} ms asked, "
+                f"largest gap {gap_s * 1e3:.1f} ms; the value changed {changes} times), not the "
+                f"energy counter: window {duration_s:.3f} s spans ~{duration_s / period:.1f} counter "
                 f"updates of ~{period * 1e3:.0f} ms; {counter}")
 
     def _coarse_window_warning(self, duration_s: float) -> str:
