@@ -18,10 +18,13 @@ DIR/gpu_check.json):
    latency of one NVML call and how often the energy counter and the instant-power field
    actually move under load.
 2b. Short windows: the same matmul loop calibrated to each of ``--lengths`` (0.15, 0.3,
-   1 and 2 s), ``--windows`` windows each. Per window: the meter's reading and its method
-   (the instant-power integral below 10 counter updates, else the counter), the counter's
-   own delta over the same reads, and the independent sampler's integral of instant power;
-   per length: the CV of the meter's readings next to the CV of the counter's deltas.
+   1 and 2 s), ``--windows`` windows each, once after 1 s idle (a burst: the board's power
+   rises inside the window) and once right after 0.5 s of the same loop (steady load).
+   Per window: the meter's reading and its method (the instant-power integral below 10
+   counter updates, else the counter), the counter's own delta over the same reads, and
+   the independent sampler's integral of instant power; per length: the CV of the
+   meter's readings next to the CV of the counter's deltas. ``--lengths-only`` runs
+   this step alone.
 3. A few digits genomes through the real evaluation path (``worker.run_evaluation``, the
    meter ``[energy] meter = "auto"`` creates) with ``[evaluation] device = "cuda"``, each
    run twice on CUDA (same seed: same accuracy?) and once on this machine's CPU; then one
@@ -390,16 +393,22 @@ def instant_field_updates(sampler: PowerSampler, load, seconds: float = 1.0) -> 
 
 
 def window_lengths(meter: TimedNvml, sampler: PowerSampler, a, b, per_matmul_s: float,
-                   lengths: list[float], windows: int) -> dict:
+                   lengths: list[float], windows: int, under_load: bool = False) -> dict:
     """The matmul loop calibrated to each window length, ``windows`` windows each: the
     meter's reading and method beside the counter's own delta over the same two reads and
-    the independent sampler's instant-power integral."""
+    the independent sampler's instant-power integral. Before each window 1 s idle, or
+    with ``under_load`` 0.5 s of the same loop (the window's start syncs on it)."""
     out = {}
+    lead = max(1, round(0.5 / per_matmul_s))
     for length in lengths:
         n_iter = max(1, round(length / per_matmul_s))
         rows = []
         for _ in range(windows):
-            time.sleep(1.0)
+            if under_load:
+                for _ in range(lead):
+                    a @ b
+            else:
+                time.sleep(1.0)
             with meter.window() as w:
                 for _ in range(n_iter):
                     a @ b
@@ -423,7 +432,7 @@ def window_lengths(meter: TimedNvml, sampler: PowerSampler, a, b, per_matmul_s: 
 
         mean = lambda v: statistics.mean(v) if v else None  # noqa: E731
         out[f"{length:g}"] = {
-            "length_s": length, "matmuls": n_iter, "rows": rows,
+            "length_s": length, "matmuls": n_iter, "under_load": under_load, "rows": rows,
             "methods": sorted({x["method"] or "missing" for x in rows}),
             "duration_mean_s": mean(col("duration_s")),
             "reading_mean_j": mean(col("energy_j")), "reading_cv": cv(col("energy_j")),
@@ -435,8 +444,9 @@ def window_lengths(meter: TimedNvml, sampler: PowerSampler, a, b, per_matmul_s: 
     return out
 
 
-def print_lengths(out: dict) -> None:
+def print_lengths(out: dict, title: str) -> None:
     f = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
+    log(f"\n{title}")
     log(f"\n{'length':>6} {'win':>3} {'dur s':>7} {'method':>13} {'reading J':>10} {'counter J':>10} "
         f"{'sampled J':>10} {'rd/ctr':>7} {'smp/ctr':>7} {'rd/smp':>7}")
     for s in out.values():
@@ -523,9 +533,6 @@ def step2(args, device: str, sync) -> dict:
 
     res["counter_update"] = counter_update_period(meter, load)
     log(f"energy counter under load: {json.dumps(res['counter_update'])}")
-    if sampler.instant_field is not None:
-        res["instant_field_update"] = instant_field_updates(sampler, load)
-        log(f"instant-power field under load: {json.dumps(res['instant_field_update'])}")
 
     rows = []
     for _ in range(args.windows):
@@ -539,10 +546,6 @@ def step2(args, device: str, sync) -> dict:
     res["matmul_summary"] = summarise_windows(rows)
     print_windows(f"matmul windows ({n_iter} x 4096^3 fp32, 1 s idle before each)", rows)
     log(json.dumps(res["matmul_summary"]))
-
-    log("\n== 2b. window lengths: the meter's method, reading and CV beside the counter's")
-    res["lengths"] = window_lengths(meter, sampler, a, b, per, args.lengths, args.windows)
-    print_lengths(res["lengths"])
 
     # The same meter around the project's own training of one fixed MLP.
     problem = cuda_problem(device)
@@ -569,6 +572,50 @@ def step2(args, device: str, sync) -> dict:
         res["train_summary"] = summarise_windows(rows)
         print_windows(f"training windows ({TRAIN_GENOME.key}), accuracies {accs}", rows)
         log(json.dumps(res["train_summary"]))
+    sampler.stop()
+    meter.close()
+    return res
+
+
+LENGTH_TITLES = {"lengths": "window lengths, 1 s idle before each (a burst)",
+                 "lengths_under_load": "window lengths, 0.5 s of the same loop before each (steady load)"}
+
+
+def step2b(args, device: str, sync) -> dict:
+    """Windows of several lengths: the meter's method and CV beside the counter's."""
+    res: dict = {}
+    meter = TimedNvml(device_index=0, cuda_sync=sync, exclusive=True)
+    meter.availability()
+    res["meter"] = meter.describe()
+    log(f"meter: {res['meter']}")
+    sampler = PowerSampler().start()
+    a = torch.randn(4096, 4096, device=device)
+    b = torch.randn(4096, 4096, device=device)
+    for _ in range(20):
+        a @ b
+    sync()
+    t = time.perf_counter()
+    for _ in range(200):
+        a @ b
+    sync()
+    per = (time.perf_counter() - t) / 200
+    res["seconds_per_matmul"] = per
+    log(f"matmul: {per * 1e3:.3f} ms each")
+
+    def load(stop):
+        torch.cuda.set_device(a.device)
+        while not stop.is_set():
+            for _ in range(20):
+                a @ b
+            sync()
+
+    if sampler.instant_field is not None:
+        res["instant_field_update"] = instant_field_updates(sampler, load)
+        log(f"instant-power field under load: {json.dumps(res['instant_field_update'])}")
+    for key, under_load in (("lengths", False), ("lengths_under_load", True)):
+        res[key] = window_lengths(meter, sampler, a, b, per, args.lengths, args.windows,
+                                  under_load=under_load)
+        print_lengths(res[key], LENGTH_TITLES[key])
     sampler.stop()
     meter.close()
     return res
@@ -715,6 +762,7 @@ def main() -> int:
     ap.add_argument("--windows", type=int, default=5)
     ap.add_argument("--window-s", type=float, default=2.0)
     ap.add_argument("--lengths", type=float, nargs="+", default=[0.15, 0.3, 1.0, 2.0])
+    ap.add_argument("--lengths-only", action="store_true", help="step 2b alone")
     ap.add_argument("--evolve-evaluations", type=int, default=24)
     ap.add_argument("--evolve-timeout-s", type=float, default=300)
     ap.add_argument("--skip-evolve", action="store_true")
@@ -738,8 +786,15 @@ def main() -> int:
     sync = torch.cuda.synchronize
     results["cuda_device"] = torch.cuda.get_device_name(0)
     work = Path(tempfile.mkdtemp(prefix="gpu_check-"))
+    if args.lengths_only:
+        log("\n== 2b. window lengths: the meter's method, reading and CV beside the counter's")
+        results["step2b"] = step2b(args, device, sync)
+        (args.out / "gpu_check.json").write_text(json.dumps(results, indent=1, default=str))
+        return 0
     log("\n== 2. NvmlMeter repeatability")
     results["step2"] = step2(args, device, sync)
+    log("\n== 2b. window lengths: the meter's method, reading and CV beside the counter's")
+    results["step2b"] = step2b(args, device, sync)
     log("\n== 3. digits genomes through worker.run_evaluation: cuda vs cpu")
     results["step3"] = step3(device)
     log("\n== 3b. one short genome repeated on cuda: scatter from whole counter updates")
@@ -767,8 +822,9 @@ def main() -> int:
                 f"{s['duration_mean_s']:.3f} s (CV {f(s['duration_cv'], '.4f')}); counter / sampled "
                 f"avg-power {f(s['ratio_counter_to_avg_mean'], '.3f')}, / instant-power "
                 f"{f(s['ratio_counter_to_instant_mean'], '.3f')}")
-    if s2.get("lengths"):
-        print_lengths(s2["lengths"])
+    for key, title in LENGTH_TITLES.items():
+        if results["step2b"].get(key):
+            print_lengths(results["step2b"][key], title)
     print_evals(results["step3"]["rows"])
     for name, s3 in results["step3b"].items():
         f = lambda v: "-" if v is None else format(v, ".4f")  # noqa: E731
