@@ -425,8 +425,8 @@ class NvmlMeter(Meter):
                    else "it cannot tell")
         return (f"energy = instant board power ({INSTANT_POWER_FIELD}) integrated over "
                 f"{len(samples)} samples (every {self.instant_interval_s * 1e3:g} ms asked, "
-                f"largest gap {gap_s * 1e3:.1f} ms; the value changed {changes} times), not the "
-                f"energy counter: window {duration_s:.3f} s spans ~{duration_s / period:.1f} counter "
+                f"largest gap {gap_s * 1e3:.1f} ms; the value changed {changes} times: power is "
+                f"resolved no finer than the field's refreshes), not the energy counter: window {duration_s:.3f} s spans ~{duration_s / period:.1f} counter "
                 f"updates of ~{period * 1e3:.0f} ms; {counter}")
 
     def _coarse_window_warning(self, duration_s: float) -> str:
