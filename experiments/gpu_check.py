@@ -392,7 +392,39 @@ def instant_field_updates(sampler: PowerSampler, load, seconds: float = 1.0) -> 
             "value_type": int(fv.valueType)}
 
 
-def window_lengths(meter: TimedNvml, sampler: PowerSampler, a, b, per_matmul_s: float,
+class Matmul:
+    """The fixed CUDA workload of steps 2 and 2b: products of two SIZE x SIZE float32
+    matrices, timed once, and the same loop as a background load."""
+
+    SIZE = 4096
+
+    def __init__(self, device: str, sync) -> None:
+        self.a = torch.randn(self.SIZE, self.SIZE, device=device)
+        self.b = torch.randn(self.SIZE, self.SIZE, device=device)
+        self.sync = sync
+
+    def run(self, n: int) -> None:
+        for _ in range(n):
+            self.a @ self.b
+
+    def seconds_each(self, warm: int = 20, timed: int = 200) -> float:
+        """Seconds per product, after ``warm`` untimed ones."""
+        self.run(warm)
+        self.sync()
+        t = time.perf_counter()
+        self.run(timed)
+        self.sync()
+        return (time.perf_counter() - t) / timed
+
+    def load(self, stop) -> None:
+        """The loop until ``stop`` (an Event) is set; the target of a load thread."""
+        torch.cuda.set_device(self.a.device)  # a new thread has no current CUDA context
+        while not stop.is_set():
+            self.run(20)
+            self.sync()
+
+
+def window_lengths(meter: TimedNvml, sampler: PowerSampler, mm: Matmul, per_matmul_s: float,
                    lengths: list[float], windows: int, under_load: bool = False) -> dict:
     """The matmul loop calibrated to each window length, ``windows`` windows each: the
     meter's reading and method beside the counter's own delta over the same two reads and
@@ -405,13 +437,11 @@ def window_lengths(meter: TimedNvml, sampler: PowerSampler, a, b, per_matmul_s: 
         rows = []
         for _ in range(windows):
             if under_load:
-                for _ in range(lead):
-                    a @ b
+                mm.run(lead)
             else:
                 time.sleep(1.0)
             with meter.window() as w:
-                for _ in range(n_iter):
-                    a @ b
+                mm.run(n_iter)
             t0, t1 = meter.marks[-1]
             sampler.wait_past(t1)
             r = w.reading
@@ -497,8 +527,7 @@ def step2(args, device: str, sync) -> dict:
     log(f"NvmlMeter start()+stop() (20 windows of 0.25 s sleep): {json.dumps(res['window_overhead'])}")
 
     # Idle first, while the board has done nothing in this process but a context.
-    a = torch.randn(4096, 4096, device=device)
-    b = torch.randn(4096, 4096, device=device)
+    mm = Matmul(device, sync)
     sync()
     time.sleep(2.0)
     with meter.window() as w:
@@ -510,36 +539,21 @@ def step2(args, device: str, sync) -> dict:
         f"{sampler.mean_w(t0, t1, 2) or float('nan'):.1f} W")
 
     # Calibrate the matmul loop to --window-s.
-    for _ in range(20):
-        a @ b
-    sync()
-    t = time.perf_counter()
-    for _ in range(200):
-        a @ b
-    sync()
-    per = (time.perf_counter() - t) / 200
+    per = mm.seconds_each()
     n_iter = max(1, round(args.window_s / per))
-    res["matmul"] = {"shape": "4096x4096 float32", "iterations": n_iter, "seconds_per_matmul": per,
-                     "tflops": 2 * 4096 ** 3 / per / 1e12}
+    res["matmul"] = {"shape": f"{mm.SIZE}x{mm.SIZE} float32", "iterations": n_iter, "seconds_per_matmul": per,
+                     "tflops": 2 * mm.SIZE ** 3 / per / 1e12}
     log(f"matmul: {per * 1e3:.3f} ms each ({res['matmul']['tflops']:.1f} TFLOP/s); "
         f"{n_iter} per window")
 
-    def load(stop):
-        torch.cuda.set_device(a.device)  # a new thread has no current CUDA context
-        while not stop.is_set():
-            for _ in range(20):
-                a @ b
-            sync()
-
-    res["counter_update"] = counter_update_period(meter, load)
+    res["counter_update"] = counter_update_period(meter, mm.load)
     log(f"energy counter under load: {json.dumps(res['counter_update'])}")
 
     rows = []
     for _ in range(args.windows):
         time.sleep(1.0)
         with meter.window() as w:
-            for _ in range(n_iter):
-                a @ b
+            mm.run(n_iter)
         t0, t1 = meter.marks[-1]
         rows.append(window_row(w.reading, t0, t1, sampler))
     res["matmul_windows"] = rows
@@ -589,31 +603,16 @@ def step2b(args, device: str, sync) -> dict:
     res["meter"] = meter.describe()
     log(f"meter: {res['meter']}")
     sampler = PowerSampler().start()
-    a = torch.randn(4096, 4096, device=device)
-    b = torch.randn(4096, 4096, device=device)
-    for _ in range(20):
-        a @ b
-    sync()
-    t = time.perf_counter()
-    for _ in range(200):
-        a @ b
-    sync()
-    per = (time.perf_counter() - t) / 200
+    mm = Matmul(device, sync)
+    per = mm.seconds_each()
     res["seconds_per_matmul"] = per
     log(f"matmul: {per * 1e3:.3f} ms each")
 
-    def load(stop):
-        torch.cuda.set_device(a.device)
-        while not stop.is_set():
-            for _ in range(20):
-                a @ b
-            sync()
-
     if sampler.instant_field is not None:
-        res["instant_field_update"] = instant_field_updates(sampler, load)
+        res["instant_field_update"] = instant_field_updates(sampler, mm.load)
         log(f"instant-power field under load: {json.dumps(res['instant_field_update'])}")
     for key, under_load in (("lengths", False), ("lengths_under_load", True)):
-        res[key] = window_lengths(meter, sampler, a, b, per, args.lengths, args.windows,
+        res[key] = window_lengths(meter, sampler, mm, per, args.lengths, args.windows,
                                   under_load=under_load)
         print_lengths(res[key], LENGTH_TITLES[key])
     sampler.stop()
