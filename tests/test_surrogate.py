@@ -102,11 +102,15 @@ def _truth(genomes):
     return np.asarray(out)
 
 
+def _seen_and_pool(seed: int, n_seen: int, n_pool: int):
+    """A generator, then ``n_seen`` evaluated genomes and ``n_pool`` candidates drawn from it."""
+    rng = np.random.default_rng(seed)
+    return rng, [SPACE.sample(rng) for _ in range(n_seen)], [SPACE.sample(rng) for _ in range(n_pool)]
+
+
 def test_forest_screening_picks_the_truly_better_candidates():
-    rng = np.random.default_rng(3)
+    rng, seen, pool = _seen_and_pool(3, 80, 120)
     enc = GenomeEncoder(SPACE)
-    seen = [SPACE.sample(rng) for _ in range(80)]
-    pool = [SPACE.sample(rng) for _ in range(120)]
     model = ForestSurrogate(enc, random_state=1).fit(seen, _truth(seen))
     predicted = model.predict(pool)
     assert predicted.shape == (120, 2)
@@ -126,12 +130,9 @@ def test_forest_screening_picks_the_truly_better_candidates():
     assert np.array_equal(again, predicted)
 
 
-
 def test_positive_objectives_are_modelled_in_log_and_predicted_in_their_units():
-    rng = np.random.default_rng(4)
+    _, seen, pool = _seen_and_pool(4, 60, 200)
     enc = GenomeEncoder(SPACE)
-    seen = [SPACE.sample(rng) for _ in range(60)]
-    pool = [SPACE.sample(rng) for _ in range(200)]
     model = ForestSurrogate(enc, random_state=2).fit(seen, _truth(seen))
     # -accuracy is never positive, energy always is: only the energy is logged
     assert model.log.tolist() == [False, True]
