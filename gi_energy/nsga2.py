@@ -16,7 +16,7 @@ missing) has infinite violation and never takes part in the sorting at all.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -86,14 +86,16 @@ def constraint_violation(outcome: Outcome, constraints: Mapping[str, float]) -> 
 
     Relative (excess / limit) so that joules and parameter counts add up sensibly.
     """
-    total = 0.0
-    for name, limit in constraints.items():
-        value = outcome.metric(name)
-        if value is None:
-            return FAILED
-        if value > limit:
-            total += (value - limit) / limit
-    return total
+    values = [outcome.metric(name) for name in constraints]
+    if any(v is None for v in values):
+        return FAILED
+    return excess_over(values, constraints.values())
+
+
+def excess_over(values: Iterable[float], limits: Iterable[float]) -> float:
+    """Summed relative excess of ``values`` over their upper ``limits`` (0.0 within all):
+    the violation of a constraint vector, observed or predicted."""
+    return float(sum((v - lim) / lim for v, lim in zip(values, limits) if v > lim))
 
 
 def fitness_of(outcome: Outcome, objectives: Mapping[str, str],

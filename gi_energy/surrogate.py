@@ -195,11 +195,10 @@ def min_points(encoder: GenomeEncoder, population: int) -> int:
 
 
 def predicted_violation(predicted: np.ndarray, limits: Sequence[float]) -> np.ndarray:
-    """Per pool member, the constraint violation :func:`nsga2.constraint_violation` would
-    give the predicted metrics (columns in the order of ``limits``, upper limits)."""
+    """Per pool member, the constraint violation survival would give the predicted
+    metrics (columns in the order of ``limits``, upper limits): :func:`nsga2.excess_over`."""
     pred = np.asarray(predicted, dtype=float).reshape(-1, len(limits))
-    lim = np.asarray(limits, dtype=float)
-    return np.sum(np.maximum(pred - lim, 0.0) / lim, axis=1)
+    return np.asarray([nsga2.excess_over(row, limits) for row in pred], dtype=float)
 
 
 def screen(predicted: np.ndarray, front: np.ndarray, n: int, rng: np.random.Generator,
