@@ -41,23 +41,25 @@ def _models():
         kernel = ConstantKernel() * Matern(length_scale=np.ones(n_features), nu=2.5) + WhiteKernel()
         return GaussianProcessRegressor(kernel, random_state=seed)
 
-    # name, log targets, one model per objective, factory(seed, n_features)
-    return (("random forest, multi-output, raw (before)", False, False,
-             lambda s, f: RandomForestRegressor(N_TREES, random_state=s, n_jobs=1)),
-            ("random forest, multi-output, log", True, False,
-             lambda s, f: RandomForestRegressor(N_TREES, random_state=s, n_jobs=1)),
-            ("random forest per objective, log", True, True,
-             lambda s, f: RandomForestRegressor(N_TREES, random_state=s, n_jobs=1)),
-            ("extra trees per objective, log (now)", True, True,
-             lambda s, f: ExtraTreesRegressor(N_TREES, random_state=s, n_jobs=1)),
-            ("Gaussian process per objective, log", True, True, gp))
+    def forest(s, f):
+        return RandomForestRegressor(N_TREES, random_state=s, n_jobs=1)
+
+    def extra_trees(s, f):
+        return ExtraTreesRegressor(N_TREES, random_state=s, n_jobs=1)
+
+    # name, log targets, one model per objective, inputs scaled to [0, 1], factory(seed, n_features)
+    return (("random forest, multi-output, raw (before)", False, False, False, forest),
+            ("random forest, multi-output, log", True, False, False, forest),
+            ("random forest per objective, log", True, True, False, forest),
+            ("extra trees per objective, log (now)", True, True, False, extra_trees),
+            ("Gaussian process per objective, log", True, True, True, gp))
 
 
-def rank_agreement(x, y, n, reps, log, per_objective, make) -> np.ndarray:
+def rank_agreement(x, y, n, reps, log, per_objective, scale_inputs, make) -> np.ndarray:
     rng = np.random.default_rng(0)
     logged = np.all(y > 0, axis=0) & log
     t = np.where(logged, np.log(np.where(logged, y, 1.0)), y)
-    if make.__name__ == "gp":  # a GP wants inputs on one scale
+    if scale_inputs:  # a GP wants inputs on one scale (trees do not care)
         lo, hi = x.min(axis=0), x.max(axis=0)
         x = (x - lo) / np.where(hi > lo, hi - lo, 1.0)
     out = []
@@ -94,8 +96,8 @@ def main() -> None:
         y = np.asarray([nsga2.fitness_of(o, problem.objectives, problem.constraints).values for o in outcomes])
         names = list(problem.objectives)
         for n in (int(s) for s in args.sizes.split(",")):
-            for name, log, per, make in _models():
-                rho = rank_agreement(x, y, n, args.reps, log, per, make)
+            for name, log, per, scale, make in _models():
+                rho = rank_agreement(x, y, n, args.reps, log, per, scale, make)
                 cells = ", ".join(f"{o} {r:.3f}" for o, r in zip(names, rho))
                 rows.append(f"| {table} | {n} | {name} | {cells} |")
                 print(rows[-1], flush=True)
