@@ -29,11 +29,19 @@ from pathlib import Path
 
 import numpy as np
 
+from gi_energy.config.problem import Problem, SearchConfig, load_problem
+from gi_energy.config.space import (
+    Choice,
+    Fixed,
+    Genome,
+    IntRange,
+    LayerSpace,
+    RealRange,
+    SearchSpace,
+)
 from gi_energy.meters.reading import Reading
-from gi_energy.problem import Problem, SearchConfig, load_problem
-from gi_energy.results import Evaluation, Outcome
-from gi_energy.search import evolve
-from gi_energy.space import Choice, Fixed, Genome, IntRange, LayerSpace, RealRange, SearchSpace
+from gi_energy.search.evolve import evolve
+from gi_energy.tasks.results import Evaluation, Outcome
 
 SPACE = SearchSpace(
     layers={"hidden": LayerSpace(count=IntRange(1, 4), size=IntRange(4, 512, log=True))},
@@ -110,8 +118,8 @@ def fake_runs(args, root: Path) -> list[dict]:
 
 
 def real_runs(args, root: Path) -> list[dict]:
-    from gi_energy.evaluator import Evaluator
-    from gi_energy.store import Store
+    from gi_energy.evaluation.evaluator import Evaluator
+    from gi_energy.evaluation.store import Store
 
     base = load_problem("quickstart")
     space = dataclasses.replace(base.space, layers={

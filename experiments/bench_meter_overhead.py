@@ -22,11 +22,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from gi_energy.config.problem import EnergyConfig
 from gi_energy.meters import Meter, create_meter
 from gi_energy.meters.fakes import FakeNvml, FakePowercap, ticking_reader
 from gi_energy.meters.nvml import NvmlMeter
 from gi_energy.meters.rapl import RaplMeter
-from gi_energy.problem import EnergyConfig
 
 
 def spin(iterations: int) -> None:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gi_energy.grid import run_grid
-from gi_energy.problem import parse_problem
-from gi_energy.replay import ReplayEvaluator, SyntheticEvaluator
+from gi_energy.config.problem import parse_problem
+from gi_energy.evaluation.replay import ReplayEvaluator, SyntheticEvaluator
+from gi_energy.search.grid import run_grid
 
 
 def bench_problem(points: int):
@@ -65,7 +65,7 @@ def main() -> None:
               "(with an on_result callback; target >= 5,000)")
 
         try:
-            from gi_energy.search import evolve
+            from gi_energy.search.evolve import evolve
         except ImportError as exc:  # the loop is another part; the lookup figure stands alone
             print(f"search: skipped ({exc})")
             return

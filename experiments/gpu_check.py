@@ -57,15 +57,15 @@ import numpy as np
 
 # cuBLAS reads this when it initialises: set before any CUDA work, as the evaluator does
 # for its worker processes, so step 3's evaluations are deterministic.
-from gi_energy.training import CUBLAS_WORKSPACE_CONFIG  # noqa: E402 (imports torch)
+from gi_energy.tasks.training import CUBLAS_WORKSPACE_CONFIG  # noqa: E402 (imports torch)
 
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE_CONFIG)
 
 import torch  # noqa: E402
 
+from gi_energy.config.problem import load_problem  # noqa: E402
+from gi_energy.config.space import Genome  # noqa: E402
 from gi_energy.meters.nvml import ENERGY_COUNTER, NvmlMeter, visible_device  # noqa: E402
-from gi_energy.problem import load_problem  # noqa: E402
-from gi_energy.space import Genome  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_INTERVAL_S = 0.01
@@ -497,8 +497,8 @@ def print_lengths(out: dict, title: str) -> None:
 
 
 def step2(args, device: str, sync) -> dict:
-    from gi_energy.training import configure_determinism, to_device, warm_up
-    from gi_energy.worker import run_evaluation
+    from gi_energy.evaluation.worker import run_evaluation
+    from gi_energy.tasks.training import configure_determinism, to_device, warm_up
 
     res: dict = {}
     meter = TimedNvml(device_index=0, cuda_sync=sync, exclusive=True)
@@ -646,7 +646,7 @@ def eval_row(label: str, ev) -> dict:
 
 
 def step3(device: str) -> dict:
-    from gi_energy.worker import run_evaluation, worker_meter
+    from gi_energy.evaluation.worker import run_evaluation, worker_meter
 
     gpu_problem = cuda_problem(device)
     cpu_problem = load_problem("digits").with_overrides(evaluation={"device": "cpu"})
@@ -683,7 +683,7 @@ def print_evals(rows: list[dict]) -> None:
 def step3b(device: str, repeats: int = 5) -> dict:
     """One short genome evaluated ``repeats`` times on CUDA with min_inference_s 0.2 (the
     default) and 1.0: how much do whole counter updates scatter its figures?"""
-    from gi_energy.worker import run_evaluation
+    from gi_energy.evaluation.worker import run_evaluation
 
     out = {}
     for min_inf in (0.2, 1.0):

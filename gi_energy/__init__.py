@@ -9,13 +9,14 @@ Library entry points for research code::
     report = gi_energy.compare([result.run_dir], reference=grid.run_dir)
 """
 
-from .compare import compare
+from gi_energy.config.problem import Problem, load_problem, parse_problem
+from gi_energy.config.space import Genome, Grid, SearchSpace
+from gi_energy.report.compare import compare
+from gi_energy.search.evolve import EvolveResult, evolve
+from gi_energy.search.grid import run_grid
+from gi_energy.tasks.results import Evaluation, Outcome
+
 from .errors import GiEnergyError, ProblemError
-from .grid import run_grid
-from .problem import Problem, load_problem, parse_problem
-from .results import Evaluation, Outcome
-from .search import EvolveResult, evolve
-from .space import Genome, Grid, SearchSpace
 
 __version__ = "0.1.0"
 

@@ -61,7 +61,7 @@ def main(debug: bool) -> None:
 @_guard
 def validate(problem: str | None, list_bundled: bool) -> None:
     """Check a problem file and print a summary (dataset, space, grid, objectives)."""
-    from .problem import bundled_problems, load_problem
+    from gi_energy.config.problem import bundled_problems, load_problem
 
     if list_bundled or problem is None:
         if problem is None and not list_bundled:
@@ -70,7 +70,7 @@ def validate(problem: str | None, list_bundled: bool) -> None:
             click.echo(f"{name:16s} {path}")
         return
     p = load_problem(problem)
-    from .summary import describe_problem
+    from gi_energy.report.summary import describe_problem
 
     click.echo(describe_problem(p))
 
@@ -89,7 +89,7 @@ def validate(problem: str | None, list_bundled: bool) -> None:
 @_guard
 def evolve(problem, out, store, seed, workers, population, generations, max_evaluations, resume, replay):
     """Run NSGA-II over the problem's search space."""
-    from .search import cli_evolve
+    from gi_energy.search.evolve import cli_evolve
 
     cli_evolve(problem=problem, out=out, store=store, seed=seed, workers=workers, population=population,
                generations=generations, max_evaluations=max_evaluations, resume=resume, replay=replay)
@@ -104,7 +104,7 @@ def evolve(problem, out, store, seed, workers, population, generations, max_eval
 @_guard
 def grid(problem, out, store, workers, resume):
     """Evaluate every point of the problem's [grid] (the exhaustive baseline)."""
-    from .grid import cli_grid
+    from gi_energy.search.grid import cli_grid
 
     cli_grid(problem=problem, out=out, store=store, workers=workers, resume=resume)
 
@@ -117,7 +117,7 @@ def grid(problem, out, store, workers, resume):
 @_guard
 def compare(run_dirs, reference, out, as_json):
     """Compare the fronts of several runs (hypervolume, IGD+, epsilon, cost)."""
-    from .compare import cli_compare
+    from gi_energy.report.compare import cli_compare
 
     cli_compare(run_dirs=list(run_dirs), reference=reference, out=out, as_json=as_json)
 
@@ -130,7 +130,7 @@ def compare(run_dirs, reference, out, as_json):
 @_guard
 def meters(as_json, probe):
     """List the energy meters, available or not, and why."""
-    from .meters.report import cli_meters
+    from gi_energy.meters.report import cli_meters
 
     cli_meters(as_json=as_json, probe_s=probe)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gi_energy.space import Genome, SearchSpace
+from gi_energy.config.space import Genome, SearchSpace
 
 
 def one_point_layers(a: tuple[int, ...], b: tuple[int, ...],

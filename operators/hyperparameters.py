@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gi_energy.space import Genome, SearchSpace
+from gi_energy.config.space import Genome, SearchSpace
 
 from .steps import mutable, step_param
 

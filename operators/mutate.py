@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from gi_energy.space import Genome, SearchSpace
+from gi_energy.config.space import Genome, SearchSpace
 
 from .registry import MUTATIONS, Mutation
 

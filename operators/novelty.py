@@ -6,7 +6,7 @@ from collections.abc import Callable, Container
 
 import numpy as np
 
-from gi_energy.space import Genome, SearchSpace
+from gi_energy.config.space import Genome, SearchSpace
 
 from .mutate import mutate
 

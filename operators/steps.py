@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from gi_energy.space import Choice, Fixed, IntRange, RealRange
+from gi_energy.config.space import Choice, Fixed, IntRange, RealRange
 
 # Step widths as fractions of the range: wide enough to leave a basin, narrow enough that
 # a child stays near its parent (the usual 1/10 .. 1/4 of the span in evolution strategies).

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gi_energy.space import Choice, Genome, IntRange, SearchSpace
+from gi_energy.config.space import Choice, Genome, IntRange, SearchSpace
 
 from .steps import step_size
 

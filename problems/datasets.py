@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gi_energy.config.problem import DatasetConfig
 from gi_energy.errors import ProblemError, did_you_mean
-from gi_energy.problem import DatasetConfig
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from gi_energy.config.space import Genome
 from gi_energy.errors import ProblemError, did_you_mean
-from gi_energy.space import Genome
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,

@@ -10,12 +10,12 @@ import pytest
 from click.testing import CliRunner
 
 from gi_energy.cli import main
-from gi_energy.compare import compare, energy_saving, render_report
+from gi_energy.config.problem import load_problem
 from gi_energy.errors import UsageError
-from gi_energy.grid import run_grid
-from gi_energy.problem import load_problem
-from gi_energy.replay import ReplayEvaluator, SyntheticEvaluator
-from gi_energy.rundir import RunDirectory
+from gi_energy.evaluation.replay import ReplayEvaluator, SyntheticEvaluator
+from gi_energy.report.compare import compare, energy_saving, render_report
+from gi_energy.runs.rundir import RunDirectory
+from gi_energy.search.grid import run_grid
 
 
 def _replayed_run(problem, grid_dir, out, genomes, label, seed):
@@ -139,7 +139,7 @@ class _Killed(BaseException):
 def test_resumed_runs_report_the_energy_of_unbroken_ones(tmp_path):
     """A grid interrupted by Ctrl-C and an evolve killed mid-generation, both resumed: their
     evaluations.csv say which joules they spent, so compare agrees with the unbroken runs."""
-    from gi_energy.search import evolve
+    from gi_energy.search.evolve import evolve
 
     problem = load_problem("quickstart")
     quiet = {"echo": lambda s: None, "warn": lambda s: None}
@@ -187,7 +187,7 @@ def test_resumed_runs_report_the_energy_of_unbroken_ones(tmp_path):
 
 def test_compare_applies_the_constraints(tmp_path):
     """front.csv and the search keep only feasible points; so must every figure of compare."""
-    from gi_energy.problem import Problem
+    from gi_energy.config.problem import Problem
 
     base = load_problem("quickstart")
     limit = 5000.0  # the width-128 networks have more parameters than this

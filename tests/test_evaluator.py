@@ -8,14 +8,19 @@ import time
 
 import pytest
 
-from gi_energy.evaluator import MAX_CRASH_ATTEMPTS, Evaluator, evaluation_context, should_retry
+from gi_energy.config.problem import load_problem
+from gi_energy.config.space import Genome
+from gi_energy.evaluation.evaluator import (
+    MAX_CRASH_ATTEMPTS,
+    Evaluator,
+    evaluation_context,
+    should_retry,
+)
+from gi_energy.evaluation.store import Store
+from gi_energy.evaluation.worker import evaluate_task, run_evaluation
 from gi_energy.meters.reading import Reading
-from gi_energy.problem import load_problem
-from gi_energy.results import Evaluation
-from gi_energy.space import Genome
-from gi_energy.store import Store
-from gi_energy.training import threads_per_worker
-from gi_energy.worker import evaluate_task, run_evaluation
+from gi_energy.tasks.results import Evaluation
+from gi_energy.tasks.training import threads_per_worker
 
 pytestmark = pytest.mark.slow
 

@@ -11,14 +11,22 @@ import time
 import numpy as np
 import pytest
 
-from gi_energy import checkpoint as ckpt_mod
+from gi_energy.config.problem import Problem, SearchConfig
+from gi_energy.config.space import (
+    Choice,
+    Fixed,
+    Genome,
+    IntRange,
+    LayerSpace,
+    RealRange,
+    SearchSpace,
+)
 from gi_energy.errors import UsageError
 from gi_energy.meters.reading import Reading
-from gi_energy.problem import Problem, SearchConfig
-from gi_energy.progress import Progress, front_table
-from gi_energy.results import Evaluation, Outcome
-from gi_energy.search import evolve, reference_point
-from gi_energy.space import Choice, Fixed, Genome, IntRange, LayerSpace, RealRange, SearchSpace
+from gi_energy.report.progress import Progress, front_table
+from gi_energy.search import checkpoint as ckpt_mod
+from gi_energy.search.evolve import evolve, reference_point
+from gi_energy.tasks.results import Evaluation, Outcome
 
 SPACE = SearchSpace(
     layers={"hidden": LayerSpace(count=IntRange(1, 3), size=IntRange(2, 256, log=True))},
@@ -341,7 +349,7 @@ def test_reference_point_is_fixed_by_the_first_points():
 
 def test_package_level_evolve_is_the_function(tmp_path):
     import gi_energy
-    import gi_energy.search  # noqa: F401  (importing the loop module must not shadow the function)
+    import gi_energy.search.evolve  # noqa: F401  (importing the loop module must not shadow the function)
 
     assert callable(gi_energy.evolve) and gi_energy.evolve is evolve
     r = gi_energy.evolve(make_problem(generations=1), out=tmp_path / "pkg", evaluator=FakeEvaluator(),
@@ -353,9 +361,9 @@ def test_package_level_evolve_is_the_function(tmp_path):
 
 
 def _grid_run(tmp_path):
-    from gi_energy.grid import run_grid
-    from gi_energy.problem import load_problem
-    from gi_energy.replay import SyntheticEvaluator
+    from gi_energy.config.problem import load_problem
+    from gi_energy.evaluation.replay import SyntheticEvaluator
+    from gi_energy.search.grid import run_grid
 
     problem = load_problem("quickstart")
     run_grid(problem, out=tmp_path / "grid", evaluator=SyntheticEvaluator(problem), echo=lambda s: None,
@@ -436,7 +444,7 @@ class _ReplayCtrlC:
     """A replay that is interrupted (Ctrl-C) after ``after`` lookups."""
 
     def __init__(self, problem, grid, after):
-        from gi_energy.replay import ReplayEvaluator
+        from gi_energy.evaluation.replay import ReplayEvaluator
 
         self.inner = ReplayEvaluator(problem, grid)
         self.after = after
@@ -458,7 +466,7 @@ class _ReplayCtrlC:
 def test_replay_interrupted_and_resumed_counts_energy_once(tmp_path):
     """Ctrl-C mid-generation, then resume without --replay: the recorded grid run is
     replayed again (nothing trained for real) and every joule is counted exactly once."""
-    from gi_energy.replay import ReplayEvaluator
+    from gi_energy.evaluation.replay import ReplayEvaluator
 
     problem, grid = _grid_run(tmp_path)
     problem = Problem(**{**problem.__dict__, "search": SearchConfig(population=4, generations=3)})
@@ -476,7 +484,7 @@ def test_replay_interrupted_and_resumed_counts_energy_once(tmp_path):
 
 
 def test_resume_refuses_a_change_of_evaluator_kind(tmp_path):
-    from gi_energy.replay import ReplayEvaluator, SyntheticEvaluator
+    from gi_energy.evaluation.replay import ReplayEvaluator, SyntheticEvaluator
 
     problem, grid = _grid_run(tmp_path)
     problem = Problem(**{**problem.__dict__, "search": SearchConfig(population=4, generations=1)})

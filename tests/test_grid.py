@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from gi_energy.config.problem import load_problem, parse_problem
 from gi_energy.errors import ProblemError
-from gi_energy.grid import batches, grid_genomes, run_grid
-from gi_energy.problem import load_problem, parse_problem
-from gi_energy.replay import SyntheticEvaluator
-from gi_energy.rundir import RunDirectory
+from gi_energy.evaluation.replay import SyntheticEvaluator
+from gi_energy.runs.rundir import RunDirectory
+from gi_energy.search.grid import batches, grid_genomes, run_grid
 
 
 @pytest.fixture

@@ -7,14 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from gi_energy.indicators import (
+from gi_energy.report.indicators import (
     Normaliser,
     coverage,
     epsilon_additive,
     hypervolume,
     igd_plus,
 )
-from gi_energy.rundir import nondominated
+from gi_energy.runs.rundir import nondominated
 
 
 def test_hypervolume_2d_staircase():

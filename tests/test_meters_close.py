@@ -8,11 +8,11 @@ import threading
 
 import pytest
 
+from gi_energy.config.problem import EnergyConfig
 from gi_energy.errors import MeterError
 from gi_energy.meters import create_meter
 from gi_energy.meters.fakes import FakeNvml, FakePowercap, ticking_reader
 from gi_energy.meters.nvml import NvmlMeter
-from gi_energy.problem import EnergyConfig
 
 
 class FlakySync:

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from gi_energy.config.problem import EnergyConfig
 from gi_energy.errors import MeterError
 from gi_energy.meters import Meter, Reading, create_meter
 from gi_energy.meters.combined import combine_readings
@@ -17,7 +18,6 @@ from gi_energy.meters.nvml import NvmlMeter
 from gi_energy.meters.rapl import RaplMeter
 from gi_energy.meters.reading import BACKENDS, SCOPES
 from gi_energy.meters.units import mj_to_j, mw_to_w, uj_to_j, us_to_s
-from gi_energy.problem import EnergyConfig
 
 
 def _tree(tmp_path) -> FakePowercap:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from gi_energy.config.problem import EnergyConfig
 from gi_energy.errors import MeterError
 from gi_energy.meters import EstimateMeter, create_meter
-from gi_energy.problem import EnergyConfig
 
 
 class FakeClock:

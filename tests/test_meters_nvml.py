@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from gi_energy.config.problem import EnergyConfig
 from gi_energy.errors import MeterError
 from gi_energy.meters import create_meter
 from gi_energy.meters.fakes import FakeNvml
@@ -18,7 +19,6 @@ from gi_energy.meters.nvml import (
     integrate_power_j,
     visible_device,
 )
-from gi_energy.problem import EnergyConfig
 
 
 class FakeClock:

@@ -6,12 +6,12 @@ import time
 
 import pytest
 
+from gi_energy.config.problem import EnergyConfig
 from gi_energy.errors import MeterError
 from gi_energy.meters import create_meter
 from gi_energy.meters.fakes import FakePowercap, denying_reader, power_reader, ticking_reader
 from gi_energy.meters.powercap import counter_delta_uj, discover_zones
 from gi_energy.meters.rapl import RaplMeter
-from gi_energy.problem import EnergyConfig
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import pytest
 import torch
 from gi_energy.problems.models import MODEL_BUILDERS, build_model, count_params, flops_per_sample
 
+from gi_energy.config.space import Genome
 from gi_energy.errors import ProblemError
-from gi_energy.space import Genome
 
 
 def test_mlp_shapes_params_and_flops():

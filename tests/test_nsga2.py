@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 
+from gi_energy.config.space import Genome
 from gi_energy.meters.reading import Reading
-from gi_energy.nsga2 import (
+from gi_energy.search.nsga2 import (
     Fitness,
     constraint_violation,
     crowded_tournament,
@@ -17,8 +18,7 @@ from gi_energy.nsga2 import (
     rank_and_crowding,
     survive,
 )
-from gi_energy.results import Evaluation, Outcome
-from gi_energy.space import Genome
+from gi_energy.tasks.results import Evaluation, Outcome
 
 # Minimisation. By hand: A, B, C are non-dominated; D is dominated only by B, E only by C
 # (rank 1); F by B and D (rank 2); G by F (rank 3).

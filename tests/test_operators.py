@@ -24,7 +24,7 @@ from gi_energy.operators.steps import step_int, step_level, step_param, step_rea
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gi_energy.space import (
+from gi_energy.config.space import (
     Choice,
     Fixed,
     Genome,

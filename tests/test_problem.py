@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from gi_energy import ProblemError, load_problem, parse_problem
 from gi_energy.cli import main
-from gi_energy.problem import bundled_problems
-from gi_energy.space import Choice, Fixed, IntRange, RealRange
+from gi_energy.config.problem import bundled_problems
+from gi_energy.config.space import Choice, Fixed, IntRange, RealRange
 
 MALFORMED = sorted((Path(__file__).parent / "cases" / "malformed").glob("*.toml"))
 
@@ -142,7 +142,7 @@ def test_with_overrides_keeps_falsy_values():
 
 
 def test_output_paths_in_the_file_are_relative_to_the_file(tmp_path):
-    from gi_energy.problem import OutputConfig
+    from gi_energy.config.problem import OutputConfig
 
     given = parse_problem({"problem": {"name": "o"}, "output": {"store": "s/x.sqlite", "directory": "out"}},
                           source="p.toml", base_dir=tmp_path)
@@ -155,7 +155,7 @@ def test_output_paths_in_the_file_are_relative_to_the_file(tmp_path):
 def test_csv_fingerprint_hashes_the_file_once_until_it_changes(tmp_path):
     import os
 
-    from gi_energy.problem import _digest_of
+    from gi_energy.config.problem import _digest_of
 
     csv_path = tmp_path / "d.csv"
     csv_path.write_text("a,b,y\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(40)))

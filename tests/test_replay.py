@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gi_energy.config.problem import load_problem
+from gi_energy.config.space import Choice, Fixed, Genome
 from gi_energy.errors import UsageError
-from gi_energy.grid import grid_genomes, run_grid
-from gi_energy.problem import load_problem
-from gi_energy.replay import ReplayEvaluator, ReplayMissError, SyntheticEvaluator
-from gi_energy.space import Choice, Fixed, Genome
+from gi_energy.evaluation.replay import ReplayEvaluator, ReplayMissError, SyntheticEvaluator
+from gi_energy.search.grid import grid_genomes, run_grid
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_restrict_makes_only_grid_genomes(grid_run):
 
 def test_incomplete_grid_cannot_be_replayed(grid_run, tmp_path):
     problem, _, res = grid_run
-    from gi_energy.rundir import RunDirectory
+    from gi_energy.runs.rundir import RunDirectory
 
     rd = RunDirectory.create(tmp_path / "part", problem, "grid", {})
     rd.write_results(res.outcomes[:7], problem.objectives, [], plot=False)
@@ -83,7 +83,7 @@ def test_only_a_grid_run_can_be_replayed(grid_run, tmp_path):
     from click.testing import CliRunner
 
     from gi_energy.cli import main
-    from gi_energy.rundir import RunDirectory
+    from gi_energy.runs.rundir import RunDirectory
 
     problem, _, res = grid_run
     rd = RunDirectory.create(tmp_path / "evo", problem, "evolve", {})

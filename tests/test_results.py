@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from gi_energy.config.space import Genome
 from gi_energy.meters.reading import Reading
-from gi_energy.results import Evaluation, Outcome
-from gi_energy.space import Genome
+from gi_energy.tasks.results import Evaluation, Outcome
 
 
 def _outcome(joules, cached=False):

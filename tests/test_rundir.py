@@ -6,18 +6,18 @@ import json
 
 import pytest
 
+from gi_energy.config.problem import parse_problem
+from gi_energy.config.space import Genome
 from gi_energy.errors import UsageError
 from gi_energy.meters.reading import Reading
-from gi_energy.problem import parse_problem
-from gi_energy.results import Evaluation, Outcome
-from gi_energy.rundir import (
+from gi_energy.runs.rundir import (
     RunDirectory,
     default_run_dir,
     feasible_only,
     unique_outcomes,
     write_json_atomic,
 )
-from gi_energy.space import Genome
+from gi_energy.tasks.results import Evaluation, Outcome
 
 OBJ = {"accuracy": "max", "inference_energy_j_per_1k": "min"}
 
@@ -133,7 +133,7 @@ def test_result_files_are_readable_by_others(tmp_path):
     import os
     import stat
 
-    from gi_energy.rundir import write_json_atomic
+    from gi_energy.runs.rundir import write_json_atomic
 
     old = os.umask(0o022)
     try:
@@ -147,7 +147,7 @@ def test_result_files_are_readable_by_others(tmp_path):
 def test_spent_column_and_its_fallback_for_older_files(tmp_path):
     import csv
 
-    from gi_energy.rundir import TrainedJournal
+    from gi_energy.runs.rundir import TrainedJournal
 
     a, b = _outcome(8, 0.8, 0.01), _outcome(32, 0.9, 0.04, repeat_accs=[0.9, 0.92])
     b = Outcome(genome=b.genome, evaluations=b.evaluations, cached=True)  # a store hit...
@@ -186,7 +186,7 @@ def test_unique_and_feasible_outcomes():
 
 
 def test_write_json_atomic_compact_and_timestamped_dir(tmp_path):
-    from gi_energy.rundir import timestamped_dir
+    from gi_energy.runs.rundir import timestamped_dir
 
     write_json_atomic(tmp_path / "c.json", {"a": [1, 2]}, compact=True)
     assert (tmp_path / "c.json").read_text().strip() == '{"a":[1,2]}'
@@ -197,7 +197,7 @@ def test_write_json_atomic_compact_and_timestamped_dir(tmp_path):
 
 
 def test_write_results_returns_the_front_it_wrote(tmp_path):
-    from gi_energy.rundir import front_outcomes
+    from gi_energy.runs.rundir import front_outcomes
 
     rd = RunDirectory.create(tmp_path / "r", _problem(), "grid", {})
     outcomes = [_outcome(8, 0.8, 0.01), _outcome(32, 0.9, 0.04), _outcome(16, 0.7, 0.05)]

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gi_energy import Genome, load_problem
-from gi_energy.space import Choice, Grid, IntRange, LayerSpace, RealRange, SearchSpace
+from gi_energy.config.space import Choice, Grid, IntRange, LayerSpace, RealRange, SearchSpace
 
 
 def test_sampling_stays_in_space_and_is_seeded():

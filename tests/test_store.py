@@ -10,10 +10,10 @@ import time
 
 import pytest
 
+from gi_energy.config.space import Genome
+from gi_energy.evaluation.store import Store
 from gi_energy.meters.reading import Reading
-from gi_energy.results import Evaluation
-from gi_energy.space import Genome
-from gi_energy.store import Store
+from gi_energy.tasks.results import Evaluation
 
 
 def evaluation(i: int, repeat: int = 0, status: str = "ok") -> Evaluation:
@@ -84,7 +84,7 @@ WRITER = textwrap.dedent("""
     import sys
     sys.path.insert(0, {tests!r})
     from test_store import evaluation
-    from gi_energy.store import Store
+    from gi_energy.evaluation.store import Store
     store = Store(sys.argv[1])
     offset = int(sys.argv[2])
     for i in range(offset, offset + 300):

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from test_evolve import SPACE, synthetic_evaluation
 
-from gi_energy import ProblemError, nsga2, parse_problem
-from gi_energy.space import Choice, Fixed, LayerSpace, SearchSpace
-from gi_energy.surrogate import (
+from gi_energy import ProblemError, parse_problem
+from gi_energy.config.space import Choice, Fixed, LayerSpace, SearchSpace
+from gi_energy.search import nsga2
+from gi_energy.search.surrogate import (
     ForestSurrogate,
     GenomeEncoder,
     min_points,

@@ -10,12 +10,12 @@ import time
 import pytest
 import torch
 
+from gi_energy.config.problem import EvaluationConfig, load_problem
+from gi_energy.config.space import Genome
 from gi_energy.errors import MeterError
+from gi_energy.evaluation.worker import run_evaluation
 from gi_energy.meters.reading import Reading
-from gi_energy.problem import EvaluationConfig, load_problem
-from gi_energy.space import Genome
-from gi_energy.training import co2_grams, derive_seed, make_optimizer, threads_per_worker
-from gi_energy.worker import run_evaluation
+from gi_energy.tasks.training import co2_grams, derive_seed, make_optimizer, threads_per_worker
 
 
 class FakeMeter:
@@ -163,7 +163,7 @@ def test_threads_per_worker():
 
 
 def test_co2_arithmetic():
-    from gi_energy.problem import EnergyConfig
+    from gi_energy.config.problem import EnergyConfig
 
     assert co2_grams(3.6e6, EnergyConfig(carbon_intensity_g_per_kwh=400.0)) == pytest.approx(400.0)
     assert co2_grams(None, EnergyConfig()) is None
@@ -174,7 +174,7 @@ def test_co2_arithmetic():
 def test_hand_written_mlp_gradients_equal_autograd(activation):
     from gi_energy.problems.models import build_mlp
 
-    from gi_energy.training import DenseNet
+    from gi_energy.tasks.training import DenseNet
 
     torch.manual_seed(0)
     g = Genome(layers={"hidden": (12, 7)}, values={"activation": activation})
@@ -191,7 +191,7 @@ def test_hand_written_mlp_gradients_equal_autograd(activation):
 
 
 def test_models_the_fast_path_cannot_run_use_autograd():
-    from gi_energy.training import DenseNet
+    from gi_energy.tasks.training import DenseNet
 
     gen = torch.Generator()
     odd = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Softplus(), torch.nn.Linear(3, 2))
@@ -212,8 +212,8 @@ def test_dropout_masks_come_from_the_explicit_generator(mlp_problem):
 def test_concurrent_evaluations_in_one_process_take_turns_on_the_shared_meter(mlp_problem):
     import threading
 
+    from gi_energy.config.problem import EnergyConfig
     from gi_energy.meters import create_meter
-    from gi_energy.problem import EnergyConfig
 
     # A dask worker runs tasks on several threads of one process, all with its one meter.
     meter = create_meter(EnergyConfig(meter="estimate"))
@@ -233,7 +233,7 @@ def test_concurrent_evaluations_in_one_process_take_turns_on_the_shared_meter(ml
 
 
 def test_cuda_runs_get_deterministic_kernels_and_cpu_runs_are_left_alone(monkeypatch, mlp_problem):
-    from gi_energy import training
+    from gi_energy.tasks import training
 
     calls = []
     monkeypatch.setattr(torch, "use_deterministic_algorithms", lambda mode, **kw: calls.append((mode, kw)))

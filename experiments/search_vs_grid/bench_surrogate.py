@@ -18,10 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import gi_energy.search as search_mod
-from gi_energy.problem import load_problem
-from gi_energy.replay import ReplayEvaluator
-from gi_energy.rundir import RunDirectory
+import gi_energy.search.evolve as search_mod
+from gi_energy.config.problem import load_problem
+from gi_energy.evaluation.replay import ReplayEvaluator
+from gi_energy.runs.rundir import RunDirectory
 
 HERE = Path(__file__).resolve().parent
 TABLES = (("digits", HERE / "problem.toml", Path("runs/search_vs_grid/grid")),

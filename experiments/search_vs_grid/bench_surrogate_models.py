@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-from gi_energy import nsga2
-from gi_energy.problem import load_problem
-from gi_energy.replay import ReplayEvaluator
-from gi_energy.surrogate import N_TREES, GenomeEncoder
+from gi_energy.config.problem import load_problem
+from gi_energy.evaluation.replay import ReplayEvaluator
+from gi_energy.search import nsga2
+from gi_energy.search.surrogate import N_TREES, GenomeEncoder
 
 HERE = Path(__file__).resolve().parent
 TABLES = (("digits", HERE / "problem.toml", Path("runs/search_vs_grid/grid")),

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gi_energy.replay import ReplayEvaluator
-from gi_energy.rundir import RunDirectory
-from gi_energy.space import Choice, Fixed, Genome, SearchSpace
+from gi_energy.config.space import Choice, Fixed, Genome, SearchSpace
+from gi_energy.evaluation.replay import ReplayEvaluator
+from gi_energy.runs.rundir import RunDirectory
 
 MAX_PROPOSALS_PER_EVALUATION = 20
 

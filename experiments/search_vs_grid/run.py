@@ -28,11 +28,11 @@ sys.path.insert(0, str(HERE))  # peers.py sits next to this script
 
 from peers import available_peers  # noqa: E402
 
-from gi_energy.compare import compare  # noqa: E402
-from gi_energy.grid import run_grid  # noqa: E402
-from gi_energy.problem import load_problem  # noqa: E402
-from gi_energy.replay import ReplayEvaluator  # noqa: E402
-from gi_energy.rundir import RunDirectory, write_json_atomic  # noqa: E402
+from gi_energy.config.problem import load_problem  # noqa: E402
+from gi_energy.evaluation.replay import ReplayEvaluator  # noqa: E402
+from gi_energy.report.compare import compare  # noqa: E402
+from gi_energy.runs.rundir import RunDirectory, write_json_atomic  # noqa: E402
+from gi_energy.search.grid import run_grid  # noqa: E402
 
 OURS = "gi-energy NSGA-II"
 OURS_SURROGATE = "gi-energy NSGA-II + surrogate"
@@ -54,7 +54,7 @@ def ensure_grid(problem, out: Path, workers: int | None, grid_dir: Path | None =
 
 
 def run_ours(problem, grid_dir: Path, budget: int, seed: int, out: Path, surrogate: str = "none") -> Path:
-    from gi_energy.search import evolve
+    from gi_energy.search.evolve import evolve
 
     label = OURS if surrogate == "none" else OURS_SURROGATE
     p = problem.with_overrides(search={"max_evaluations": budget, "surrogate": surrogate})
@@ -73,7 +73,7 @@ def run_ours_trained(problem, budget: int, seed: int, out: Path, workers: int | 
     """Ours with real training in the full space (not the grid's levels). Each seed gets
     its own fresh store so every joule it reports was spent by that search, not served by
     the grid's store."""
-    from gi_energy.search import evolve
+    from gi_energy.search.evolve import evolve
 
     p = problem.with_overrides(search={"max_evaluations": budget})
     res = evolve(p, out=out, seed=seed, workers=workers, store=out.parent / f"store-{out.name}.sqlite",

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ProblemError, did_you_mean
+from gi_energy.errors import ProblemError, did_you_mean
+
 from .space import STRUCTURES, Choice, Fixed, Grid, IntRange, LayerSpace, RealRange, SearchSpace
 
 BUILTIN_DATASETS = ("digits", "breast_cancer", "wine", "iris")

@@ -70,12 +70,13 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, replace
 
-from .errors import GiEnergyError
-from .problem import Problem
-from .results import Evaluation, Outcome
-from .space import Genome
+from gi_energy.config.problem import Problem
+from gi_energy.config.space import Genome
+from gi_energy.errors import GiEnergyError
+from gi_energy.tasks.results import Evaluation, Outcome
+from gi_energy.tasks.training import resolve_device
+
 from .store import Store
-from .training import resolve_device
 from .worker import evaluate_task
 
 MAX_CRASH_ATTEMPTS = 2
@@ -111,7 +112,7 @@ def _context(device: str, meter_label: str, threads: int | str) -> str:
 
 def _meter_info(problem: Problem, device: str) -> tuple[str, bool, str]:
     """(store label, measured, description) of the meter the workers will create."""
-    from .meters import create_meter
+    from gi_energy.meters import create_meter
 
     meter = create_meter(problem.energy, device=device)
     try:
@@ -312,7 +313,7 @@ class Evaluator:
 
 
 def _threads(problem: Problem) -> int:
-    from .training import threads_per_worker
+    from gi_energy.tasks.training import threads_per_worker
 
     return threads_per_worker(problem.evaluation)
 
@@ -332,7 +333,7 @@ def _warm_up(problem: Problem) -> int:
     create the meter, warm torch up. Returns the worker's process id."""
     import os
 
-    from gi_energy.worker import prepare
+    from .worker import prepare
 
     prepare(problem)
     return os.getpid()
@@ -344,7 +345,7 @@ class _Slot:
     def __init__(self, threads: int, problem: Problem, device: str = "cpu"):
         from joblib.externals.loky import ProcessPoolExecutor
 
-        from .training import CUBLAS_WORKSPACE_CONFIG
+        from gi_energy.tasks.training import CUBLAS_WORKSPACE_CONFIG
 
         # OMP_NUM_THREADS before torch is imported keeps the process from creating a
         # thread pool per core that set_num_threads would only shrink afterwards.

@@ -14,11 +14,11 @@ import math
 from collections.abc import Callable, Iterable, MutableMapping
 from pathlib import Path
 
-from .errors import GiEnergyError, UsageError
-from .meters.reading import Reading
-from .results import Evaluation, Outcome
-from .rundir import RunDirectory
-from .space import STRUCTURES, Choice, Fixed, Genome, LayerSpace, SearchSpace
+from gi_energy.config.space import STRUCTURES, Choice, Fixed, Genome, LayerSpace, SearchSpace
+from gi_energy.errors import GiEnergyError, UsageError
+from gi_energy.meters.reading import Reading
+from gi_energy.runs.rundir import RunDirectory
+from gi_energy.tasks.results import Evaluation, Outcome
 
 OnResult = Callable[[Evaluation, bool], None]
 

@@ -20,8 +20,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from .errors import UsageError
-from .results import Evaluation
+from gi_energy.errors import UsageError
+from gi_energy.tasks.results import Evaluation
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 30.0

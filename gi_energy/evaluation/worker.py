@@ -37,11 +37,11 @@ import traceback
 
 import torch
 
+from gi_energy.config.problem import EnergyConfig, Problem
+from gi_energy.config.space import Genome
 from gi_energy.errors import MeterError
-from gi_energy.problem import EnergyConfig, Problem
-from gi_energy.results import Evaluation
-from gi_energy.space import Genome
-from gi_energy.training import (
+from gi_energy.tasks.results import Evaluation
+from gi_energy.tasks.training import (
     DeviceData,
     configure_determinism,
     evaluate_genome,

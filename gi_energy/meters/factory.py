@@ -6,8 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
+from gi_energy.config.problem import EnergyConfig
 from gi_energy.errors import MeterError
-from gi_energy.problem import EnergyConfig
 
 from .base import BackendStatus, Meter
 from .combined import CombinedMeter

@@ -13,7 +13,7 @@ import time
 
 import click
 
-from gi_energy.problem import EnergyConfig
+from gi_energy.config.problem import EnergyConfig
 
 from .factory import backend_statuses, create_meter
 from .reading import Reading

@@ -23,11 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UsageError
-from .indicators import Normaliser, coverage, epsilon_additive, hypervolume, igd_plus
-from .nsga2 import constraint_violation
-from .results import Outcome
-from .rundir import (
+from gi_energy.errors import UsageError
+from gi_energy.runs.rundir import (
     RunDirectory,
     feasible_only,
     nondominated,
@@ -37,6 +34,10 @@ from .rundir import (
     unique_outcomes,
     write_json_atomic,
 )
+from gi_energy.search.nsga2 import constraint_violation
+from gi_energy.tasks.results import Outcome
+
+from .indicators import Normaliser, coverage, epsilon_additive, hypervolume, igd_plus
 
 REFERENCE_POINT = 1.1  # per objective, in normalised space: the worst point seen plus 10%
 THRESHOLDS = (0.90, 0.95, 0.99)
@@ -84,7 +85,7 @@ def _constraints_of(path: Path, settings: Mapping) -> dict[str, float] | None:
     (runs written before grids recorded them); None when neither says."""
     if "constraints" in settings:
         return {str(k): float(v) for k, v in (settings.get("constraints") or {}).items()}
-    from .problem import load_problem
+    from gi_energy.config.problem import load_problem
 
     try:
         return dict(load_problem(path / "problem.toml").constraints) or None
@@ -96,7 +97,7 @@ def _objectives_of(run: Run) -> dict[str, str]:
     obj = run.info.get("objectives")
     if obj:
         return dict(obj)
-    from .problem import load_problem
+    from gi_energy.config.problem import load_problem
 
     try:
         return dict(load_problem(run.path / "problem.toml").objectives)

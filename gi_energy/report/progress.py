@@ -10,8 +10,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import TextIO
 
-from .results import Evaluation, Outcome
-from .space import Fixed, Genome, SearchSpace
+from gi_energy.config.space import Fixed, Genome, SearchSpace
+from gi_energy.tasks.results import Evaluation, Outcome
 
 BAR_WIDTH = 24
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .problem import Problem
-from .space import STRUCTURES
+from gi_energy.config.problem import Problem
+from gi_energy.config.space import STRUCTURES
 
 
 def describe_problem(p: Problem) -> str:

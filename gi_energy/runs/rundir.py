@@ -32,10 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UsageError
-from .meters.reading import Reading
-from .results import Evaluation, Outcome
-from .space import STRUCTURES, Genome
+from gi_energy.config.space import STRUCTURES, Genome
+from gi_energy.errors import UsageError
+from gi_energy.meters.reading import Reading
+from gi_energy.tasks.results import Evaluation, Outcome
 
 RUN_FORMAT_VERSION = 1
 
@@ -361,7 +361,7 @@ def feasible_only(outcomes: Sequence[Outcome], constraints: Mapping[str, float] 
     search's own test (``nsga2.constraint_violation == 0``)."""
     if not constraints:
         return list(outcomes)
-    from .nsga2 import constraint_violation
+    from gi_energy.search.nsga2 import constraint_violation
 
     return [o for o in outcomes if constraint_violation(o, constraints) == 0.0]
 

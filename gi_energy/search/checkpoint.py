@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
-from .results import Evaluation, Outcome
-from .rundir import atomic_open, write_json_atomic
-from .space import Genome
+from gi_energy.config.space import Genome
+from gi_energy.errors import UsageError
+from gi_energy.runs.rundir import atomic_open, write_json_atomic
+from gi_energy.tasks.results import Evaluation, Outcome
 
 CHECKPOINT_NAME = "checkpoint.json"
 OUTCOMES_NAME = "checkpoint-outcomes.jsonl"

@@ -30,16 +30,17 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from gi_energy.config.problem import Problem, SearchConfig, load_problem
+from gi_energy.config.space import Genome, SearchSpace
+from gi_energy.errors import UsageError
+from gi_energy.evaluation.store import default_store_path
+from gi_energy.operators import crossover, make_novel, mutate
+from gi_energy.report.progress import Progress, SilentProgress, format_energy
+from gi_energy.runs.rundir import TrainedJournal, evaluator_settings, unique_outcomes
+from gi_energy.tasks.results import Evaluation, Outcome
+
 from . import nsga2
 from .checkpoint import Checkpoint, CheckpointWriter, load_checkpoint
-from .errors import UsageError
-from .operators import crossover, make_novel, mutate
-from .problem import Problem, SearchConfig, load_problem
-from .progress import Progress, SilentProgress, format_energy
-from .results import Evaluation, Outcome
-from .rundir import TrainedJournal, evaluator_settings, unique_outcomes
-from .space import Genome, SearchSpace
-from .store import default_store_path
 from .termination import AnyOf, SearchState, from_config
 
 # Margin added beyond the initial population's worst point, so the reference point stays
@@ -342,7 +343,7 @@ class _Search:
     def hypervolume(self, front: Sequence[Outcome]) -> float | None:
         if self.reference_point is None:
             return None
-        from .indicators import hypervolume
+        from gi_energy.report.indicators import hypervolume
 
         pts = np.array([o.objectives(self.problem.objectives) for o in front], dtype=float)
         return hypervolume(pts.reshape(len(front), len(self.problem.objectives)),
@@ -451,8 +452,8 @@ def _resolve_problem(problem: Problem | str | Path, seed: int | None, workers: i
 
 def _default_evaluator(problem: Problem, store_path: Path):
     """The real Evaluator over the shared store (the store creates its folder)."""
-    from .evaluator import Evaluator
-    from .store import Store
+    from gi_energy.evaluation.evaluator import Evaluator
+    from gi_energy.evaluation.store import Store
 
     store = Store(store_path)
     try:
@@ -557,7 +558,7 @@ def evolve(
     Raises KeyboardInterrupt after saving the checkpoint and marking run.json
     "interrupted"; any other error marks it "failed" and propagates.
     """
-    from .rundir import RunDirectory, default_run_dir
+    from gi_energy.runs.rundir import RunDirectory, default_run_dir
 
     problem = _resolve_problem(problem, seed, workers)
     progress = progress or SilentProgress()
@@ -587,7 +588,7 @@ def evolve(
             if recorded_replay is None:
                 raise UsageError(f"{rd.path}: a replay run whose run.json does not name its grid run; "
                                  "it cannot be resumed")
-            from .replay import ReplayEvaluator
+            from gi_energy.evaluation.replay import ReplayEvaluator
 
             evaluator = ReplayEvaluator(problem, Path(recorded_replay))
         is_replay = bool(getattr(evaluator, "replayed", False))
@@ -771,7 +772,7 @@ def cli_evolve(*, problem, out=None, store=None, seed=None, workers=None, popula
     else:
         replay_dir = replay if replay is not None else p.evaluation.replay
     if replay_dir is not None:
-        from .replay import ReplayEvaluator
+        from gi_energy.evaluation.replay import ReplayEvaluator
 
         evaluator = ReplayEvaluator(p, Path(replay_dir))
         if hasattr(evaluator, "close"):
@@ -791,7 +792,7 @@ def cli_evolve(*, problem, out=None, store=None, seed=None, workers=None, popula
 def _resume_replay_dir(resume, replay) -> str | None:
     """The replay source of the run being resumed: the recorded one (the problem file's
     ``replay`` is ignored); an explicit ``--replay`` must name the same grid run."""
-    from .rundir import RunDirectory
+    from gi_energy.runs.rundir import RunDirectory
 
     recorded = recorded_replay_source(RunDirectory.open(resume).read_run_json().get("settings") or {})
     if replay is not None:

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ProblemError, UsageError
-from .indicators import hypervolume
-from .progress import format_value, front_table
-from .results import Evaluation, Outcome
-from .rundir import (
+from gi_energy.config.space import Genome
+from gi_energy.errors import ProblemError, UsageError
+from gi_energy.evaluation.store import default_store_path
+from gi_energy.report.indicators import hypervolume
+from gi_energy.report.progress import format_value, front_table
+from gi_energy.runs.rundir import (
     RunDirectory,
     TrainedJournal,
     default_run_dir,
@@ -30,8 +31,7 @@ from .rundir import (
     now_iso,
     ok_points,
 )
-from .space import Genome
-from .store import default_store_path
+from gi_energy.tasks.results import Evaluation, Outcome
 
 Echo = Callable[[str], None]
 
@@ -107,7 +107,7 @@ def run_grid(problem, *, out=None, store=None, workers: int | None = None, resum
     with contextlib.ExitStack() as stack:
         store_obj = None
         if evaluator is None:
-            from .store import Store
+            from gi_energy.evaluation.store import Store
 
             # Open the store first: a bad --store path fails before a run directory exists.
             store_obj = stack.enter_context(Store(store_path))
@@ -127,7 +127,9 @@ def run_grid(problem, *, out=None, store=None, workers: int | None = None, resum
         if done:
             echo(f"resuming: {len(done)} of {len(genomes)} points already in the run directory")
         if evaluator is None:
-            from .evaluator import Evaluator  # the real one imports torch; tests never pay for it
+            from gi_energy.evaluation.evaluator import (
+                Evaluator,  # the real one imports torch; tests never pay for it
+            )
 
             evaluator = stack.enter_context(Evaluator(problem, store_obj, workers=n_workers))
             rd.update_run_json(store=str(store_path))
@@ -318,7 +320,7 @@ def cli_grid(problem, out=None, store=None, workers=None, resume=None) -> GridRe
     """The ``gi-energy grid`` command: load the problem, run the grid, print progress."""
     import click
 
-    from .problem import load_problem
+    from gi_energy.config.problem import load_problem
 
     p = load_problem(problem)
     if out is not None and resume is not None:

@@ -23,8 +23,8 @@ import numpy as np
 from deap import tools
 from deap.tools.emo import assignCrowdingDist
 
-from .results import Outcome
-from .rundir import nondominated as nondominated_mask
+from gi_energy.runs.rundir import nondominated as nondominated_mask
+from gi_energy.tasks.results import Outcome
 
 
 @dataclass(eq=False)

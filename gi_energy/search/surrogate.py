@@ -31,8 +31,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from gi_energy.config.space import (
+    Choice,
+    Fixed,
+    Genome,
+    IntRange,
+    LayerSpace,
+    RealRange,
+    SearchSpace,
+)
+
 from . import nsga2
-from .space import Choice, Fixed, Genome, IntRange, LayerSpace, RealRange, SearchSpace
 
 SURROGATES = ("none", "forest")
 # Share of each screened generation drawn at random from the pool (at least one child).

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .problem import SearchConfig
+from gi_energy.config.problem import SearchConfig
 
 
 @dataclass(frozen=True)

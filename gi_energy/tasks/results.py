@@ -7,8 +7,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
-from .meters.reading import Reading
-from .space import Genome
+from gi_energy.config.space import Genome
+from gi_energy.meters.reading import Reading
 
 STATUSES = ("ok", "failed", "nan", "timeout", "crashed")
 

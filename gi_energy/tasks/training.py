@@ -32,10 +32,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gi_energy.problem import EnergyConfig, EvaluationConfig, Problem
+from gi_energy.config.problem import EnergyConfig, EvaluationConfig, Problem
+from gi_energy.config.space import Genome
 from gi_energy.problems.models import build_model, count_params, flops_per_sample
-from gi_energy.results import Evaluation
-from gi_energy.space import Genome
+
+from .results import Evaluation
 
 JOULES_PER_KWH = 3.6e6
 # Rows predicted per forward call in inference and accuracy: the whole test set of the

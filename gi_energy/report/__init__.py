@@ -1,0 +1,2 @@
+"""What a person reads: comparisons and indicators, plots, terminal progress and
+problem summaries."""
