@@ -23,7 +23,7 @@ def _replayed_run(problem, grid_dir, out, genomes, label, seed):
     outcomes = rep.evaluate(genomes)
     rd = RunDirectory.create(out, problem, "evolve", {"replay": str(grid_dir)})
     rd.update_run_json(label=label, seed=seed, status="complete")
-    rd.write_results(outcomes, problem.objectives, [], plot=False)
+    rd.write_results(outcomes, problem.objectives, [])
     return outcomes
 
 

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from gi_energy.pareto import nondominated
 from gi_energy.report.indicators import (
     Normaliser,
     coverage,
@@ -14,7 +15,6 @@ from gi_energy.report.indicators import (
     hypervolume,
     igd_plus,
 )
-from gi_energy.runs.rundir import nondominated
 
 
 def test_hypervolume_2d_staircase():

@@ -9,9 +9,9 @@ import pytest
 
 from gi_energy.config.space import Genome
 from gi_energy.meters.reading import Reading
+from gi_energy.pareto import constraint_violation
 from gi_energy.search.nsga2 import (
     Fitness,
-    constraint_violation,
     crowded_tournament,
     fitness_of,
     nondominated,

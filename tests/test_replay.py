@@ -67,7 +67,7 @@ def test_incomplete_grid_cannot_be_replayed(grid_run, tmp_path):
     from gi_energy.runs.rundir import RunDirectory
 
     rd = RunDirectory.create(tmp_path / "part", problem, "grid", {})
-    rd.write_results(res.outcomes[:7], problem.objectives, [], plot=False)
+    rd.write_results(res.outcomes[:7], problem.objectives, [])
     rep = ReplayEvaluator(problem, tmp_path / "part")
     with pytest.raises(UsageError, match="covers 7 genomes but its levels span 12"):
         rep.restrict(problem.space)
@@ -87,7 +87,7 @@ def test_only_a_grid_run_can_be_replayed(grid_run, tmp_path):
 
     problem, _, res = grid_run
     rd = RunDirectory.create(tmp_path / "evo", problem, "evolve", {})
-    rd.write_results(res.outcomes, problem.objectives, [], plot=False)
+    rd.write_results(res.outcomes, problem.objectives, [])
     with pytest.raises(UsageError, match=r"evo: a 'evolve' run, not a grid run"):
         ReplayEvaluator(problem, tmp_path / "evo")
     result = CliRunner().invoke(main, ["evolve", "quickstart", "--replay", str(tmp_path / "evo"),

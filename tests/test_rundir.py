@@ -10,13 +10,10 @@ from gi_energy.config.problem import parse_problem
 from gi_energy.config.space import Genome
 from gi_energy.errors import UsageError
 from gi_energy.meters.reading import Reading
-from gi_energy.runs.rundir import (
-    RunDirectory,
-    default_run_dir,
-    feasible_only,
-    unique_outcomes,
-    write_json_atomic,
-)
+from gi_energy.pareto import feasible_only, unique_outcomes
+from gi_energy.report.plots import write_front_png
+from gi_energy.runs.files import default_run_dir, write_json_atomic
+from gi_energy.runs.rundir import RunDirectory
 from gi_energy.tasks.results import Evaluation, Outcome
 
 OBJ = {"accuracy": "max", "inference_energy_j_per_1k": "min"}
@@ -83,7 +80,8 @@ def test_results_round_trip(tmp_path):
     ]
     rd = RunDirectory.create(tmp_path / "r", _problem(), "evolve", {})
     history = [{"generation": 0, "evaluations": 4, "energy_spent_j": 12.5, "hypervolume": 0.4}]
-    rd.write_results(outcomes, OBJ, history)
+    front = rd.write_results(outcomes, OBJ, history)
+    write_front_png(rd.path, outcomes, OBJ, front)
     evs = rd.read_evaluations()
     assert evs == [e for o in outcomes for e in o.evaluations]
     assert rd.read_outcomes() == outcomes
@@ -96,7 +94,7 @@ def test_results_round_trip(tmp_path):
 
 def test_missing_energy_is_empty_not_zero(tmp_path):
     rd = RunDirectory.create(tmp_path / "r", _problem(), "grid", {})
-    rd.write_results([_outcome(8, 0, 0, status="crashed")], OBJ, [], plot=False)
+    rd.write_results([_outcome(8, 0, 0, status="crashed")], OBJ, [])
     text = (tmp_path / "r" / "evaluations.csv").read_text()
     import csv
     import io
@@ -112,7 +110,8 @@ def test_missing_energy_is_empty_not_zero(tmp_path):
 def test_three_objective_pair_plot(tmp_path):
     obj3 = {**OBJ, "train_energy_j": "min"}
     rd = RunDirectory.create(tmp_path / "r", _problem(obj3), "grid", {})
-    rd.write_results([_outcome(8, 0.8, 0.01, measured=False), _outcome(32, 0.9, 0.04, measured=False)], obj3, [])
+    outcomes = [_outcome(8, 0.8, 0.01, measured=False), _outcome(32, 0.9, 0.04, measured=False)]
+    write_front_png(rd.path, outcomes, obj3, rd.write_results(outcomes, obj3, []))
     assert (tmp_path / "r" / "front.png").stat().st_size > 1000
     assert len(rd.read_front()) == 2
 
@@ -133,7 +132,7 @@ def test_result_files_are_readable_by_others(tmp_path):
     import os
     import stat
 
-    from gi_energy.runs.rundir import write_json_atomic
+    from gi_energy.runs.files import write_json_atomic
 
     old = os.umask(0o022)
     try:
@@ -147,7 +146,7 @@ def test_result_files_are_readable_by_others(tmp_path):
 def test_spent_column_and_its_fallback_for_older_files(tmp_path):
     import csv
 
-    from gi_energy.runs.rundir import TrainedJournal
+    from gi_energy.runs.journal import TrainedJournal
 
     a, b = _outcome(8, 0.8, 0.01), _outcome(32, 0.9, 0.04, repeat_accs=[0.9, 0.92])
     b = Outcome(genome=b.genome, evaluations=b.evaluations, cached=True)  # a store hit...
@@ -155,7 +154,7 @@ def test_spent_column_and_its_fallback_for_older_files(tmp_path):
     journal = TrainedJournal(rd.path)
     journal.record(a.evaluations[0])
     journal.record(b.evaluations[1])  # ... one repeat of which this run had trained before a crash
-    rd.write_results([a, b], OBJ, [], plot=False, spent=journal.entries)
+    rd.write_results([a, b], OBJ, [], spent=journal.entries)
     assert rd.read_spent() == [(True,), (False, True)]
     assert rd.read_outcomes_and_spent() == (rd.read_outcomes(), [(True,), (False, True)])
     # an evaluations.csv written before the column existed: spent = not cached
@@ -186,7 +185,7 @@ def test_unique_and_feasible_outcomes():
 
 
 def test_write_json_atomic_compact_and_timestamped_dir(tmp_path):
-    from gi_energy.runs.rundir import timestamped_dir
+    from gi_energy.runs.files import timestamped_dir
 
     write_json_atomic(tmp_path / "c.json", {"a": [1, 2]}, compact=True)
     assert (tmp_path / "c.json").read_text().strip() == '{"a":[1,2]}'
@@ -197,13 +196,13 @@ def test_write_json_atomic_compact_and_timestamped_dir(tmp_path):
 
 
 def test_write_results_returns_the_front_it_wrote(tmp_path):
-    from gi_energy.runs.rundir import front_outcomes
+    from gi_energy.pareto import front_outcomes
 
     rd = RunDirectory.create(tmp_path / "r", _problem(), "grid", {})
     outcomes = [_outcome(8, 0.8, 0.01), _outcome(32, 0.9, 0.04), _outcome(16, 0.7, 0.05)]
-    front = rd.write_results(outcomes, OBJ, [], plot=False)
+    front = rd.write_results(outcomes, OBJ, [])
     assert front == front_outcomes(outcomes, OBJ)
     assert [r["key"] for r in rd.read_front()] == [o.key for o in reversed(front)]
     # a front the caller already has is written as given
-    assert rd.write_results(outcomes, OBJ, [], plot=False, front=front[:1]) == front[:1]
+    assert rd.write_results(outcomes, OBJ, [], front=front[:1]) == front[:1]
     assert len(rd.read_front()) == 1

@@ -95,7 +95,7 @@ def _write(problem, out: Path, label: str, seed: int, grid_dir: Path, b: Budgete
     rd = RunDirectory.create(out, problem, "peer", {"label": label, "replay": str(grid_dir), "budget": b.budget,
                                                      "proposals": b.proposals, **(extra or {})})
     rd.update_run_json(label=label, seed=seed, replayed=True, status="complete", evaluations=len(b.outcomes))
-    rd.write_results(b.outcomes, problem.objectives, [], plot=False)
+    rd.write_results(b.outcomes, problem.objectives, [])
     return rd.path
 
 

@@ -31,7 +31,8 @@ from peers import available_peers  # noqa: E402
 from gi_energy.config.problem import load_problem  # noqa: E402
 from gi_energy.evaluation.replay import ReplayEvaluator  # noqa: E402
 from gi_energy.report.compare import compare  # noqa: E402
-from gi_energy.runs.rundir import RunDirectory, write_json_atomic  # noqa: E402
+from gi_energy.runs.files import write_json_atomic  # noqa: E402
+from gi_energy.runs.rundir import RunDirectory  # noqa: E402
 from gi_energy.search.grid import run_grid  # noqa: E402
 
 OURS = "gi-energy NSGA-II"

@@ -24,17 +24,15 @@ from pathlib import Path
 import numpy as np
 
 from gi_energy.errors import UsageError
-from gi_energy.runs.rundir import (
-    RunDirectory,
+from gi_energy.pareto import (
+    constraint_violation,
     feasible_only,
     nondominated,
-    now_iso,
     ok_points,
-    timestamped_dir,
     unique_outcomes,
-    write_json_atomic,
 )
-from gi_energy.search.nsga2 import constraint_violation
+from gi_energy.runs.files import now_iso, timestamped_dir, write_json_atomic
+from gi_energy.runs.rundir import RunDirectory
 from gi_energy.tasks.results import Outcome
 
 from .indicators import Normaliser, coverage, epsilon_additive, hypervolume, igd_plus

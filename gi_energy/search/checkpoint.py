@@ -22,7 +22,7 @@ from typing import Any
 
 from gi_energy.config.space import Genome
 from gi_energy.errors import UsageError
-from gi_energy.runs.rundir import atomic_open, write_json_atomic
+from gi_energy.runs.files import atomic_open, write_json_atomic
 from gi_energy.tasks.results import Evaluation, Outcome
 
 CHECKPOINT_NAME = "checkpoint.json"

@@ -35,8 +35,11 @@ from gi_energy.config.space import Genome, SearchSpace
 from gi_energy.errors import UsageError
 from gi_energy.evaluation.store import default_store_path
 from gi_energy.operators import crossover, make_novel, mutate
+from gi_energy.pareto import unique_outcomes
+from gi_energy.report.plots import write_front_png
 from gi_energy.report.progress import Progress, SilentProgress, format_energy
-from gi_energy.runs.rundir import TrainedJournal, evaluator_settings, unique_outcomes
+from gi_energy.runs.journal import TrainedJournal
+from gi_energy.runs.rundir import evaluator_settings
 from gi_energy.tasks.results import Evaluation, Outcome
 
 from . import nsga2
@@ -558,7 +561,8 @@ def evolve(
     Raises KeyboardInterrupt after saving the checkpoint and marking run.json
     "interrupted"; any other error marks it "failed" and propagates.
     """
-    from gi_energy.runs.rundir import RunDirectory, default_run_dir
+    from gi_energy.runs.files import default_run_dir
+    from gi_energy.runs.rundir import RunDirectory
 
     problem = _resolve_problem(problem, seed, workers)
     progress = progress or SilentProgress()
@@ -676,8 +680,10 @@ def _run_search(problem: Problem, evaluator: EvaluatorLike, termination: AnyOf, 
                            totals=_totals_json(search), generation=search.generation)
         raise
     front = search.front()
-    rd.write_results(search.outcomes, problem.objectives, search.history, plot=plot,
-                     constraints=problem.constraints, spent=_spent_set(search), label=f"{problem.name} evolve")
+    written = rd.write_results(search.outcomes, problem.objectives, search.history,
+                               constraints=problem.constraints, spent=_spent_set(search))
+    if plot:
+        write_front_png(rd.path, search.outcomes, problem.objectives, written, label=f"{problem.name} evolve")
     rd.update_run_json(status="complete", stop_reason=stop_reason, generation=search.generation,
                        totals=_totals_json(search), front_size=len(front),
                        hypervolume_reference=_reference_json(search, problem))
@@ -709,8 +715,11 @@ def _interrupted(search: _Search, rd, last: list[Checkpoint], writer: Checkpoint
     rd.update_run_json(status="interrupted", generation=search.generation, totals=totals,
                        resume_hint=f"gi-energy evolve PROBLEM --resume {rd.path}")
     if search.outcomes or partial:
-        rd.write_results(search.outcomes + partial, problem.objectives, search.history, plot=plot,
-                         constraints=problem.constraints, spent=_spent_set(search), label=f"{problem.name} evolve")
+        everything = search.outcomes + partial
+        front = rd.write_results(everything, problem.objectives, search.history,
+                                 constraints=problem.constraints, spent=_spent_set(search))
+        if plot:
+            write_front_png(rd.path, everything, problem.objectives, front, label=f"{problem.name} evolve")
 
 
 def _spent_set(search: _Search):

@@ -20,17 +20,13 @@ import numpy as np
 from gi_energy.config.space import Genome
 from gi_energy.errors import ProblemError, UsageError
 from gi_energy.evaluation.store import default_store_path
+from gi_energy.pareto import front_outcomes, ok_points
 from gi_energy.report.indicators import hypervolume
+from gi_energy.report.plots import write_front_png
 from gi_energy.report.progress import format_value, front_table
-from gi_energy.runs.rundir import (
-    RunDirectory,
-    TrainedJournal,
-    default_run_dir,
-    evaluator_settings,
-    front_outcomes,
-    now_iso,
-    ok_points,
-)
+from gi_energy.runs.files import default_run_dir, now_iso
+from gi_energy.runs.journal import TrainedJournal
+from gi_energy.runs.rundir import RunDirectory, evaluator_settings
 from gi_energy.tasks.results import Evaluation, Outcome
 
 Echo = Callable[[str], None]
@@ -238,7 +234,7 @@ def _run_batches(problem, rd: RunDirectory, genomes: Sequence[Genome], done: lis
                 "hypervolume": hypervolume(pts, ref) if ref is not None and len(pts) else 0.0,
                 "front_size": len(front),
             })
-            rd.write_results(outcomes, objectives, history, plot=False, constraints=problem.constraints,
+            rd.write_results(outcomes, objectives, history, constraints=problem.constraints,
                              spent=journal.entries, front=front)
             rd.update_run_json(evaluations=len(outcomes), trained=trained, energy_spent_j=spent_j,
                                energy_unknown=unknown)
@@ -258,8 +254,10 @@ def _run_batches(problem, rd: RunDirectory, genomes: Sequence[Genome], done: lis
             outcomes.extend(_finished(pending, pending_cached, problem.evaluation.repeats))
             pending.clear()
         trained, spent_j, unknown = _spending(outcomes, journal)
-        front = rd.write_results(outcomes, objectives, history, plot=True, constraints=problem.constraints,
-                                 spent=journal.entries, label=f"{problem.name} grid") if outcomes else []
+        front = rd.write_results(outcomes, objectives, history, constraints=problem.constraints,
+                                 spent=journal.entries) if outcomes else []
+        if outcomes:
+            write_front_png(rd.path, outcomes, objectives, front, label=f"{problem.name} grid")
         rd.update_run_json(status=status, evaluations=len(outcomes), trained=trained, energy_spent_j=spent_j,
                            energy_unknown=unknown, finished_at=now_iso())
     echo(_summary(front, objectives, len(outcomes), trained, spent_j, evaluator.measured))

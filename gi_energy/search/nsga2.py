@@ -16,14 +16,15 @@ missing) has infinite violation and never takes part in the sorting at all.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from deap import tools
 from deap.tools.emo import assignCrowdingDist
 
-from gi_energy.runs.rundir import nondominated as nondominated_mask
+from gi_energy.pareto import FAILED, constraint_violation
+from gi_energy.pareto import nondominated as nondominated_mask
 from gi_energy.tasks.results import Outcome
 
 
@@ -76,26 +77,6 @@ class Individual:
 
     fitness: Fitness
     index: int
-
-
-FAILED = float("inf")
-
-
-def constraint_violation(outcome: Outcome, constraints: Mapping[str, float]) -> float:
-    """Summed relative excess over upper limits: 0.0 feasible, inf if a metric is missing.
-
-    Relative (excess / limit) so that joules and parameter counts add up sensibly.
-    """
-    values = [outcome.metric(name) for name in constraints]
-    if any(v is None for v in values):
-        return FAILED
-    return excess_over(values, constraints.values())
-
-
-def excess_over(values: Iterable[float], limits: Iterable[float]) -> float:
-    """Summed relative excess of ``values`` over their upper ``limits`` (0.0 within all):
-    the violation of a constraint vector, observed or predicted."""
-    return float(sum((v - lim) / lim for v, lim in zip(values, limits) if v > lim))
 
 
 def fitness_of(outcome: Outcome, objectives: Mapping[str, str],

@@ -40,6 +40,7 @@ from gi_energy.config.space import (
     RealRange,
     SearchSpace,
 )
+from gi_energy.pareto import excess_over
 
 from . import nsga2
 
@@ -205,9 +206,9 @@ def min_points(encoder: GenomeEncoder, population: int) -> int:
 
 def predicted_violation(predicted: np.ndarray, limits: Sequence[float]) -> np.ndarray:
     """Per pool member, the constraint violation survival would give the predicted
-    metrics (columns in the order of ``limits``, upper limits): :func:`nsga2.excess_over`."""
+    metrics (columns in the order of ``limits``, upper limits): :func:`excess_over`."""
     pred = np.asarray(predicted, dtype=float).reshape(-1, len(limits))
-    return np.asarray([nsga2.excess_over(row, limits) for row in pred], dtype=float)
+    return np.asarray([excess_over(row, limits) for row in pred], dtype=float)
 
 
 def screen(predicted: np.ndarray, front: np.ndarray, n: int, rng: np.random.Generator,

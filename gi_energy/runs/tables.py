@@ -1,0 +1,173 @@
+"""The CSV codec of a run directory: an Evaluation as a row of evaluations.csv and back,
+an Outcome as a row of front.csv, and the cell rules they share (a missing value is an
+empty cell, never 0; floats keep every digit)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from gi_energy.config.space import STRUCTURES, Genome
+from gi_energy.meters.reading import Reading
+from gi_energy.tasks.results import Evaluation, Outcome
+
+from .files import atomic_open
+
+# evaluations.csv columns after the readable genome columns. The *_json columns carry
+# what a flat cell cannot (genome, full readings) so an Evaluation rebuilds exactly.
+METRIC_COLUMNS = (
+    "repeat", "status", "reason", "accuracy", "test_accuracy",
+    "train_energy_j", "inference_energy_j", "inference_energy_j_per_1k", "energy_spent_j",
+    "train_backend", "train_scope", "train_measured",
+    "inference_backend", "inference_scope", "inference_measured",
+    "train_time_s", "inference_time_s", "inference_samples", "wall_time_s",
+    "params", "flops_per_sample", "co2_g", "device", "worker", "cached", "spent",
+    "genome_json", "train_json", "inference_json", "extra_json",
+)
+
+
+_INT_FIELDS = {"repeat": "repeat", "inference_samples": "inference_samples", "params": "params",
+               "flops_per_sample": "flops_per_sample"}
+
+
+# csv column -> Evaluation field
+_FLOAT_FIELDS = {"accuracy": "val_accuracy", "test_accuracy": "test_accuracy", "train_time_s": "train_time_s",
+                 "inference_time_s": "inference_time_s", "co2_g": "co2_g", "wall_time_s": "wall_time_s"}
+
+
+def _cell(value) -> str:
+    """A CSV cell: None is empty (never 0), floats keep every digit (repr round-trips)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float | np.floating):
+        return repr(float(value))
+    return str(value)
+
+
+def _parse_float(text: str) -> float | None:
+    return None if text == "" else float(text)
+
+
+def _parse_int(text: str) -> int | None:
+    return None if text == "" else int(text)
+
+
+def parse_scalar(text: str):
+    """A cell of front.csv / history.csv back to a number where it is one."""
+    if text == "":
+        return None
+    if text in ("true", "false"):
+        return text == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def genome_columns(genome: Genome) -> dict[str, object]:
+    """The genome as readable columns: ``hidden_layers``, ``widths`` ("64-32"), each
+    hyperparameter by name."""
+    cols: dict[str, object] = {}
+    for name, sizes in genome.layers.items():
+        count_key, size_key = STRUCTURES.get(name, (f"{name}_layers", name))
+        cols[count_key] = len(sizes)
+        cols[size_key + "s"] = "-".join(map(str, sizes))
+    cols.update(genome.values)
+    return cols
+
+
+def union_keys(rows: Iterable[Mapping]) -> list[str]:
+    seen: dict[str, None] = {}
+    for row in rows:
+        for k in row:
+            seen.setdefault(k, None)
+    return list(seen)
+
+
+def write_csv(path: Path, columns: Sequence[str], rows: Iterable[Mapping]) -> None:
+    with atomic_open(path, newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
+        w.writeheader()
+        for row in rows:
+            w.writerow({k: _cell(row.get(k)) for k in columns})
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def evaluation_row(ev: Evaluation, index: int, cached: bool, spent: bool | None = None) -> dict[str, object]:
+    """One evaluations.csv row (genome columns come first).
+
+    ``cached``: the evaluator served it from the store in that call. ``spent``: its energy
+    counts as spent by this run (it trained it now, or earlier in this run before a
+    resume); default ``not cached``."""
+    inf_j = None if ev.inference is None else ev.inference.energy_j
+    row: dict[str, object] = {"index": index, "key": ev.key}
+    row.update(genome_columns(ev.genome))
+    row.update({
+        "repeat": ev.repeat, "status": ev.status, "reason": ev.reason,
+        "accuracy": ev.val_accuracy, "test_accuracy": ev.test_accuracy,
+        "train_energy_j": ev.train_energy_j, "inference_energy_j": inf_j,
+        "inference_energy_j_per_1k": ev.inference_energy_j_per_1k, "energy_spent_j": ev.energy_spent_j,
+        "train_time_s": ev.train_time_s, "inference_time_s": ev.inference_time_s,
+        "inference_samples": ev.inference_samples, "wall_time_s": ev.wall_time_s,
+        "params": ev.params, "flops_per_sample": ev.flops_per_sample, "co2_g": ev.co2_g,
+        "device": ev.device, "worker": ev.worker, "cached": cached,
+        "spent": (not cached) if spent is None else bool(spent),
+        "genome_json": ev.genome.to_json(),
+        "train_json": None if ev.train is None else json.dumps(ev.train.to_dict(), sort_keys=True),
+        "inference_json": None if ev.inference is None else json.dumps(ev.inference.to_dict(), sort_keys=True),
+        "extra_json": json.dumps(dict(ev.extra), sort_keys=True),
+    })
+    for window, reading in (("train", ev.train), ("inference", ev.inference)):
+        if reading is not None:
+            row[f"{window}_backend"] = reading.backend
+            row[f"{window}_scope"] = reading.scope
+            row[f"{window}_measured"] = reading.measured
+    return row
+
+
+def evaluation_from_row(row: Mapping[str, str]) -> Evaluation:
+    """Rebuild the Evaluation an evaluations.csv row was written from."""
+    kw: dict[str, object] = {"genome": Genome.from_json(row["genome_json"]), "status": row["status"]}
+    kw["reason"] = row.get("reason") or None
+    for col, fname in _INT_FIELDS.items():
+        kw[fname] = _parse_int(row.get(col, ""))
+    if kw["repeat"] is None:
+        kw["repeat"] = 0
+    for col, fname in _FLOAT_FIELDS.items():
+        kw[fname] = _parse_float(row.get(col, ""))
+    for window in ("train", "inference"):
+        text = row.get(f"{window}_json", "")
+        kw[window] = Reading.from_dict(json.loads(text)) if text else None
+    kw["device"] = row.get("device", "cpu") or "cpu"
+    kw["worker"] = row.get("worker", "")
+    kw["extra"] = json.loads(row.get("extra_json") or "{}")
+    return Evaluation(**kw)
+
+
+def front_row(outcome: Outcome, index: int, objectives: Mapping[str, str]) -> dict[str, object]:
+    """One front.csv row: the genome, its median objectives and where its energy came from."""
+    row: dict[str, object] = {"index": index, "key": outcome.key}
+    row.update(genome_columns(outcome.genome))
+    for name in objectives:
+        row[name] = outcome.metric(name)
+    for name in ("test_accuracy", "params", "flops_per_sample"):
+        if name not in objectives:
+            row[name] = outcome.metric(name)
+    first = outcome.evaluations[0]
+    for window, reading in (("train", first.train), ("inference", first.inference)):
+        row[f"{window}_source"] = None if reading is None else reading.source
+    row["measured"] = outcome.measured
+    row["repeats"] = len(outcome.evaluations)
+    return row
