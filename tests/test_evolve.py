@@ -25,7 +25,8 @@ from gi_energy.errors import UsageError
 from gi_energy.meters.reading import Reading
 from gi_energy.report.progress import Progress, front_table
 from gi_energy.search import checkpoint as ckpt_mod
-from gi_energy.search.evolve import evolve, reference_point
+from gi_energy.search.evolve import evolve
+from gi_energy.search.loop import reference_point
 from gi_energy.tasks.results import Evaluation, Outcome
 
 SPACE = SearchSpace(

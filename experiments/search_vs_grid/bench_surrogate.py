@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import gi_energy.search.evolve as search_mod
+import gi_energy.search.loop as loop_mod
 from gi_energy.config.problem import load_problem
 from gi_energy.evaluation.replay import ReplayEvaluator
 from gi_energy.runs.rundir import RunDirectory
@@ -36,7 +37,7 @@ def main() -> None:
 
     model_s: list[float] = []
     step_s: list[float] = []
-    original = search_mod._Search.screened_offspring
+    original = loop_mod.SearchLoop.screened_offspring
 
     def timed(self, n):
         before = len(self.screen_s)
@@ -47,7 +48,7 @@ def main() -> None:
             model_s.append(self.screen_s[-1])
         return out
 
-    search_mod._Search.screened_offspring = timed
+    loop_mod.SearchLoop.screened_offspring = timed
     # sklearn's first import is paid once per process, not per generation
     import sklearn.ensemble  # noqa: F401
 
