@@ -10,12 +10,8 @@ import pytest
 
 from gi_energy.config.problem import load_problem
 from gi_energy.config.space import Genome
-from gi_energy.evaluation.evaluator import (
-    MAX_CRASH_ATTEMPTS,
-    Evaluator,
-    evaluation_context,
-    should_retry,
-)
+from gi_energy.evaluation.attempts import MAX_CRASH_ATTEMPTS, should_retry
+from gi_energy.evaluation.evaluator import Evaluator, evaluation_context
 from gi_energy.evaluation.store import Store
 from gi_energy.evaluation.worker import evaluate_task, run_evaluation
 from gi_energy.meters.reading import Reading
