@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gi_energy.config.problem import Problem, SearchConfig, load_problem
+from gi_energy.config.parse import load_problem
+from gi_energy.config.problem import Problem, SearchConfig
 from gi_energy.config.space import (
     Choice,
     Fixed,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gi_energy.config.problem import parse_problem
+from gi_energy.config.parse import parse_problem
 from gi_energy.evaluation.replay import ReplayEvaluator, SyntheticEvaluator
 from gi_energy.search.grid import run_grid
 

@@ -27,7 +27,7 @@ import torch
 from gi_energy.problems.datasets import load_dataset
 from gi_energy.problems.models import build_model
 
-from gi_energy.config.problem import load_problem
+from gi_energy.config.parse import load_problem
 from gi_energy.tasks.training import accuracy, derive_seed, fit, make_optimizer, to_device
 
 SKLEARN_ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "sigmoid": "logistic"}

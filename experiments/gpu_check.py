@@ -63,7 +63,7 @@ os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE_CONFIG)
 
 import torch  # noqa: E402
 
-from gi_energy.config.problem import load_problem  # noqa: E402
+from gi_energy.config.parse import load_problem  # noqa: E402
 from gi_energy.config.space import Genome  # noqa: E402
 from gi_energy.meters.nvml import ENERGY_COUNTER, NvmlMeter, visible_device  # noqa: E402
 

@@ -9,7 +9,8 @@ Library entry points for research code::
     report = gi_energy.compare([result.run_dir], reference=grid.run_dir)
 """
 
-from gi_energy.config.problem import Problem, load_problem, parse_problem
+from gi_energy.config.parse import load_problem, parse_problem
+from gi_energy.config.problem import Problem
 from gi_energy.config.space import Genome, Grid, SearchSpace
 from gi_energy.report.compare import compare
 from gi_energy.search.evolve import EvolveResult, evolve

@@ -61,7 +61,7 @@ def main(debug: bool) -> None:
 @_guard
 def validate(problem: str | None, list_bundled: bool) -> None:
     """Check a problem file and print a summary (dataset, space, grid, objectives)."""
-    from gi_energy.config.problem import bundled_problems, load_problem
+    from gi_energy.config.parse import bundled_problems, load_problem
 
     if list_bundled or problem is None:
         if problem is None and not list_bundled:

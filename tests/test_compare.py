@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from gi_energy.cli import main
-from gi_energy.config.problem import load_problem
+from gi_energy.config.parse import load_problem
 from gi_energy.errors import UsageError
 from gi_energy.evaluation.replay import ReplayEvaluator, SyntheticEvaluator
 from gi_energy.report.compare import compare, energy_saving, render_report

@@ -362,7 +362,7 @@ def test_package_level_evolve_is_the_function(tmp_path):
 
 
 def _grid_run(tmp_path):
-    from gi_energy.config.problem import load_problem
+    from gi_energy.config.parse import load_problem
     from gi_energy.evaluation.replay import SyntheticEvaluator
     from gi_energy.search.grid import run_grid
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gi_energy.config.problem import load_problem, parse_problem
+from gi_energy.config.parse import load_problem, parse_problem
 from gi_energy.errors import ProblemError
 from gi_energy.evaluation.replay import SyntheticEvaluator
 from gi_energy.runs.rundir import RunDirectory

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from gi_energy import ProblemError, load_problem, parse_problem
 from gi_energy.cli import main
-from gi_energy.config.problem import bundled_problems
+from gi_energy.config.parse import bundled_problems
 from gi_energy.config.space import Choice, Fixed, IntRange, RealRange
 
 MALFORMED = sorted((Path(__file__).parent / "cases" / "malformed").glob("*.toml"))

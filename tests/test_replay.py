@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gi_energy.config.problem import load_problem
+from gi_energy.config.parse import load_problem
 from gi_energy.config.space import Choice, Fixed, Genome
 from gi_energy.errors import UsageError
 from gi_energy.evaluation.replay import ReplayEvaluator, ReplayMissError, SyntheticEvaluator

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from gi_energy.config.problem import parse_problem
+from gi_energy.config.parse import parse_problem
 from gi_energy.config.space import Genome
 from gi_energy.errors import UsageError
 from gi_energy.meters.reading import Reading

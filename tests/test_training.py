@@ -10,7 +10,8 @@ import time
 import pytest
 import torch
 
-from gi_energy.config.problem import EvaluationConfig, load_problem
+from gi_energy.config.parse import load_problem
+from gi_energy.config.problem import EvaluationConfig
 from gi_energy.config.space import Genome
 from gi_energy.errors import MeterError
 from gi_energy.evaluation.worker import run_evaluation

@@ -28,7 +28,7 @@ sys.path.insert(0, str(HERE))  # peers.py sits next to this script
 
 from peers import available_peers  # noqa: E402
 
-from gi_energy.config.problem import load_problem  # noqa: E402
+from gi_energy.config.parse import load_problem  # noqa: E402
 from gi_energy.evaluation.replay import ReplayEvaluator  # noqa: E402
 from gi_energy.report.compare import compare  # noqa: E402
 from gi_energy.runs.files import write_json_atomic  # noqa: E402

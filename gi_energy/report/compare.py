@@ -83,7 +83,7 @@ def _constraints_of(path: Path, settings: Mapping) -> dict[str, float] | None:
     (runs written before grids recorded them); None when neither says."""
     if "constraints" in settings:
         return {str(k): float(v) for k, v in (settings.get("constraints") or {}).items()}
-    from gi_energy.config.problem import load_problem
+    from gi_energy.config.parse import load_problem
 
     try:
         return dict(load_problem(path / "problem.toml").constraints) or None
@@ -95,7 +95,7 @@ def _objectives_of(run: Run) -> dict[str, str]:
     obj = run.info.get("objectives")
     if obj:
         return dict(obj)
-    from gi_energy.config.problem import load_problem
+    from gi_energy.config.parse import load_problem
 
     try:
         return dict(load_problem(run.path / "problem.toml").objectives)

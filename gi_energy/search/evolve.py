@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from gi_energy.config.problem import Problem, SearchConfig, load_problem
+from gi_energy.config.parse import load_problem
+from gi_energy.config.problem import Problem, SearchConfig
 from gi_energy.errors import UsageError
 from gi_energy.evaluation.store import default_store_path
 from gi_energy.report.plots import write_front_png

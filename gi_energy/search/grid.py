@@ -318,7 +318,7 @@ def cli_grid(problem, out=None, store=None, workers=None, resume=None) -> GridRe
     """The ``gi-energy grid`` command: load the problem, run the grid, print progress."""
     import click
 
-    from gi_energy.config.problem import load_problem
+    from gi_energy.config.parse import load_problem
 
     p = load_problem(problem)
     if out is not None and resume is not None:
