@@ -13,6 +13,8 @@ from gi_energy.pareto import ok_points
 from gi_energy.runs.rundir import FRONT_PNG
 from gi_energy.tasks.results import Evaluation, Outcome
 
+from .figures import THRESHOLDS
+
 # How each metric is labelled on a plot axis; energy metrics also say how they were metered.
 AXIS_NAMES = {
     "accuracy": "validation accuracy",
@@ -124,3 +126,78 @@ def write_front_png(run_dir, outcomes: Sequence[Outcome], objectives: Mapping[st
     path = Path(run_dir) / FRONT_PNG
     plot_front(path, outcomes, objectives, front, title=title)
     return path
+
+
+def plot_comparison(cmp: Mapping, runs: Sequence[dict], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never open a window
+    import matplotlib.pyplot as plt
+
+    names = list(cmp["objectives"])
+    signs = np.array([-1.0 if d == "max" else 1.0 for d in cmp["objectives"].values()])
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    labels = list(dict.fromkeys(r["label"] for r in runs if not r["reference"]))
+    colour = {lab: colours[i % len(colours)] for i, lab in enumerate(labels)}
+
+    # fronts.png: the reference front, and per method the front of its median run.
+    ref = np.asarray(cmp["reference"]["front"]) * signs
+    pairs = [(0, j) for j in range(1, len(names))]
+    fig, axes = plt.subplots(1, len(pairs), figsize=(6.0 * len(pairs), 4.6), squeeze=False)
+    by_label = {}
+    for r in runs:
+        if not r["reference"]:
+            by_label.setdefault(r["label"], []).append(r)
+    for ax, (i, j) in zip(axes[0], pairs):
+        order = np.argsort(ref[:, j])
+        # With 3+ objectives a 2-D projection of a front is not a staircase: markers only.
+        style = "-" if len(names) == 2 else ""
+        ax.plot(ref[order, j], ref[order, i], "s" + style, c="k", ms=4, lw=1.2, label="reference front", zorder=3)
+        for lab, rs in by_label.items():
+            rs = sorted(rs, key=lambda r: r["hv_ratio"] or 0.0)
+            med = rs[len(rs) // 2]
+            pts = np.asarray(med["front_points"]) * signs if med.get("front_points") else np.zeros((0, len(names)))
+            if len(pts):
+                o = np.argsort(pts[:, j])
+                ax.plot(pts[o, j], pts[o, i], "o" + ("--" if style else ""), c=colour[lab], ms=4, lw=0.8, alpha=0.9,
+                        label=f"{lab} (median run, HV ratio {_ratio(med['hv_ratio'])})")
+        ax.set_xlabel(names[j])
+        ax.set_ylabel(names[i])
+        vals = ref[:, j]
+        if len(vals) and np.all(vals > 0) and vals.max() / vals.min() > 100:
+            ax.set_xscale("log")
+        ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle("fronts over the reference front", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out / "fronts.png", dpi=110)
+    plt.close(fig)
+
+    # hv_history.png: against evaluations and against joules spent.
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+    seen = set()
+    for r in runs:
+        t = r["trajectory"]
+        c = "k" if r["reference"] else colour[r["label"]]
+        lab = ("reference (grid order)" if r["reference"] else r["label"])
+        kw = {"label": lab} if lab not in seen else {}
+        seen.add(lab)
+        ratio = [np.nan if h is None else h for h in t["hv_ratio"]]
+        axes[0].plot(t["evaluations"], ratio, c=c, lw=0.8 if not r["reference"] else 1.5, alpha=0.6, **kw)
+        # nothing spent yet cannot sit on a log axis
+        joules = [j if j > 0 else np.nan for j in t["energy_j"]]
+        axes[1].plot(joules, ratio, c=c, lw=0.8 if not r["reference"] else 1.5, alpha=0.6)
+    for ax, xl in zip(axes, ("evaluations", "energy spent [J]")):
+        for q in THRESHOLDS:
+            ax.axhline(q, c="0.8", lw=0.6, ls=":")
+        ax.set_xlabel(xl)
+        ax.set_ylabel("hypervolume / reference hypervolume")
+        ax.set_ylim(0, 1.05)
+    axes[1].set_xscale("log")
+    axes[0].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out / "hv_history.png", dpi=110)
+    plt.close(fig)
+
+
+def _ratio(x) -> str:
+    return "–" if x is None else format(x, ".3f")
