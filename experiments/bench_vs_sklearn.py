@@ -7,7 +7,7 @@ thread each, and the wall time of training alone is compared. Reported: per-conf
 times and validation accuracies, and the median speed ratio sklearn_s / ours_s (> 1 means
 we are faster). The issue's target is a median ratio of at least 1.5.
 
-Timed for us: model construction, optimizer, and :func:`gi_energy.training.fit` (what the
+Timed for us: model construction, optimizer, and :func:`gi_energy.tasks.training.fit` (what the
 evaluator's training window covers). Timed for sklearn: ``MLPClassifier.fit``. With
 ``--reps k`` each side runs k times, interleaved, and the fastest run counts (the least
 disturbed by other load on the machine).

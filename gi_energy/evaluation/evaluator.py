@@ -47,7 +47,7 @@ def evaluation_context(problem: Problem, threads: int | str | None = None) -> st
     thread counts or machines are different evidence and are stored apart. An estimate
     carries its watts per core (its readings scale with it); a measured RAPL reading
     under cpu-share attribution is marked, since it is apportioned. ``threads`` defaults
-    to what a local worker uses (:func:`gi_energy.training.threads_per_worker`).
+    to what a local worker uses (:func:`gi_energy.tasks.training.threads_per_worker`).
     """
     device = resolve_device(problem.evaluation.device)
     name, _, _ = _meter_info(problem, device)
@@ -98,7 +98,7 @@ class Evaluator:
     """Runs genomes on workers; a context manager that owns its worker processes.
 
     ``workers`` overrides ``problem.evaluation.workers``. ``task`` is the function run in
-    the workers (default :func:`gi_energy.worker.evaluate_task`); it must be picklable and
+    the workers (default :func:`gi_energy.evaluation.worker.evaluate_task`); it must be picklable and
     is injectable for tests and for research code that evaluates differently.
     """
 

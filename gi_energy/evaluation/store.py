@@ -2,7 +2,7 @@
 
 Rows are keyed by (problem fingerprint, evaluation context, canonical genome key, repeat)
 -- the context names the measurement setup (device, meter, torch threads, host; see
-:func:`gi_energy.evaluator.evaluation_context`) -- and hold the Evaluation as JSON (never pickle: a store is data, and opening one must not
+:func:`gi_energy.evaluation.evaluator.evaluation_context`) -- and hold the Evaluation as JSON (never pickle: a store is data, and opening one must not
 run code). The file is in WAL mode so readers never block the writer, and several
 processes may write one store: each write is one short transaction, SQLite's busy timeout
 waits for the lock, and a write that still finds the database locked is retried.

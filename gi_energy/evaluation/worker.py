@@ -16,7 +16,7 @@ pool never sees a task error. Which status says whose fault it was:
   training code. Deterministic, never retried.
 
 A worker that dies, or runs past its timeout, is the evaluator's to record (see
-evaluator.py).
+runners.py).
 
 One evaluation at a time per process: a dask worker runs tasks on several threads of one
 process, and those would share the process's meter (which allows one open window), torch's

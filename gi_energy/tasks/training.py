@@ -12,7 +12,7 @@ evaluator sets it in each worker process before CUDA is used). CPU runs are left
 Two meter windows are opened: one around the training loop, one around inference, which
 predicts the whole test set repeatedly until ``min_inference_s`` has passed so that even
 tiny models give a window long enough to meter; joules per 1000 samples are then
-``energy_j * 1000 / inference_samples`` (see :class:`gi_energy.results.Evaluation`).
+``energy_j * 1000 / inference_samples`` (see :class:`gi_energy.tasks.results.Evaluation`).
 """
 
 from __future__ import annotations
