@@ -27,8 +27,21 @@ def _tree(tmp_path) -> FakePowercap:
     return tree
 
 
+class StepClock:
+    """A clock that moves on by ``step_s`` at every read."""
+
+    def __init__(self, step_s: float) -> None:
+        self.step_s = step_s
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        self.t += self.step_s
+        return self.t
+
+
 def make_estimate(tmp_path) -> Meter:
-    return EstimateMeter()
+    # The process CPU clock moves 5 ms between the window's two reads: 0.005 s x 10 W.
+    return EstimateMeter(cpu_clock=StepClock(0.005))
 
 
 def make_rapl(tmp_path) -> Meter:
@@ -72,6 +85,26 @@ def make_auto_estimate(tmp_path) -> Meter:
                         powercap_root=tmp_path / "absent", nvml=FakeNvml(library_found=False))
 
 
+# The energy each maker's window must read, worked out from its fake, as (joules, absolute
+# tolerance): ticking_reader adds 0.1 J to each of the tree's two zones (package-0, dram-0)
+# between the window's two samples; FakeNvml's counter moves 50 mJ between its two reads;
+# FakeNvml's power is a constant 50 W, integrated over the window's duration. cpu-share
+# apportions the package figure by the window's share of busy CPU time (the real
+# /proc/stat). The auto estimate uses the real process clock: 10 W/core x the CPU seconds
+# the test measured around the window (within 2 ms of them).
+EXPECTED_J = {
+    "estimate": lambda m, r, cpu_s: (0.05, 1e-12),
+    "rapl": lambda m, r, cpu_s: (0.2, 1e-12),
+    "rapl_pyrapl": lambda m, r, cpu_s: (0.2, 1e-12),
+    "rapl_cpu_share": lambda m, r, cpu_s: (0.2 * m._share, 1e-12),
+    "nvml_counter": lambda m, r, cpu_s: (0.05, 1e-12),
+    "nvml_power": lambda m, r, cpu_s: (50.0 * r.duration_s, 1e-9),
+    # The combined NVML part keeps the default ~100 ms update period, so a 30 ms window is
+    # its board power (50 W) x its duration; the RAPL part is 0.2 J as above.
+    "auto_combined": lambda m, r, cpu_s: (0.2 + 50.0 * r.parts[1].duration_s, 1e-9),
+    "auto_estimate": lambda m, r, cpu_s: (10.0 * cpu_s, 10.0 * 0.002),
+}
+
 MAKERS = [make_estimate, make_rapl, make_rapl_pyrapl, make_rapl_cpu_share, make_nvml_counter,
           make_nvml_power, make_auto_combined, make_auto_estimate]
 
@@ -91,13 +124,17 @@ def test_meter_contract(make, tmp_path):
     text = meter.describe()
     assert text and "\n" not in text
 
+    cpu0_s = time.process_time()
     with meter.window() as w:
         busy(0.03)
+    cpu_s = time.process_time() - cpu0_s
     r = w.reading
     assert isinstance(r, Reading)
     assert r.backend in BACKENDS and r.scope in SCOPES
     assert r.measured == meter.measured
-    assert r.energy_j is not None and r.energy_j > 0, r.missing_reason
+    assert r.energy_j is not None, r.missing_reason
+    expected_j, tolerance_j = EXPECTED_J[make.__name__[5:]](meter, r, cpu_s)
+    assert r.energy_j == pytest.approx(expected_j, rel=0, abs=tolerance_j)
     assert r.duration_s >= 0.03
     assert sum(r.domains_j.values()) == pytest.approx(r.energy_j)
     assert r.power_w == pytest.approx(r.energy_j / r.duration_s)
