@@ -158,6 +158,70 @@ def test_meter_contract(make, tmp_path):
     meter.close()
 
 
+def broken_rapl(tmp_path):
+    tree = _tree(tmp_path)
+    return (RaplMeter(powercap_root=tree.root, lock_dir=tmp_path),
+            lambda: (tree.root / "intel-rapl:0:0" / "energy_uj").unlink(), "read failed")
+
+
+def broken_rapl_pyrapl(tmp_path):
+    tree = _tree(tmp_path)
+    fake = FakePyRAPL(tree.root)
+    meter = RaplMeter(powercap_root=tree.root, lock_dir=tmp_path, pyrapl=fake)
+    return meter, lambda: fake.fail.update(energy=OSError("msr gone")), "msr gone"
+
+
+def broken_rapl_cpu_share(tmp_path):
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  1000 0 0 5000 0 0 0 0 0 0\n")
+    meter = RaplMeter(powercap_root=_tree(tmp_path).root, attribution="cpu-share",
+                      proc_stat=stat)
+    return meter, stat.unlink, f"cannot read {stat}"
+
+
+def broken_nvml_counter(tmp_path):
+    nvml = FakeNvml(energy_step_mj=50)
+    meter = NvmlMeter(pynvml=nvml, lock_dir=tmp_path, visible_devices="", update_period_s=0.0)
+    return (meter, lambda: nvml.fail.update(nvmlDeviceGetTotalEnergyConsumption=15),
+            "GPU is lost")
+
+
+def broken_nvml_power(tmp_path):
+    nvml = FakeNvml(energy_counter=False)
+    meter = NvmlMeter(pynvml=nvml, lock_dir=tmp_path, visible_devices="",
+                      sample_interval_s=60.0)
+    return meter, lambda: nvml.fail.update(nvmlDeviceGetPowerUsage=15), "GPU is lost"
+
+
+def broken_auto_combined(tmp_path):
+    tree = _tree(tmp_path)
+    meter = create_meter(EnergyConfig(), device="cuda", lock_dir=tmp_path,
+                         powercap_root=tree.root, nvml=FakeNvml(energy_step_mj=50))
+    # The NVML part read fine and keeps its domain; the RAPL part's domains are gone.
+    return (meter, lambda: (tree.root / "intel-rapl:0" / "energy_uj").unlink(),
+            "read failed", {"gpu-0"})
+
+
+# Every backend whose reads can fail; the estimate reads only this process's clocks.
+BROKEN = [broken_rapl, broken_rapl_pyrapl, broken_rapl_cpu_share, broken_nvml_counter,
+          broken_nvml_power, broken_auto_combined]
+
+
+@pytest.mark.parametrize("make", BROKEN, ids=lambda f: f.__name__[7:])
+def test_a_failed_read_is_missing_never_zero(make, tmp_path):
+    meter, break_it, reason, *kept = make(tmp_path)
+    meter.start()
+    break_it()
+    r = meter.stop()
+    assert r.energy_j is None and r.missing
+    assert r.measured is False and r.power_w is None
+    assert set(r.domains_j) == (kept[0] if kept else set())
+    assert reason in r.missing_reason
+    assert Reading.from_dict(r.to_dict()).energy_j is None
+    assert r.to_dict()["energy_j"] is None
+    meter.close()
+
+
 @pytest.mark.parametrize("make", [
     lambda p: RaplMeter(powercap_root=p / "absent", lock_dir=p),
     lambda p: NvmlMeter(pynvml=FakeNvml(library_found=False), lock_dir=p),
