@@ -122,3 +122,51 @@ def test_fitness_of_outcomes():
     over = fitness_of(_outcome(params=1500), objectives, {"params": 1000.0})
     assert over.violation == pytest.approx(0.5)
     assert constraint_violation(_outcome(params=500), {"params": 1000.0}) == 0.0
+
+
+# Two fronts of four points and a third of one. Crowding by hand, per front (DEAP's
+# definition: per objective, (next - previous) / (n_obj x the front's range)):
+#   front 0 (0,6) (1,3) (2,2) (6,0): ranges 6 and 6, divide by 12.
+#     (1,3): (2-0)/12 + (6-2)/12 = 0.5        (2,2): (6-1)/12 + (3-0)/12 = 2/3
+#   front 1 (1,7) (2,4) (4,2.5) (7,1): ranges 6 and 6, divide by 12.
+#     (2,4): (4-1)/12 + (7-2.5)/12 = 0.625    (4,2.5): (7-2)/12 + (4-1)/12 = 2/3
+#   front 2 (8,8): alone, infinite. Each front's extremes are infinite.
+SEVERAL_FRONTS = [(0, 6), (1, 3), (2, 2), (6, 0), (1, 7), (2, 4), (4, 2.5), (7, 1), (8, 8)]
+
+
+def test_crowding_is_computed_per_front():
+    ranks, crowding = rank_and_crowding(fits(SEVERAL_FRONTS))
+    assert ranks == [0, 0, 0, 0, 1, 1, 1, 1, 2]
+    inf = math.inf
+    assert crowding == pytest.approx([inf, 0.5, 2 / 3, inf, inf, 0.625, 2 / 3, inf, inf])
+
+
+def test_survival_cuts_the_second_front_by_its_own_crowding():
+    # Front 0 (4 points) goes whole; front 1 is cut: extremes first, then (4,2.5) over (2,4).
+    assert set(survive(fits(SEVERAL_FRONTS), 6)) == {0, 1, 2, 3, 4, 7}
+    assert set(survive(fits(SEVERAL_FRONTS), 7)) == {0, 1, 2, 3, 4, 6, 7}
+
+
+def test_crowded_tournament_decides_by_rank_then_crowding_then_a_coin():
+    class Draws:
+        """Replays fixed index pairs and coin values."""
+
+        def __init__(self, pairs, coins=()):
+            self.pairs = list(pairs)
+            self.coins = list(coins)
+
+        def integers(self, high, size=None):
+            return np.array(self.pairs.pop(0))
+
+        def random(self):
+            return self.coins.pop(0)
+
+    ranks = [0, 1, 0, 2, 0]
+    crowding = [0.5, math.inf, 2.0, 9.0, 0.5]
+    pairs = [(0, 1), (1, 0), (1, 3), (3, 1), (0, 2), (2, 0)]
+    draws = Draws(pairs)
+    assert crowded_tournament(ranks, crowding, 6, draws) == [0, 0, 1, 1, 2, 2]
+    assert draws.pairs == []
+    # A tie in rank and crowding: the coin decides, a below 0.5, b otherwise.
+    coin = Draws([(0, 4), (0, 4), (4, 0)], coins=[0.49, 0.5, 0.0])
+    assert crowded_tournament(ranks, crowding, 3, coin) == [0, 4, 4]

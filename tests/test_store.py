@@ -134,3 +134,35 @@ def test_unopenable_store_path_is_a_usage_error(tmp_path):
     for bad in (blocker / "sub" / "s.sqlite", not_a_db):
         with pytest.raises(UsageError, match="cannot be opened"):
             Store(bad)
+
+
+def test_two_contexts_and_two_fingerprints_are_never_served_for_each_other(tmp_path):
+    # The same genomes measured under two contexts (estimated and measured) for two problem
+    # setups: four distinct values per genome, each served only for its own pair.
+    def ev(i: int, val_accuracy: float, repeat: int = 0) -> Evaluation:
+        return Evaluation(genome=evaluation(i).genome, status="ok", repeat=repeat,
+                          val_accuracy=val_accuracy)
+
+    pairs = {("fpA", "cpu/estimate"): 0.1, ("fpA", "cpu/rapl"): 0.2,
+             ("fpB", "cpu/estimate"): 0.3, ("fpB", "cpu/rapl"): 0.4}
+    keys = [evaluation(i).key for i in range(3)]
+    with Store(tmp_path / "s.sqlite") as store:
+        for (fp, ctx), base in pairs.items():
+            store.put_many(fp, ctx, [ev(i, base + i / 100) for i in range(3)])
+        store.put("fpA", "cpu/rapl", ev(1, 0.99, repeat=1))  # a second repeat, one pair only
+        assert store.count() == 13 and store.count("fpA") == 7 and store.count("fpB") == 6
+        for (fp, ctx), base in pairs.items():
+            got = store.get_many(fp, ctx, keys + ["no-such-key"])
+            expected = {(k, 0): base + i / 100 for i, k in enumerate(keys)}
+            if (fp, ctx) == ("fpA", "cpu/rapl"):
+                expected[(keys[1], 1)] = 0.99
+            assert {k: e.val_accuracy for k, e in got.items()} == pytest.approx(expected)
+            for i, k in enumerate(keys):
+                assert store.get(fp, k, 0, ctx).val_accuracy == pytest.approx(base + i / 100)
+            assert sorted(e.val_accuracy for e in store.evaluations(fp, ctx)) == pytest.approx(
+                sorted(expected.values()))
+        assert store.get("fpB", keys[1], 1, "cpu/rapl") is None
+        assert store.get_many("fpC", "cpu/rapl", keys) == {}
+        assert store.get_many("fpA", "cuda/nvml", keys) == {}
+        assert sorted(e.val_accuracy for e in store.evaluations("fpB")) == pytest.approx(
+            [0.3, 0.31, 0.32, 0.4, 0.41, 0.42])

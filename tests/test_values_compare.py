@@ -1,0 +1,184 @@
+"""compare by value: hypervolume ratio, IGD+, epsilon and coverage of runs that are NOT
+the reference, and the rank-sum p-values between methods, all worked out by hand.
+
+The runs are written by hand (no training, no replay), so every point is known. The
+normalisation is the union of every run's points; the reference point is 1.1 per
+objective in that normalised space (the worst point seen plus 10%).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from gi_energy.config.parse import load_problem
+from gi_energy.config.problem import Problem
+from gi_energy.config.space import Genome
+from gi_energy.meters.reading import Reading
+from gi_energy.report.compare import compare_runs
+from gi_energy.runs.rundir import RunDirectory
+from gi_energy.tasks.results import Evaluation, Outcome
+
+TWO = {"accuracy": "max", "inference_energy_j_per_1k": "min"}
+THREE = {**TWO, "train_energy_j": "min"}
+
+
+def _outcome(width: int, accuracy: float, inference_j: float, train_j: float = 1.0) -> Outcome:
+    g = Genome(layers={"hidden": (width,)}, values={})
+    ev = Evaluation(genome=g, status="ok", val_accuracy=accuracy,
+                    train=Reading("rapl", "package", True, train_j, 1.0),
+                    inference=Reading("rapl", "package", True, inference_j, 1.0),
+                    inference_samples=1000, params=100)
+    return Outcome(g, (ev,))
+
+
+def _run(root, name, objectives, command, label, seed, points):
+    base = load_problem("quickstart")
+    problem = Problem(**{**base.__dict__, "objectives": objectives})
+    rd = RunDirectory.create(root / name, problem, command, {})
+    rd.update_run_json(label=label, seed=seed, status="complete", objectives=objectives)
+    # Distinct widths keep the genomes distinct; each point is one genome.
+    outcomes = [_outcome(8 + i, *p) for i, p in enumerate(points)]
+    rd.write_results(outcomes, objectives, [])
+    return root / name
+
+
+@pytest.fixture(scope="module")
+def two_objectives(tmp_path_factory):
+    """Raw (accuracy, inference J per 1k). Minimisation vectors (-accuracy, J); the union's
+    bounds are -0.9..-0.5 (span 0.4) and 2..12 (span 10), so normalised:
+
+        grid  (0.9, 10) -> (0, 0.8)   (0.8, 4) -> (0.25, 0.2)   (0.6, 2) -> (0.75, 0)
+              (0.5, 12) -> (1, 1), dominated
+        a/0   (0.8, 6) -> (0.25, 0.4) and (0.6, 2) -> (0.75, 0)
+        a/1   (0.9, 10) -> (0, 0.8) and (0.5, 12), dominated
+        b/0   (0.8, 4) -> (0.25, 0.2)
+        b/1   (0.6, 2) -> (0.75, 0)
+
+    Hypervolumes to (1.1, 1.1), as staircases of rectangles:
+        grid  0.25 x 0.3 + 0.5 x 0.9 + 0.35 x 1.1 = 0.91
+        a/0   0.5 x 0.7 + 0.35 x 1.1 = 0.735      a/1  1.1 x 0.3 = 0.33
+        b/0   0.85 x 0.9 = 0.765                   b/1  0.35 x 1.1 = 0.385
+    """
+    root = tmp_path_factory.mktemp("values2")
+    grid = _run(root, "grid", TWO, "grid", "grid", 0,
+                [(0.9, 10.0), (0.8, 4.0), (0.6, 2.0), (0.5, 12.0)])
+    runs = [_run(root, "a0", TWO, "evolve", "a", 0, [(0.8, 6.0), (0.6, 2.0)]),
+            _run(root, "a1", TWO, "evolve", "a", 1, [(0.9, 10.0), (0.5, 12.0)]),
+            _run(root, "b0", TWO, "evolve", "b", 0, [(0.8, 4.0)]),
+            _run(root, "b1", TWO, "evolve", "b", 1, [(0.6, 2.0)])]
+    return compare_runs(runs, reference=grid)
+
+
+def _by_path(cmp):
+    return {r["path"].rsplit("/", 1)[-1]: r for r in cmp["runs"]}
+
+
+def test_the_scale_is_the_union_and_the_reference_point_is_1_1(two_objectives):
+    cmp = two_objectives
+    assert cmp["normalisation"]["low"] == pytest.approx([-0.9, 2.0])
+    assert cmp["normalisation"]["high"] == pytest.approx([-0.5, 12.0])
+    assert cmp["reference_point"] == [1.1, 1.1]
+    assert cmp["reference"]["front_size"] == 3
+    assert cmp["reference"]["hypervolume"] == pytest.approx(0.91)
+
+
+@pytest.mark.parametrize(("run", "hv", "igd_plus", "epsilon", "coverage"), [
+    # IGD+ = mean over the grid front of the distance to the nearest run point, counting
+    # only the coordinates where the run point is worse; epsilon = the largest, over the
+    # grid front, of the smallest worst-coordinate excess of a run point.
+    #   a/0: to (0, 0.8) 0.25; to (0.25, 0.2) 0.2; to (0.75, 0) 0.     eps max(0.25, 0.2, 0)
+    ("a0", 0.735, (0.25 + 0.2 + 0.0) / 3, 0.25, 1 / 3),
+    #   a/1: to (0, 0.8) 0; to (0.25, 0.2) 0.6; to (0.75, 0) 0.8.      eps max(0, 0.6, 0.8)
+    ("a1", 0.33, (0.0 + 0.6 + 0.8) / 3, 0.8, 1 / 3),
+    #   b/0: to (0, 0.8) 0.25; (0.25, 0.2) 0; to (0.75, 0) 0.2.         eps max(0.25, 0, 0.2)
+    ("b0", 0.765, (0.25 + 0.0 + 0.2) / 3, 0.25, 1 / 3),
+    #   b/1: to (0, 0.8) 0.75; to (0.25, 0.2) 0.5; (0.75, 0) 0.         eps max(0.75, 0.5, 0)
+    ("b1", 0.385, (0.75 + 0.5 + 0.0) / 3, 0.75, 1 / 3),
+])
+def test_figures_of_runs_that_are_not_the_reference(two_objectives, run, hv, igd_plus, epsilon,
+                                                     coverage):
+    r = _by_path(two_objectives)[run]
+    assert r["reference"] is False
+    assert r["hypervolume"] == pytest.approx(hv)
+    assert r["hv_ratio"] == pytest.approx(hv / 0.91)
+    assert r["igd_plus"] == pytest.approx(igd_plus)
+    assert r["epsilon_additive"] == pytest.approx(epsilon)
+    assert r["coverage"] == pytest.approx(coverage)
+
+
+def test_the_reference_run_scores_itself_one(two_objectives):
+    ref = [r for r in two_objectives["runs"] if r["reference"]]
+    assert len(ref) == 1
+    assert (ref[0]["hv_ratio"], ref[0]["igd_plus"], ref[0]["epsilon_additive"],
+            ref[0]["coverage"]) == (pytest.approx(1.0), 0.0, 0.0, 1.0)
+
+
+def test_group_medians(two_objectives):
+    groups = {g["label"]: g for g in two_objectives["groups"]}
+    assert groups["a"]["hv_ratio"]["median"] == pytest.approx((0.735 + 0.33) / 2 / 0.91)
+    assert groups["b"]["hv_ratio"]["median"] == pytest.approx((0.765 + 0.385) / 2 / 0.91)
+    assert groups["a"]["igd_plus"]["median"] == pytest.approx((0.45 / 3 + 1.4 / 3) / 2)
+
+
+def _ranksum_by_hand(ranks_a: list[float], n_b: int) -> tuple[float, float]:
+    """Wilcoxon rank-sum, normal approximation (as scipy.stats.ranksums, no tie term):
+    z = (R_a - n_a (n + 1) / 2) / sqrt(n_a n_b (n + 1) / 12), p = erfc(|z| / sqrt 2)."""
+    n_a = len(ranks_a)
+    n = n_a + n_b
+    z = (sum(ranks_a) - n_a * (n + 1) / 2) / math.sqrt(n_a * n_b * (n + 1) / 12)
+    return z, math.erfc(abs(z) / math.sqrt(2))
+
+
+def test_rank_sum_between_the_methods(two_objectives):
+    # hv_ratio, ascending: a/1 0.363 (rank 1), b/1 0.423 (2), a/0 0.808 (3), b/0 0.841 (4).
+    # R_a = 1 + 3 = 4: z = (4 - 5) / sqrt(20 / 12) = -0.7746, p = 0.4386.
+    (test,) = [t for t in two_objectives["tests"] if t["metric"] == "hv_ratio"]
+    z, p = _ranksum_by_hand([1, 3], 2)
+    assert (test["a"], test["b"], test["n_a"], test["n_b"]) == ("a", "b", 2, 2)
+    assert test["statistic"] == pytest.approx(z) == pytest.approx(-0.7745967)
+    assert test["p_value"] == pytest.approx(p) == pytest.approx(0.4385780)
+    assert test["median_a"] == pytest.approx((0.735 + 0.33) / 2 / 0.91)
+    assert test["median_b"] == pytest.approx((0.765 + 0.385) / 2 / 0.91)
+
+
+@pytest.fixture(scope="module")
+def three_objectives(tmp_path_factory):
+    """Raw (accuracy, inference J per 1k, train J); bounds -0.9..-0.5, 2..10, 2..6, so
+
+        grid  (0.9, 10, 2) -> (0, 1, 0)   (0.5, 2, 6) -> (1, 0, 1)   (0.7, 6, 4) -> (0.5)^3
+        x     (0.7, 6, 4) -> (0.5, 0.5, 0.5)
+        y     (0.9, 10, 2) -> (0, 1, 0) and (0.6, 8, 5) -> (0.75, 0.75, 0.75)
+
+    Hypervolume to (1.1, 1.1, 1.1) by inclusion-exclusion of the boxes [p, 1.1]:
+        grid  0.121 + 0.011 + 0.216 - 0.001 - 0.036 - 0.006 + 0.001 = 0.306
+        x     0.6^3 = 0.216
+        y     0.121 + 0.35^3 - 0.35 x 0.1 x 0.35 = 0.151625
+    """
+    root = tmp_path_factory.mktemp("values3")
+    grid = _run(root, "grid", THREE, "grid", "grid", 0,
+                [(0.9, 10.0, 2.0), (0.5, 2.0, 6.0), (0.7, 6.0, 4.0)])
+    runs = [_run(root, "x", THREE, "evolve", "x", 0, [(0.7, 6.0, 4.0)]),
+            _run(root, "y", THREE, "evolve", "y", 0, [(0.9, 10.0, 2.0), (0.6, 8.0, 5.0)])]
+    return compare_runs(runs, reference=grid)
+
+
+@pytest.mark.parametrize(("run", "hv", "igd_plus", "epsilon", "coverage"), [
+    # x: to (0,1,0) sqrt(0.5^2 + 0.5^2); to (1,0,1) 0.5; to itself 0.   eps 0.5
+    ("x", 0.216, (math.sqrt(0.5) + 0.5 + 0.0) / 3, 0.5, 1 / 3),
+    # y: to (0,1,0) 0; to (1,0,1) min(1 from (0,1,0), 0.75 from (0.75)^3) = 0.75; to
+    # (0.5)^3 min(0.5 from (0,1,0), sqrt(3) x 0.25 = 0.433 from (0.75)^3).
+    # eps: max(0, min(1, 0.75), min(0.5, 0.25)) = 0.75
+    ("y", 0.151625, (0.0 + 0.75 + math.sqrt(3) * 0.25) / 3, 0.75, 1 / 3),
+])
+def test_three_objective_figures(three_objectives, run, hv, igd_plus, epsilon, coverage):
+    cmp = three_objectives
+    assert cmp["reference_point"] == [1.1, 1.1, 1.1]
+    assert cmp["reference"]["hypervolume"] == pytest.approx(0.306)
+    r = _by_path(cmp)[run]
+    assert r["hypervolume"] == pytest.approx(hv)
+    assert r["hv_ratio"] == pytest.approx(hv / 0.306)
+    assert r["igd_plus"] == pytest.approx(igd_plus)
+    assert r["epsilon_additive"] == pytest.approx(epsilon)
+    assert r["coverage"] == pytest.approx(coverage)
