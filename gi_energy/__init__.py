@@ -7,11 +7,16 @@ Library entry points for research code::
     result = gi_energy.evolve(problem, out="runs/my-run")    # NSGA-II search
     grid = gi_energy.run_grid(problem)                       # exhaustive baseline
     report = gi_energy.compare([result.run_dir], reference=grid.run_dir)
+    with gi_energy.meter() as m:                             # energy of any code
+        work()
+    m.reading                                                # Reading: energy_j, backend, measured...
 """
 
 from gi_energy.config.parse import load_problem, parse_problem
 from gi_energy.config.problem import Problem
 from gi_energy.config.space import Genome, Grid, SearchSpace
+from gi_energy.meters.public import Meter, meter
+from gi_energy.meters.reading import Reading
 from gi_energy.report.compare import compare
 from gi_energy.search.evolve import EvolveResult, evolve
 from gi_energy.search.grid import run_grid
@@ -27,13 +32,16 @@ __all__ = [
     "GiEnergyError",
     "Genome",
     "Grid",
+    "Meter",
     "Outcome",
     "Problem",
     "ProblemError",
+    "Reading",
     "SearchSpace",
     "compare",
     "evolve",
     "load_problem",
+    "meter",
     "parse_problem",
     "run_grid",
 ]

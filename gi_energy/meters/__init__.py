@@ -4,11 +4,15 @@
     with meter.window() as w:
         train()
     w.reading            # Reading: energy_j, duration_s, backend, scope, measured, ...
+
+Around research code, the public meter (``gi_energy.meter()``, :mod:`.public`) is the
+same backends as a context manager and a decorator.
 """
 
 from .base import Availability, BackendStatus, Meter, Window
 from .estimate import DEFAULT_CPU_WATTS_PER_CORE, EstimateMeter
 from .factory import METER_NAMES, backend_statuses, create_meter
+from .public import meter
 from .reading import Reading
 
 __all__ = [
@@ -22,4 +26,5 @@ __all__ = [
     "Window",
     "backend_statuses",
     "create_meter",
+    "meter",
 ]
