@@ -1,0 +1,223 @@
+"""Mutation testing of the core modules, each against its own test files.
+
+    .venv/bin/pip install -e '.[mutation]'
+    .venv/bin/python experiments/mutation.py                     # every core module
+    .venv/bin/python experiments/mutation.py meters/powercap.py  # one (or a few) modules
+    .venv/bin/python experiments/mutation.py --list              # modules and their tests
+
+The tool is mutmut (3.x): it writes every mutant of a module into one trampolined copy and
+forks a worker per mutant that runs only the tests which cover the mutated function, so a
+module takes about a minute on two cores instead of a pytest start-up per mutant.
+
+mutmut rewrites sources, so nothing runs in this checkout: the working tree's files
+(tracked and untracked, not ignored; ``--ref REV`` takes a commit instead) are copied to
+``--scratch`` (default /tmp/gi-energy-mutation) and mutmut runs there, once per module with
+a fresh ``mutants/`` directory and that module's test files only. Before the mutants,
+mutmut runs a "forced fail" mutant that breaks every function: if the tests did not import
+the mutated copy, that run fails and so does this script.
+
+Writes ``--out`` (default runs/mutation/): ``scores.md`` and ``scores.json`` (killed /
+total and the percentage per module) and ``survivors/<module>.diff`` (each surviving
+mutant's diff, to kill with a test or list as equivalent in docs/measurements.md). A
+timeout counts as killed; a mutant that no selected test reaches ("no tests") counts as
+surviving. Exit status 1 when a module is under ``--target`` percent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+MODULES: dict[str, list[str]] = {
+    "meters/powercap.py": ["tests/test_meters_rapl.py", "tests/test_meters_wrap.py"],
+    "meters/rapl.py": ["tests/test_meters_rapl.py", "tests/test_meters_wrap.py",
+                       "tests/test_meters_contract.py", "tests/test_meters_pyrapl.py"],
+    "meters/counters.py": ["tests/test_meters_pyrapl.py", "tests/test_meters_wrap.py"],
+    "meters/nvml.py": ["tests/test_meters_nvml.py", "tests/test_meters_contract.py"],
+    "pareto.py": ["tests/test_pareto.py", "tests/test_nsga2.py", "tests/test_indicators.py"],
+    "search/nsga2.py": ["tests/test_nsga2.py"],
+    "report/indicators.py": ["tests/test_indicators.py"],
+    "report/compare.py": ["tests/test_compare.py", "tests/test_values_compare.py"],
+    "report/figures.py": ["tests/test_compare.py", "tests/test_values_compare.py"],
+    "report/stats.py": ["tests/test_compare.py", "tests/test_values_compare.py"],
+    "evaluation/store.py": ["tests/test_store.py"],
+    "evaluation/replay.py": ["tests/test_replay.py"],
+    "config/parse.py": ["tests/test_problem.py"],
+    "config/checks.py": ["tests/test_problem.py"],
+    "config/problem.py": ["tests/test_problem.py"],
+}
+"""Core module (under gi_energy/) -> its own test files (those that exist are used)."""
+
+KILLED = {"killed", "timeout", "caught by type check"}
+RESULT_LINE = re.compile(r"^\s*(\S+__mutmut_\d+): (.+)$")
+
+
+def mutmut_bin() -> str:
+    found = shutil.which("mutmut", path=str(Path(sys.executable).parent)) or shutil.which("mutmut")
+    if not found:
+        raise SystemExit("mutmut is not installed: .venv/bin/pip install -e '.[mutation]'")
+    return found
+
+
+def tree_files(ref: str | None) -> list[str]:
+    if ref:
+        out = subprocess.run(["git", "ls-tree", "-r", "-z", "--name-only", ref], cwd=REPO,
+                             check=True, capture_output=True).stdout
+    else:
+        out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
+                              "--exclude-standard"], cwd=REPO, check=True,
+                             capture_output=True).stdout
+    return [f for f in out.decode().split("\0") if f]
+
+
+def make_copy(scratch: Path, ref: str | None) -> Path:
+    """A fresh copy of the source tree (working tree, or ``ref``) under ``scratch``."""
+    copy = scratch / "tree"
+    if copy.exists():
+        shutil.rmtree(copy)
+    copy.mkdir(parents=True)
+    for name in tree_files(ref):
+        dest = copy / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if ref:
+            blob = subprocess.run(["git", "show", f"{ref}:{name}"], cwd=REPO, check=True,
+                                  capture_output=True).stdout
+            dest.write_bytes(blob)
+        elif (REPO / name).is_file():  # a deleted-but-tracked file is skipped
+            shutil.copy2(REPO / name, dest)
+    return copy
+
+
+def configure(copy: Path, module: str, tests: list[str]) -> None:
+    """Point mutmut at one module and its tests (a [tool.mutmut] table in the copy)."""
+    pyproject = copy / "pyproject.toml"
+    text = pyproject.read_text()
+    text = text.split("\n[tool.mutmut]\n")[0].rstrip() + "\n"
+    text += (
+        "\n[tool.mutmut]\n"
+        'source_paths = ["gi_energy"]\n'
+        f'only_mutate = ["gi_energy/{module}"]\n'
+        f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
+        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-x"]\n'
+    )
+    pyproject.write_text(text)
+
+
+def run_module(copy: Path, module: str, tests: list[str], workers: int,
+               log: Path) -> dict:
+    configure(copy, module, tests)
+    shutil.rmtree(copy / "mutants", ignore_errors=True)  # stale verdicts would outlive new tests
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    started = time.monotonic()
+    with open(log, "w") as f:
+        proc = subprocess.run([mutmut_bin(), "run", "--max-children", str(workers)], cwd=copy,
+                              env=env, stdout=f, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{module}: mutmut run failed (exit {proc.returncode}); see {log}")
+    listing = subprocess.run([mutmut_bin(), "results", "--all", "true"], cwd=copy, env=env,
+                             check=True, capture_output=True, text=True).stdout
+    status: dict[str, str] = {}
+    for line in listing.splitlines():
+        m = RESULT_LINE.match(line)
+        if m:
+            status[m.group(1)] = m.group(2).strip()
+    if not status:
+        raise RuntimeError(f"{module}: mutmut produced no mutants; see {log}")
+    survivors = sorted(k for k, v in status.items() if v not in KILLED)
+    diffs = []
+    for name in survivors:
+        shown = subprocess.run([mutmut_bin(), "show", name], cwd=copy, env=env,
+                               capture_output=True, text=True).stdout
+        diffs.append(f"## {name}: {status[name]}\n{shown.rstrip()}\n")
+    killed = sum(v in KILLED for v in status.values())
+    by_status: dict[str, int] = {}
+    for v in status.values():
+        by_status[v] = by_status.get(v, 0) + 1
+    return {"module": f"gi_energy/{module}", "tests": tests, "mutants": len(status),
+            "killed": killed, "score_pct": round(100.0 * killed / len(status), 1),
+            "by_status": by_status, "survivors": survivors,
+            "seconds": round(time.monotonic() - started, 1), "_diffs": diffs}
+
+
+def write_scores(out: Path, results: list[dict], ref: str) -> None:
+    rows = [{k: v for k, v in r.items() if k != "_diffs"} for r in results]
+    (out / "scores.json").write_text(json.dumps({"source": ref, "modules": rows}, indent=2)
+                                     + "\n")
+    lines = [f"Mutation scores ({ref}; mutmut {mutmut_version()})", "",
+             "| module | killed / mutants | score | survivors | time |",
+             "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| `{r['module']}` | {r['killed']} / {r['mutants']} | "
+                     f"{r['score_pct']:.1f} % | {len(r['survivors'])} | {r['seconds']:.0f} s |")
+    (out / "scores.md").write_text("\n".join(lines) + "\n")
+
+
+def mutmut_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("mutmut")
+    except PackageNotFoundError:
+        return "?"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("modules", nargs="*", help="paths under gi_energy/ (default: all core)")
+    ap.add_argument("--out", type=Path, default=REPO / "runs" / "mutation")
+    ap.add_argument("--scratch", type=Path, default=Path("/tmp/gi-energy-mutation"))
+    ap.add_argument("--ref", help="mutate this commit instead of the working tree")
+    ap.add_argument("--workers", type=int, default=2, help="mutants tested at once")
+    ap.add_argument("--target", type=float, default=85.0, help="percent killed per module")
+    ap.add_argument("--list", action="store_true", help="print modules and tests, run nothing")
+    args = ap.parse_args(argv)
+
+    chosen = args.modules or list(MODULES)
+    unknown = [m for m in chosen if m not in MODULES]
+    if unknown:
+        ap.error(f"not a core module: {', '.join(unknown)} (valid: {', '.join(MODULES)})")
+    plan = []
+    for module in chosen:
+        if not (REPO / "gi_energy" / module).is_file():
+            print(f"skip {module}: no such file here", file=sys.stderr)
+            continue
+        tests = [t for t in MODULES[module] if (REPO / t).is_file()]
+        plan.append((module, tests))
+    if args.list:
+        for module, tests in plan:
+            print(f"gi_energy/{module}: {' '.join(tests)}")
+        return 0
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "survivors").mkdir(exist_ok=True)
+    copy = make_copy(args.scratch, args.ref)
+    ref = args.ref or "working tree"
+    results = []
+    for module, tests in plan:
+        log = args.out / f"{module.replace('/', '.')}.log"
+        print(f"{module}: mutating against {' '.join(tests)}", flush=True)
+        r = run_module(copy, module, tests, args.workers, log)
+        (args.out / "survivors" / f"{module.replace('/', '.')}.diff").write_text(
+            "\n".join(r["_diffs"]))
+        print(f"  {r['killed']}/{r['mutants']} killed ({r['score_pct']:.1f} %), "
+              f"{len(r['survivors'])} survivors, {r['seconds']:.0f} s", flush=True)
+        results.append(r)
+        write_scores(args.out, results, ref)
+    print(f"scores: {args.out / 'scores.md'}")
+    low = [r["module"] for r in results if r["score_pct"] < args.target]
+    if low:
+        print(f"under {args.target:.0f} %: {', '.join(low)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
