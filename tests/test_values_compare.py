@@ -182,3 +182,71 @@ def test_three_objective_figures(three_objectives, run, hv, igd_plus, epsilon, c
     assert r["igd_plus"] == pytest.approx(igd_plus)
     assert r["epsilon_additive"] == pytest.approx(epsilon)
     assert r["coverage"] == pytest.approx(coverage)
+
+
+# -- the group statistics alone --------------------------------------------------------
+
+def _row(label, value, metric="hv_ratio"):
+    return {"label": label, metric: value}
+
+
+def test_rank_sum_p_value_against_the_formula():
+    # a = 1..5, b = 6..10: R_a = 15, z = (15 - 27.5) / sqrt(25 x 11 / 12) = -2.6112,
+    # p = 0.0090 (scipy.stats.mannwhitneyu(..., method="asymptotic", use_continuity=False)
+    # gives the same p).
+    from gi_energy.report.stats import rank_sum_tests
+
+    rows = [_row("a", v) for v in (1, 2, 3, 4, 5)] + [_row("b", v) for v in (6, 7, 8, 9, 10)]
+    rows += [_row("c", 3.0)]            # one run only: no test with it
+    rows += [_row("a", None)]           # a run without the figure is left out
+    (test,) = rank_sum_tests(rows)
+    z, p = _ranksum_by_hand([1, 2, 3, 4, 5], 5)
+    assert test == {"metric": "hv_ratio", "a": "a", "b": "b", "n_a": 5, "n_b": 5,
+                    "median_a": 3.0, "median_b": 8.0, "statistic": pytest.approx(z),
+                    "p_value": pytest.approx(p)}
+    assert z == pytest.approx(-2.6111648) and p == pytest.approx(0.0090234, rel=1e-4)
+
+
+def test_rank_sum_pairs_identical_samples_and_other_metrics():
+    from gi_energy.report.stats import rank_sum_tests
+
+    rows = [_row("a", 0.5, "igd"), _row("a", 0.5, "igd"), _row("b", 0.5, "igd"),
+            _row("b", 0.5, "igd"), _row("c", 0.1, "igd"), _row("c", 0.2, "igd")]
+    tests = rank_sum_tests(rows, "igd")
+    assert [(t["a"], t["b"]) for t in tests] == [("a", "b"), ("a", "c"), ("b", "c")]
+    # identical samples: no evidence of a difference, p = 1 (scipy would divide by zero)
+    assert (tests[0]["statistic"], tests[0]["p_value"]) == (0.0, 1.0)
+    z, p = _ranksum_by_hand([3.5, 3.5], 2)  # ranks of 0.5, 0.5 among 0.1, 0.2, 0.5, 0.5
+    assert tests[1]["statistic"] == pytest.approx(z) and tests[1]["p_value"] == pytest.approx(p)
+    assert tests[1]["metric"] == "igd"
+    assert rank_sum_tests(rows[:4] + [_row("c", 0.1, "igd")], "igd")[0]["b"] == "b"
+    assert rank_sum_tests([_row("a", 1.0), _row("a", 2.0)]) == []
+
+
+def test_median_and_quartiles():
+    from gi_energy.report.stats import median_iqr
+
+    assert median_iqr([4, 1, 3, 2]) == {"n": 4, "finite": 4, "median": 2.5, "q25": 1.75,
+                                        "q75": 3.25, "iqr": 1.5}
+    # Runs that never reached a threshold count as infinitely late ("lower" percentiles).
+    assert median_iqr([1, None, 3, None, None]) == {"n": 5, "finite": 2, "median": None,
+                                                    "q25": 3.0, "q75": None, "iqr": None}
+    # sorted 1, 2, inf: the lower 75th percentile is at position 1.5 -> 2
+    assert median_iqr([2, None, 1]) == {"n": 3, "finite": 2, "median": 2.0, "q25": 1.0,
+                                        "q75": 2.0, "iqr": None}
+    assert median_iqr([]) == {"n": 0}
+
+
+def test_groups_summarise_each_label():
+    from gi_energy.report.stats import summarise_groups
+
+    rows = [{"label": "a", "replayed": False, "hv_ratio": 0.5, "headline": {"saving": 0.2}},
+            {"label": "a", "replayed": True, "hv_ratio": 0.7, "headline": None},
+            {"label": "b", "replayed": False, "hv_ratio": 0.9, "headline": {"saving": 0.4}}]
+    a, b = summarise_groups(rows, ["hv_ratio"])
+    assert (a["label"], a["runs"], a["replayed"]) == ("a", 2, True)
+    assert a["hv_ratio"]["median"] == pytest.approx(0.6)
+    assert a["saving"] == {"n": 1, "finite": 1, "median": 0.2, "q25": 0.2, "q75": 0.2,
+                           "iqr": 0.0}
+    assert (b["label"], b["runs"], b["replayed"], b["hv_ratio"]["median"]) == ("b", 1, False,
+                                                                               0.9)
