@@ -40,6 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 MODULES: dict[str, list[str]] = {
     "meters/powercap.py": ["tests/test_meters_rapl.py", "tests/test_meters_wrap.py"],
     "meters/rapl.py": ["tests/test_meters_rapl.py", "tests/test_meters_wrap.py",
+                       "tests/test_meters_rapl_exact.py", "tests/test_meters_locks.py",
                        "tests/test_meters_contract.py", "tests/test_meters_pyrapl.py"],
     "meters/counters.py": ["tests/test_meters_pyrapl.py", "tests/test_meters_wrap.py"],
     "meters/nvml.py": ["tests/test_meters_nvml.py", "tests/test_meters_contract.py"],
