@@ -181,7 +181,7 @@ def write_comparison(cmp: dict, out: Path) -> Path:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create {out}: {exc}") from None
-    plot_comparison(cmp, cmp["runs"], out)
+    plot_comparison(cmp, out)
     (out / "report.md").write_text(render_report(cmp), encoding="utf-8")
     write_json_atomic(out / "comparison.json", _clean(cmp))
     return out
