@@ -32,9 +32,9 @@ def test_round_trip_and_keying(tmp_path):
         assert store.get("fp", ev.key, 1, "cpu/estimate") is None
         assert store.get("fp", ev.key, 0, "cpu/rapl") is None
         assert store.get("other", ev.key, 0, "cpu/estimate") is None
-        # a later evaluation of the same (genome, repeat) replaces the earlier one
-        store.put("fp", "cpu/estimate", evaluation(1, status="crashed"))
-        assert store.get("fp", ev.key, 0, "cpu/estimate").status == "crashed"
+        # a later evaluation of the same (genome, repeat) never replaces a stored result
+        assert store.put("fp", "cpu/estimate", evaluation(1, status="crashed")) == ev
+        assert store.get("fp", ev.key, 0, "cpu/estimate") == ev
         store.put("fp", "cpu/rapl", ev)
         assert len(store.evaluations("fp")) == 2
         assert len(store.evaluations("fp", "cpu/rapl")) == 1
@@ -166,3 +166,190 @@ def test_two_contexts_and_two_fingerprints_are_never_served_for_each_other(tmp_p
         assert store.get_many("fpA", "cuda/nvml", keys) == {}
         assert sorted(e.val_accuracy for e in store.evaluations("fpB")) == pytest.approx(
             [0.3, 0.31, 0.32, 0.4, 0.41, 0.42])
+
+
+# ---------------------------------------------------------------- never replaced, schema, leases
+
+
+def _rows(path):
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        return sorted(conn.execute("SELECT fingerprint, context, key, repeat, status, payload, stored_at_s "
+                                   "FROM evaluations").fetchall())
+
+
+def test_a_result_is_never_replaced_and_a_retry_keeps_the_history(tmp_path):
+    from dataclasses import replace
+
+    with Store(tmp_path / "s.sqlite") as store:
+        ok = evaluation(1)
+        store.put("fp", "c", ok)
+        for later in (evaluation(1, status="failed"), replace(ok, val_accuracy=0.99)):
+            assert store.put("fp", "c", later) == ok  # the stored one comes back
+        crashed = replace(evaluation(2, status="crashed"), extra={"attempts": 1.0})
+        store.put("fp", "c", crashed)
+        assert store.put("fp", "c", replace(crashed, reason="again")) == crashed  # not a later attempt
+        second = evaluation(2)
+        assert store.put("fp", "c", second) == second  # a retry supersedes a crash
+        assert [e.status for e in store.attempts("fp", "c", second.key, 0)] == ["crashed", "ok"]
+        assert store.put("fp", "c", crashed) == second
+        slow = replace(evaluation(3, status="timeout"), extra={"timeout_s": 5.0})
+        store.put("fp", "c", slow)
+        assert store.put("fp", "c", replace(slow, extra={"timeout_s": 5.0})) == slow
+        longer = replace(slow, extra={"timeout_s": 50.0})
+        assert store.put("fp", "c", longer) == longer
+        assert store.count() == 3
+
+
+def test_two_processes_writing_the_same_keys_replace_nothing(tmp_path):
+    # Both processes write the same 300 keys with different payloads: each row is the
+    # first writer's, whole; none holds a mix or was overwritten by the second.
+    path = tmp_path / "shared.sqlite"
+    Store(path).close()
+    code = textwrap.dedent("""
+        import sys, dataclasses
+        sys.path.insert(0, {tests!r})
+        from test_store import evaluation
+        from gi_energy.evaluation.store import Store
+        store = Store(sys.argv[1])
+        tag = float(sys.argv[2])
+        kept = [store.put("fp", "c", dataclasses.replace(evaluation(i), params=int(tag)))
+                for i in range(300)]
+        print(sum(1 for k in kept if k.params == int(tag)))
+        store.close()
+    """).format(tests=str(__import__("pathlib").Path(__file__).parent))
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(path), tag], stdout=subprocess.PIPE, text=True)
+             for tag in ("1", "2")]
+    won = [int(p.communicate(timeout=120)[0]) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    assert sum(won) == 300  # every key went to exactly one writer
+    with Store(path) as store:
+        rows = store.evaluations("fp")
+        assert len(rows) == 300
+        assert sum(1 for e in rows if e.params == 1) == won[0]
+
+
+def _v1_store(path):
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        conn.executescript("""
+            CREATE TABLE evaluations (fingerprint TEXT NOT NULL, context TEXT NOT NULL, key TEXT NOT NULL,
+                repeat INTEGER NOT NULL, status TEXT NOT NULL, payload TEXT NOT NULL, stored_at_s REAL NOT NULL,
+                PRIMARY KEY (fingerprint, context, key, repeat)) WITHOUT ROWID;
+            CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+            INSERT INTO meta VALUES ('schema_version', '1');
+        """)
+        conn.execute("INSERT INTO evaluations VALUES ('fp', 'c', ?, 0, 'ok', ?, 1.0)",
+                     (evaluation(5).key, evaluation(5).to_json()))
+
+
+def test_a_version_1_store_is_migrated_with_its_rows(tmp_path):
+    import sqlite3
+
+    from gi_energy.evaluation.schema import SCHEMA_VERSION
+
+    path = tmp_path / "v1.sqlite"
+    _v1_store(path)
+    before = _rows(path)
+    with Store(path) as store:
+        assert store.get("fp", evaluation(5).key, 0, "c") == evaluation(5)
+    assert _rows(path) == before
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT value FROM meta").fetchone()[0] == str(SCHEMA_VERSION)
+        assert {"leases", "superseded"} <= {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+
+
+def _foreign(path):
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE songs (title TEXT)")
+
+
+def _newer(path):
+    import sqlite3
+
+    Store(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE meta SET value = '99'")
+        conn.commit()
+        conn.execute("PRAGMA journal_mode = DELETE")  # everything in the main file
+
+
+def _other_layout(path):
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        conn.executescript("CREATE TABLE evaluations (key TEXT, payload TEXT);"
+                           "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT);"
+                           "INSERT INTO meta VALUES ('schema_version', '1');")
+
+
+def _damaged(path):
+    import sqlite3
+
+    with Store(path) as store:
+        store.put_many("fp", "c", [evaluation(i) for i in range(400)])
+    sqlite3.connect(path).execute("PRAGMA journal_mode = DELETE").fetchall()
+    data = bytearray(path.read_bytes())
+    data[5000:9000] = b"\xff" * 4000  # pages of the table overwritten in place
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("make, says", [
+    (_foreign, "not a gi-energy evaluation store (its tables: songs)"),
+    (_newer, "schema version 99, written by a newer gi-energy"),
+    (_other_layout, "its evaluations table has columns key, payload"),
+    (_damaged, "damaged"),
+])
+def test_a_foreign_newer_misshapen_or_damaged_store_is_refused_untouched(tmp_path, make, says):
+    from gi_energy.errors import UsageError
+
+    path = tmp_path / "s.sqlite"
+    make(path)
+    before = path.read_bytes()
+    with pytest.raises(UsageError) as info:
+        Store(path)
+    message = str(info.value)
+    assert str(path) in message and says in message and "\n" not in message
+    assert path.read_bytes() == before
+
+
+def test_claims_wait_for_a_live_owner_and_take_over_a_dead_one(tmp_path):
+    import dataclasses
+
+    from gi_energy.evaluation.leases import LeaseOwner
+
+    me, other = LeaseOwner.this_process(), LeaseOwner.this_process()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    gone = dataclasses.replace(LeaseOwner.this_process(), pid=int(dead.stdout), start="1")
+    never = lambda ev: False  # noqa: E731 - no stored result is retried
+    with Store(tmp_path / "s.sqlite") as store:
+        store.put("fp", "c", evaluation(1))
+        items = [(evaluation(i).key, 0) for i in (1, 2, 3)]
+        stored, claimed, held = store.claim("fp", "c", items, other, never)
+        assert list(stored) == [items[0]] and list(claimed) == items[1:] and held == []
+        stored, claimed, held = store.claim("fp", "c", items[1:], me, never)
+        assert held == items[1:] and not claimed  # a live process trains them: wait
+        store.put("fp", "c", evaluation(2), owner=other)  # stored: its lease goes with it
+        assert [lease["key"] for lease in store.leases()] == [items[2][0]]
+        store.release(other)
+        store.claim("fp", "c", items[2:], gone, never)
+        _, claimed, held = store.claim("fp", "c", items[2:], me, never)
+        assert list(claimed) == items[2:] and held == []  # the dead owner's lease is taken over
+        assert store.heartbeat(me) == 1 and store.release(me) == 1 and store.leases() == []
+
+
+def test_a_lease_whose_heartbeat_stopped_is_stale():
+    import socket
+    import time
+
+    from gi_energy.evaluation.leases import LEASE_TIMEOUT_S, is_stale
+
+    now = time.time()
+    here, pid = socket.gethostname(), __import__("os").getpid()
+    assert not is_stale(pid, here, None, now, now_s=now)
+    assert is_stale(pid, here, None, now - LEASE_TIMEOUT_S - 1, now_s=now)
+    assert not is_stale(1, "another-host", None, now, now_s=now)  # another host: only the heartbeat says

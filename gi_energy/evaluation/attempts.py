@@ -11,6 +11,10 @@ inference reading is missing (a meter that could not be read): a missing reading
 genome out of every front that uses energy. Attempts are stored with the evaluation
 (``extra["attempts"]``), so a genome that always kills its worker costs a bounded number
 of attempts.
+
+In the store, a result is never replaced: only a retryable record (timeout, crashed, a
+missing reading) gives way to a later attempt of the same (genome, repeat), and the record
+it replaces moves to the store's attempt history (:func:`supersedes`).
 """
 
 from __future__ import annotations
@@ -50,6 +54,27 @@ def should_retry(evaluation: Evaluation, timeout_s: float) -> bool:
     if counts_attempts(evaluation):
         return int(evaluation.extra.get("attempts", 1)) < MAX_CRASH_ATTEMPTS
     return False
+
+
+def retryable(evaluation: Evaluation) -> bool:
+    """Whether a stored evaluation is a record that a later attempt may take the place
+    of: a timeout, a crash, an ok evaluation with a missing reading. Every other result
+    ("ok" with its readings, "failed", "nan") is final and never replaced."""
+    return evaluation.status == "timeout" or counts_attempts(evaluation)
+
+
+def supersedes(new: Evaluation, old: Evaluation) -> bool:
+    """Whether the store may put ``new`` in the place of the stored ``old`` of the same
+    (genome, repeat): ``old`` is retryable and ``new`` is a later attempt -- a counted
+    attempt must carry a higher count, a timeout a longer ``timeout_s``. The store keeps
+    ``old`` in its attempt history; it is never lost."""
+    if not retryable(old):
+        return False
+    if new.status == "timeout" and old.status == "timeout":
+        return float(new.extra.get("timeout_s", 0.0)) > float(old.extra.get("timeout_s", math.inf))
+    if counts_attempts(new) and counts_attempts(old):
+        return int(new.extra.get("attempts", 1)) > int(old.extra.get("attempts", 1))
+    return True
 
 
 def settle(ev: Evaluation, job: Job) -> Evaluation:

@@ -18,26 +18,40 @@ the machine's hostname. The context is computed in the process that runs the Eva
 with dask workers on other machines, their evaluations are recorded under this (client)
 machine's hostname -- a known limitation.
 
+Several processes may share one store (two runs, a grid and an evolve). Before training,
+the evaluator claims each (genome, repeat) it is missing (:meth:`Store.claim`: a lease with
+this process's pid, host and a heartbeat). One that another live process has claimed is
+not trained again: the evaluator waits for that result and reports it as a store hit. A
+claim whose owner died (kill -9) or stopped beating is taken over. A result is stored
+once and never replaced (see :mod:`.store`); should two processes still both train one
+configuration (a claim taken over from a process that was only stopped), the one stored
+first is the result both report.
+
 The worker processes are :mod:`.runners`; what is retried, and how often, is
 :mod:`.attempts`.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 
 from gi_energy.config.problem import Problem
 from gi_energy.config.space import Genome
 from gi_energy.errors import GiEnergyError
+from gi_energy.tasks.loader import bind
 from gi_energy.tasks.results import Evaluation, Outcome
 from gi_energy.tasks.training import resolve_device
 
 from .attempts import Job, counts_attempts, should_retry
+from .leases import Heartbeat, LeaseOwner
 from .runners import DaskRunner, LokyRunner, Runner, Task
 from .store import Store
 from .worker import evaluate_task
 
 OnResult = Callable[[Evaluation, bool], None]
+# How often to look for the result of a configuration another process is training.
+WAIT_POLL_S = 0.25
 
 
 def evaluation_context(problem: Problem, threads: int | str | None = None) -> str:
@@ -108,6 +122,7 @@ class Evaluator:
             if workers < 1:
                 raise GiEnergyError(f"workers must be >= 1, got {workers}")
             problem = problem.with_overrides(evaluation={"workers": int(workers)})
+        problem = bind(problem)  # a user's task: imported and checked here, by name in each worker
         self.problem = problem
         self.store = store
         self.task = task
@@ -120,6 +135,8 @@ class Evaluator:
         self._memo: dict[tuple[str, int], Evaluation] = {}
         self._runner: Runner | None = None
         self.trained = 0  # evaluations run on workers (not served from the store)
+        # Who this evaluator is in the store's leases (see evaluate()).
+        self.owner = LeaseOwner.this_process()
 
     # ------------------------------------------------------------------ public
 
@@ -145,7 +162,8 @@ class Evaluator:
         known = self._lookup([g.key for g in unique])
         results: dict[tuple[str, int], Evaluation] = {}
         trained_keys: set[str] = set()
-        jobs: list[Job] = []
+        genome_of = {g.key: g for g in unique}
+        wanted: list[tuple[str, int]] = []
         for genome in unique:
             for repeat in range(repeats):
                 ev = known.get((genome.key, repeat))
@@ -154,31 +172,58 @@ class Evaluator:
                     if on_result is not None:
                         on_result(ev, True)
                 else:
-                    attempts = int(ev.extra.get("attempts", 1)) if ev is not None and counts_attempts(ev) else 0
-                    jobs.append(Job(genome, repeat, attempts))
-        if jobs:
-            # Longest expected first: a generation waits for its slowest evaluation, and
-            # starting the long ones early keeps both workers busy to the end (LPT order).
-            jobs.sort(key=lambda j: expected_cost(j.genome), reverse=True)
-            stream = self._runner_for().run(jobs, self.task, self.problem, timeout_s)
-            try:
-                for ev in stream:
-                    self.trained += 1
-                    self._record(ev)
-                    results[(ev.key, ev.repeat)] = ev
-                    trained_keys.add(ev.key)
+                    wanted.append((genome.key, repeat))
+        heartbeat = None
+        try:
+            while wanted:
+                stored, claimed, held = self._claim(wanted)
+                for item, ev in stored.items():  # another process finished it meanwhile
+                    results[item] = ev
                     if on_result is not None:
-                        on_result(ev, False)
-            finally:
-                # If on_result raised (or Ctrl-C), stop the tasks still running now rather
-                # than whenever the generator is garbage-collected.
-                stream.close()
+                        on_result(ev, True)
+                if claimed and heartbeat is None and self.store is not None:
+                    heartbeat = Heartbeat(lambda: self.store.heartbeat(self.owner))
+                jobs = [Job(genome_of[k], r, int(ev.extra.get("attempts", 1)) if ev is not None
+                            and counts_attempts(ev) else 0) for (k, r), ev in claimed.items()]
+                if jobs:
+                    self._run_jobs(jobs, timeout_s, results, trained_keys, on_result)
+                elif held:
+                    time.sleep(WAIT_POLL_S)  # another process trains them: wait for its results
+                wanted = held
+        finally:
+            if heartbeat is not None:
+                heartbeat.stop()
+            if self.store is not None:
+                # Claims not stored (Ctrl-C, an error in on_result) go back at once; a
+                # process killed outright leaves them to be found stale.
+                self.store.release(self.owner)
         outcomes = {
             g.key: Outcome(g, tuple(results[(g.key, r)] for r in range(repeats)),
                            cached=g.key not in trained_keys)
             for g in unique
         }
         return [outcomes[g.key] for g in genomes]
+
+    def _run_jobs(self, jobs: list[Job], timeout_s: float, results: dict, trained_keys: set[str],
+                  on_result: OnResult | None) -> None:
+        # Longest expected first: a generation waits for its slowest evaluation, and
+        # starting the long ones early keeps both workers busy to the end (LPT order).
+        jobs.sort(key=lambda j: expected_cost(j.genome), reverse=True)
+        stream = self._runner_for().run(jobs, self.task, self.problem, timeout_s)
+        try:
+            for ev in stream:
+                self.trained += 1
+                # What the store holds afterwards: this result, or one that another
+                # process stored first (a lease taken over as stale), which stays.
+                ev = self._record(ev)
+                results[(ev.key, ev.repeat)] = ev
+                trained_keys.add(ev.key)
+                if on_result is not None:
+                    on_result(ev, False)
+        finally:
+            # If on_result raised (or Ctrl-C), stop the tasks still running now rather
+            # than whenever the generator is garbage-collected.
+            stream.close()
 
     def close(self):
         """Stop the worker processes (or the dask client); the store stays open."""
@@ -200,11 +245,19 @@ class Evaluator:
             return {k: v for k, v in self._memo.items() if k[0] in wanted}
         return self.store.get_many(self.fingerprint, self.context, keys)
 
-    def _record(self, ev: Evaluation):
+    def _claim(self, items: list[tuple[str, int]]):
+        """(stored, claimed, held) of :meth:`Store.claim`; without a store all are ours."""
+        timeout_s = self.problem.evaluation.timeout_s
+        if self.store is None:
+            return {}, {item: self._memo.get(item) for item in items}, []
+        return self.store.claim(self.fingerprint, self.context, items, self.owner,
+                                lambda ev: should_retry(ev, timeout_s))
+
+    def _record(self, ev: Evaluation) -> Evaluation:
         if self.store is None:
             self._memo[(ev.key, ev.repeat)] = ev
-        else:
-            self.store.put(self.fingerprint, self.context, ev)
+            return ev
+        return self.store.put(self.fingerprint, self.context, ev, owner=self.owner)
 
     def _runner_for(self) -> Runner:
         if self._runner is None:
