@@ -7,6 +7,7 @@ time is 1. Library callers catch them by type.
 from __future__ import annotations
 
 import difflib
+import signal
 
 
 class GiEnergyError(Exception):
@@ -31,6 +32,11 @@ class ProblemError(GiEnergyError):
         keypart = f"[{key}] " if key else ""
         super().__init__(f"{where}{keypart}{expected}")
 
+    def __reduce__(self):
+        # Pickled by its fields, not by the joined message: raised in a worker process, it
+        # must arrive in the parent as itself (the default rebuilds it from ``args``).
+        return (type(self), (self.source, self.key, self.expected))
+
 
 class UsageError(GiEnergyError):
     """Bad command-line input that is not a problem file (paths, run directories)."""
@@ -40,6 +46,20 @@ class UsageError(GiEnergyError):
 
 class MeterError(GiEnergyError):
     """A hardware meter failed; vendor errors are translated into this."""
+
+
+class Terminated(KeyboardInterrupt):  # noqa: N818 - an interrupt, like KeyboardInterrupt
+    """SIGTERM, raised in the main thread by the command line's handler.
+
+    A KeyboardInterrupt, so that every path that saves a checkpoint and marks the run
+    "interrupted" on Ctrl-C does the same on SIGTERM; the exit status is 128 + 15.
+    """
+
+    signal_number = int(signal.SIGTERM)
+    exit_code = 128 + int(signal.SIGTERM)
+
+    def __init__(self, message: str = "terminated (SIGTERM)"):
+        super().__init__(message)
 
 
 def did_you_mean(word: str, choices) -> str:

@@ -7,8 +7,8 @@ Results are cached per process, so a worker loads each dataset once.
 
 from __future__ import annotations
 
-import csv
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,6 +16,8 @@ import numpy as np
 
 from gi_energy.config.problem import DatasetConfig
 from gi_energy.errors import ProblemError, did_you_mean
+
+from . import arrays
 
 
 @dataclass(frozen=True)
@@ -66,18 +68,9 @@ def _synthetic(cfg: DatasetConfig, seed: int):
 
 
 def _csv(cfg: DatasetConfig, seed: int):
-    with open(cfg.path, newline="") as fh:
-        rows = list(csv.reader(fh))
-    header = [h.strip() for h in rows[0]]
-    t = header.index(cfg.target)
-    body = [r for r in rows[1:] if r]
-    labels = [r[t].strip() for r in body]
-    try:
-        x = np.array([[float(v) for i, v in enumerate(r) if i != t] for r in body], dtype=np.float64)
-    except ValueError as exc:
-        raise ProblemError(str(cfg.path), "dataset.path", f"expected numeric feature columns: {exc}") from None
-    _, y = np.unique(labels, return_inverse=True)
-    return x, y
+    from .csvfile import read_csv
+
+    return read_csv(cfg)
 
 
 LOADERS: dict[str, Callable] = {
@@ -89,6 +82,8 @@ LOADERS: dict[str, Callable] = {
     "csv": _csv,
 }
 IMAGE_SHAPES = {"digits": (1, 8, 8)}
+# Data of the user's own (problems/arrays.py): (x, y) or the six splits, and an image shape.
+OWN_DATA = {"npz": arrays.load_npz, "loader": arrays.load_with_loader}
 
 
 def load_dataset(cfg: DatasetConfig, seed: int = 0) -> Dataset:
@@ -97,21 +92,77 @@ def load_dataset(cfg: DatasetConfig, seed: int = 0) -> Dataset:
 
 
 @functools.lru_cache(maxsize=8)
+def check_dataset(cfg: DatasetConfig, seed: int = 0) -> None:
+    """Load and split the dataset once and drop it: a ProblemError (bad input) now, in
+    this process, rather than in every worker. Remembers only that the check passed."""
+    _load(cfg, seed)
+
+
+def check_splittable(x: np.ndarray, labels: np.ndarray, cfg: DatasetConfig) -> None:
+    """Refuse data no evaluation could learn from or be scored on: non-finite features,
+    fewer than two classes, or too few rows of a class for stratified train, validation
+    and test splits. The ProblemError names the file (CSV) and what was expected."""
+    source, key = (str(cfg.path), "dataset.target") if cfg.source == "csv" else ("", "dataset.source")
+    name = f"column {cfg.target!r}" if cfg.source == "csv" else "the labels"
+    bad = np.argwhere(~np.isfinite(x))
+    if len(bad):
+        row, col = (int(v) for v in bad[0])
+        raise ProblemError(source, "dataset", f"sample {row}, feature {col}: expected a finite number, "
+                           f"got {x[row, col]!r}")
+    classes, counts = np.unique(labels, return_counts=True)
+    if len(classes) < 2:
+        only = f" ({str(classes[0])!r})" if len(classes) else ""
+        raise ProblemError(source, key, f"{name}: expected at least 2 classes, found {len(classes)}{only}; "
+                           "every evaluation would score accuracy 1.0")
+    n, k = len(labels), len(classes)
+    holdout = cfg.validation_fraction + cfg.test_fraction
+    n_rest = math.ceil(holdout * n)
+    n_test = math.ceil(cfg.test_fraction / holdout * n_rest)
+    sizes = {"train": n - n_rest, "validation": n_rest - n_test, "test": n_test}
+    small = min(sizes, key=sizes.get)
+    if counts.min() < 3 or sizes[small] < k:
+        least = classes[int(np.argmin(counts))]
+        raise ProblemError(source, key, _too_small(n, k, least, int(counts.min()), cfg, sizes))
+
+
+def _too_small(n, k, least, count, cfg, sizes) -> str:
+    split = ", ".join(f"{v} {s}" for s, v in sizes.items())
+    return (f"too few rows to split: {n} rows, {k} classes (smallest {str(least)!r}: {count} rows) give "
+            f"{split} rows at validation_fraction {cfg.validation_fraction:g}, test_fraction "
+            f"{cfg.test_fraction:g}; expected every class in every split (at least 3 rows of each class "
+            f"and {k} rows in each split)")
+
+
+@functools.lru_cache(maxsize=8)
 def _load_cached(cfg: DatasetConfig, seed: int) -> Dataset:
+    return _load(cfg, seed)
+
+
+def _load(cfg: DatasetConfig, seed: int) -> Dataset:
     from sklearn.model_selection import train_test_split
 
+    if cfg.source in OWN_DATA:
+        return _own(cfg, seed)
     if cfg.source not in LOADERS:
         raise ProblemError("", "dataset.source", f"unknown dataset {cfg.source!r}"
                            + did_you_mean(cfg.source, LOADERS) + f"; valid: {', '.join(LOADERS)}")
     x, y = LOADERS[cfg.source](cfg, seed)
     x = np.asarray(x, dtype=np.float64)
+    check_splittable(x, np.asarray(y), cfg)
     _, y = np.unique(np.asarray(y), return_inverse=True)
     n_classes = int(y.max()) + 1
     holdout = cfg.validation_fraction + cfg.test_fraction
-    x_tr, x_rest, y_tr, y_rest = train_test_split(x, y, test_size=holdout, stratify=y, random_state=seed)
-    x_va, x_te, y_va, y_te = train_test_split(
-        x_rest, y_rest, test_size=cfg.test_fraction / holdout, stratify=y_rest, random_state=seed + 1
-    )
+    try:
+        x_tr, x_rest, y_tr, y_rest = train_test_split(x, y, test_size=holdout, stratify=y, random_state=seed)
+        x_va, x_te, y_va, y_te = train_test_split(
+            x_rest, y_rest, test_size=cfg.test_fraction / holdout, stratify=y_rest, random_state=seed + 1
+        )
+    except ValueError as exc:
+        # The check above is the common case; the stratified draw can still leave a class
+        # with one row for the second split.
+        source = str(cfg.path) if cfg.source == "csv" else ""
+        raise ProblemError(source, "dataset", f"too few rows of some class to split into train, validation "
+                           f"and test ({len(y)} rows, {n_classes} classes): {exc}") from None
     if cfg.standardize:
         mean = x_tr.mean(axis=0)
         std = x_tr.std(axis=0)
@@ -130,3 +181,43 @@ def _load_cached(cfg: DatasetConfig, seed: int) -> Dataset:
 
     name = cfg.path.name if cfg.source == "csv" else cfg.source
     return Dataset(f32(x_tr), i64(y_tr), f32(x_va), i64(y_va), f32(x_te), i64(y_te), n_classes, shape, name)
+
+
+def _own(cfg: DatasetConfig, seed: int) -> Dataset:
+    """An npz file's or a loader's data: split here unless it came split; labels as classes
+    (stratified, checked as any dataset's) or, with ``labels = "values"``, as numbers."""
+    from sklearn.model_selection import train_test_split
+
+    data, found_shape = OWN_DATA[cfg.source](cfg, seed)
+    values = cfg.labels == "values"
+    if isinstance(data, dict):
+        parts = [data[k] for k in arrays.SPLITS]
+    else:
+        x, y = data
+        if not values:
+            check_splittable(x, y, cfg)
+        holdout = cfg.validation_fraction + cfg.test_fraction
+        strat = None if values else y
+        x_tr, x_rest, y_tr, y_rest = train_test_split(x, y, test_size=holdout, stratify=strat, random_state=seed)
+        x_va, x_te, y_va, y_te = train_test_split(x_rest, y_rest, test_size=cfg.test_fraction / holdout,
+                                                  stratify=None if values else y_rest, random_state=seed + 1)
+        parts = [x_tr, y_tr, x_va, y_va, x_te, y_te]
+    xs, ys = parts[::2], parts[1::2]
+    if values:
+        ys = [np.ascontiguousarray(v, dtype=np.float32) for v in ys]
+        n_classes = 0
+    else:
+        classes, _ = np.unique(np.concatenate(ys), return_inverse=True)
+        ys = [np.ascontiguousarray(np.searchsorted(classes, v), dtype=np.int64) for v in ys]
+        n_classes = len(classes)
+    if cfg.standardize:
+        mean, std = xs[0].mean(axis=0), xs[0].std(axis=0)
+        std[std == 0] = 1.0
+        xs = [(a - mean) / std for a in xs]
+    xs = [np.ascontiguousarray(a, dtype=np.float32) for a in xs]
+    shape = cfg.image_shape or found_shape
+    if shape is not None and int(np.prod(shape)) != xs[0].shape[1]:
+        raise ProblemError("", "dataset.image_shape", f"{'x'.join(map(str, shape))} = {int(np.prod(shape))} "
+                           f"values, but rows have {xs[0].shape[1]} features")
+    name = cfg.path.name if cfg.source == "npz" else str(cfg.loader)
+    return Dataset(xs[0], ys[0], xs[1], ys[1], xs[2], ys[2], n_classes, shape, name)

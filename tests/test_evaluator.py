@@ -209,13 +209,15 @@ def test_dask_backend_on_a_local_cluster(tmp_path):
 def test_a_problem_whose_data_cannot_load_stops_instead_of_failing_every_genome(problem, tmp_path):
     import dataclasses
 
-    from gi_energy.errors import GiEnergyError
+    from gi_energy.errors import ProblemError
 
     broken = dataclasses.replace(problem, dataset=dataclasses.replace(
         problem.dataset, source="csv", path=tmp_path / "gone.csv", target="y"))
     with Store(tmp_path / "s.sqlite") as store, Evaluator(broken, store, workers=1) as ev:
-        with pytest.raises(GiEnergyError, match="failed to start"):
+        # Bad input, found in this process before any worker starts (not in every worker).
+        with pytest.raises(ProblemError, match=r"gone\.csv: \[dataset\.path\] expected a readable CSV file"):
             ev.evaluate([tiny()])
+        assert ev._runner is None or not ev._runner._slots
         assert store.count() == 0
 
 

@@ -67,6 +67,8 @@ def _read_dataset(t: Table, base_dir: Path | None) -> DatasetConfig:
         except (OSError, UnicodeDecodeError) as exc:
             raise t.error("path", f"expected a readable CSV file: {exc}") from None
         header = [h.strip() for h in header]
+        if not any(header):
+            raise t.error("path", f"{str(path)!r} has no header row; expected the column names, then rows of data")
         if target not in header:
             raise t.error("target", f"expected a column of {path.name} ({', '.join(header[:12])}), got {target!r}"
                           + did_you_mean(target, header))
@@ -294,6 +296,15 @@ def _read_output(t: Table, base_dir: Path | None) -> OutputConfig:
                         directory=resolve(directory) if directory else OutputConfig.directory)
 
 
+def _check_name(t: Table, name: str) -> str:
+    """A problem's name names its run directories (``<name>-evolve-<time>``): a name, not
+    a path, so a run can never be written outside its output directory."""
+    if not name.strip() or any(c in name for c in "/\\\0") or ".." in name \
+            or any(not c.isprintable() for c in name):
+        raise t.error("name", f"expected a plain name (no '/', '\\', '..' or control characters), got {name!r}")
+    return name
+
+
 SECTIONS = ("problem", "dataset", "model", "space", "grid", "objectives", "constraints", "search",
             "evaluation", "energy", "output")
 
@@ -306,7 +317,7 @@ def parse_problem(data: Mapping, source: str = "<python>", base_dir: Path | None
             raise ProblemError(source, name, "unknown section" + did_you_mean(name, SECTIONS)
                                + f"; valid: {', '.join(SECTIONS)}")
     p = root.table("problem")
-    name = p.get("name", str, required=True)
+    name = _check_name(p, p.get("name", str, required=True))
     seed = p.get("seed", int, 0, low=0, high=2**63 - 1)
     description = p.get("description", str, "")
     p.finish()

@@ -75,6 +75,14 @@ def _warm_up(problem: Problem) -> int:
     return os.getpid()
 
 
+def check_data(problem: Problem) -> None:
+    """Refuse bad data (a ProblemError: the user's input) in this process, before any
+    worker starts: in a worker it would fail every genome, or every worker's start."""
+    from gi_energy.problems.datasets import check_dataset
+
+    check_dataset(problem.dataset, problem.evaluation.seed)
+
+
 class _Slot:
     """One worker process (a loky executor with max_workers=1) and what it is running."""
 
@@ -114,6 +122,8 @@ class LokyRunner(Runner):
         self._problem: Problem | None = None
 
     def _fresh_slots(self, problem: Problem):
+        if not self._slots:
+            check_data(problem)
         self._problem = problem
         while len(self._slots) < self.workers:
             self._slots.append(_Slot(self.threads, problem, self.device))
@@ -249,6 +259,7 @@ class DaskRunner(Runner):
     def run(self, jobs, task, problem, timeout_s):
         from distributed import wait as dask_wait
 
+        check_data(problem)
         pending = deque(jobs)
         running: dict = {}  # future -> (job, started_s)
         try:

@@ -72,8 +72,10 @@ def _resolve_problem(problem: Problem | str | Path, seed: int | None, workers: i
 def _default_evaluator(problem: Problem, store_path: Path):
     """The real Evaluator over the shared store (the store creates its folder)."""
     from gi_energy.evaluation.evaluator import Evaluator
+    from gi_energy.evaluation.runners import check_data
     from gi_energy.evaluation.store import Store
 
+    check_data(problem)  # bad data is bad input: before the store, a run directory or a worker
     store = Store(store_path)
     try:
         evaluator = Evaluator(problem, store, workers=problem.evaluation.workers)

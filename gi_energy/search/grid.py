@@ -103,9 +103,11 @@ def run_grid(problem, *, out=None, store=None, workers: int | None = None, resum
     with contextlib.ExitStack() as stack:
         store_obj = None
         if evaluator is None:
+            from gi_energy.evaluation.runners import check_data
             from gi_energy.evaluation.store import Store
 
-            # Open the store first: a bad --store path fails before a run directory exists.
+            # Bad data or a bad --store path fail before a run directory exists.
+            check_data(problem)
             store_obj = stack.enter_context(Store(store_path))
         if resume is not None:
             rd, done, history, ref = _reopen(problem, resume, genomes)
