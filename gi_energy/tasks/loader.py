@@ -1,0 +1,141 @@
+"""Finding the task a problem names: a built-in one (``[model] family``) or the user's own
+(``[task] entry``), imported by name in whichever process evaluates it.
+
+The problem carries only the entry string, never the user's objects, so a task reaches
+loky and Dask workers by import, not by pickling. :func:`bind` loads it once in the
+parent, before any work starts, so that a bad entry is bad input (exit 2, the key named)
+rather than a failure in every worker, and records what the task declared (its version
+and metric names) in the store key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import importlib
+import importlib.util
+import json
+import sys
+
+from gi_energy.config.custom import MEASURED_METRICS
+from gi_energy.config.problem import OBJECTIVE_NAMES, Problem, TaskConfig
+from gi_energy.errors import ProblemError, did_you_mean
+
+from .base import Task
+
+# Metric names a task's evaluate() may return with a fixed meaning (Evaluation fields).
+BUILTIN_RETURNED = ("accuracy", "test_accuracy", "params", "flops_per_sample")
+
+
+def task_for(problem: Problem) -> Task:
+    """The task instance that evaluates ``problem`` in this process (made once per process
+    and task config)."""
+    return task_from(problem.task, problem.model.family, problem.source)
+
+
+def task_from(config: TaskConfig | None, family: str, source: str = "<python>") -> Task:
+    """:func:`task_for` from the parts of a problem that name the task (hashable, so a
+    worker can cache what the task prepares)."""
+    if config is None:
+        return _builtin(family)
+    return _user_task(config, source)
+
+
+@functools.lru_cache(maxsize=4)
+def _builtin(family: str) -> Task:
+    from .builtin import BUILTIN_TASKS  # imports torch: only where an evaluation runs
+
+    return BUILTIN_TASKS[family]()
+
+
+@functools.lru_cache(maxsize=8)
+def _user_task(config: TaskConfig, source: str) -> Task:
+    cls = _import(config, source)
+    try:
+        return cls(**dict(config.options))
+    except Exception as exc:  # noqa: BLE001 - any error constructing user code is bad input
+        raise ProblemError(source, "task.options", f"{config.entry}({_kwargs(config)}) raised "
+                           f"{type(exc).__name__}: {exc}") from None
+
+
+def _kwargs(config: TaskConfig) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in config.options)
+
+
+def _import(config: TaskConfig, source: str) -> type[Task]:
+    if config.file is not None:
+        module = _import_file(config, source)
+    else:
+        try:
+            module = importlib.import_module(config.module)
+        except ModuleNotFoundError as exc:
+            raise ProblemError(source, "task.entry", f"no module {exc.name!r} (from {config.entry!r}; "
+                               "is it installed or on PYTHONPATH?)") from None
+        except Exception as exc:  # noqa: BLE001 - the user's module raised while importing
+            raise ProblemError(source, "task.entry", f"importing {config.module!r} raised "
+                               f"{type(exc).__name__}: {exc}") from None
+    cls = getattr(module, config.name, None)
+    if cls is None:
+        names = [n for n in vars(module) if not n.startswith("_")]
+        raise ProblemError(source, "task.entry", f"{config.entry!r}: the module has no {config.name!r}"
+                           + did_you_mean(config.name, names))
+    if not (isinstance(cls, type) and issubclass(cls, Task)):
+        raise ProblemError(source, "task.entry", f"{config.entry!r} is not a task: expected a subclass of "
+                           f"gi_energy.Task, got {type(cls).__name__} {cls!r}")
+    return cls
+
+
+def _import_file(config: TaskConfig, source: str):
+    """Import a task's .py file under a name made from its path, once per process."""
+    name = "gi_energy_task_" + hashlib.sha256(str(config.file).encode()).hexdigest()[:12]
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, config.file)
+    if spec is None or spec.loader is None:
+        raise ProblemError(source, "task.entry", f"{str(config.file)!r} cannot be imported as Python")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # classes defined there can then be found by name
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # noqa: BLE001 - the user's file raised while importing
+        del sys.modules[name]
+        raise ProblemError(source, "task.entry", f"importing {str(config.file)!r} raised "
+                           f"{type(exc).__name__}: {exc}") from None
+    return module
+
+
+def declared_metrics(problem: Problem) -> tuple[str, ...]:
+    """Every metric name an evaluation of ``problem`` can have."""
+    if problem.task is None:
+        return OBJECTIVE_NAMES + ("test_accuracy",)
+    task = task_for(problem)
+    return OBJECTIVE_NAMES + ("test_accuracy",) + tuple(task.metrics)
+
+
+def bind(problem: Problem) -> Problem:
+    """``problem`` with its task loaded and checked: importable, a :class:`Task`,
+    constructible with ``[task] options``, declaring the metrics that [objectives] and
+    [constraints] name. Records the task's version and metric names in the store key.
+    A built-in task needs nothing: the problem is returned as it is."""
+    if problem.task is None:
+        return problem
+    task = task_for(problem)
+    declared = tuple(task.metrics)
+    for m in declared:
+        if not isinstance(m, str) or not m.isidentifier():
+            raise ProblemError(problem.source, "task.entry", f"{problem.task.entry}.metrics: expected names "
+                               f"of letters, digits and underscores, got {m!r}")
+        if m in MEASURED_METRICS or m in OBJECTIVE_NAMES or m == "test_accuracy":
+            raise ProblemError(problem.source, "task.entry", f"{problem.task.entry}.metrics: {m!r} is a built-in "
+                               "metric; return it from evaluate() without declaring it")
+    valid = declared_metrics(problem)
+    for section, names in (("objectives", problem.objectives), ("constraints", problem.constraints)):
+        for name in names:
+            if name not in valid:
+                raise ProblemError(problem.source, f"{section}.{name}", f"{problem.task.entry} returns no "
+                                   f"metric {name!r}" + did_you_mean(name, valid)
+                                   + f"; its metrics: {', '.join(declared) or 'none declared'} (Task.metrics), "
+                                   f"built in: {', '.join(OBJECTIVE_NAMES)}")
+    stamp = json.dumps({"version": str(task.version), "metrics": list(declared)}, sort_keys=True)
+    return dataclasses.replace(problem, task=dataclasses.replace(problem.task, declared=stamp))

@@ -1,0 +1,300 @@
+"""The task interface: built-in and user tasks through one contract, bad entries as bad
+input, user metrics and spaces, and a store that never serves one task's result to another."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from gi_energy.operators import crossover, mutate
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gi_energy.cli import main
+from gi_energy.config.parse import load_problem, parse_problem
+from gi_energy.errors import ProblemError
+from gi_energy.evaluation.evaluator import Evaluator
+from gi_energy.evaluation.store import Store
+from gi_energy.evaluation.worker import run_evaluation
+from gi_energy.meters import EstimateMeter
+from gi_energy.tasks.loader import bind
+
+# A user task in the high-level form: a linear least-squares model, a metric of its own.
+USER_TASK = '''
+import numpy as np
+import gi_energy
+
+class Ridge(gi_energy.Task):
+    metrics = ("mse", "weight_norm")
+    version = "1"
+
+    def __init__(self, scale=1.0):
+        self.scale = scale
+
+    def build(self, trial):
+        trial.metrics["params"] = trial.data.x_train.shape[1]
+        return {"alpha": trial.config["alpha"] * self.scale}
+
+    def train(self, model, trial):
+        x, y = trial.data.x_train, trial.data.y_train.astype(float)
+        a = x.T @ x + model["alpha"] * np.eye(x.shape[1])
+        model["w"] = np.linalg.solve(a, x.T @ y)
+        trial.extra["solved"] = 1.0
+
+    def evaluate(self, model, trial):
+        pred = trial.data.x_val @ model["w"]
+        mse = float(np.mean((pred - trial.data.y_val) ** 2))
+        acc = float(np.mean((pred > 0.5) == (trial.data.y_val > 0.5)))
+        return {"accuracy": acc, "mse": mse, "weight_norm": float(np.linalg.norm(model["w"]))}
+
+    def infer(self, model, trial):
+        trial.data.x_test @ model["w"]
+        return len(trial.data.x_test)
+
+
+class LowLevel(gi_energy.Task):
+    metrics = ("mse",)
+
+    def run(self, trial):
+        with trial.training():
+            w = np.zeros(trial.data.x_train.shape[1])
+        with trial.inference_window() as window:
+            trial.data.x_test @ w
+            window.samples = len(trial.data.x_test)
+        return {"mse": 1.0, "accuracy": 0.5}
+
+
+class NoWindows(gi_energy.Task):
+    metrics = ("mse",)
+
+    def run(self, trial):
+        return {"mse": 1.0}
+
+
+class Undeclared(Ridge):
+    def evaluate(self, model, trial):
+        return {"surprise": 1.0}
+
+
+class Explodes(Ridge):
+    def train(self, model, trial):
+        raise RuntimeError("boom in user code")
+
+
+class Diverges(Ridge):
+    def train(self, model, trial):
+        raise gi_energy.Diverged("loss went to inf")
+
+
+NOT_A_TASK = 3
+'''
+
+SPACE = {"alpha": {"min": 1e-3, "max": 10.0, "log": True}, "solver": ["cholesky", "lstsq"],
+         "depth": {"layers": {"min": 1, "max": 3}, "size": {"min": 4, "max": 64, "log": True}}}
+
+
+def _problem(tmp_path: Path, entry: str = "tasks.py:Ridge", **sections) -> dict:
+    (tmp_path / "tasks.py").write_text(USER_TASK)
+    doc = {"problem": {"name": "own", "seed": 1},
+           "dataset": {"source": "synthetic", "n_samples": 120, "n_features": 5},
+           "task": {"entry": entry},
+           "space": SPACE,
+           "objectives": {"mse": "min", "inference_energy_j_per_1k": "min"},
+           "evaluation": {"min_inference_s": 0.0},
+           "energy": {"meter": "estimate"}}
+    doc.update(sections)
+    return doc
+
+
+def _parse(tmp_path, entry="tasks.py:Ridge", **sections):
+    return parse_problem(_problem(tmp_path, entry, **sections), source=str(tmp_path / "p.toml"),
+                         base_dir=tmp_path)
+
+
+def test_builtin_and_user_tasks_meet_one_contract(tmp_path):
+    builtin = load_problem("quickstart").with_overrides(evaluation={"min_inference_s": 0.0})
+    user = bind(_parse(tmp_path))
+    for problem, metric in ((builtin, "accuracy"), (user, "mse")):
+        genome = problem.space.sample(np.random.default_rng(0))
+        meter = EstimateMeter(cpu_watts_per_core=10.0)
+        ev = run_evaluation(problem, genome, 0, meter=meter)
+        assert ev.status == "ok", ev.reason
+        for reading in (ev.train, ev.inference):
+            assert reading.backend == "estimate" and reading.measured is False and reading.energy_j is not None
+        assert ev.inference_samples > 0 and ev.metric(metric) is not None
+        assert ev.metric("train_energy_j") == ev.train.energy_j
+    ev = run_evaluation(user, user.space.sample(np.random.default_rng(1)), 0, meter=EstimateMeter())
+    assert set(ev.metrics) == {"mse", "weight_norm"} and ev.params == 5 and ev.extra["solved"] == 1.0
+
+
+def test_the_user_task_sees_its_config_and_structures(tmp_path):
+    user = bind(_parse(tmp_path))
+    genome = user.space.sample(np.random.default_rng(3))
+    assert set(genome.values) == {"alpha", "solver"} and set(genome.layers) == {"depth"}
+    assert user.space.contains(genome)
+
+
+@pytest.mark.parametrize(("entry", "expected"), [
+    ("tasks.py:Nope", "has no 'Nope'"),
+    ("tasks.py:NOT_A_TASK", "is not a task"),
+    ("missing.py:Ridge", "no such file"),
+    ("no_such_module_xyz:Task", "no module 'no_such_module_xyz'"),
+    ("not an entry", 'expected "package.module:Name"'),
+    ("raising.py:Task", "raised ZeroDivisionError"),
+])
+def test_a_bad_entry_is_bad_input_naming_the_key(tmp_path, entry, expected):
+    (tmp_path / "raising.py").write_text("1 / 0\n")
+    with pytest.raises(ProblemError, match="task.entry") as info:
+        bind(_parse(tmp_path, entry))
+    assert expected in str(info.value)
+
+
+def test_bad_options_and_undeclared_objectives_name_their_keys(tmp_path):
+    with pytest.raises(ProblemError, match=r"task\.options.*unexpected keyword"):
+        bind(_parse(tmp_path, task={"entry": "tasks.py:Ridge", "options": {"nope": 1}}))
+    with pytest.raises(ProblemError, match=r"objectives\.f1.*returns no metric 'f1'"):
+        bind(_parse(tmp_path, objectives={"f1": "max", "mse": "min"}))
+    with pytest.raises(ProblemError, match=r"model.*remove \[model\]"):
+        _parse(tmp_path, model={"family": "mlp"})
+
+
+@pytest.mark.parametrize(("space", "key"), [
+    ({"alpha": {"min": 2.0, "max": 1.0}}, "space.alpha.min"),
+    ({"alpha": {"min": 0.0, "max": 1.0, "log": True}}, "space.alpha.min"),
+    ({"alpha": []}, "space.alpha"),
+    ({"depth": {"layers": {"min": 1, "max": 2}}}, "space.depth.size"),
+    ({"depth": {"layers": 2, "size": 8, "kind": "x"}}, "space.depth.kind"),
+    ({"learning_rate": {"min": 1e-3, "max": 99.0}}, "space.learning_rate.max"),
+    ({}, "space"),
+])
+def test_bad_user_spaces_exit_2_with_the_key(tmp_path, space, key):
+    doc = _problem(tmp_path, space=space)
+    path = tmp_path / "p.toml"
+    path.write_text(_toml(doc))
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code == 2, result.output
+    assert key in result.output and "Traceback" not in result.output
+
+
+def _toml(doc: dict) -> str:
+    def value(v):
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + " }"
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return f'"{v}"'
+        return repr(v)
+    lines = []
+    for section, table in doc.items():
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {value(v)}" for k, v in table.items()]
+    return "\n".join(lines) + "\n"
+
+
+def test_user_code_failures_are_that_evaluation_s_status(tmp_path):
+    for entry, status, reason in (("tasks.py:Explodes", "failed", "RuntimeError: boom in user code"),
+                                  ("tasks.py:Diverges", "nan", "loss went to inf"),
+                                  ("tasks.py:Undeclared", "failed", "not declared")):
+        p = bind(_parse(tmp_path, entry))
+        ev = run_evaluation(p, p.space.sample(np.random.default_rng(0)), 0, meter=EstimateMeter())
+        assert ev.status == status and reason in ev.reason
+        if status == "nan":
+            assert ev.train is not None and ev.train.energy_j is not None  # the energy was spent
+
+
+def test_low_level_windows_and_a_window_never_opened(tmp_path):
+    p = bind(_parse(tmp_path, "tasks.py:LowLevel", objectives={"mse": "min", "accuracy": "max"}))
+    ev = run_evaluation(p, p.space.sample(np.random.default_rng(0)), 0, meter=EstimateMeter())
+    assert ev.status == "ok" and ev.inference_samples == 24 and ev.inference.energy_j is not None
+    p = bind(_parse(tmp_path, "tasks.py:NoWindows", objectives={"mse": "min", "train_energy_j": "min"}))
+    ev = run_evaluation(p, p.space.sample(np.random.default_rng(0)), 0, meter=EstimateMeter())
+    assert ev.train.missing and ev.train_energy_j is None  # missing, never zero
+    assert "no training window" in ev.train.missing_reason and ev.inference.missing
+
+
+def test_the_store_never_serves_one_task_s_result_to_another(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    a = bind(_parse(tmp_path))
+    (tmp_path / "other.py").write_text(USER_TASK.replace('version = "1"', 'version = "2"'))
+    b = bind(_parse(tmp_path, "other.py:Ridge"))
+    c = bind(_parse(tmp_path, task={"entry": "tasks.py:Ridge", "options": {"scale": 2.0}}))
+    builtin = load_problem("quickstart")
+    assert len({a.fingerprint(), b.fingerprint(), c.fingerprint(), builtin.fingerprint()}) == 4
+    genome = a.space.sample(np.random.default_rng(0))
+    with Evaluator(a, store, workers=1) as ev:
+        first = ev.evaluate([genome])[0]
+    assert not first.cached
+    with Evaluator(b, store, workers=1) as ev:
+        assert not ev.evaluate([genome])[0].cached  # another task's code: trained anew
+    with Evaluator(a, store, workers=1) as ev:
+        again = ev.evaluate([genome])[0]
+    assert again.cached and again.metric("mse") == first.metric("mse")
+    # Editing the task's file changes its identity too.
+    before = a.fingerprint()
+    (tmp_path / "tasks.py").write_text(USER_TASK + "\n# edited\n")
+    assert a.fingerprint() != before
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_operators_keep_user_space_genomes_valid(seed):
+    space = parse_problem({"problem": {"name": "x"}, "dataset": {"source": "synthetic"},
+                           "task": {"entry": "gi_energy.tasks.builtin:MLPTask"}, "space": SPACE,
+                           "objectives": {"accuracy": "max", "params": "min"}}).space
+    rng = np.random.default_rng(seed)
+    a, b = space.sample(rng), space.sample(rng)
+    for child in (*crossover(a, b, space, rng), mutate(a, space, rng)):
+        assert space.contains(child), child
+
+
+def test_npz_and_loader_data(tmp_path):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(90, 2, 3, 3)), np.repeat([0, 1, 2], 30)
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    (tmp_path / "load.py").write_text(textwrap.dedent('''
+        import numpy as np
+        def load(seed):
+            rng = np.random.default_rng(seed)
+            return {"x_train": rng.normal(size=(40, 4)), "y_train": np.arange(40) % 2,
+                    "x_val": rng.normal(size=(10, 4)), "y_val": np.arange(10) % 2,
+                    "x_test": rng.normal(size=(10, 4)), "y_test": np.arange(10) % 2}
+    '''))
+    from gi_energy.problems.datasets import load_dataset
+
+    npz = _parse(tmp_path, dataset={"source": "npz", "path": "d.npz"}).dataset
+    ds = load_dataset(npz, 0)
+    assert ds.image_shape == (2, 3, 3) and ds.n_features == 18 and ds.n_classes == 3 and ds.n_samples == 90
+    own = _parse(tmp_path, dataset={"loader": "load.py:load"}).dataset
+    ds = load_dataset(own, 4)
+    assert (len(ds.y_train), len(ds.y_val), len(ds.y_test)) == (40, 10, 10) and ds.n_classes == 2
+    values = _parse(tmp_path, dataset={"source": "npz", "path": "d.npz", "labels": "values"}).dataset
+    assert load_dataset(values, 0).y_train.dtype == np.float32
+    with pytest.raises(ProblemError, match="dataset.path"):
+        _parse(tmp_path, dataset={"source": "npz", "path": "none.npz"})
+
+
+def test_evolve_grid_compare_on_a_user_task_from_the_cli(tmp_path, monkeypatch):
+    doc = _problem(tmp_path)
+    doc["space"] = {"alpha": {"min": 1e-3, "max": 10.0, "log": True}, "solver": ["cholesky", "lstsq"]}
+    doc["grid"] = {"alpha": [0.001, 0.1, 10.0], "solver": ["cholesky", "lstsq"]}
+    doc["search"] = {"population": 4, "generations": 2}
+    (tmp_path / "p.toml").write_text(_toml(doc))
+    monkeypatch.chdir(tmp_path)
+    run = CliRunner()
+    grid = run.invoke(main, ["grid", "p.toml", "--out", "g"])
+    assert grid.exit_code == 0, grid.output
+    header = (tmp_path / "g" / "evaluations.csv").read_text().splitlines()[0].split(",")
+    assert "mse" in header and "weight_norm" in header and "val_accuracy" in header
+    front = (tmp_path / "g" / "front.csv").read_text().splitlines()[0].split(",")
+    assert "mse" in front
+    evo = run.invoke(main, ["evolve", "p.toml", "--out", "e", "--replay", "g"])
+    assert evo.exit_code == 0, evo.output
+    cmp = run.invoke(main, ["compare", "e", "--reference", "g", "--out", "c"])
+    assert cmp.exit_code == 0, cmp.output
+    assert (tmp_path / "c" / "report.md").read_text().count("mse") >= 1
