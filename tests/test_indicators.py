@@ -66,3 +66,45 @@ def test_normaliser_maps_union_to_unit_box():
     assert n([[0, 10], [2, 30]]).tolist() == [[0, 0], [1, 1]]
     same = Normaliser.from_points([[1, 5], [1, 6]])
     assert same([[1, 5]]).tolist() == [[0, 0]]
+
+
+# -- edges, by value ---------------------------------------------------------------------
+
+def test_one_point_as_a_flat_vector_and_points_outside_the_box():
+    assert hypervolume([1, 3], [4, 4]) == pytest.approx(3.0)       # (4-1) x (4-3)
+    assert hypervolume([[5, 1], [1, 5]], [4, 4]) == 0.0             # neither dominates ref
+    assert hypervolume([[4, 1]], [4, 4]) == 0.0                     # on the box's edge
+    assert igd_plus([1, 3], [[1, 3], [3, 1]]) == pytest.approx(1.0)
+    assert epsilon_additive([2, 2], [[1, 3], [3, 1]]) == pytest.approx(1.0)
+    assert coverage([1, 3], [[1, 3], [3, 1]]) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(("fn", "name"), [(igd_plus, "igd_plus"),
+                                          (epsilon_additive, "epsilon_additive"),
+                                          (coverage, "coverage")])
+def test_an_empty_reference_front_is_refused(fn, name):
+    with pytest.raises(ValueError) as err:
+        fn([[1, 2]], np.zeros((0, 2)))
+    assert str(err.value) == f"{name} needs a non-empty reference front"
+
+
+def test_coverage_counts_weak_domination_within_a_tolerance():
+    ref = [[1.0, 2.0], [2.0, 1.0], [0.5, 0.5]]
+    # (1, 2) is matched within 1e-9; (2, 1) is dominated by (1.5, 1); (0.5, 0.5) is not.
+    pts = [[1.0 + 5e-10, 2.0], [1.5, 1.0]]
+    assert coverage(pts, ref) == pytest.approx(2 / 3)
+    assert coverage(pts, ref, tol=0.0) == pytest.approx(1 / 3)
+    assert coverage(pts, ref, tol=1.0) == pytest.approx(1.0)     # (1.5, 1) <= (1.5, 1.5)
+    assert coverage(np.zeros((0, 2)), ref) == 0.0
+
+
+def test_normaliser_bounds_and_unit_span_for_a_flat_objective():
+    n = Normaliser.from_points(np.zeros((0, 2)), [[0, 10], [4, 10]], [[2, 10]])
+    assert (n.low, n.high) == ((0.0, 10.0), (4.0, 10.0))
+    assert n.to_dict() == {"low": [0.0, 10.0], "high": [4.0, 10.0]}
+    # The flat second objective gets unit span: 12 -> (12 - 10) / 1.
+    assert n([[1, 12], [4, 10]]).tolist() == [[0.25, 2.0], [1.0, 0.0]]
+    assert n([2, 11]).tolist() == [[0.5, 1.0]]
+    with pytest.raises(ValueError) as err:
+        Normaliser.from_points(np.zeros((0, 2)))
+    assert str(err.value) == "no points to take normalisation bounds from"
