@@ -76,7 +76,7 @@ def validate(problem: str | None, list_bundled: bool) -> None:
 
 
 @main.command()
-@click.argument("problem")
+@click.argument("problem", required=False)
 @click.option("--out", type=click.Path(), help="Run directory (default runs/<problem>-evolve-<time>).")
 @click.option("--store", type=click.Path(), help="Evaluation store (default runs/gi-energy.sqlite).")
 @click.option("--seed", type=int, help="Search seed (overrides [problem] seed).")
@@ -88,23 +88,33 @@ def validate(problem: str | None, list_bundled: bool) -> None:
 @click.option("--replay", type=click.Path(), help="Look results up in a finished grid run instead of training.")
 @_guard
 def evolve(problem, out, store, seed, workers, population, generations, max_evaluations, resume, replay):
-    """Run NSGA-II over the problem's search space."""
+    """Run NSGA-II over the problem's search space.
+
+    With --resume RUN_DIR, PROBLEM may be left out: the run's own problem is used."""
     from gi_energy.search.evolve import cli_evolve
+
+    if problem is None and resume is None:
+        raise click.UsageError("missing PROBLEM (or --resume RUN_DIR, which takes the run's own problem)")
 
     cli_evolve(problem=problem, out=out, store=store, seed=seed, workers=workers, population=population,
                generations=generations, max_evaluations=max_evaluations, resume=resume, replay=replay)
 
 
 @main.command()
-@click.argument("problem")
+@click.argument("problem", required=False)
 @click.option("--out", type=click.Path(), help="Run directory (default runs/<problem>-grid-<time>).")
 @click.option("--store", type=click.Path(), help="Evaluation store (default runs/gi-energy.sqlite).")
 @click.option("--workers", type=click.IntRange(min=1), help="Worker processes.")
 @click.option("--resume", type=click.Path(), help="Continue the grid run in RUN_DIR.")
 @_guard
 def grid(problem, out, store, workers, resume):
-    """Evaluate every point of the problem's [grid] (the exhaustive baseline)."""
+    """Evaluate every point of the problem's [grid] (the exhaustive baseline).
+
+    With --resume RUN_DIR, PROBLEM may be left out: the run's own problem is used."""
     from gi_energy.search.grid import cli_grid
+
+    if problem is None and resume is None:
+        raise click.UsageError("missing PROBLEM (or --resume RUN_DIR, which takes the run's own problem)")
 
     cli_grid(problem=problem, out=out, store=store, workers=workers, resume=resume)
 
@@ -112,14 +122,31 @@ def grid(problem, out, store, workers, resume):
 @main.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path())
 @click.option("--reference", type=click.Path(), help="Grid run whose front is the reference.")
-@click.option("--out", type=click.Path(), help="Directory for report.md, comparison.json and plots.")
+@click.option("--out", type=click.Path(),
+              help="Directory for report.md, report.html, comparison.json and plots "
+                   "(default <[output] directory>/compare-<time>).")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+@click.option("--force", is_flag=True, help="Write over an earlier comparison (or a run directory) in --out.")
 @_guard
-def compare(run_dirs, reference, out, as_json):
+def compare(run_dirs, reference, out, as_json, force):
     """Compare the fronts of several runs (hypervolume, IGD+, epsilon, cost)."""
     from gi_energy.report.compare import cli_compare
 
-    cli_compare(run_dirs=list(run_dirs), reference=reference, out=out, as_json=as_json)
+    cli_compare(run_dirs=list(run_dirs), reference=reference, out=out, as_json=as_json, force=force)
+
+
+@main.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path())
+@click.option("--reference", type=click.Path(), help="Grid run whose front is the reference.")
+@click.option("--out", type=click.Path(),
+              help="The HTML file (default RUN_DIR/report.html for one run, else "
+                   "<[output] directory>/report-<time>.html).")
+@_guard
+def report(run_dirs, reference, out):
+    """Write one self-contained report.html: interactive fronts, hypervolume, the front table."""
+    from gi_energy.report.report_command import cli_report
+
+    cli_report(run_dirs=list(run_dirs), reference=reference, out=out)
 
 
 @main.command()

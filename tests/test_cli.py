@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from gi_energy.cli import main
 
-SUBCOMMANDS = ["validate", "meters", "evolve", "grid", "compare"]
+SUBCOMMANDS = ["validate", "meters", "evolve", "grid", "compare", "report"]
 
 
 @pytest.mark.parametrize("name", SUBCOMMANDS)

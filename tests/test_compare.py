@@ -127,8 +127,9 @@ def test_cli_json(runs, tmp_path):
     result = CliRunner().invoke(main, ["compare", *map(str, paths["random"]), "--reference", str(root / "grid"),
                                        "--out", str(tmp_path / "o"), "--json"])
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)  # where it wrote goes to stderr, so stdout stays JSON
     assert len(data["runs"]) == 4 and (tmp_path / "o" / "report.md").exists()
+    assert f"wrote {tmp_path / 'o'}/" in result.stderr and "report.html" in result.stderr
 
 
 # ---------------------------------------------------------------- energy and constraints

@@ -329,9 +329,10 @@ def test_progress_and_front_table(tmp_path, capsys):
     r = run(tmp_path, "a", problem=make_problem(generations=2), progress=Progress(stream, live=False))
     text = stream.getvalue()
     assert "gen 2/2" in text and "front" in text
-    assert "hidden=" in text and "batch_size" not in text  # Fixed values left out
+    assert "widths" in text and "learning_rate" in text and "batch_size" not in text  # Fixed values left out
     assert "estimate:process-estimate (estimated)" in text
-    assert "ESTIMATES" in capsys.readouterr().err
+    assert "HV 1.000× init" in text  # relative to the initial population's front
+    assert "energy is estimated, not measured (synthetic (tests))" in capsys.readouterr().err
     table = front_table(r.front, r.problem.objectives)
     assert table.splitlines()[0].startswith("accuracy")
 

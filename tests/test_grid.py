@@ -50,7 +50,10 @@ def test_grid_evaluates_every_point_once(problem, tmp_path):
     assert lines[0].startswith("grid: 12 points")
     # the final summary is progress.front_table, as evolve prints it
     assert lines[-1].startswith("grid done: 12 points") and "energy source" in lines[-1]
-    assert len(lines[-1].splitlines()) == 3 + len(res.front)
+    # header, rule, a row per point and the energy source every row shares
+    assert len(lines[-1].splitlines()) == 4 + len(res.front)
+    header = lines[-1].splitlines()[1].split()
+    assert header == ["accuracy", "inference_energy_j_per_1k", "hidden_layers", "widths", "learning_rate"]
     assert any(line.startswith("estimate for the remaining 10 points") for line in lines)
     assert sum(line.startswith("[") for line in lines) == 12  # one progress line per evaluation
     assert len(warnings) == 1 and "estimated" in warnings[0]

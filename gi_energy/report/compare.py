@@ -13,7 +13,8 @@ is computed, as in front.csv and the search. Energy is what each run counted as 
 itself (evaluations.csv's ``spent`` column, from its journal; older files: not cached).
 
 The per-run figures are :mod:`.figures`; report.md is :mod:`.markdown`; fronts.png and
-hv_history.png are :func:`.plots.plot_comparison`.
+hv_history.png are :func:`.plots.plot_comparison`; report.html is :mod:`.html`; the result
+is a :class:`.comparison.Comparison` (a dict, as comparison.json, with tables and figures).
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from gi_energy.errors import UsageError
+from gi_energy.errors import GiEnergyError, UsageError
 from gi_energy.pareto import nondominated
 from gi_energy.runs.files import now_iso, timestamped_dir, write_json_atomic
 
+from .comparison import Comparison
 from .figures import (
     REFERENCE_POINT,
     THRESHOLDS,
@@ -174,37 +176,81 @@ def _clean(obj):
     return obj
 
 
-def write_comparison(cmp: dict, out: Path) -> Path:
-    """report.md, comparison.json, fronts.png and hv_history.png under ``out``."""
+def check_out(out: Path, force: bool, force_hint: str = "force=True") -> None:
+    """Refuse (UsageError) to write a comparison into a run directory or over an earlier
+    comparison unless ``force``; ``force_hint`` names the switch (the CLI says --force)."""
     out = Path(out)
+    if force or not out.exists():
+        return
+    if (out / "run.json").is_file():
+        raise UsageError(f"{out} is a run directory; a comparison would write over its files: choose another "
+                         f"output directory (or pass {force_hint})")
+    if (out / "comparison.json").is_file():
+        raise UsageError(f"{out} holds an earlier comparison: choose another output directory, or pass "
+                         f"{force_hint} to write over it")
+
+
+def write_comparison(cmp: dict, out: Path, *, force: bool = False, html: bool = True) -> list[Path]:
+    """report.md, comparison.json, fronts.png and hv_history.png under ``out`` (and
+    report.html where ``html`` and plotly is installed); returns the files written."""
+    out = Path(out)
+    check_out(out, force)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create {out}: {exc}") from None
-    plot_comparison(cmp, out)
+    written = plot_comparison(cmp, out)
     (out / "report.md").write_text(render_report(cmp), encoding="utf-8")
     write_json_atomic(out / "comparison.json", _clean(cmp))
-    return out
+    written += [out / "report.md", out / "comparison.json"]
+    if html:
+        from .html import REPORT_HTML, plotly_available, write_html_report
+
+        if plotly_available():
+            runs = [r["path"] for r in cmp["runs"]]
+            written.append(write_html_report(runs, out / REPORT_HTML, _clean(cmp)))
+    return written
 
 
-def compare(run_dirs: Sequence, reference=None, out=None, labels: Mapping[str, str] | None = None) -> dict:
-    """Library entry point: compare, write the outputs under ``out`` (if given), return
-    the comparison dict (as in comparison.json)."""
+def compare(run_dirs: Sequence, reference=None, out=None, labels: Mapping[str, str] | None = None, *,
+            force: bool = False, html: bool = True) -> Comparison:
+    """Library entry point: compare, write the outputs under ``out`` (if given: never into
+    a run directory or over an earlier comparison unless ``force``), return the
+    :class:`Comparison` (a dict of what comparison.json holds, with tables and figures)."""
     cmp = compare_runs(run_dirs, reference, labels)
     if out is not None:
-        write_comparison(cmp, Path(out))
-    return _clean(cmp)
+        write_comparison(cmp, Path(out), force=force, html=html)
+    return Comparison(_clean(cmp), out=out)
 
 
-def cli_compare(run_dirs, reference=None, out=None, as_json=False) -> dict:
+def output_root(run_dir) -> Path:
+    """Where a comparison of ``run_dir`` goes by default: its problem's [output] directory."""
+    from .run import RunResult
+
+    try:
+        return Path(RunResult(run_dir).problem.output.directory)
+    except GiEnergyError:
+        return Path("runs")
+
+
+def cli_compare(run_dirs, reference=None, out=None, as_json=False, force=False) -> dict:
     """The ``gi-energy compare`` command."""
     import click
 
-    out = Path(out) if out is not None else timestamped_dir(Path("runs"), "compare")
-    cmp = compare(run_dirs, reference=reference, out=out)
+    from .html import MISSING_PLOTLY, plotly_available
+
+    if out is not None:
+        check_out(Path(out), force, "--force")
+    cmp = compare_runs(run_dirs, reference)
+    out = Path(out) if out is not None else timestamped_dir(output_root(reference or run_dirs[0]), "compare")
+    written = write_comparison(cmp, out, force=True)
+    cmp = Comparison(_clean(cmp), out=out)
     if as_json:
         click.echo(json.dumps(cmp, indent=2))
     else:
         click.echo(render_report(cmp))
-        click.echo(f"written to {out}/ (report.md, comparison.json, fronts.png, hv_history.png)")
+    names = ", ".join(p.name for p in written)
+    click.echo(f"gi-energy compare: wrote {out}/ ({names})", err=as_json)
+    if not plotly_available():
+        click.echo(f"gi-energy: note: no report.html: {MISSING_PLOTLY}", err=True)
     return cmp

@@ -1,19 +1,42 @@
 """What a search prints: one progress bar per generation and the front as a table.
 
 The bar redraws in place on a terminal and prints one line per generation otherwise (logs,
-CI). The library API stays silent unless given a :class:`Progress`.
+CI). The library API stays silent unless asked (``progress=True`` or a :class:`Progress`);
+silent, the one warning that energies are estimated is a Python warning instead.
+
+The hypervolume shown is relative to the initial population's front (``HV 1.130× init``),
+both against the run's fixed reference point: 1 at the first generation, it never falls.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
-from collections.abc import Mapping, Sequence
+import textwrap
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TextIO
 
-from gi_energy.config.space import Fixed, Genome, SearchSpace
+from gi_energy.config.space import Fixed, SearchSpace
+from gi_energy.runs.tables import genome_columns
 from gi_energy.tasks.results import Evaluation, Outcome
 
 BAR_WIDTH = 24
+
+
+def meter_line(measured: bool | None, description: str | None) -> tuple[str, bool]:
+    """The one sentence evolve and grid print about the meter: (text, is it a warning)."""
+    what = description or "no meter described"
+    if measured:
+        return f"energy: measured ({what})", False
+    return f"gi-energy: warning: energy is estimated, not measured ({what})", True
+
+
+def hv_text(hv, first) -> str:
+    """" | HV 1.130× init": hypervolume relative to the initial population's front."""
+    if not isinstance(hv, int | float) or not isinstance(first, int | float) or first <= 0:
+        return ""
+    return f" | HV {hv / first:.3f}× init"
 
 
 def energy_source(outcome: Outcome) -> str:
@@ -24,16 +47,6 @@ def energy_source(outcome: Outcome) -> str:
             if reading is not None and reading.source not in labels:
                 labels.append(reading.source)
     return " + ".join(labels) if labels else "no reading"
-
-
-def readable_genome(genome: Genome, space: SearchSpace | None = None) -> str:
-    """The genome in one line; values the space holds Fixed are left out (they are the same
-    for every row and front.csv has the full key)."""
-    if space is None:
-        return genome.key
-    fixed = {n for n, p in space.params.items() if isinstance(p, Fixed)}
-    return Genome(layers=genome.layers, values={k: v for k, v in genome.values.items()
-                                                if k not in fixed}).key
 
 
 def format_energy(energy_j: float, unknown: int = 0) -> str:
@@ -50,21 +63,66 @@ def format_value(value) -> str:
     return str(value)
 
 
-def front_table(front: Sequence[Outcome], objectives: Mapping[str, str],
-                space: SearchSpace | None = None) -> str:
-    """The front as aligned text: objectives (as measured, not negated), the genome (searched
-    values only when ``space`` is given), energy source; best first objective first."""
+def varying_columns(outcomes: Iterable[Outcome]) -> list[str]:
+    """The configuration columns (as evaluations.csv names them) whose value differs
+    between at least two of ``outcomes``, in column order."""
+    values: dict[str, set] = {}
+    for o in outcomes:
+        for k, v in genome_columns(o.genome).items():
+            values.setdefault(k, set()).add(repr(v))
+    return [k for k, vs in values.items() if len(vs) > 1]
+
+
+def _searched_columns(front: Sequence[Outcome], space: SearchSpace) -> list[str]:
+    fixed = {n for n, p in space.params.items() if isinstance(p, Fixed)}
+    cols: dict[str, None] = {}
+    for o in front:
+        cols.update(dict.fromkeys(k for k in genome_columns(o.genome) if k not in fixed))
+    return list(cols)
+
+
+def front_table(front: Sequence[Outcome], objectives: Mapping[str, str], space: SearchSpace | None = None,
+                *, keys: Sequence[str] | None = None, width: int | None = None) -> str:
+    """The front as aligned text, best first objective first: the objectives (as measured,
+    not negated), every configuration key in ``keys`` (default: the keys ``space``
+    searches, else those that vary along the front) and the energy source (one line under
+    the table when every row shares it). Wider than ``width`` (default: the terminal's),
+    each row's configuration moves to a line of its own below the row, wrapped, never cut."""
     names = list(objectives)
-    rows = [[format_value(o.metric(n)) for n in names] + [readable_genome(o.genome, space), energy_source(o)]
-            for o in sorted(front, key=lambda o: o.objectives(objectives) or ())]
-    header = [*names, "genome", "energy source"]
+    front = sorted(front, key=lambda o: o.objectives(objectives) or ())
+    if keys is None:
+        keys = _searched_columns(front, space) if space is not None else varying_columns(front)
+    width = width or shutil.get_terminal_size((100, 24)).columns
+    sources = [energy_source(o) for o in front]
+    shared = len(set(sources)) == 1
+    configs = [genome_columns(o.genome) for o in front]
+    config_cells = [[format_value(c.get(k)) for k in keys] for c in configs]
+    rows = [[format_value(o.metric(n)) for n in names] for o in front]
+    header = list(names)
+    wide = [*header, *keys] + ([] if shared else ["energy source"])
+    wide_rows = [r + c + ([] if shared else [s]) for r, c, s in zip(rows, config_cells, sources)]
+    lines = _aligned(wide, wide_rows)
+    if max(map(len, lines)) > width and keys:
+        # Too wide for one line: the configuration (and source) below each row, in full.
+        lines = _aligned(header, rows)[:2]
+        for r, c, s in zip(_aligned(header, rows)[2:], configs, sources):
+            lines.append(r)
+            detail = " ".join(f"{k}={format_value(c.get(k))}" for k in keys) + ("" if shared else f"; energy: {s}")
+            lines += textwrap.wrap(detail, width=max(width - 4, 40), initial_indent="    ",
+                                   subsequent_indent="      ", break_on_hyphens=False)
+    if shared and sources:
+        lines.append(f"energy source of every row: {sources[0]}")
+    return "\n".join(lines)
+
+
+def _aligned(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     widths = [max(len(header[c]), *(len(r[c]) for r in rows)) if rows else len(header[c])
               for c in range(len(header))]
     # The last column is free text: no padding to carry to the end of the line.
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
-    return "\n".join(lines)
+    return lines
 
 
 class Progress:
@@ -81,13 +139,20 @@ class Progress:
         self.energy_j = 0.0
         self.energy_unknown = 0
         self.front_size = 0
+        self.first_hv: float | None = None
 
     def _write(self, text: str) -> None:
         self.stream.write(text)
         self.stream.flush()
 
-    def start(self, lines: Sequence[str], generations: int | None) -> None:
+    def warn(self, text: str) -> None:
+        """A warning line on stderr (the terminal's, whatever ``stream`` is)."""
+        print(text, file=sys.stderr, flush=True)
+
+    def start(self, lines: Sequence[str], generations: int | None, first_hv: float | None = None) -> None:
+        """The header ``lines``; ``first_hv`` the initial front's hypervolume on a resume."""
         self.generations = generations
+        self.first_hv = first_hv
         for line in lines:
             self._write(line + "\n")
 
@@ -121,7 +186,9 @@ class Progress:
         self.energy_unknown = int(row.get("energy_unknown", 0))
         self.front_size = int(row.get("front_size", 0))
         hv = row.get("hypervolume")
-        tail = f" | hv {hv:.4g}" if isinstance(hv, float) else ""
+        if self.first_hv is None and isinstance(hv, int | float) and hv > 0:
+            self.first_hv = float(hv)
+        tail = hv_text(hv, self.first_hv)
         self._write(("\r" if self.live else "") + self._line() + tail + "\n")
 
     def _line(self) -> str:
@@ -140,10 +207,22 @@ class Progress:
 
 
 class SilentProgress(Progress):
-    """The library default: prints nothing, so callers need no None checks."""
+    """The library default: prints nothing, so callers need no None checks; a warning
+    becomes a Python warning (shown once, and filterable)."""
 
     def __init__(self):
         super().__init__(stream=sys.stdout, live=False)
 
     def _write(self, text: str) -> None:
         pass
+
+    def warn(self, text: str) -> None:
+        warnings.warn(text.removeprefix("gi-energy: warning: "), UserWarning, stacklevel=5)
+
+
+def progress_for(progress: Progress | bool | None) -> Progress:
+    """``progress=`` of the library calls: True prints to stdout, False or None is silent,
+    a Progress is used as it is."""
+    if isinstance(progress, Progress):
+        return progress
+    return Progress() if progress else SilentProgress()

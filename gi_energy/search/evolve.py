@@ -15,20 +15,20 @@ keeps the seed, search settings and evaluator kind recorded in run.json.
 from __future__ import annotations
 
 import dataclasses
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from gi_energy.config.parse import load_problem
 from gi_energy.config.problem import Problem, SearchConfig
 from gi_energy.errors import UsageError
 from gi_energy.evaluation.store import default_store_path
 from gi_energy.report.plots import write_front_png
-from gi_energy.report.progress import Progress, SilentProgress, format_energy
+from gi_energy.report.progress import Progress, format_energy, meter_line, progress_for
+from gi_energy.report.run import RunResult
 from gi_energy.runs.journal import TrainedJournal
 from gi_energy.runs.rundir import evaluator_settings
 from gi_energy.tasks.results import Outcome
@@ -53,6 +53,11 @@ class EvolveResult:
     stop_reason: str | None
     problem: Problem
     reference_point: list[float] | None = None
+
+    @cached_property
+    def run(self) -> RunResult:
+        """The run directory read back: DataFrames, figures, the problem (see RunResult)."""
+        return RunResult(self.run_dir)
 
 
 # ---------------------------------------------------------------- the library API
@@ -95,23 +100,29 @@ def recorded_replay_source(settings: Mapping) -> str | None:
     return None if not source else str(source)
 
 
+def _arg(name: str, value, cli: bool) -> str:
+    """How the caller spelled a setting: ``--max-evaluations 5`` on the command line,
+    ``max_evaluations=5`` in Python."""
+    return f"--{name.replace('_', '-')} {value}" if cli else f"{name}={value!r}"
+
+
 def _resume_problem(problem: Problem, info: Mapping, recorded: Mapping, seed: int | None,
-                    overrides: Mapping, path: Path) -> Problem:
+                    overrides: Mapping, path: Path, cli: bool = False) -> Problem:
     """``problem`` with the seed and search settings the run recorded, then the budget
-    overrides; a different seed, population or other setting asked for is refused."""
+    overrides; a different seed, population or other setting asked for is refused (the
+    message names the argument as the caller spelled it: ``cli``, a flag)."""
     rec_seed = info.get("seed", recorded.get("seed"))
     if rec_seed is not None:
         if seed is not None and int(seed) != int(rec_seed):
             raise UsageError(f"{path} ran with seed {rec_seed}; a resumed run keeps its seed "
-                             f"(drop --seed {seed}, or start a new run)")
+                             f"(drop {_arg('seed', seed, cli)}, or start a new run)")
         problem = dataclasses.replace(problem, seed=int(rec_seed))
     names = [f.name for f in dataclasses.fields(SearchConfig)]
     kept = {k: recorded[k] for k in names if k in recorded}
     for k, v in overrides.items():
         if k not in RESUME_BUDGETS and k in kept and kept[k] != v:
-            flag = "--" + k.replace("_", "-")
             raise UsageError(f"{path} ran with {k} {kept[k]}; a resumed run keeps it (asked for {v}): "
-                             f"drop {flag}, or start a new run")
+                             f"drop {_arg(k, v, cli)}, or start a new run")
         kept[k] = v
     return dataclasses.replace(problem, search=dataclasses.replace(problem.search, **kept))
 
@@ -159,7 +170,7 @@ def evolve(
     workers: int | None = None,
     resume: str | Path | None = None,
     evaluator: EvaluatorLike | None = None,
-    progress: Progress | None = None,
+    progress: Progress | bool = False,
     plot: bool = True,
     settings: Mapping | None = None,
     overrides: Mapping | None = None,
@@ -174,7 +185,9 @@ def evolve(
     (generations, max_evaluations, max_wall_s, energy_budget_j) may extend the run, any
     other setting that differs from the recorded one is a UsageError, as is a ``seed``
     other than the recorded one. ``evaluator`` replaces the real one (tests, replay of a
-    grid); it is not closed here. ``progress`` prints to the terminal (silent by default).
+    grid); it is not closed here. ``progress=True`` prints progress and the front to stdout
+    (a :class:`Progress` prints where it says); silent by default, when the warning that
+    energies are estimated is a Python warning.
 
     Raises KeyboardInterrupt after saving the checkpoint and marking run.json
     "interrupted"; any other error marks it "failed" and propagates.
@@ -183,7 +196,8 @@ def evolve(
     from gi_energy.runs.rundir import RunDirectory
 
     problem = _resolve_problem(problem, seed, workers)
-    progress = progress or SilentProgress()
+    progress = progress_for(progress)
+    cli = "flags" in (settings or {})  # cli_evolve: messages name its flags, not arguments
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(SearchConfig)})
     if unknown:
@@ -200,7 +214,7 @@ def evolve(
             raise UsageError(f"{rd.path} ran a different problem (fingerprint {info.get('fingerprint')}, "
                              f"this one {problem.fingerprint()}); resume it with the problem.toml it holds")
         recorded = info.get("settings") or {}
-        problem = _resume_problem(problem, info, recorded, seed, overrides, rd.path)
+        problem = _resume_problem(problem, info, recorded, seed, overrides, rd.path, cli)
         recorded_replay = recorded_replay_source(recorded)
         checkpoint = load_checkpoint(rd.path)
         if checkpoint is not None and checkpoint.seed != problem.seed:
@@ -245,6 +259,9 @@ def evolve(
         else:
             root = Path(problem.output.directory)
             path = Path(out) if out is not None else default_run_dir(problem, "evolve", root)
+            if not cli and (path / "run.json").exists():
+                raise UsageError(f"{path} already holds a run; continue it with resume={str(path)!r}, "
+                                 "or choose another out=")
             rd = RunDirectory.create(path, problem, "evolve", run_settings)
         return _run(problem, evaluator, termination, rd, checkpoint, progress, plot)
     finally:
@@ -282,11 +299,13 @@ def _run_search(problem: Problem, evaluator: EvaluatorLike, termination: AnyOf, 
                            hypervolume_reference=_reference_json(search, problem))
 
     search.after_generation = after_generation
-    measured = getattr(evaluator, "measured", None)
-    if measured is False:
-        print("gi-energy: warning: energy figures are ESTIMATES, not measurements "
-              f"({getattr(evaluator, 'meter_description', 'no hardware meter')})", file=sys.stderr)
-    progress.start(_header(problem, rd, termination, evaluator, checkpoint), problem.search.generations)
+    sentence, is_warning = meter_line(getattr(evaluator, "measured", None),
+                                      getattr(evaluator, "meter_description", None))
+    if is_warning:
+        progress.warn(sentence)
+    first_hv = next((h.get("hypervolume") for h in search.history if h.get("hypervolume")), None)
+    progress.start(_header(problem, rd, termination, None if is_warning else sentence, checkpoint),
+                   problem.search.generations, first_hv=first_hv)
 
     try:
         stop_reason = search.run()
@@ -331,7 +350,7 @@ def _interrupted(search: SearchLoop, rd, last: list[Checkpoint], writer: Checkpo
     totals["energy_unknown"] += spent.energy_unknown
     totals["unfinished_generation_evaluations"] = len(partial)
     rd.update_run_json(status="interrupted", generation=search.generation, totals=totals,
-                       resume_hint=f"gi-energy evolve PROBLEM --resume {rd.path}")
+                       resume_hint=f"gi-energy evolve --resume {rd.path}")
     if search.outcomes or partial:
         everything = search.outcomes + partial
         front = rd.write_results(everything, problem.objectives, search.history,
@@ -358,13 +377,12 @@ def _reference_json(search: SearchLoop, problem: Problem) -> dict | None:
     return dict(zip(problem.objectives, search.reference_point))
 
 
-def _header(problem: Problem, rd, termination: AnyOf, evaluator, checkpoint) -> list[str]:
+def _header(problem: Problem, rd, termination: AnyOf, meter: str | None, checkpoint) -> list[str]:
     lines = [f"gi-energy evolve {problem.name}: seed {problem.seed}, population {problem.search.population}, "
              f"budgets {termination.describe()}",
              f"run directory {rd.path}"]
-    meter = getattr(evaluator, "meter_description", None)
     if meter:
-        lines.append(f"energy meter: {meter}")
+        lines.append(meter)
     if checkpoint is not None:
         lines.append(f"resuming after generation {checkpoint.generation} "
                      f"({len(checkpoint.outcomes)} evaluations so far)")
@@ -389,6 +407,8 @@ def cli_evolve(*, problem, out=None, store=None, seed=None, workers=None, popula
 
     With ``--resume`` the run's recorded settings, seed and replay source win over the
     file; only budget flags may change them (see :func:`evolve`)."""
+    if problem is None:
+        problem = resumed_problem(resume, "evolve")
     p = problem if isinstance(problem, Problem) else load_problem(problem)
     overrides = {k: v for k, v in (("population", population), ("generations", generations),
                                    ("max_evaluations", max_evaluations)) if v is not None}
@@ -414,6 +434,19 @@ def cli_evolve(*, problem, out=None, store=None, seed=None, workers=None, popula
     finally:
         for thing in closing:
             thing.close()
+
+
+def resumed_problem(resume, command: str) -> Problem:
+    """``--resume RUN_DIR`` without PROBLEM: the problem the run holds (UsageError when
+    RUN_DIR is not a ``command`` run)."""
+    if resume is None:
+        raise UsageError("missing PROBLEM (or --resume RUN_DIR, which takes the run's own problem)")
+    run = RunResult(resume)
+    if run.command != command:
+        article = "an" if command[0] in "aeiou" else "a"
+        raise UsageError(f"{resume}: a {run.command!r} run, not {article} {command} run; resume it with "
+                         f"gi-energy {run.command} --resume {resume}")
+    return run.problem
 
 
 def _resume_replay_dir(resume, replay) -> str | None:

@@ -9,21 +9,27 @@ killed grid resumes from its run directory and the store, losing no finished eva
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-
 from gi_energy.config.space import Genome
 from gi_energy.errors import ProblemError, UsageError
 from gi_energy.evaluation.store import default_store_path
 from gi_energy.pareto import front_outcomes, ok_points
 from gi_energy.report.indicators import hypervolume
 from gi_energy.report.plots import write_front_png
-from gi_energy.report.progress import format_value, front_table
+from gi_energy.report.progress import (
+    format_value,
+    front_table,
+    meter_line,
+    progress_for,
+    varying_columns,
+)
+from gi_energy.report.run import RunResult
 from gi_energy.runs.files import default_run_dir, now_iso
 from gi_energy.runs.journal import TrainedJournal
 from gi_energy.runs.rundir import RunDirectory, evaluator_settings
@@ -55,6 +61,11 @@ class GridResult:
     def evaluations(self) -> int:
         return len(self.outcomes)
 
+    @cached_property
+    def run(self) -> RunResult:
+        """The run directory read back: DataFrames, figures, the problem (see RunResult)."""
+        return RunResult(self.run_dir)
+
 
 def grid_genomes(problem) -> list[Genome]:
     """Every grid point, in the grid's stable order; ProblemError naming [grid] if none."""
@@ -85,14 +96,18 @@ def history_reference(points_min: np.ndarray) -> list[float]:
 
 
 def run_grid(problem, *, out=None, store=None, workers: int | None = None, resume=None, evaluator=None,
-             echo: Echo = print, warn: Echo | None = None) -> GridResult:
+             progress: bool = False, echo: Echo | None = None, warn: Echo | None = None) -> GridResult:
     """Evaluate every grid point (resuming ``resume`` if given) and write the run directory.
 
     ``evaluator`` replaces the real Evaluator and Store (a replay or synthetic evaluator in
-    tests); the caller then owns it. ``echo`` takes the progress lines, ``warn`` the
-    warning that energies are estimated (default: stderr).
+    tests); the caller then owns it. Silent by default; ``progress=True`` prints a line per
+    evaluation and the front to stdout, and the warning that energies are estimated to
+    stderr (silent, that warning is a Python warning). ``echo`` and ``warn`` take those
+    lines instead, where given.
     """
-    warn = warn or (lambda s: print(s, file=sys.stderr))
+    shown = progress_for(progress)
+    echo = echo or (print if progress else (lambda s: None))
+    warn = warn or shown.warn
     if workers is not None:
         problem = problem.with_overrides(evaluation={"workers": workers})
     genomes = grid_genomes(problem)
@@ -113,6 +128,9 @@ def run_grid(problem, *, out=None, store=None, workers: int | None = None, resum
             rd, done, history, ref = _reopen(problem, resume, genomes)
         else:
             path = Path(out) if out is not None else default_run_dir(problem, "grid", problem.output.directory)
+            if (path / "run.json").exists():
+                raise UsageError(f"{path} already holds a run; continue it with resume={str(path)!r}, "
+                                 "or choose another out=")
             settings = {"workers": n_workers, "store": None if evaluator is not None else str(store_path),
                         "grid_points": len(genomes),
                         "levels": {k: list(v) for k, v in problem.grid.levels.items()},
@@ -192,8 +210,9 @@ def _run_batches(problem, rd: RunDirectory, genomes: Sequence[Genome], done: lis
     outcomes = list(done)
     trained, spent_j, unknown = _spending(outcomes, journal)
     n_total = len(genomes)
-    if not getattr(evaluator, "measured", False):
-        warn(f"gi-energy: warning: energy is estimated, not measured ({evaluator.meter_description})")
+    sentence, is_warning = meter_line(getattr(evaluator, "measured", None),
+                                      getattr(evaluator, "meter_description", None))
+    (warn if is_warning else echo)(sentence)
     rd.update_run_json(**evaluator_settings(evaluator))
     estimated = False
     t_run = time.perf_counter()
@@ -262,7 +281,8 @@ def _run_batches(problem, rd: RunDirectory, genomes: Sequence[Genome], done: lis
             write_front_png(rd.path, outcomes, objectives, front, label=f"{problem.name} grid")
         rd.update_run_json(status=status, evaluations=len(outcomes), trained=trained, energy_spent_j=spent_j,
                            energy_unknown=unknown, finished_at=now_iso())
-    echo(_summary(front, objectives, len(outcomes), trained, spent_j, evaluator.measured))
+    echo(_summary(front, objectives, len(outcomes), trained, spent_j, evaluator.measured,
+                  varying_columns(outcomes)))
     return GridResult(run_dir=rd.path, outcomes=outcomes, front=front, history=history, energy_spent_j=spent_j,
                       energy_unknown=unknown, trained=trained, measured=bool(evaluator.measured))
 
@@ -309,23 +329,27 @@ def _duration(s: float) -> str:
     return f"{s / 3600:.1f} h"
 
 
-def _summary(front: Sequence[Outcome], objectives, n: int, trained: int, spent_j: float, measured: bool) -> str:
+def _summary(front: Sequence[Outcome], objectives, n: int, trained: int, spent_j: float, measured: bool,
+             keys: Sequence[str]) -> str:
     kind = "measured" if measured else "estimated"
     lines = [f"grid done: {n} points ({trained} trained now), {spent_j:.1f} J {kind}; front of {len(front)}:"]
-    lines += ["  " + line for line in front_table(front, objectives).splitlines()]
+    lines += ["  " + line for line in front_table(front, objectives, keys=keys).splitlines()]
     return "\n".join(lines)
 
 
 def cli_grid(problem, out=None, store=None, workers=None, resume=None) -> GridResult:
     """The ``gi-energy grid`` command: load the problem, run the grid, print progress."""
     import click
-
     from gi_energy.config.parse import load_problem
 
-    p = load_problem(problem)
+    from .evolve import resumed_problem
+
+    p = load_problem(problem) if problem is not None else resumed_problem(resume, "grid")
     if out is not None and resume is not None:
         raise UsageError("give --out or --resume, not both (--resume continues in RUN_DIR itself)")
-    return run_grid(p, out=out, store=store, workers=workers, resume=resume, echo=click.echo,
+    if out is not None and (Path(out) / "run.json").exists():
+        raise UsageError(f"{out} already holds a run; use --resume {out} to continue it, or choose another --out")
+    return run_grid(p, out=out, store=store, workers=workers, resume=resume, progress=True, echo=click.echo,
                     warn=lambda s: click.echo(s, err=True))
 
 

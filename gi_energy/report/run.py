@@ -1,0 +1,213 @@
+"""A run directory read back as an object: ``gi_energy.open_run(path)``.
+
+The files stay the interchange format (run.json, problem.toml, evaluations.csv, front.csv,
+history.csv); a :class:`RunResult` reads them once each, when first asked, and gives the
+problem, the settings, every evaluation, the front as :class:`Outcome` objects, the history,
+pandas DataFrames of the tables and matplotlib Figures of the front and the history::
+
+    run = gi_energy.open_run("runs/my-run")
+    run.front                      # [Outcome], best first objective first
+    run.to_dataframe()             # evaluations.csv, one row per evaluation (every repeat)
+    run.to_dataframe("front")      # front.csv
+    run.plot_front().savefig("front.pdf")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gi_energy.config.space import STRUCTURES
+from gi_energy.errors import UsageError
+from gi_energy.pareto import front_outcomes
+from gi_energy.runs.rundir import (
+    EVALUATIONS_CSV,
+    FRONT_CSV,
+    HISTORY_CSV,
+    PROBLEM_TOML,
+    RunDirectory,
+)
+from gi_energy.tasks.results import Evaluation, Outcome
+
+from .plots import energy_kind, front_figure, front_title, history_figure
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from gi_energy.config.problem import Problem
+
+TABLES = {"evaluations": EVALUATIONS_CSV, "front": FRONT_CSV, "history": HISTORY_CSV}
+
+# Columns that read as text whatever their cells look like ("64" is a one-layer structure).
+_TEXT_COLUMNS = ("key", "status", "reason", "device", "worker", "train_backend", "train_scope",
+                 "inference_backend", "inference_scope", "train_source", "inference_source",
+                 *(size + "s" for _, size in STRUCTURES.values()))
+
+
+class RunResult:
+    """One run directory (evolve or grid, finished or interrupted), read back.
+
+    ``outcomes`` are every genome evaluated, in evaluation order (each an :class:`Outcome`
+    over its repeats); ``evaluations`` every repeat; ``front`` the feasible non-dominated
+    outcomes as front.csv lists them; ``history`` one dict per generation (evolve) or
+    batch (grid). A path that is not a run directory is a UsageError naming it.
+    """
+
+    def __init__(self, path: str | Path):
+        self.directory = RunDirectory.open(path)
+        self.path = self.directory.path
+        self.info: dict = self.directory.read_run_json()
+
+    def __repr__(self) -> str:
+        return (f"RunResult({str(self.path)!r}: {self.command} of {self.info.get('problem')}, "
+                f"{self.status}, {len(self.outcomes)} evaluated, {len(self.front)} on the front)")
+
+    # -- what ran
+    @property
+    def command(self) -> str:
+        return str(self.info.get("command", "run"))
+
+    @property
+    def status(self) -> str:
+        return str(self.info.get("status", "unknown"))
+
+    @property
+    def seed(self) -> int | None:
+        return self.info.get("seed")
+
+    @property
+    def label(self) -> str:
+        """run.json ``label`` where an experiment set one, else "<problem> <command>"."""
+        return str(self.info.get("label") or f"{self.info.get('problem', self.path.name)} {self.command}")
+
+    @property
+    def settings(self) -> dict:
+        """What run.json recorded of the run's settings (budgets, workers, evaluator, meter)."""
+        return dict(self.info.get("settings") or {})
+
+    @cached_property
+    def problem(self) -> Problem:
+        """The problem that ran: the file it was loaded from (run.json ``problem_source``)
+        while that file still says word for word what the run's copy (problem.toml) says and
+        gives the recorded fingerprint, so paths relative to it hold; else the copy."""
+        from gi_energy.config.parse import load_problem
+        from gi_energy.errors import GiEnergyError
+
+        source = self.info.get("problem_source")
+        if source:
+            try:
+                problem = load_problem(source)
+            except GiEnergyError:
+                problem = None
+            copy = self.path / PROBLEM_TOML
+            same = copy.is_file() and problem is not None and problem.to_toml() == copy.read_text(encoding="utf-8")
+            if same and problem.fingerprint() == self.info.get("fingerprint"):
+                return problem
+        path = self.path / PROBLEM_TOML
+        if not path.is_file():
+            raise UsageError(f"{self.path}: no {PROBLEM_TOML} in the run directory")
+        return load_problem(path)
+
+    @property
+    def objectives(self) -> dict[str, str]:
+        return dict(self.info.get("objectives") or self.problem.objectives)
+
+    @property
+    def constraints(self) -> dict[str, float]:
+        if "constraints" in self.settings:
+            return {str(k): float(v) for k, v in (self.settings["constraints"] or {}).items()}
+        return dict(self.problem.constraints)
+
+    @property
+    def meter(self) -> str | None:
+        """The meter's description as the run recorded it."""
+        return self.info.get("meter") or self.settings.get("meter")
+
+    # -- results
+    @cached_property
+    def _outcomes_and_spent(self) -> tuple[list[Outcome], list[tuple[bool, ...]]]:
+        if not self.directory.has_results():
+            return [], []
+        return self.directory.read_outcomes_and_spent()
+
+    @property
+    def outcomes(self) -> list[Outcome]:
+        return self._outcomes_and_spent[0]
+
+    @property
+    def spent(self) -> list[tuple[bool, ...]]:
+        """Per outcome, per evaluation: does its energy count as spent by this run?"""
+        return self._outcomes_and_spent[1]
+
+    @property
+    def evaluations(self) -> list[Evaluation]:
+        return [e for o in self.outcomes for e in o.evaluations]
+
+    @cached_property
+    def front(self) -> list[Outcome]:
+        """front.csv's outcomes, in its order; recomputed where the file is missing."""
+        if not (self.path / FRONT_CSV).is_file():
+            return front_outcomes(self.outcomes, self.objectives, self.constraints)
+        by_key = {}
+        for o in self.outcomes:
+            by_key.setdefault(o.key, o)
+        return [by_key[r["key"]] for r in self.directory.read_front() if r.get("key") in by_key]
+
+    @cached_property
+    def history(self) -> list[dict]:
+        return self.directory.read_history() if (self.path / HISTORY_CSV).is_file() else []
+
+    @property
+    def energy_kind(self) -> str | None:
+        """"measured", "estimated", "partly estimated", or None with no reading."""
+        return energy_kind(self.evaluations)[0]
+
+    @property
+    def measured(self) -> bool:
+        """True when every ok evaluation's energy was measured (never for an estimate)."""
+        return self.energy_kind == "measured"
+
+    # -- tables and figures
+    def to_dataframe(self, table: str = "evaluations") -> pd.DataFrame:
+        """``table`` ("evaluations", "front" or "history") as a pandas DataFrame, read from
+        its CSV: missing readings are NaN (never 0), true/false cells are booleans, and the
+        ``*_json`` columns (the exact records, for :attr:`evaluations`) are left out."""
+        import pandas as pd
+
+        if table not in TABLES:
+            raise ValueError(f"table={table!r}: expected one of {', '.join(TABLES)}")
+        path = self.path / TABLES[table]
+        if not path.is_file():
+            raise UsageError(f"{self.path}: no {TABLES[table]} (the run wrote no results yet)")
+        with open(path, encoding="utf-8") as fh:
+            header = fh.readline().strip().split(",")
+        text = {c: "string" for c in _TEXT_COLUMNS if c in header}
+        df = pd.read_csv(path, dtype=text, true_values=["true"], false_values=["false"],
+                         usecols=[c for c in header if not c.endswith("_json")])
+        return df
+
+    def plot_front(self, title: str | None = None) -> Figure:
+        """The front over every evaluated point (as front.png), a matplotlib Figure."""
+        return front_figure(self.outcomes, self.objectives, self.front,
+                            title=title or front_title(self.label, self.front, self.outcomes))
+
+    def plot_history(self, title: str | None = None) -> Figure:
+        """Hypervolume (the run's own reference point, relative to its first generation or
+        batch) against evaluations and against energy spent, a matplotlib Figure."""
+        return history_figure(self.history, self.energy_kind, title=title or f"{self.label}: hypervolume history")
+
+    def summary(self) -> Mapping[str, object]:
+        """A few figures in one dict: command, status, evaluations, front size, energy."""
+        totals = self.info.get("totals") or {}
+        return {"path": str(self.path), "label": self.label, "command": self.command, "status": self.status,
+                "seed": self.seed, "evaluations": len(self.outcomes), "front_size": len(self.front),
+                "energy_spent_j": totals.get("energy_spent_j", self.info.get("energy_spent_j")),
+                "energy": self.energy_kind, "meter": self.meter}
+
+
+def open_run(path: str | Path) -> RunResult:
+    """A run directory read back (see :class:`RunResult`)."""
+    return RunResult(path)
