@@ -227,3 +227,14 @@ def test_front_table_shows_every_varying_key_without_cutting():
     wide = front_table(front, problem.objectives, keys=keys, width=400)
     assert wide.splitlines()[0].split()[-len(keys):] == keys
     assert len(wide.splitlines()) == len(front) + 3  # header, rule, rows, the shared energy source
+
+
+def test_hv_axis_shows_ratios_above_one(runs, tmp_path):
+    """A run beyond a non-exhaustive reference has an HV ratio over 1 (1.384 was seen):
+    the axis must show it, not clip at 1.05."""
+    _, root, _, evolved = runs
+    cmp = gi_energy.compare([evolved[0].run_dir], reference=root / "grid")
+    beyond = json.loads(json.dumps(cmp))
+    beyond["runs"][1]["trajectory"]["hv_ratio"][-1] = 1.384
+    axes = gi_energy.Comparison(beyond).plot_history().axes
+    assert all(ax.get_ylim()[1] >= 1.384 for ax in axes)

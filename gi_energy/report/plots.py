@@ -119,6 +119,9 @@ def front_figure(outcomes: Sequence[Outcome], objectives: Mapping[str, str], fro
     front_keys = {o.key for o in front}
     all_evals = [e for o in outcomes for e in o.evaluations]
     labels = {n: energy_label(n, all_evals) for n in names}
+    # Panels carry the name, unit and measured/estimated; the diagonal adds the sources.
+    short = {n: metric_label(n, energy_kind(all_evals, n)[0]) if is_energy(n) else AXIS_NAMES.get(n, n)
+             for n in names}
     values = {n: np.array([o.metric(n) for o in kept], dtype=float) for n in names}
     is_front = np.array([o.key in front_keys for o in kept], dtype=bool)
 
@@ -160,8 +163,8 @@ def front_figure(outcomes: Sequence[Outcome], objectives: Mapping[str, str], fro
                     continue
                 if len(kept):
                     scatter(ax, xn, yn, connect=False)
-                ax.set_xlabel(textwrap.fill(AXIS_NAMES.get(xn, xn), 32), fontsize=7)
-                ax.set_ylabel(textwrap.fill(AXIS_NAMES.get(yn, yn), 32), fontsize=7)
+                ax.set_xlabel(textwrap.fill(short[xn], 32), fontsize=7)
+                ax.set_ylabel(textwrap.fill(short[yn], 32), fontsize=7)
                 ax.tick_params(labelsize=7)
         handles, legend_labels = axes[0][1].get_legend_handles_labels()
         if handles:
