@@ -383,7 +383,7 @@ def test_a_power_read_failing_at_the_start_uses_the_end_power(tmp_path):
     assert m.stop().energy_j == pytest.approx(0.0625 * 40.0)
 
 
-def _instant_window(tmp_path, samples, delta_mj, **kw):
+def _instant_window(tmp_path, samples, delta_mj, update_period_s=0.125, **kw):
     """A counter window whose instant-power samples are ``samples`` (time, W): the first at
     the start and the last at the end are read by the meter; the ones between are put
     where the idle sampling thread would have put them."""
@@ -391,7 +391,7 @@ def _instant_window(tmp_path, samples, delta_mj, **kw):
     power = {"w": samples[0][1]}
     lib = FakeNvml(energy_mj=1_000, power_mw=80_000, instant_power_w=lambda t: power["w"],
                    clock=clock)
-    m = meter(lib, tmp_path, wall_clock=clock, update_period_s=0.125, **kw)
+    m = meter(lib, tmp_path, wall_clock=clock, update_period_s=update_period_s, **kw)
     assert m.availability().available and m.instant_power
     m.start()
     m._samples.extend(samples[1:-1])
@@ -467,3 +467,62 @@ def test_a_long_window_takes_no_instant_end_sample(tmp_path):
     r = m.stop()
     assert m.last_method == "counter" and r.energy_j == pytest.approx(2.0)
     assert lib.calls.count("nvmlDeviceGetFieldValues") == calls
+
+
+def test_the_librarys_own_error_codes_decide_the_driver_hint(tmp_path):
+    class Lib(FakeNvml):
+        NVML_ERROR_LIBRARY_NOT_FOUND = 40
+        NVML_ERROR_DRIVER_NOT_LOADED = 41
+
+    for code in (40, 41):
+        av = meter(Lib(fail={"nvmlInit": code}), tmp_path).availability()
+        assert av.reason == f"NVML cannot start: NVML error {code} (no NVIDIA driver on this machine)"
+    av = meter(Lib(fail={"nvmlInit": 12}), tmp_path).availability()
+    assert av.reason == "NVML cannot start: NVML Shared Library Not Found"
+
+
+def test_an_nvml_error_without_a_code(tmp_path):
+    class Lib(FakeNvml):
+        class NVMLError(Exception):
+            pass
+
+    class NoInit(Lib):
+        def nvmlInit(self):
+            raise Lib.NVMLError("odd")
+
+    class NoCounter(Lib):
+        def nvmlDeviceGetTotalEnergyConsumption(self, handle):
+            raise Lib.NVMLError("odd")
+
+    assert meter(NoInit(), tmp_path).availability().reason == "NVML cannot start: odd"
+    assert meter(NoCounter(), tmp_path).availability().reason == (
+        "NVML energy counter of Fake Tesla V100: odd")
+
+
+def test_millisecond_figures_in_the_warnings_are_rounded_from_seconds(tmp_path):
+    # A 1 s update period and 0.75 s gaps: "1000 ms", "750 ms" (not 1001 or 751).
+    m = meter(FakeNvml(), tmp_path, update_period_s=1.0, instant_interval_s=0,
+              sample_interval_s=1.0)
+    assert m.availability().available
+    assert m._coarse_window_warning(3.5) == (
+        "window 3.500 s spans ~3.5 updates of the energy counter (~1000 ms each): energy "
+        "uncertain by up to +-29%")
+    m._p0_mw = 40_000.0
+    assert m._short_window_j(0.5, 0)[1] == (
+        "window 500.0 ms is shorter than the counter's ~1000 ms update period; energy = board "
+        "power x duration")
+    p = meter(FakeNvml(energy_counter=False), tmp_path, sample_interval_s=1.0)
+    assert "power sampled every 1000 ms" in p.describe()
+    m, r = _instant_window(tmp_path, [(0.0, 100.0), (0.75, 100.0)], 0, update_period_s=1.0)
+    assert r.warnings[-1] == "instant power not used: sampled too sparsely (2 samples, a gap of 750 ms)"
+    m, r = _instant_window(tmp_path, [(0.0, 100.0), (0.25, 100.0), (0.5, 100.0)], 0,
+                           update_period_s=1.0)
+    assert "spans ~0.5 counter updates of ~1000 ms; it cannot tell" in r.warnings[0]
+
+
+def test_a_sample_taken_at_the_end_time_is_kept(tmp_path):
+    # The sampling thread may take one sample at the very instant the window ends; samples
+    # after it are dropped, one at it is kept (7 samples, a gap of 0 among them).
+    m, r = _instant_window(tmp_path, [*SIX[:-1], (0.3125, 300.0), SIX[-1]], 70_000)
+    assert r.energy_j == pytest.approx(68.75)
+    assert "integrated over 7 samples" in r.warnings[0]

@@ -170,3 +170,29 @@ def test_crowded_tournament_decides_by_rank_then_crowding_then_a_coin():
     # A tie in rank and crowding: the coin decides, a below 0.5, b otherwise.
     coin = Draws([(0, 4), (0, 4), (4, 0)], coins=[0.49, 0.5, 0.0])
     assert crowded_tournament(ranks, crowding, 3, coin) == [0, 4, 4]
+
+
+def test_domination_of_equal_points_and_of_equal_violations():
+    a, b = Fitness((1.0, 2.0)), Fitness((1.0, 2.0))
+    assert not a.dominates(b) and not b.dominates(a)              # equal points: neither
+    assert not Fitness((2.0, 2.0)).dominates(Fitness((1.0, 1.0)))  # equal violation 0: by values
+    assert Fitness((1.0, 1.0)).dominates(Fitness((2.0, 2.0)))
+    assert Fitness((1.0, 1.0), 0.5).dominates(Fitness((0.0, 0.0), 0.7))
+
+
+def test_fitness_identity_is_values_and_violation():
+    a = Fitness((1.0, 2.0), 0.0)
+    a.crowding_dist = 3.0
+    assert a == Fitness((1.0, 2.0), 0.0) and hash(a) == hash(Fitness((1.0, 2.0), 0.0))
+    assert a != Fitness((1.0, 2.0), 0.5) and a != Fitness((1.0, 3.0), 0.0)
+    assert a != (1.0, 2.0)
+    assert a.copy() == a and a.copy().crowding_dist == 0.0
+
+
+def test_failed_points_fill_only_the_missing_places():
+    failed = Fitness((math.inf, math.inf), math.inf)
+    f = [failed, *fits([(1, 1)]), failed, failed]
+    assert survive(f, 2) == [1, 0]
+    assert survive(f, 1) == [1]
+    assert fitness_of(_outcome(status="failed"), {"accuracy": "max", "params": "min"}).values \
+        == (math.inf, math.inf)
