@@ -737,8 +737,9 @@ def step4(args, device: str, out: Path, work: Path) -> dict:
     res["devices"] = sorted({r["device"] for r in rows})
     ok = [r for r in rows if r["status"] == "ok"]
     if ok:
-        best = max(ok, key=lambda r: float(r["accuracy"]))
-        res["best_accuracy"] = float(best["accuracy"])
+        acc = "val_accuracy" if "val_accuracy" in ok[0] else "accuracy"
+        best = max(ok, key=lambda r: float(r[acc]))
+        res["best_accuracy"] = float(best[acc])
         res["best_accuracy_inference_j_per_1k"] = float(best["inference_energy_j_per_1k"])
         tj = [float(r["train_energy_j"]) for r in ok if r["train_energy_j"]]
         res["train_energy_j_total"] = sum(tj)

@@ -24,6 +24,7 @@ from gi_energy.report.comparison import Comparison
 from gi_energy.report.run import RunResult, open_run
 from gi_energy.search.evolve import EvolveResult, evolve
 from gi_energy.search.grid import run_grid
+from gi_energy.tasks.base import Diverged, Task, Trial
 from gi_energy.tasks.results import Evaluation, Outcome
 
 from .errors import GiEnergyError, ProblemError
@@ -32,6 +33,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Comparison",
+    "Diverged",
     "Evaluation",
     "EvolveResult",
     "GiEnergyError",
@@ -44,6 +46,8 @@ __all__ = [
     "Reading",
     "RunResult",
     "SearchSpace",
+    "Task",
+    "Trial",
     "compare",
     "evolve",
     "load_problem",

@@ -69,7 +69,9 @@ def validate(problem: str | None, list_bundled: bool) -> None:
         for name, path in bundled_problems().items():
             click.echo(f"{name:16s} {path}")
         return
-    p = load_problem(problem)
+    from gi_energy.tasks.loader import bind
+
+    p = bind(load_problem(problem))  # a task of the user's own is imported and checked too
     from gi_energy.report.summary import describe_problem
 
     click.echo(describe_problem(p))

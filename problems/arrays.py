@@ -16,6 +16,7 @@ import importlib.util
 import inspect
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 
@@ -108,3 +109,27 @@ def _flat(x: np.ndarray) -> np.ndarray:
     if x.dtype.kind not in "biuf":
         raise ProblemError("", "dataset", f"expected numeric features, got arrays of {x.dtype}")
     return x.reshape(len(x), -1).astype(np.float64)
+
+
+def with_arrays(problem, dataset, folder: Path):
+    """``problem`` reading ``dataset`` — ``(x, y)`` or a dict of the six splits, numpy
+    arrays from research code — through an .npz file in ``folder`` named by the arrays'
+    digest, so workers load the same bytes and the store key follows the data."""
+    import dataclasses
+
+    arrays = {"x": dataset[0], "y": dataset[1]} if isinstance(dataset, tuple) else dict(dataset)
+    arrays = {k: np.ascontiguousarray(np.asarray(v)) for k, v in arrays.items()}
+    _shape(arrays, "<arrays>", "dataset")  # the same checks as a file's, before anything is written
+    digest = hashlib.sha256()
+    for k in sorted(arrays):
+        digest.update(k.encode() + str(arrays[k].dtype).encode() + str(arrays[k].shape).encode())
+        digest.update(arrays[k].tobytes())
+    path = Path(folder) / f"arrays-{digest.hexdigest()[:16]}.npz"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp.npz")
+        np.savez(tmp, **arrays)
+        tmp.replace(path)
+    cfg = dataclasses.replace(problem.dataset, source="npz", path=path.resolve(), target=None, loader=None,
+                              loader_module=None, loader_name=None)
+    return dataclasses.replace(problem, dataset=cfg)

@@ -100,7 +100,7 @@ def test_missing_energy_is_empty_not_zero(tmp_path):
     import io
 
     row = next(csv.DictReader(io.StringIO(text)))
-    assert row["train_energy_j"] == "" and row["inference_energy_j"] == "" and row["accuracy"] == ""
+    assert row["train_energy_j"] == "" and row["inference_energy_j"] == "" and row["val_accuracy"] == ""
     assert row["hidden_layers"] == "2" and row["widths"] == "8-8" and row["learning_rate"] == "0.001"
     ev = rd.read_evaluations()[0]
     assert ev.train.energy_j is None and ev.train.missing_reason == "counter unreadable"

@@ -298,3 +298,36 @@ def test_evolve_grid_compare_on_a_user_task_from_the_cli(tmp_path, monkeypatch):
     cmp = run.invoke(main, ["compare", "e", "--reference", "g", "--out", "c"])
     assert cmp.exit_code == 0, cmp.output
     assert (tmp_path / "c" / "report.md").read_text().count("mse") >= 1
+
+
+def test_evolve_takes_numpy_arrays_of_research_code(tmp_path, monkeypatch):
+    import gi_energy
+
+    monkeypatch.chdir(tmp_path)
+    doc = _problem(tmp_path, search={"population": 4, "generations": 1})
+    doc["space"] = {"alpha": {"min": 1e-3, "max": 10.0, "log": True}}
+    problem = parse_problem(doc, source="<test>", base_dir=tmp_path)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(100, 3))
+    y = (x[:, 0] > 0).astype(int)
+    result = gi_energy.evolve(problem, dataset=(x, y), out=tmp_path / "run", store=tmp_path / "s.sqlite",
+                              plot=False)
+    assert result.front and all(o.metric("mse") is not None for o in result.front)
+    assert result.problem.dataset.source == "npz" and result.problem.dataset.path.is_file()
+    again = gi_energy.evolve(problem, dataset=(x, y), out=tmp_path / "again", store=tmp_path / "s.sqlite",
+                             plot=False)
+    assert all(o.cached for o in again.evaluations)  # same arrays, same store key
+
+
+def test_a_user_task_from_a_file_runs_on_dask_workers_by_import(tmp_path):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        problem = bind(_parse(tmp_path, evaluation={"backend": "dask", "scheduler": cluster.scheduler_address,
+                                                    "min_inference_s": 0.0, "timeout_s": 60.0}))
+        genomes = [problem.space.sample(np.random.default_rng(i)) for i in range(2)]
+        with Store(tmp_path / "s.sqlite") as store, Evaluator(problem, store) as ev:
+            outcomes = ev.evaluate(genomes)
+        assert all(o.ok for o in outcomes), [o.reason for o in outcomes]
+        assert all(o.metric("mse") is not None and o.evaluations[0].train.backend == "estimate" for o in outcomes)

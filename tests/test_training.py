@@ -16,7 +16,8 @@ from gi_energy.config.space import Genome
 from gi_energy.errors import MeterError
 from gi_energy.evaluation.worker import run_evaluation
 from gi_energy.meters.reading import Reading
-from gi_energy.tasks.training import co2_grams, derive_seed, make_optimizer, threads_per_worker
+from gi_energy.tasks.run import co2_grams
+from gi_energy.tasks.training import derive_seed, make_optimizer, threads_per_worker
 
 
 class FakeMeter:

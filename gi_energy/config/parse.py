@@ -16,7 +16,9 @@ from pathlib import Path
 
 from gi_energy.errors import ProblemError, did_you_mean
 
+from . import custom
 from .checks import Table, check_value, known_list, type_name
+from .params import read_param, read_range
 from .problem import (
     CNN_ONLY_PARAMS,
     CONSTRAINT_NAMES,
@@ -35,11 +37,11 @@ from .problem import (
     Problem,
     SearchConfig,
 )
-from .space import STRUCTURES, Choice, Fixed, Grid, IntRange, LayerSpace, RealRange, SearchSpace
+from .space import STRUCTURES, Fixed, Grid, IntRange, LayerSpace, SearchSpace, structure_keys
 
 
 def _read_dataset(t: Table, base_dir: Path | None) -> DatasetConfig:
-    source = t.get("source", str, "digits", choices=DATASET_SOURCES)
+    source = t.get("source", str, "loader" if t.has("loader") else "digits", choices=DATASET_SOURCES)
     d = DatasetConfig()
     vf = t.get("validation_fraction", float, d.validation_fraction, low=0.0, high=0.9, low_open=True)
     tf = t.get("test_fraction", float, d.test_fraction, low=0.0, high=0.9, low_open=True)
@@ -72,6 +74,15 @@ def _read_dataset(t: Table, base_dir: Path | None) -> DatasetConfig:
         if target not in header:
             raise t.error("target", f"expected a column of {path.name} ({', '.join(header[:12])}), got {target!r}"
                           + did_you_mean(target, header))
+    elif source == "npz":
+        path = Path(t.get("path", "path", required=True)).expanduser()
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        if not path.is_file():
+            raise t.error("path", f"expected an existing .npz file, {str(path)!r} does not exist")
+    elif source == "loader":
+        kw["loader"] = t.get("loader", str, required=True)
+        kw["loader_module"], path, kw["loader_name"] = custom.read_entry(t, "loader", kw["loader"], base_dir)
     elif source == "synthetic":
         kw["n_samples"] = t.get("n_samples", int, d.n_samples, low=20, high=10_000_000)
         kw["n_features"] = t.get("n_features", int, d.n_features, low=2, high=100_000)
@@ -80,54 +91,23 @@ def _read_dataset(t: Table, base_dir: Path | None) -> DatasetConfig:
                                     high=kw["n_features"])
         if kw["n_classes"] > 2 ** kw["n_informative"]:
             raise t.error("n_classes", f"expected at most 2**n_informative = {2 ** kw['n_informative']} classes")
+    kw["labels"] = t.get("labels", str, "classes", choices=("classes", "values"))
     t.finish(_dataset_keys(source))
     return DatasetConfig(source=source, path=path, target=target, image_shape=shape, validation_fraction=vf,
                          test_fraction=tf, standardize=standardize, **kw)
 
 
 def _dataset_keys(source: str) -> set[str]:
-    keys = {"source", "validation_fraction", "test_fraction", "standardize", "image_shape"}
+    keys = {"source", "validation_fraction", "test_fraction", "standardize", "image_shape", "labels"}
+    if source == "npz":
+        keys |= {"path"}
+    if source == "loader":
+        keys |= {"loader"}
     if source == "csv":
         keys |= {"path", "target"}
     if source == "synthetic":
         keys |= {"n_samples", "n_features", "n_classes", "n_informative"}
     return keys
-
-
-def _read_range(t: Table, name: str, kind, low_bound, high_bound, *, allow_log=True):
-    """A space entry given as a table {min, max, log, default}."""
-    sub = t.table(name)
-    lo = sub.get("min", kind, required=True, low=low_bound, high=high_bound)
-    hi = sub.get("max", kind, required=True, low=low_bound, high=high_bound)
-    log = sub.get("log", bool, False)
-    if lo > hi:
-        raise sub.error("min", f"min ({lo}) must be <= max ({hi})")
-    if log and not allow_log:
-        raise sub.error("log", "log scale is not supported here")
-    if log and lo <= 0:
-        raise sub.error("min", f"a log-scale range needs min > 0, got {lo}")
-    default = sub.get("default", kind, None, low=lo, high=hi)
-    sub.finish({"min", "max", "log", "default"})
-    return (IntRange if kind is int else RealRange)(lo, hi, log, default)
-
-
-def _read_param(t: Table, name: str):
-    kind, lo, hi, choices, _ = HYPERPARAMETERS[name]
-    value = t.raw(name)
-    err = lambda msg: t.error(name, msg)  # noqa: E731
-    pykind = {"int": int, "real": float, "cat": str}[kind]
-    if isinstance(value, dict):
-        if kind == "cat":
-            raise err(f"expected a list of choices from {', '.join(choices)}, got a table")
-        return _read_range(t, name, pykind, lo, hi)
-    if isinstance(value, list):
-        if not value:
-            raise err("expected a non-empty list of choices")
-        opts = tuple(check_value(v, pykind, err, low=lo, high=hi, choices=choices) for v in value)
-        if len(set(opts)) != len(opts):
-            raise err(f"expected distinct choices, got {value!r}")
-        return Choice(opts)
-    return Fixed(check_value(value, pykind, err, low=lo, high=hi, choices=choices))
 
 
 def _read_space(t: Table, family: str) -> SearchSpace:
@@ -144,7 +124,7 @@ def _read_space(t: Table, family: str) -> SearchSpace:
                     check_value(value, int, lambda m, k=key: t.error(k, m), low=lo_b, high=hi_b)
                     spaces.append(IntRange(value, value))
                 elif isinstance(value, dict):
-                    spaces.append(_read_range(t, key, int, lo_b, hi_b))
+                    spaces.append(read_range(t, key, int, lo_b, hi_b))
                 else:
                     raise t.error(key, f"expected an integer or a table {{ min = ..., max = ... }}, got {type_name(value)}")
             else:
@@ -154,7 +134,7 @@ def _read_space(t: Table, family: str) -> SearchSpace:
     known = set(HYPERPARAMETERS) if family == "cnn" else set(HYPERPARAMETERS) - set(CNN_ONLY_PARAMS)
     for name in sorted(known):
         if t.has(name):
-            params[name] = _read_param(t, name)
+            params[name] = read_param(t, name)
         else:
             params[name] = Fixed(HYPERPARAMETERS[name][4])
     structure_keys = {k for s in structures for k in STRUCTURES[s]}
@@ -175,10 +155,10 @@ def _read_grid(t: Table, space: SearchSpace) -> Grid:
             raise t.error(name, "unknown key" + did_you_mean(name, valid) + known_list(valid))
         if not isinstance(value, list) or not value:
             raise t.error(name, f"expected a non-empty list of levels, got {type_name(value)}")
-        struct = next((s for s, keys in STRUCTURES.items() if name in keys), None)
+        struct = next((s for s in space.layers if name in structure_keys(s)), None)
         if struct is not None:
             ls = space.layers[struct]
-            rng = ls.count if name == STRUCTURES[struct][0] else ls.size
+            rng = ls.count if name == structure_keys(struct)[0] else ls.size
         else:
             rng = space.params[name]
         for v in value:
@@ -305,7 +285,7 @@ def _check_name(t: Table, name: str) -> str:
     return name
 
 
-SECTIONS = ("problem", "dataset", "model", "space", "grid", "objectives", "constraints", "search",
+SECTIONS = ("problem", "dataset", "model", "task", "space", "grid", "objectives", "constraints", "search",
             "evaluation", "energy", "output")
 
 
@@ -322,6 +302,9 @@ def parse_problem(data: Mapping, source: str = "<python>", base_dir: Path | None
     description = p.get("description", str, "")
     p.finish()
     dataset = _read_dataset(root.table("dataset"), base_dir)
+    if "task" in root.data:
+        return _with_own_task(root, base_dir, dict(name=name, seed=seed, description=description, dataset=dataset,
+                                                   source=source, text=text))
     m = root.table("model")
     family = m.get("family", str, "mlp", choices=MODEL_FAMILIES)
     m.finish()
@@ -342,6 +325,24 @@ def parse_problem(data: Mapping, source: str = "<python>", base_dir: Path | None
     return Problem(name=name, seed=seed, description=description, dataset=dataset, model=ModelConfig(family),
                    space=space, grid=grid, objectives=objectives, constraints=constraints, search=search,
                    evaluation=evaluation, energy=energy, output=output, source=source, text=text)
+
+
+def _with_own_task(root: Table, base_dir: Path | None, fields: dict) -> Problem:
+    """The rest of a problem whose ``[task]`` is the user's own (see :mod:`.custom`)."""
+    if "model" in root.data:
+        raise ProblemError(root.source, "model", "a problem with [task] builds its own model; remove [model]")
+    task = custom.read_task(root.table("task"), base_dir)
+    space = custom.read_space(root.table("space"))
+    grid = _read_grid(root.table("grid"), space) if "grid" in root.data else None
+    if "objectives" not in root.data:
+        raise ProblemError(root.source, "objectives", "a problem with [task] names its objectives, e.g. "
+                           'accuracy = "max" and inference_energy_j_per_1k = "min"')
+    return Problem(**fields, task=task, space=space, grid=grid,
+                   objectives=custom.read_metric_objectives(root.table("objectives")),
+                   constraints=custom.read_metric_constraints(root.table("constraints")),
+                   search=_read_search(root.table("search")),
+                   evaluation=_read_evaluation(root.table("evaluation"), base_dir),
+                   energy=_read_energy(root.table("energy")), output=_read_output(root.table("output"), base_dir))
 
 
 def bundled_problems() -> dict[str, Path]:

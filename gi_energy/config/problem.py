@@ -19,7 +19,7 @@ from typing import Any
 from .space import Grid, SearchSpace
 
 BUILTIN_DATASETS = ("digits", "breast_cancer", "wine", "iris")
-DATASET_SOURCES = BUILTIN_DATASETS + ("csv", "synthetic")
+DATASET_SOURCES = BUILTIN_DATASETS + ("csv", "synthetic", "npz", "loader")
 MODEL_FAMILIES = ("mlp", "cnn")
 ACTIVATIONS = ("relu", "tanh", "gelu", "sigmoid", "elu", "leaky_relu")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
@@ -75,11 +75,50 @@ class DatasetConfig:
     n_features: int = 20
     n_informative: int = 10
     n_classes: int = 2
+    # source "npz": ``path`` holds arrays x, y (or x_train, y_train, x_val, ...).
+    # source "loader": ``loader`` as written ("package.module:load" or "file.py:load");
+    # ``loader_module`` or ``path`` (the file) and ``loader_name`` say where it is.
+    loader: str | None = None
+    loader_module: str | None = None
+    loader_name: str | None = None
+    labels: str = "classes"  # "classes" (stratified splits) or "values" (regression targets)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     family: str = "mlp"
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """``[task]``: a task of the user's own instead of a built-in ``[model] family``.
+
+    ``entry`` as written: ``"package.module:Name"`` (imported by name) or
+    ``"file.py:Name"`` (``file`` is then that path, resolved against the problem file).
+    ``options`` are keyword arguments of the task's constructor, as sorted (key, value)
+    pairs so the config stays hashable. ``declared`` is filled in when the task is loaded
+    (:func:`gi_energy.tasks.loader.bind`): its version and metric names, part of the
+    store key with a digest of the source file that defines it.
+    """
+
+    entry: str
+    module: str | None = None
+    file: Path | None = None
+    name: str = ""
+    options: tuple[tuple[str, Any], ...] = ()
+    declared: str | None = None
+
+    def source_file(self) -> Path | None:
+        """The file that defines the task (found without importing it), None if unknown."""
+        if self.file is not None:
+            return self.file
+        import importlib.util
+
+        try:
+            spec = importlib.util.find_spec(self.module or "")
+        except (ImportError, ValueError):
+            return None
+        return Path(spec.origin) if spec is not None and spec.origin else None
 
 
 @dataclass(frozen=True)
@@ -143,6 +182,7 @@ class Problem:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     energy: EnergyConfig = field(default_factory=EnergyConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    task: TaskConfig | None = None
     source: str = "<python>"
     text: str = ""
 
@@ -157,6 +197,11 @@ class Problem:
         d = dataclasses.asdict(self.dataset)
         if d["path"] is not None:
             d["path"] = _file_digest(Path(d["path"]))
+        for key in ("loader", "loader_module", "loader_name", "labels"):
+            if d[key] is None or (key == "labels" and d[key] == "classes"):
+                del d[key]  # absent as before they existed: stores made then stay valid
+        if self.dataset.loader_module is not None:
+            d["loader_source"] = _module_digest(self.dataset.loader_module)
         ev = self.evaluation
         payload = {
             "dataset": d,
@@ -165,6 +210,13 @@ class Problem:
             "min_inference_s": ev.min_inference_s,
             "fingerprint_version": 1,
         }
+        if self.task is not None:
+            # Results of different code never mix: the entry, its options, what it declared
+            # (version, metric names) and the bytes of the file that defines it.
+            src = self.task.source_file()
+            payload["task"] = {"entry": self.task.entry, "options": self.task.options,
+                               "declared": self.task.declared,
+                               "source": None if src is None else _file_digest(src)}
         text = json.dumps(payload, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -183,6 +235,17 @@ class Problem:
         if self.text:
             return self.text
         return f'# built in Python\n[problem]\nname = "{self.name}"\nseed = {self.seed}\n'
+
+
+def _module_digest(module: str) -> str | None:
+    """The digest of an importable module's source file, found without importing it."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    return None if spec is None or not spec.origin else _file_digest(Path(spec.origin))
 
 
 def _file_digest(path: Path) -> str:

@@ -28,6 +28,12 @@ STRUCTURES: dict[str, tuple[str, str]] = {
 }
 
 
+def structure_keys(name: str) -> tuple[str, str]:
+    """The (layer count, per-layer size) keys of structure ``name``: the built-in ones
+    above, ``<name>_layers`` and ``<name>_size`` for a structure of a user's task."""
+    return STRUCTURES.get(name, (f"{name}_layers", f"{name}_size"))
+
+
 @dataclass(frozen=True)
 class IntRange:
     """Integers in [low, high]; ``log`` steps and samples on a log scale."""
@@ -300,7 +306,7 @@ class SearchSpace:
     def names(self) -> list[str]:
         out = []
         for n in self.layers:
-            out += list(STRUCTURES[n])
+            out += list(structure_keys(n))
         return out + list(self.params)
 
 
@@ -322,7 +328,7 @@ class Grid:
         base = space.default()
         axes: list[tuple[str, tuple]] = []
         for name in space.layers:
-            count_key, size_key = STRUCTURES[name]
+            count_key, size_key = structure_keys(name)
             ls = space.layers[name]
             counts = self.levels.get(count_key, (len(base.layers[name]),))
             sizes = self.levels.get(size_key, (ls.size.center(),))

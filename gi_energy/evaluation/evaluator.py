@@ -39,6 +39,7 @@ from collections.abc import Callable, Sequence
 from gi_energy.config.problem import Problem
 from gi_energy.config.space import Genome
 from gi_energy.errors import GiEnergyError
+from gi_energy.tasks.loader import bind
 from gi_energy.tasks.results import Evaluation, Outcome
 from gi_energy.tasks.training import resolve_device
 
@@ -121,6 +122,7 @@ class Evaluator:
             if workers < 1:
                 raise GiEnergyError(f"workers must be >= 1, got {workers}")
             problem = problem.with_overrides(evaluation={"workers": int(workers)})
+        problem = bind(problem)  # a user's task: imported and checked here, by name in each worker
         self.problem = problem
         self.store = store
         self.task = task

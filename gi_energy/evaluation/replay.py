@@ -14,10 +14,11 @@ import math
 from collections.abc import Callable, Iterable, MutableMapping
 from pathlib import Path
 
-from gi_energy.config.space import STRUCTURES, Choice, Fixed, Genome, LayerSpace, SearchSpace
+from gi_energy.config.space import Choice, Fixed, Genome, LayerSpace, SearchSpace, structure_keys
 from gi_energy.errors import GiEnergyError, UsageError
 from gi_energy.meters.reading import Reading
 from gi_energy.runs.rundir import RunDirectory
+from gi_energy.tasks.loader import bind
 from gi_energy.tasks.results import Evaluation, Outcome
 
 OnResult = Callable[[Evaluation, bool], None]
@@ -39,6 +40,7 @@ class ReplayEvaluator:
     replayed = True
 
     def __init__(self, problem, grid_run_dir):
+        problem = bind(problem)  # a user's task: its declared identity is in the fingerprint
         self.problem = problem
         self.run = RunDirectory.open(grid_run_dir)
         info = self.run.read_run_json()
@@ -126,7 +128,7 @@ class ReplayEvaluator:
         for name in space.layers:
             structures = [g.layers.get(name) for g in genomes]
             if any(s is None for s in structures):
-                raise UsageError(f"{self.source}: the grid run has no {STRUCTURES[name][0]} structure")
+                raise UsageError(f"{self.source}: the grid run has no {structure_keys(name)[0]} structure")
             counts = sorted({len(s) for s in structures})
             sizes = sorted({x for s in structures for x in s})
             layers[name] = LayerSpace(count=Choice(tuple(counts)), size=Choice(tuple(sizes) or (1,)), uniform=True)

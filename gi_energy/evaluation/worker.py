@@ -40,17 +40,10 @@ import torch
 from gi_energy.config.problem import EnergyConfig, Problem
 from gi_energy.config.space import Genome
 from gi_energy.errors import MeterError
+from gi_energy.tasks.loader import task_from
 from gi_energy.tasks.results import Evaluation
-from gi_energy.tasks.training import (
-    DeviceData,
-    configure_determinism,
-    evaluate_genome,
-    resolve_device,
-    threads_per_worker,
-    to_device,
-    warm_up,
-    worker_label,
-)
+from gi_energy.tasks.run import run_task, worker_label
+from gi_energy.tasks.training import configure_determinism, resolve_device, threads_per_worker
 
 # Held around each whole evaluation (see the module docstring).
 _EVALUATION_LOCK = threading.Lock()
@@ -81,14 +74,19 @@ def worker_threads(problem: Problem) -> int:
 
 
 @functools.lru_cache(maxsize=4)
-def device_data(dataset_config, seed: int, device: str, family: str) -> DeviceData:
-    """The problem's splits on ``device``, loaded once per process and (config, seed), with
-    torch warmed up for ``family`` so the first evaluation's windows are not charged for it."""
+def task_data(task_config, family: str, source: str, dataset_config, seed: int, device: str):
+    """What the problem's task reads as ``trial.data``: the dataset's splits, loaded once
+    per process and (task, dataset, seed, device), then given to :meth:`Task.prepare` (the
+    built-in tasks put them on ``device`` and warm torch up, so the first evaluation's
+    windows are not charged for it)."""
     from gi_energy.problems.datasets import load_dataset
 
-    data = to_device(load_dataset(dataset_config, seed), device)
-    warm_up(data, family)
-    return data
+    return task_from(task_config, family, source).prepare(load_dataset(dataset_config, seed), device)
+
+
+def _data(problem: Problem, device: str):
+    return task_data(problem.task, problem.model.family, problem.source, problem.dataset,
+                     problem.evaluation.seed, device)
 
 
 @functools.lru_cache(maxsize=4)
@@ -100,13 +98,13 @@ def worker_meter(energy: EnergyConfig, device: str):
     return create_meter(energy, device=device, cuda_sync=sync)
 
 
-def prepare(problem: Problem) -> tuple[DeviceData, object]:
+def prepare(problem: Problem) -> tuple[object, object]:
     """Set this process's threads and load its dataset and meter (cached): the work a new
     worker does once, before any evaluation's clock starts. Returns (data, meter)."""
     device = resolve_device(problem.evaluation.device)
     configure_determinism(device)  # before the first CUDA use (cuBLAS reads its env then)
     torch.set_num_threads(worker_threads(problem))
-    data = device_data(problem.dataset, problem.evaluation.seed, device, problem.model.family)
+    data = _data(problem, device)
     return data, worker_meter(problem.energy, device)
 
 
@@ -131,8 +129,9 @@ def _run_evaluation(problem: Problem, genome: Genome, repeat: int, meter) -> Eva
         else:
             configure_determinism(device)
             torch.set_num_threads(worker_threads(problem))
-            data = device_data(problem.dataset, problem.evaluation.seed, device, problem.model.family)
-        return evaluate_genome(problem, genome, repeat, data=data, meter=meter)
+            data = _data(problem, device)
+        task = task_from(problem.task, problem.model.family, problem.source)
+        return run_task(task, problem, genome, repeat, data=data, meter=meter, device=device)
     except Exception as exc:  # noqa: BLE001 - every failure is data for the search
         last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
         where = f" (at {last[0].filename.rsplit('/', 1)[-1]}:{last[0].lineno})" if last else ""

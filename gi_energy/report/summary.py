@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gi_energy.config.problem import Problem
-from gi_energy.config.space import STRUCTURES
+from gi_energy.config.space import structure_keys
 
 
 def describe_problem(p: Problem) -> str:
@@ -14,10 +14,14 @@ def describe_problem(p: Problem) -> str:
     if p.description:
         lines.append(f"  {p.description}")
     lines.append(f"dataset   {ds.describe()}")
-    lines.append(f"model     {p.model.family}")
+    if p.task is None:
+        lines.append(f"model     {p.model.family} (built-in task)")
+    else:
+        opts = ", ".join(f"{k}={v!r}" for k, v in p.task.options)
+        lines.append(f"task      {p.task.entry}" + (f" ({opts})" if opts else ""))
     lines.append("space")
     for name, ls in p.space.layers.items():
-        count_key, size_key = STRUCTURES[name]
+        count_key, size_key = structure_keys(name)
         lines.append(f"  {count_key:20s} {ls.count.describe()}")
         lines.append(f"  {size_key:20s} {ls.size.describe()}  (per layer)")
     for name, param in p.space.params.items():

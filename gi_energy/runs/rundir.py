@@ -82,6 +82,23 @@ def _machine() -> dict:
             "platform": platform.platform()}
 
 
+def check_identity(run_dir, info: Mapping, current: Mapping) -> None:
+    """Refuse to resume a run with a problem whose run identity
+    (:func:`gi_energy.config.identity.run_identity`) differs from the one its run.json
+    records, naming the keys that differ. A run recorded before identities were is only
+    held to its fingerprint (checked by the caller)."""
+    from gi_energy.config.identity import describe_keys, identity_differences
+
+    recorded = info.get("identity")
+    if not isinstance(recorded, Mapping):
+        return
+    keys = identity_differences(recorded, current)
+    if keys:
+        raise UsageError(f"{run_dir}: the problem differs from the one this run holds in {describe_keys(keys)}; "
+                         f"a resume runs the run's own problem: resume with {Path(run_dir) / PROBLEM_TOML}, "
+                         "or start a new run")
+
+
 # ---------------------------------------------------------------- the directory
 
 

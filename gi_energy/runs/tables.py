@@ -11,22 +11,25 @@ from pathlib import Path
 
 import numpy as np
 
-from gi_energy.config.space import STRUCTURES, Genome
+from gi_energy.config.space import Genome, structure_keys
 from gi_energy.meters.reading import Reading
 from gi_energy.tasks.results import Evaluation, Outcome
 
 from .files import atomic_open
 
-# evaluations.csv columns after the readable genome columns. The *_json columns carry
-# what a flat cell cannot (genome, full readings) so an Evaluation rebuilds exactly.
+# evaluations.csv columns after the readable genome columns (and the task's own metrics,
+# each under its own name). The *_json columns carry what a flat cell cannot (genome,
+# full readings, the task's metrics) so an Evaluation rebuilds exactly. Validation
+# accuracy is "val_accuracy" (the objective "accuracy"); files written before the rename
+# call it "accuracy" and still read.
 METRIC_COLUMNS = (
-    "repeat", "status", "reason", "accuracy", "test_accuracy",
+    "repeat", "status", "reason", "val_accuracy", "test_accuracy",
     "train_energy_j", "inference_energy_j", "inference_energy_j_per_1k", "energy_spent_j",
     "train_backend", "train_scope", "train_measured",
     "inference_backend", "inference_scope", "inference_measured",
     "train_time_s", "inference_time_s", "inference_samples", "wall_time_s",
     "params", "flops_per_sample", "co2_g", "device", "worker", "cached", "spent",
-    "genome_json", "train_json", "inference_json", "extra_json",
+    "genome_json", "train_json", "inference_json", "extra_json", "metrics_json",
 )
 
 
@@ -35,7 +38,7 @@ _INT_FIELDS = {"repeat": "repeat", "inference_samples": "inference_samples", "pa
 
 
 # csv column -> Evaluation field
-_FLOAT_FIELDS = {"accuracy": "val_accuracy", "test_accuracy": "test_accuracy", "train_time_s": "train_time_s",
+_FLOAT_FIELDS = {"val_accuracy": "val_accuracy", "test_accuracy": "test_accuracy", "train_time_s": "train_time_s",
                  "inference_time_s": "inference_time_s", "co2_g": "co2_g", "wall_time_s": "wall_time_s"}
 
 
@@ -77,7 +80,7 @@ def genome_columns(genome: Genome) -> dict[str, object]:
     hyperparameter by name."""
     cols: dict[str, object] = {}
     for name, sizes in genome.layers.items():
-        count_key, size_key = STRUCTURES.get(name, (f"{name}_layers", name))
+        count_key, size_key = structure_keys(name)
         cols[count_key] = len(sizes)
         cols[size_key + "s"] = "-".join(map(str, sizes))
     cols.update(genome.values)
@@ -116,7 +119,7 @@ def evaluation_row(ev: Evaluation, index: int, cached: bool, spent: bool | None 
     row.update(genome_columns(ev.genome))
     row.update({
         "repeat": ev.repeat, "status": ev.status, "reason": ev.reason,
-        "accuracy": ev.val_accuracy, "test_accuracy": ev.test_accuracy,
+        "val_accuracy": ev.val_accuracy, "test_accuracy": ev.test_accuracy,
         "train_energy_j": ev.train_energy_j, "inference_energy_j": inf_j,
         "inference_energy_j_per_1k": ev.inference_energy_j_per_1k, "energy_spent_j": ev.energy_spent_j,
         "train_time_s": ev.train_time_s, "inference_time_s": ev.inference_time_s,
@@ -128,7 +131,10 @@ def evaluation_row(ev: Evaluation, index: int, cached: bool, spent: bool | None 
         "train_json": None if ev.train is None else json.dumps(ev.train.to_dict(), sort_keys=True),
         "inference_json": None if ev.inference is None else json.dumps(ev.inference.to_dict(), sort_keys=True),
         "extra_json": json.dumps(dict(ev.extra), sort_keys=True),
+        "metrics_json": json.dumps(dict(ev.metrics), sort_keys=True) if ev.metrics else None,
     })
+    for name, value in ev.metrics.items():
+        row.setdefault(name, value)  # readable; never over a genome or built-in column
     for window, reading in (("train", ev.train), ("inference", ev.inference)):
         if reading is not None:
             row[f"{window}_backend"] = reading.backend
@@ -147,13 +153,25 @@ def evaluation_from_row(row: Mapping[str, str]) -> Evaluation:
         kw["repeat"] = 0
     for col, fname in _FLOAT_FIELDS.items():
         kw[fname] = _parse_float(row.get(col, ""))
+    if "val_accuracy" not in row:  # written before the column was renamed
+        kw["val_accuracy"] = _parse_float(row.get("accuracy", ""))
     for window in ("train", "inference"):
         text = row.get(f"{window}_json", "")
         kw[window] = Reading.from_dict(json.loads(text)) if text else None
     kw["device"] = row.get("device", "cpu") or "cpu"
     kw["worker"] = row.get("worker", "")
     kw["extra"] = json.loads(row.get("extra_json") or "{}")
+    kw["metrics"] = json.loads(row.get("metrics_json") or "{}")
     return Evaluation(**kw)
+
+
+def task_metric_columns(rows: Iterable[Evaluation]) -> list[str]:
+    """The task's own metric names over ``rows``, in first-seen order (their columns)."""
+    seen: dict[str, None] = {}
+    for ev in rows:
+        for name in ev.metrics:
+            seen.setdefault(name, None)
+    return list(seen)
 
 
 def front_row(outcome: Outcome, index: int, objectives: Mapping[str, str]) -> dict[str, object]:

@@ -22,15 +22,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from gi_energy.config.identity import run_identity
 from gi_energy.config.parse import load_problem
 from gi_energy.config.problem import Problem, SearchConfig
 from gi_energy.errors import UsageError
-from gi_energy.evaluation.store import default_store_path
+from gi_energy.evaluation.store import default_store_path, resume_store_path
 from gi_energy.report.plots import write_front_png
 from gi_energy.report.progress import Progress, format_energy, meter_line, progress_for
 from gi_energy.report.run import RunResult
 from gi_energy.runs.journal import TrainedJournal
-from gi_energy.runs.rundir import evaluator_settings
+from gi_energy.runs.lock import RunLock
+from gi_energy.runs.pacing import Pacer
+from gi_energy.runs.rundir import check_identity, evaluator_settings
 from gi_energy.tasks.results import Outcome
 
 from .checkpoint import Checkpoint, CheckpointWriter, load_checkpoint
@@ -125,6 +128,13 @@ def _resume_problem(problem: Problem, info: Mapping, recorded: Mapping, seed: in
                              f"drop {_arg(k, v, cli)}, or start a new run")
         kept[k] = v
     return dataclasses.replace(problem, search=dataclasses.replace(problem.search, **kept))
+
+
+def _searched(problem: Problem, evaluator) -> Problem:
+    """``problem`` as the search runs it: a replay can only answer points of its grid, so
+    the search explores the grid's restricted space."""
+    restrict = getattr(evaluator, "restrict", None)
+    return dataclasses.replace(problem, space=restrict(problem.space)) if callable(restrict) else problem
 
 
 def _replay_source(evaluator) -> str | None:
@@ -240,15 +250,25 @@ def evolve(
         problem = dataclasses.replace(problem, search=dataclasses.replace(problem.search, **overrides))
 
     owned: list[Any] = []
+    if resume is not None:
+        # The problem as it will run (a replay searches its grid's part of the space)
+        # against the one the run holds; then, before the first write, the lock: a second
+        # resume of the folder stops here, having touched nothing.
+        check_identity(rd.path, info, run_identity(_searched(problem, evaluator), "evolve"))
+        owned.append(RunLock(rd.path).acquire())
     store_path: Path | None = None
     if evaluator is None:
-        store_path = default_store_path(problem, store)
-        evaluator, store_obj = _default_evaluator(problem, store_path)
-        owned = [evaluator, store_obj]
-    restrict = getattr(evaluator, "restrict", None)
-    if callable(restrict):
-        # A replay can only answer points of its grid: search the grid's restricted space.
-        problem = dataclasses.replace(problem, space=restrict(problem.space))
+        try:
+            # A resume uses the store its run.json records (absolute), wherever it starts from.
+            store_path = default_store_path(problem, store) if resume is None else \
+                resume_store_path(problem, store, info, rd.path)
+            evaluator, store_obj = _default_evaluator(problem, store_path)
+        except BaseException:
+            for thing in owned:
+                thing.close()
+            raise
+        owned += [evaluator, store_obj]
+    problem = _searched(problem, evaluator)
 
     try:
         termination = from_config(problem.search)
@@ -263,9 +283,11 @@ def evolve(
                 raise UsageError(f"{path} already holds a run; continue it with resume={str(path)!r}, "
                                  "or choose another out=")
             rd = RunDirectory.create(path, problem, "evolve", run_settings)
+            owned.insert(0, RunLock(rd.path).acquire())
+            rd.update_run_json(identity=run_identity(problem, "evolve"))
         return _run(problem, evaluator, termination, rd, checkpoint, progress, plot)
     finally:
-        for thing in owned:
+        for thing in reversed(owned):  # the run directory's lock last, once the workers are gone
             thing.close()
 
 
@@ -290,11 +312,15 @@ def _run_search(problem: Problem, evaluator: EvaluatorLike, termination: AnyOf, 
         search.restore(checkpoint)
     last: list[Checkpoint] = [checkpoint] if checkpoint is not None else []
     writer = CheckpointWriter(rd.path)
+    pacer = Pacer()
 
     def after_generation() -> None:
         ckpt = search.checkpoint(problem.seed)
         writer.save(ckpt)
         last[:] = [ckpt]
+        # Results so far, so a run killed later (even kill -9) can still be compared.
+        pacer.maybe(lambda: rd.write_results(search.outcomes, problem.objectives, search.history,
+                                             constraints=problem.constraints, spent=_spent_set(search)))
         rd.update_run_json(generation=search.generation, totals=_totals_json(search),
                            hypervolume_reference=_reference_json(search, problem))
 

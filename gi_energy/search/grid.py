@@ -16,9 +16,10 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+from gi_energy.config.identity import run_identity
 from gi_energy.config.space import Genome
 from gi_energy.errors import ProblemError, UsageError
-from gi_energy.evaluation.store import default_store_path
+from gi_energy.evaluation.store import default_store_path, resume_store_path
 from gi_energy.pareto import front_outcomes, ok_points
 from gi_energy.report.indicators import hypervolume
 from gi_energy.report.plots import write_front_png
@@ -32,7 +33,8 @@ from gi_energy.report.progress import (
 from gi_energy.report.run import RunResult
 from gi_energy.runs.files import default_run_dir, now_iso
 from gi_energy.runs.journal import TrainedJournal
-from gi_energy.runs.rundir import RunDirectory, evaluator_settings
+from gi_energy.runs.lock import RunLock
+from gi_energy.runs.rundir import RunDirectory, check_identity, evaluator_settings
 from gi_energy.tasks.results import Evaluation, Outcome
 
 Echo = Callable[[str], None]
@@ -113,7 +115,9 @@ def run_grid(problem, *, out=None, store=None, workers: int | None = None, resum
     genomes = grid_genomes(problem)
     objectives = dict(problem.objectives)
     n_workers = problem.evaluation.workers
-    store_path = default_store_path(problem, store)
+    # The store a resumed run recorded (absolute), wherever it is resumed from.
+    store_path = None if evaluator is not None else default_store_path(problem, store) if resume is None \
+        else resume_store_path(problem, store, RunDirectory.open(resume).read_run_json(), resume)
 
     with contextlib.ExitStack() as stack:
         store_obj = None
@@ -125,7 +129,7 @@ def run_grid(problem, *, out=None, store=None, workers: int | None = None, resum
             check_data(problem)
             store_obj = stack.enter_context(Store(store_path))
         if resume is not None:
-            rd, done, history, ref = _reopen(problem, resume, genomes)
+            rd, done, history, ref = _reopen(problem, resume, genomes, stack)
         else:
             path = Path(out) if out is not None else default_run_dir(problem, "grid", problem.output.directory)
             if (path / "run.json").exists():
@@ -136,6 +140,8 @@ def run_grid(problem, *, out=None, store=None, workers: int | None = None, resum
                         "levels": {k: list(v) for k, v in problem.grid.levels.items()},
                         "constraints": dict(problem.constraints)}
             rd = RunDirectory.create(path, problem, "grid", settings)
+            stack.enter_context(RunLock(rd.path))
+            rd.update_run_json(identity=run_identity(problem, "grid"))
             done, history, ref = [], [], None
 
         echo(f"grid: {len(genomes)} points of {problem.name} ({n_workers} worker{'s' * (n_workers != 1)}); "
@@ -152,7 +158,7 @@ def run_grid(problem, *, out=None, store=None, workers: int | None = None, resum
         return _run(problem, rd, genomes, done, history, ref, evaluator, objectives, echo, warn)
 
 
-def _reopen(problem, resume, genomes):
+def _reopen(problem, resume, genomes, stack: contextlib.ExitStack):
     rd = RunDirectory.open(resume)
     info = rd.read_run_json()
     if info.get("command") != "grid":
@@ -160,6 +166,9 @@ def _reopen(problem, resume, genomes):
     if info.get("fingerprint") not in (None, problem.fingerprint()):
         raise UsageError(f"{resume}: recorded for another problem setup (fingerprint {info.get('fingerprint')}, "
                          f"this problem {problem.fingerprint()})")
+    check_identity(rd.path, info, run_identity(problem, "grid"))
+    # Before the first write: a second resume of the folder stops here, touching nothing.
+    stack.enter_context(RunLock(rd.path))
     wanted = {g.key for g in genomes}
     done = [o for o in rd.read_outcomes() if o.key in wanted] if rd.has_results() else []
     if not TrainedJournal(rd.path).exists():

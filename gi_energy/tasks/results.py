@@ -40,6 +40,8 @@ class Evaluation:
     device: str = "cpu"
     worker: str = ""
     extra: Mapping[str, float] = field(default_factory=dict)
+    # Metrics a task of the user's own returned, by the names it gave them.
+    metrics: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -78,17 +80,10 @@ class Evaluation:
         return all(r is not None and r.measured for r in (self.train, self.inference))
 
     def metric(self, name: str) -> float | None:
-        """A metric by the name used in [objectives] / [constraints]; None if missing."""
-        value = {
-            "accuracy": self.val_accuracy,
-            "test_accuracy": self.test_accuracy,
-            "train_energy_j": self.train_energy_j,
-            "inference_energy_j_per_1k": self.inference_energy_j_per_1k,
-            "train_time_s": self.train_time_s,
-            "inference_time_s_per_1k": self.inference_time_s_per_1k,
-            "params": self.params,
-            "flops_per_sample": self.flops_per_sample,
-        }[name]
+        """A metric by the name used in [objectives] / [constraints]: a built-in one, else
+        one the task returned; None if missing."""
+        getter = BUILTIN_METRICS.get(name)
+        value = getter(self) if getter is not None else self.metrics.get(name)
         if value is None or (isinstance(value, float) and not math.isfinite(value)):
             return None
         return float(value)
@@ -99,6 +94,7 @@ class Evaluation:
         d["train"] = None if self.train is None else self.train.to_dict()
         d["inference"] = None if self.inference is None else self.inference.to_dict()
         d["extra"] = dict(self.extra)
+        d["metrics"] = dict(self.metrics)
         return d
 
     @classmethod
@@ -108,6 +104,7 @@ class Evaluation:
         d["train"] = None if d.get("train") is None else Reading.from_dict(d["train"])
         d["inference"] = None if d.get("inference") is None else Reading.from_dict(d["inference"])
         d["extra"] = dict(d.get("extra") or {})
+        d["metrics"] = dict(d.get("metrics") or {})
         return cls(**d)
 
     def to_json(self) -> str:
@@ -116,6 +113,19 @@ class Evaluation:
     @classmethod
     def from_json(cls, text: str) -> Evaluation:
         return cls.from_dict(json.loads(text))
+
+
+# The metrics every evaluation has, by the names problem files use.
+BUILTIN_METRICS = {
+    "accuracy": lambda e: e.val_accuracy,
+    "test_accuracy": lambda e: e.test_accuracy,
+    "train_energy_j": lambda e: e.train_energy_j,
+    "inference_energy_j_per_1k": lambda e: e.inference_energy_j_per_1k,
+    "train_time_s": lambda e: e.train_time_s,
+    "inference_time_s_per_1k": lambda e: e.inference_time_s_per_1k,
+    "params": lambda e: e.params,
+    "flops_per_sample": lambda e: e.flops_per_sample,
+}
 
 
 def objective_vector(source: Evaluation | Outcome, objectives: Mapping[str, str]) -> tuple[float, ...] | None:

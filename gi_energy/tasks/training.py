@@ -9,10 +9,8 @@ deterministic algorithms (warning, not failing, where an op has none) and cuBLAS
 fixed workspace (``CUBLAS_WORKSPACE_CONFIG``, read when cuBLAS initialises, so the
 evaluator sets it in each worker process before CUDA is used). CPU runs are left alone.
 
-Two meter windows are opened: one around the training loop, one around inference, which
-predicts the whole test set repeatedly until ``min_inference_s`` has passed so that even
-tiny models give a window long enough to meter; joules per 1000 samples are then
-``energy_j * 1000 / inference_samples`` (see :class:`gi_energy.tasks.results.Evaluation`).
+The built-in tasks (:mod:`.builtin`) train with :func:`fit` inside the training window
+and predict the test set with :func:`predict` inside the inference window.
 """
 
 from __future__ import annotations
@@ -20,8 +18,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import socket
-import time
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -32,13 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gi_energy.config.problem import EnergyConfig, EvaluationConfig, Problem
+from gi_energy.config.problem import EvaluationConfig
 from gi_energy.config.space import Genome
-from gi_energy.problems.models import build_model, count_params, flops_per_sample
+from gi_energy.problems.models import build_model
 
-from .results import Evaluation
-
-JOULES_PER_KWH = 3.6e6
 # Rows predicted per forward call in inference and accuracy: the whole test set of the
 # bundled problems in one call, while a huge CSV test set stays within memory.
 PREDICT_CHUNK_ROWS = 8192
@@ -345,30 +338,6 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         return int((predict(model, x) == y).sum()) / max(1, int(y.shape[0]))
 
 
-def measure_inference(model: nn.Module, x: torch.Tensor, meter, *, min_duration_s: float,
-                      sync: Callable[[], None]) -> tuple[Any, float, int]:
-    """Predict ``x`` repeatedly inside one meter window until ``min_duration_s`` has passed
-    (at least once).
-
-    Returns (reading, seconds inside the loop, samples predicted in total).
-    """
-    model.eval()
-    samples = 0
-    with torch.inference_mode():
-        predict(model, x[: min(len(x), 64)])  # warm-up (allocator, kernels) outside the window
-        sync()
-        with meter.window() as window:
-            start = time.perf_counter()
-            while True:
-                predict(model, x)
-                sync()
-                samples += x.shape[0]
-                elapsed = time.perf_counter() - start
-                if elapsed >= min_duration_s:
-                    break
-    return window.reading, elapsed, samples
-
-
 def warm_up(data: DeviceData, family: str) -> None:
     """Train and predict a throwaway model of ``family`` on a few rows of ``data``.
 
@@ -386,69 +355,3 @@ def warm_up(data: DeviceData, family: str) -> None:
         fit(model, x, y, epochs=1, batch_size=4, optimizer=make_optimizer(model.parameters(), {}),
             generator=torch.Generator().manual_seed(0))
         accuracy(model, x, y)
-
-
-def co2_grams(energy_j: float | None, energy: EnergyConfig) -> float | None:
-    """Grams of CO2 for ``energy_j`` joules at the configured carbon intensity (g/kWh)."""
-    if energy_j is None:
-        return None
-    return energy_j / JOULES_PER_KWH * energy.carbon_intensity_g_per_kwh
-
-
-def worker_label() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def evaluate_genome(problem: Problem, genome: Genome, repeat: int, *, data: DeviceData,
-                    meter) -> Evaluation:
-    """Build, train and meter one genome for one repeat.
-
-    Returns an Evaluation with status "ok" or "nan" (the loss diverged; the training
-    reading is kept, since that energy was spent). Exceptions propagate: the worker turns
-    them into status "failed" or "crashed" (see worker.py).
-    """
-    wall_start = time.perf_counter()
-    device = data.device
-    configure_determinism(device)
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    values = genome.values
-    seed = derive_seed(problem.evaluation.seed, repeat)
-    cuda_devices = [torch.cuda.current_device()] if device == "cuda" else []
-    # Weight initialisation and dropout draw from torch's default generator (dropout takes
-    # no generator argument); fork_rng scopes the seeded state to this evaluation and gives
-    # the worker's state back afterwards. Shuffling uses its own explicit generator.
-    with torch.random.fork_rng(devices=cuda_devices):
-        torch.manual_seed(seed)
-        model = build_model(problem.model.family, genome, n_features=data.n_features,
-                            n_classes=data.n_classes, image_shape=data.image_shape).to(device)
-        params = count_params(model)
-        flops = flops_per_sample(model, data.n_features)
-        optimizer = make_optimizer(model.parameters(), values)
-        shuffle = torch.Generator().manual_seed(seed)
-        sync()
-        with meter.window() as window:
-            start = time.perf_counter()
-            result = fit(model, data.x_train, data.y_train, epochs=int(values.get("epochs", 20)),
-                         batch_size=int(values.get("batch_size", 64)), optimizer=optimizer,
-                         generator=shuffle)
-            sync()
-            train_time_s = time.perf_counter() - start
-    train_reading = window.reading
-    common = dict(genome=genome, repeat=repeat, train=train_reading, train_time_s=train_time_s,
-                  params=params, flops_per_sample=flops, device=device, worker=worker_label())
-    extra = {"epochs_run": float(result.epochs_run), "threads": float(torch.get_num_threads())}
-    if result.diverged:
-        return Evaluation(status="nan", reason=f"training loss became {result.last_loss} in epoch "
-                          f"{result.epochs_run}", co2_g=co2_grams(train_reading.energy_j, problem.energy),
-                          wall_time_s=time.perf_counter() - wall_start, extra=extra, **common)
-    val_acc = accuracy(model, data.x_val, data.y_val)
-    test_acc = accuracy(model, data.x_test, data.y_test)
-    inf_reading, inf_time_s, samples = measure_inference(
-        model, data.x_test, meter, min_duration_s=problem.evaluation.min_inference_s, sync=sync)
-    spent = None
-    if train_reading.energy_j is not None and inf_reading.energy_j is not None:
-        spent = train_reading.energy_j + inf_reading.energy_j
-    return Evaluation(status="ok", val_accuracy=val_acc, test_accuracy=test_acc, inference=inf_reading,
-                      inference_time_s=inf_time_s, inference_samples=samples,
-                      co2_g=co2_grams(spent, problem.energy),
-                      wall_time_s=time.perf_counter() - wall_start, extra=extra, **common)
