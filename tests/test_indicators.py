@@ -108,3 +108,9 @@ def test_normaliser_bounds_and_unit_span_for_a_flat_objective():
     with pytest.raises(ValueError) as err:
         Normaliser.from_points(np.zeros((0, 2)))
     assert str(err.value) == "no points to take normalisation bounds from"
+
+
+def test_normaliser_divides_by_a_span_under_one_and_keeps_the_shape_of_nothing():
+    n = Normaliser((0.0, 10.0), (0.5, 30.0))
+    assert n([[0.25, 15.0]]).tolist() == [[0.5, 0.25]]
+    assert n(np.zeros((0, 2))).shape == (0, 2) and n([]).shape == (0, 2)
