@@ -353,3 +353,34 @@ def test_a_lease_whose_heartbeat_stopped_is_stale():
     assert not is_stale(pid, here, None, now, now_s=now)
     assert is_stale(pid, here, None, now - LEASE_TIMEOUT_S - 1, now_s=now)
     assert not is_stale(1, "another-host", None, now, now_s=now)  # another host: only the heartbeat says
+
+
+def test_a_resume_keeps_the_store_its_run_recorded(tmp_path, monkeypatch):
+    from gi_energy.config.problem import Problem
+    from gi_energy.config.space import SearchSpace
+    from gi_energy.errors import UsageError
+    from gi_energy.evaluation.store import default_store_path, resume_store_path
+
+    problem = Problem(name="p", space=SearchSpace(layers={}, params={}))
+    monkeypatch.chdir(tmp_path)
+    assert default_store_path(problem, "s.sqlite") == tmp_path / "s.sqlite"  # recorded absolute
+    store = tmp_path / "s.sqlite"
+    Store(store).close()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    info = {"settings": {"store": str(store)}}
+    assert resume_store_path(problem, None, info, "run") == store
+    assert resume_store_path(problem, str(store), info, "run") == store
+    with pytest.raises(UsageError, match="a resume keeps it"):
+        resume_store_path(problem, "other.sqlite", info, "run")
+    moved = tmp_path / "moved.sqlite"
+    store.rename(moved)
+    with pytest.raises(UsageError, match="does not exist .* pass --store PATH"):
+        resume_store_path(problem, None, info, "run")
+    assert resume_store_path(problem, str(moved), info, "run") == moved  # the store moved: say where
+    # recorded relative by an older version: only where that file exists from here
+    with pytest.raises(UsageError, match="relative to the directory the run started in"):
+        resume_store_path(problem, None, {"store": "s.sqlite"}, "run")
+    Store(elsewhere / "s.sqlite").close()
+    assert resume_store_path(problem, None, {"store": "s.sqlite"}, "run") == elsewhere / "s.sqlite"

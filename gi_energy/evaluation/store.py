@@ -298,9 +298,47 @@ class Store:
 
 def default_store_path(problem, store: str | Path | None) -> Path:
     """--store, else the problem's [output] store, else runs/gi-energy.sqlite under the
-    working directory."""
+    working directory; absolute (a relative path is taken from the working directory),
+    so run.json records a store that a resume from anywhere finds again."""
     if store is not None:
-        return Path(store)
+        return Path(store).absolute()
     if problem.output.store is not None:
-        return Path(problem.output.store)
-    return DEFAULT_STORE
+        return Path(problem.output.store).absolute()
+    return DEFAULT_STORE.absolute()
+
+
+def recorded_store(info) -> str | None:
+    """The store a run directory's run.json records (None: the run used none)."""
+    return info.get("store") or (info.get("settings") or {}).get("store") or None
+
+
+def resume_store_path(problem, store: str | Path | None, info, run_dir) -> Path:
+    """The store a resumed run uses: the one its run.json records, wherever the resume
+    is started from. ``--store`` may only name the same file, or a new place for it when
+    the recorded one no longer exists (the store was moved). A run recorded without a
+    store (by a version that did not say) gets the default of :func:`default_store_path`.
+
+    Runs recorded before stores were recorded as absolute paths hold one relative to the
+    directory the run started in, which they do not say: it is taken from the working
+    directory only where that file exists, never as a new empty store.
+    """
+    recorded = recorded_store(info)
+    if recorded is None:
+        return default_store_path(problem, store)
+    path = Path(recorded)
+    if not path.is_absolute():
+        if store is None and not path.absolute().exists():
+            raise UsageError(f"{run_dir}: run.json records the store as {recorded!r}, relative to the "
+                             f"directory the run started in; from here that is {path.absolute()}, which does "
+                             "not exist: resume from that directory or pass --store PATH")
+        path = path.absolute()
+    if store is not None:
+        given = Path(store).absolute()
+        if given.resolve() != path.resolve() and path.exists():
+            raise UsageError(f"{run_dir} ran on the store {path}; a resume keeps it, so its finished "
+                             f"evaluations are found (drop --store {store}, or start a new run)")
+        return given
+    if not path.exists():
+        raise UsageError(f"{run_dir}: its store {path} does not exist (moved or deleted?); pass "
+                         "--store PATH to say where it is now")
+    return path

@@ -1,0 +1,91 @@
+"""One process at a time in a run directory: an exclusive lock on ``run.lock`` in it.
+
+A run (new or resumed) holds the lock from before its first write to the folder until it
+ends; a second ``--resume`` of the same folder meanwhile is refused at once, having
+touched nothing. The lock is the kernel's (``fcntl.flock`` on an open file), so it goes
+with the process however that ends, ``kill -9`` included: nothing stale is left to
+clean up. The file itself stays (empty of meaning once unlocked); it holds the pid and
+host of the holder, only to name them in the refusal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+from pathlib import Path
+
+from gi_energy.errors import UsageError
+
+from .files import now_iso
+
+LOCK_NAME = "run.lock"
+
+
+class RunDirectoryBusy(UsageError):
+    """Another process is running in this run directory."""
+
+
+class RunLock:
+    """The lock of one run directory; ``acquire()`` or use as a context manager."""
+
+    def __init__(self, run_dir):
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / LOCK_NAME
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        """Take the lock, or raise RunDirectoryBusy naming the holder (never waits)."""
+        if self._fd is not None:
+            return self
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            fd = os.open(self.path, flags, 0o644)
+        except OSError as exc:
+            raise UsageError(f"{self.run_dir}: cannot open its lock file {LOCK_NAME}: {exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise RunDirectoryBusy(f"{self.run_dir} is in use by another gi-energy process{holder}; "
+                                   "wait for it to end (or stop it), then resume") from None
+        except OSError as exc:
+            os.close(fd)
+            raise UsageError(f"{self.run_dir}: cannot lock {LOCK_NAME}: {exc}") from None
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                      "since": now_iso()}).encode() + b"\n", 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    close = release
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _holder(fd: int) -> str:
+    """' (pid 123 on host lab-3, since ...)' from the lock file, or '' if unreadable."""
+    try:
+        info = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+        return f" (pid {int(info['pid'])} on {info['host']}, since {info['since']})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
