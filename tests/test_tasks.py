@@ -331,3 +331,17 @@ def test_a_user_task_from_a_file_runs_on_dask_workers_by_import(tmp_path):
             outcomes = ev.evaluate(genomes)
         assert all(o.ok for o in outcomes), [o.reason for o in outcomes]
         assert all(o.metric("mse") is not None and o.evaluations[0].train.backend == "estimate" for o in outcomes)
+
+
+def test_the_surrogate_encoder_takes_a_user_space():
+    from gi_energy.search.surrogate import GenomeEncoder
+
+    space = parse_problem({"problem": {"name": "x"}, "dataset": {"source": "synthetic"},
+                           "task": {"entry": "gi_energy.tasks.builtin:MLPTask"},
+                           "space": {**SPACE, "flag": [True, False], "kept": 3},
+                           "objectives": {"accuracy": "max", "params": "min"}}).space
+    enc = GenomeEncoder(space)
+    assert "depth.count" in enc.columns and "flag=True" in enc.columns and "kept" not in enc.columns
+    rng = np.random.default_rng(5)
+    for g in (space.sample(rng) for _ in range(20)):
+        assert enc.decode(enc.encode(g)) == g
