@@ -167,3 +167,86 @@ def test_csv_fingerprint_hashes_the_file_once_until_it_changes(tmp_path):
     csv_path.write_text("a,b,y\n1,2,0\n3,4,1\n")
     os.utime(csv_path, ns=(1, 1))  # a different stat, as any edit gives
     assert p.fingerprint() != first  # the data changed, so the fingerprint does
+
+
+# -- one value and one table checked, message by message ---------------------------------
+
+def _check(value, kind, **kw):
+    from gi_energy.config.checks import check_value
+
+    def error(msg):
+        return ValueError(msg)
+
+    return check_value(value, kind, error, **kw)
+
+
+@pytest.mark.parametrize(("value", "kind", "kw", "expected"), [
+    (3, float, {}, 3.0),
+    (2.5, float, {"low": 2.5}, 2.5),                       # the closed bound is allowed
+    (4, int, {"high": 4}, 4),
+    (True, bool, {}, True),
+    ("relu", str, {"choices": ("relu", "tanh")}, "relu"),
+    ("a.csv", "path", {}, "a.csv"),
+])
+def test_check_value_accepts(value, kind, kw, expected):
+    got = _check(value, kind, **kw)
+    assert got == expected and type(got) is type(expected)
+
+
+@pytest.mark.parametrize(("value", "kind", "kw", "message"), [
+    (True, float, {}, "expected a number, got a boolean True"),
+    ("1", float, {}, "expected a number, got a string '1'"),
+    (float("inf"), float, {}, "expected a finite number, got inf"),
+    (float("nan"), float, {}, "expected a finite number, got nan"),
+    (False, int, {}, "expected an integer, got a boolean False"),
+    (1.5, int, {}, "expected an integer, got a number 1.5"),
+    (1, bool, {}, "expected true or false, got an integer 1"),
+    ("", str, {}, "expected a non-empty string, got a string ''"),
+    (3, "path", {}, "expected a non-empty string, got an integer 3"),
+    ([1], str, {}, "expected a non-empty string, got a list [1]"),
+    ("rellu", str, {"choices": ("relu", "tanh")},
+     "expected one of 'relu', 'tanh', got 'rellu' (did you mean \"relu\"?)"),
+    ("x", str, {"choices": ("relu", "tanh")}, "expected one of 'relu', 'tanh', got 'x'"),
+    (0.0, float, {"low": 0.0, "low_open": True}, "expected a value > 0.0, got 0.0"),
+    (-1, int, {"low": 0}, "expected a value >= 0, got -1"),
+    (5, int, {"high": 4}, "expected a value <= 4, got 5"),
+])
+def test_check_value_refuses_with_the_message(value, kind, kw, message):
+    with pytest.raises(ValueError) as err:
+        _check(value, kind, **kw)
+    assert str(err.value) == message
+
+
+def test_a_table_names_the_file_and_the_key_path():
+    from gi_energy.config.checks import Table, known_list, type_name
+
+    t = Table({"population": 8, "extra": {"x": 1}, "typo": 1}, "p.toml", "search")
+    assert t.key("population") == "search.population"
+    assert t.get("population", int, low=2) == 8
+    assert t.get("generations", int, 10) == 10
+    assert t.has("typo") and not t.has("generations")
+    with pytest.raises(ProblemError) as err:
+        t.get("seed", int, required=True)
+    assert str(err.value) == "p.toml: [search.seed] is required (an integer)"
+    assert t.table("extra").key("x") == "search.extra.x"
+    assert t.raw("typo") == 1
+    t.finish()  # every key was taken
+    with pytest.raises(ProblemError) as err:
+        Table({"populaton": 8}, "p.toml", "search").finish({"population", "generations"})
+    assert str(err.value) == ('p.toml: [search.populaton] unknown key (did you mean '
+                              '"population"?); valid keys: generations, population')
+    with pytest.raises(ProblemError) as err:
+        Table([1, 2], "p.toml", "grid")
+    assert str(err.value) == "p.toml: [grid] expected a table, got a list"
+    assert Table({}, "", "").key("seed") == "seed"
+    with pytest.raises(ProblemError) as err:
+        Table({"a": 1}, "", "").finish(set())
+    assert str(err.value) == "[a] unknown key"
+    assert known_list([]) == "" and type_name(None) == "NoneType"
+    with pytest.raises(ProblemError) as err:
+        Table({}, "p.toml", "dataset").get("path", "path", required=True)
+    assert str(err.value) == "p.toml: [dataset.path] is required (a path string)"
+    for kind, name in ((float, "a number"), (str, "a string"), (bool, "true or false")):
+        with pytest.raises(ProblemError) as err:
+            Table({}, "p", "s").get("k", kind, required=True)
+        assert str(err.value) == f"p: [s.k] is required ({name})"
