@@ -238,3 +238,78 @@ def test_hv_axis_shows_ratios_above_one(runs, tmp_path):
     beyond["runs"][1]["trajectory"]["hv_ratio"][-1] = 1.384
     axes = gi_energy.Comparison(beyond).plot_history().axes
     assert all(ax.get_ylim()[1] >= 1.384 for ax in axes)
+
+
+USER_TASK = '''
+import numpy as np
+import gi_energy
+
+class Ridge(gi_energy.Task):
+    metrics = ("mse",)
+    version = "1"
+
+    def build(self, trial):
+        return {"alpha": trial.config["alpha"]}
+
+    def train(self, model, trial):
+        x, y = trial.data.x_train, trial.data.y_train.astype(float)
+        model["w"] = np.linalg.solve(x.T @ x + model["alpha"] * np.eye(x.shape[1]), x.T @ y)
+
+    def evaluate(self, model, trial):
+        pred = trial.data.x_val @ model["w"]
+        return {"accuracy": float(np.mean((pred > 0.5) == (trial.data.y_val > 0.5))),
+                "mse": float(np.mean((pred - trial.data.y_val) ** 2))}
+
+    def infer(self, model, trial):
+        trial.data.x_test @ model["w"]
+        return len(trial.data.x_test)
+'''
+
+USER_PROBLEM = '''
+[problem]
+name = "own"
+
+[dataset]
+source = "synthetic"
+n_samples = 120
+n_features = 5
+
+[task]
+entry = "tasks.py:Ridge"
+
+[space]
+alpha = { min = 1e-3, max = 10.0, log = true }
+
+[grid]
+alpha = [0.001, 0.1, 10.0]
+
+[objectives]
+mse = "min"
+inference_energy_j_per_1k = "min"
+
+[evaluation]
+workers = 1
+min_inference_s = 0.0
+
+[energy]
+meter = "estimate"
+'''
+
+
+@pytest.mark.slow
+def test_a_task_s_own_metric_by_its_name(tmp_path):
+    """A user task's metric ("mse") is a column of the DataFrames, an axis of the figures
+    (labelled by its name) and a column and hover line of report.html."""
+    from gi_energy.report.report_command import write_report
+
+    (tmp_path / "tasks.py").write_text(USER_TASK)
+    (tmp_path / "p.toml").write_text(USER_PROBLEM)
+    result = run_grid(load_problem(tmp_path / "p.toml"), out=tmp_path / "g", store=tmp_path / "s.sqlite")
+    run = result.run
+    assert set(run.objectives) == {"mse", "inference_energy_j_per_1k"}
+    assert "mse" in run.to_dataframe().columns and "mse" in run.to_dataframe("front").columns
+    assert [o.metric("mse") for o in run.front] == pytest.approx(run.to_dataframe("front")["mse"].tolist())
+    ax = run.plot_front().axes[0]
+    assert ax.get_ylabel() == "mse" and "estimated" in ax.get_xlabel()
+    page = write_report([tmp_path / "g"]).read_text(encoding="utf-8")
+    assert "mse: " in page and "<th" in page and ">mse</th>" in page
