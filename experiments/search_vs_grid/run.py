@@ -157,7 +157,8 @@ def main() -> None:
                 trained_paths.append(run_dir)
             print(f"{tag}: ours with real training: {args.trained_seeds} seeds x {budget} evaluations in "
                   f"{time.perf_counter() - t0:.1f} s")
-        cmp = compare(paths, reference=grid_dir, out=out / f"compare-{tag}")
+        # force: the experiment rewrites its own comparisons on every rerun
+        cmp = compare(paths, reference=grid_dir, out=out / f"compare-{tag}", force=True)
         groups = {g["label"]: g for g in cmp["groups"]}
         tests = {(t["metric"], t["a"], t["b"]): t for t in cmp["tests"] if "p_value" in t}
         row = {"share": share, "budget": budget, "methods": {}}
@@ -183,7 +184,7 @@ def main() -> None:
     if trained_paths:
         # Its own comparison: runs in the full space can extend the normalisation bounds,
         # which must not shift the replayed runs' figures above.
-        tc = compare(trained_paths, reference=grid_dir, out=out / "compare-trained")
+        tc = compare(trained_paths, reference=grid_dir, out=out / "compare-trained", force=True)
         g = tc["groups"][0]
         summary["trained"] = {"runs": g["runs"], "budget": int(g["evaluations"]["median"]),
                               "hv_ratio_median": g["hv_ratio"]["median"], "hv_ratio_q25": g["hv_ratio"]["q25"],
