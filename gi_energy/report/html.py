@@ -159,7 +159,7 @@ def hv_plot(runs: Sequence[RunResult], comparison: Mapping | None, kind: str | N
                               annotation_font_size=9)
         fig.update_xaxes(type="log", row=1, col=2)
     else:
-        y_title = "hypervolume / first generation's (run's own reference point)"
+        y_title = "hypervolume / its first generation's or batch's (each run's own reference point)"
         shown = display_names(runs)
         for run in runs:
             rows = [h for h in run.history if h.get("hypervolume")]
