@@ -312,7 +312,9 @@ class _Progress:
             what = (f"acc {ev.val_accuracy:.4f}  inference {format_value(e)} J/1k  "
                     f"train {format_value(ev.train_energy_j)} J")
         else:
-            what = f"{ev.status}: {ev.reason or ''}"[:80]
+            what = f"{ev.status}: {ev.reason or ''}"
+            if len(what) > 100:  # said, not silently cut: the whole reason is in evaluations.csv
+                what = what[:100] + "... (whole reason in evaluations.csv)"
         rep = f" r{ev.repeat}" if ev.repeat else ""
         self.echo(f"[{self.done:>{self.width}}/{self.total}]{rep} {what}  ({where})  {ev.genome.key}")
 
