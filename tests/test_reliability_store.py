@@ -360,3 +360,46 @@ def test_grid_resume_refuses_other_levels_and_a_held_run_directory(tmp_path):
     assert {k: v for k, v in folder_bytes(run).items() if k != "run.lock"} == files
     resumed = run_grid(problem, resume=run, evaluator=SyntheticEvaluator(problem))
     assert len(resumed.outcomes) == 6 and run_json(run)["status"] == "complete"
+
+
+def test_a_new_run_in_a_folder_another_process_holds_writes_nothing(tmp_path):
+    from gi_energy.evaluation.replay import SyntheticEvaluator
+    from gi_energy.runs.lock import RunDirectoryBusy, RunLock
+    from gi_energy.search.grid import run_grid
+
+    problem = _grid_problem(tmp_path)
+    target = tmp_path / "new"
+    target.mkdir()
+    holder = start([sys.executable, "-c", "import time; from gi_energy.runs.lock import RunLock; "
+                    f"RunLock({str(target)!r}).acquire(); print('held', flush=True); time.sleep(60)"], tmp_path)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunDirectoryBusy, match=f"pid {holder.pid}"):
+            run_grid(problem, out=target, evaluator=SyntheticEvaluator(problem))
+        assert sorted(p.name for p in target.iterdir()) == ["run.lock"]  # no run.json, no problem.toml
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        finish(holder)
+    with RunLock(target):  # the dead holder's lock is gone with it
+        pass
+    assert run_grid(problem, out=target, evaluator=SyntheticEvaluator(problem)).evaluations == 6
+
+
+def test_results_are_rewritten_while_cheap_and_no_more_often():
+    from gi_energy.runs.pacing import Pacer
+
+    now = [0.0]
+
+    def write(cost_s):
+        now[0] += cost_s
+
+    pacer = Pacer(ratio=20, clock=lambda: now[0])
+    assert pacer.maybe(lambda: write(0.01))  # the first time always
+    now[0] += 0.1
+    assert not pacer.maybe(lambda: write(0.01))  # 0.1 s since a 0.01 s write: not yet (< 20 x)
+    now[0] += 0.1
+    assert pacer.maybe(lambda: write(0.5))  # 0.2 s: due
+    now[0] += 9.0
+    assert not pacer.maybe(lambda: write(0.5))  # a 0.5 s write waits 10 s
+    now[0] += 1.0
+    assert pacer.maybe(lambda: write(0.5)) and pacer.writes == 3

@@ -82,6 +82,27 @@ class RunLock:
         self.release()
 
 
+def create_locked(path, problem, command: str, settings=None):
+    """A new run directory (:meth:`RunDirectory.create`) and its lock, taken before
+    anything is written: of two processes starting a run in the same folder at once, the
+    second stops at the lock (or finds the first's run.json), never writing over it."""
+    from .rundir import RunDirectory
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{path} exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create run directory {path}: {exc}") from None
+    lock = RunLock(path).acquire()
+    try:
+        return RunDirectory.create(path, problem, command, settings), lock
+    except BaseException:
+        lock.release()
+        raise
+
+
 def _holder(fd: int) -> str:
     """' (pid 123 on host lab-3, since ...)' from the lock file, or '' if unreadable."""
     try:

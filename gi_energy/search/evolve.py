@@ -31,7 +31,7 @@ from gi_energy.report.plots import write_front_png
 from gi_energy.report.progress import Progress, format_energy, meter_line, progress_for
 from gi_energy.report.run import RunResult
 from gi_energy.runs.journal import TrainedJournal
-from gi_energy.runs.lock import RunLock
+from gi_energy.runs.lock import RunLock, create_locked
 from gi_energy.runs.pacing import Pacer
 from gi_energy.runs.rundir import check_identity, evaluator_settings
 from gi_energy.tasks.results import Outcome
@@ -282,8 +282,8 @@ def evolve(
             if not cli and (path / "run.json").exists():
                 raise UsageError(f"{path} already holds a run; continue it with resume={str(path)!r}, "
                                  "or choose another out=")
-            rd = RunDirectory.create(path, problem, "evolve", run_settings)
-            owned.insert(0, RunLock(rd.path).acquire())
+            rd, lock = create_locked(path, problem, "evolve", run_settings)
+            owned.insert(0, lock)
             rd.update_run_json(identity=run_identity(problem, "evolve"))
         return _run(problem, evaluator, termination, rd, checkpoint, progress, plot)
     finally:

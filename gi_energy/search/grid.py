@@ -33,7 +33,7 @@ from gi_energy.report.progress import (
 from gi_energy.report.run import RunResult
 from gi_energy.runs.files import default_run_dir, now_iso
 from gi_energy.runs.journal import TrainedJournal
-from gi_energy.runs.lock import RunLock
+from gi_energy.runs.lock import RunLock, create_locked
 from gi_energy.runs.rundir import RunDirectory, check_identity, evaluator_settings
 from gi_energy.tasks.results import Evaluation, Outcome
 
@@ -139,8 +139,8 @@ def run_grid(problem, *, out=None, store=None, workers: int | None = None, resum
                         "grid_points": len(genomes),
                         "levels": {k: list(v) for k, v in problem.grid.levels.items()},
                         "constraints": dict(problem.constraints)}
-            rd = RunDirectory.create(path, problem, "grid", settings)
-            stack.enter_context(RunLock(rd.path))
+            rd, lock = create_locked(path, problem, "grid", settings)
+            stack.enter_context(lock)
             rd.update_run_json(identity=run_identity(problem, "grid"))
             done, history, ref = [], [], None
 
