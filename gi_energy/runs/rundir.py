@@ -1,15 +1,20 @@
 """The run directory: what a grid or evolve run leaves behind, and how to read it back.
 
-    run.json          metadata (problem, fingerprint, seed, command, settings, versions,
-                      machine, status, totals), rewritten atomically on every update
+    run.json          metadata (problem, fingerprint, identity, seed, command, settings with
+                      the store's absolute path, versions, machine, status, totals),
+                      rewritten atomically on every update
     problem.toml      the exact problem that ran
-    evaluations.csv   one row per evaluation (every repeat), in the order they arrived
+    evaluations.csv   one row per evaluation (every repeat), in the order they arrived;
+                      rewritten as a run goes (per grid batch, per evolve generation while
+                      cheap: runs/pacing.py), so a killed run can still be compared
     front.csv         the non-dominated ok outcomes (median objectives over repeats)
     history.csv       one row per generation (evolve) or batch (grid)
     front.png         the front, plotted
     trained.jsonl     the journal: one line per (genome, repeat) this run trained, appended
                       and flushed as each evaluation finishes, so a resume after a crash
                       knows which store hits this run itself paid for
+    run.lock          locked (flock) by the one process working in the folder; a second
+                      is refused (runs/lock.py)
 
 Every file is written to a temporary name and moved into place, so a run killed while
 writing never leaves half a file. A missing energy reading is an empty cell, never 0.

@@ -9,7 +9,9 @@ generation, and the evaluation store serves the evaluations that had finished, s
 resumed run reaches the same front as an unbroken one. The run's journal (trained.jsonl,
 one line per evaluation it trained, written as each finishes) makes those store hits
 count as this run's energy, once, so the totals match an unbroken run's too. A resume
-keeps the seed, search settings and evaluator kind recorded in run.json.
+keeps the seed, search settings and evaluator kind recorded in run.json, runs on the store
+run.json records from any working directory, holds the run directory's lock, and refuses
+a problem whose run identity (:mod:`gi_energy.config.identity`) differs, naming the keys.
 """
 
 from __future__ import annotations
