@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from gi_energy.errors import ProblemError
+from gi_energy.errors import ProblemError, did_you_mean
 
 from .checks import Table, check_value, type_name
 from .params import read_param, read_range
@@ -123,13 +123,14 @@ def _read_free_param(t: Table, name: str, value):
     raise err(f"expected a range table, a list of choices or a single value, got {type_name(value)}")
 
 
-def read_metric_objectives(t: Table) -> dict[str, str]:
-    """Objectives by any metric name the task may return; built-in names keep their
-    direction (accuracy "max", the rest "min")."""
+def read_metric_objectives(t: Table, known: tuple[str, ...] | None = None) -> dict[str, str]:
+    """Objectives by metric name: any name the task may return, or (``known``, the
+    built-in task's metrics) one of those; built-in names keep their direction
+    (accuracy "max", the rest "min")."""
     objectives = {}
     for name in t.data:
         direction = t.get(name, str, choices=("max", "min"))
-        check_metric_name(t, name)
+        _check_known(t, name, known, "objective")
         if name in OBJECTIVE_NAMES and direction != ("max" if name == "accuracy" else "min"):
             raise t.error(name, f'{name} can only be "{"max" if name == "accuracy" else "min"}"')
         objectives[name] = direction
@@ -139,12 +140,12 @@ def read_metric_objectives(t: Table) -> dict[str, str]:
     return objectives
 
 
-def read_metric_constraints(t: Table) -> dict[str, float]:
-    """Upper limits on any metric name except accuracy."""
+def read_metric_constraints(t: Table, known: tuple[str, ...] | None = None) -> dict[str, float]:
+    """Upper limits on any metric name except accuracy (or, with ``known``, on those)."""
     out = {}
     for name in t.data:
         t.used.add(name)
-        check_metric_name(t, name)
+        _check_known(t, name, known, "constraint")
         if name == "accuracy":
             raise t.error(name, "accuracy cannot be an upper-bounded constraint")
         sub = t.table(name)
@@ -153,6 +154,8 @@ def read_metric_constraints(t: Table) -> dict[str, float]:
     return out
 
 
-def check_metric_name(t: Table, name: str) -> None:
+def _check_known(t: Table, name: str, known: tuple[str, ...] | None, what: str) -> None:
+    if known is not None and name not in known:
+        raise t.error(name, f"unknown {what}" + did_you_mean(name, known) + f"; valid: {', '.join(known)}")
     if not _METRIC_NAME.match(name):
         raise t.error(name, "expected a metric name of letters, digits and underscores")

@@ -170,37 +170,6 @@ def _read_grid(t: Table, space: SearchSpace) -> Grid:
     return Grid(levels=levels)
 
 
-def _read_objectives(t: Table) -> dict[str, str]:
-    objectives = {}
-    for name in t.data:
-        direction = t.get(name, str, choices=("max", "min"))
-        if name not in OBJECTIVE_NAMES:
-            raise t.error(name, "unknown objective" + did_you_mean(name, OBJECTIVE_NAMES)
-                          + f"; valid: {', '.join(OBJECTIVE_NAMES)}")
-        if name == "accuracy" and direction != "max":
-            raise t.error(name, 'accuracy can only be "max"')
-        if name != "accuracy" and direction != "min":
-            raise t.error(name, f'{name} can only be "min"')
-        objectives[name] = direction
-    if len(objectives) < 2:
-        raise ProblemError(t.source, t.path, "expected at least two objectives, e.g. accuracy = \"max\" and "
-                           "inference_energy_j_per_1k = \"min\"")
-    return objectives
-
-
-def _read_constraints(t: Table) -> dict[str, float]:
-    out = {}
-    for name in t.data:
-        if name not in CONSTRAINT_NAMES:
-            t.used.add(name)
-            raise t.error(name, "unknown constraint" + did_you_mean(name, CONSTRAINT_NAMES)
-                          + f"; valid: {', '.join(CONSTRAINT_NAMES)}")
-        sub = t.table(name)
-        out[name] = sub.get("max", float, required=True, low=0.0, low_open=True)
-        sub.finish({"max"})
-    return out
-
-
 def _read_search(t: Table) -> SearchConfig:
     d = SearchConfig()
     s = SearchConfig(
@@ -285,7 +254,7 @@ def _check_name(t: Table, name: str) -> str:
     return name
 
 
-SECTIONS = ("problem", "dataset", "model", "task", "space", "grid", "objectives", "constraints", "search",
+SECTIONS = ("problem", "dataset", "model", "task", "table", "space", "grid", "objectives", "constraints", "search",
             "evaluation", "energy", "output")
 
 
@@ -301,6 +270,9 @@ def parse_problem(data: Mapping, source: str = "<python>", base_dir: Path | None
     seed = p.get("seed", int, 0, low=0, high=2**63 - 1)
     description = p.get("description", str, "")
     p.finish()
+    if "table" in root.data:
+        return _with_table(root, base_dir, dict(name=name, seed=seed, description=description, source=source,
+                                                text=text))
     dataset = _read_dataset(root.table("dataset"), base_dir)
     if "task" in root.data:
         return _with_own_task(root, base_dir, dict(name=name, seed=seed, description=description, dataset=dataset,
@@ -315,9 +287,9 @@ def parse_problem(data: Mapping, source: str = "<python>", base_dir: Path | None
         dataset = dataclasses.replace(dataset, image_shape=(1, 8, 8))
     space = _read_space(root.table("space"), family)
     grid = _read_grid(root.table("grid"), space) if "grid" in root.data else None
-    objectives = (_read_objectives(root.table("objectives")) if "objectives" in root.data
-                  else {"accuracy": "max", "inference_energy_j_per_1k": "min"})
-    constraints = _read_constraints(root.table("constraints"))
+    objectives = (custom.read_metric_objectives(root.table("objectives"), OBJECTIVE_NAMES)
+                  if "objectives" in root.data else {"accuracy": "max", "inference_energy_j_per_1k": "min"})
+    constraints = custom.read_metric_constraints(root.table("constraints"), CONSTRAINT_NAMES)
     search = _read_search(root.table("search"))
     evaluation = _read_evaluation(root.table("evaluation"), base_dir)
     energy = _read_energy(root.table("energy"))
@@ -340,6 +312,28 @@ def _with_own_task(root: Table, base_dir: Path | None, fields: dict) -> Problem:
     return Problem(**fields, task=task, space=space, grid=grid,
                    objectives=custom.read_metric_objectives(root.table("objectives")),
                    constraints=custom.read_metric_constraints(root.table("constraints")),
+                   search=_read_search(root.table("search")),
+                   evaluation=_read_evaluation(root.table("evaluation"), base_dir),
+                   energy=_read_energy(root.table("energy")), output=_read_output(root.table("output"), base_dir))
+
+
+def _with_table(root: Table, base_dir: Path | None, fields: dict) -> Problem:
+    """A tabular benchmark (see :mod:`.table`): the space is the table's levels, the
+    objectives and constraints its metric columns; nothing is trained."""
+    from . import table
+
+    for section in ("dataset", "model", "task", "space", "grid"):
+        if section in root.data:
+            raise ProblemError(root.source, section, f"a problem with [table] looks its results up in the table; "
+                               f"remove [{section}] (the space is the table's configuration columns)")
+    if "objectives" not in root.data:
+        raise ProblemError(root.source, "objectives", "a problem with [table] names its objectives by column, "
+                           'e.g. accuracy = "max" and energy_j = "min"')
+    objectives = custom.read_metric_objectives(root.table("objectives"))
+    constraints = custom.read_metric_constraints(root.table("constraints"))
+    cfg = table.read_section(root.table("table"), base_dir, [*objectives, *constraints])
+    space = table.table_space(table.read_frame(cfg, root.source), cfg)
+    return Problem(**fields, table=cfg, space=space, objectives=objectives, constraints=constraints,
                    search=_read_search(root.table("search")),
                    evaluation=_read_evaluation(root.table("evaluation"), base_dir),
                    energy=_read_energy(root.table("energy")), output=_read_output(root.table("output"), base_dir))
