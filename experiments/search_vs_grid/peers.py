@@ -7,6 +7,11 @@ evaluation and its recorded energy; asking again for one already evaluated is se
 the store for free and does not count. Each peer stops after ``budget`` distinct
 evaluations (or after 20 x budget proposals, if it keeps proposing known points) and
 leaves a run directory that ``gi-energy compare`` reads like any other.
+
+A problem with a ``[table]`` (a tabular benchmark of any making) runs through the same
+functions: ``grid_dir`` is then the table's path (``problem.table.path``) and the lookups
+are :class:`gi_energy.evaluation.table.TableEvaluator`'s; :func:`table_reference` writes
+the whole table as the reference run that compare measures fronts against.
 """
 
 from __future__ import annotations
@@ -21,6 +26,27 @@ from gi_energy.evaluation.replay import ReplayEvaluator
 from gi_energy.runs.rundir import RunDirectory
 
 MAX_PROPOSALS_PER_EVALUATION = 20
+
+
+def open_replay(problem, grid_dir: Path):
+    """The lookup table the peers search: the problem's [table], else the grid run."""
+    if getattr(problem, "table", None) is not None:
+        from gi_energy.evaluation.table import TableEvaluator
+
+        return TableEvaluator(problem)
+    return ReplayEvaluator(problem, grid_dir)
+
+
+def table_reference(problem, out: Path) -> Path:
+    """Every configuration of the problem's [table] as a run directory (command "grid"),
+    the exhaustive reference that ``gi-energy compare --reference`` reads."""
+    rep = open_replay(problem, Path(problem.table.path))
+    rd = RunDirectory.create(out, problem, "grid", {"table": str(problem.table.path), "grid_points": len(rep)})
+    outcomes = rep.outcomes()
+    rd.update_run_json(label="table", replayed=True, status="complete", evaluations=len(outcomes),
+                       measured=rep.measured, meter=rep.meter_description)
+    rd.write_results(outcomes, problem.objectives, [], constraints=problem.constraints)
+    return rd.path
 
 
 class Axes:
@@ -101,7 +127,7 @@ def _write(problem, out: Path, label: str, seed: int, grid_dir: Path, b: Budgete
 
 def random_search(problem, grid_dir: Path, budget: int, seed: int, out: Path) -> Path:
     """Uniform sampling of the restricted space without repeats."""
-    rep = ReplayEvaluator(problem, grid_dir)
+    rep = open_replay(problem, grid_dir)
     axes = Axes(rep.restrict(problem.space))
     rng = np.random.default_rng(seed)
     b = Budgeted(rep, problem.objectives, budget)
@@ -114,7 +140,7 @@ def _optuna(problem, grid_dir: Path, budget: int, seed: int, out: Path, sampler_
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    rep = ReplayEvaluator(problem, grid_dir)
+    rep = open_replay(problem, grid_dir)
     axes = Axes(rep.restrict(problem.space))
     b = Budgeted(rep, problem.objectives, budget)
     if sampler_name == "nsga2":
@@ -157,7 +183,7 @@ def pymoo_nsga2(problem, grid_dir: Path, budget: int, seed: int, out: Path) -> P
     from pymoo.operators.sampling.rnd import IntegerRandomSampling
     from pymoo.problems.static import StaticProblem
 
-    rep = ReplayEvaluator(problem, grid_dir)
+    rep = open_replay(problem, grid_dir)
     axes = Axes(rep.restrict(problem.space))
     b = Budgeted(rep, problem.objectives, budget)
     worst = b.worst()

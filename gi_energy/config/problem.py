@@ -122,6 +122,26 @@ class TaskConfig:
 
 
 @dataclass(frozen=True)
+class TableConfig:
+    """``[table]``: a benchmark table looked up instead of training (a tabular benchmark).
+
+    ``path`` is the CSV (or Parquet) file; ``configuration`` the columns that make a
+    configuration (the search space's levels), ``seed`` the columns whose rows are repeats
+    of one configuration, ``measured`` a column of booleans saying whether a row's energy
+    was measured (without it every energy of the table is taken as not measured).
+    ``metrics`` are (metric name, column) pairs: the objectives and constraints, and the
+    energy (``train_energy_j`` from ``[table] energy`` or a column of that name,
+    ``inference_energy_j_per_1k`` from a column of that name).
+    """
+
+    path: Path
+    configuration: tuple[str, ...]
+    seed: tuple[str, ...] = ()
+    measured: str | None = None
+    metrics: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class SearchConfig:
     population: int = 24
     generations: int = 10
@@ -183,6 +203,7 @@ class Problem:
     energy: EnergyConfig = field(default_factory=EnergyConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     task: TaskConfig | None = None
+    table: TableConfig | None = None
     source: str = "<python>"
     text: str = ""
 
@@ -217,6 +238,11 @@ class Problem:
             payload["task"] = {"entry": self.task.entry, "options": self.task.options,
                                "declared": self.task.declared,
                                "source": None if src is None else _file_digest(src)}
+        if self.table is not None:
+            # A table's results are its bytes and how they are read.
+            payload["table"] = {"source": _file_digest(self.table.path), "configuration": self.table.configuration,
+                                "seed": self.table.seed, "measured": self.table.measured,
+                                "metrics": self.table.metrics}
         text = json.dumps(payload, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

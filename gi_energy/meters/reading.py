@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
-BACKENDS = ("rapl", "nvml", "estimate", "combined", "replay")
-SCOPES = ("package", "board", "apportioned", "process-estimate", "combined", "none")
+BACKENDS = ("rapl", "nvml", "estimate", "combined", "replay", "table")
+SCOPES = ("package", "board", "apportioned", "process-estimate", "combined", "none", "table")
 
 
 @dataclass(frozen=True)

@@ -208,6 +208,10 @@ def evolve(
     from gi_energy.runs.rundir import RunDirectory
 
     problem = _resolve_problem(problem, seed, workers)
+    if evaluator is None and problem.table is not None:
+        from gi_energy.evaluation.table import TableEvaluator
+
+        evaluator = TableEvaluator(problem)  # a [table] problem looks results up; nothing is trained
     progress = progress_for(progress)
     cli = "flags" in (settings or {})  # cli_evolve: messages name its flags, not arguments
     overrides = dict(overrides or {})
@@ -446,7 +450,9 @@ def cli_evolve(*, problem, out=None, store=None, seed=None, workers=None, popula
         replay_dir = _resume_replay_dir(resume, replay)
     else:
         replay_dir = replay if replay is not None else p.evaluation.replay
-    if replay_dir is not None:
+    if p.table is not None and replay is not None:
+        raise UsageError(f"{p.source}: a [table] problem looks its results up in {p.table.path}; drop --replay")
+    if replay_dir is not None and p.table is None:  # a [table] run replays its table (evolve() opens it)
         from gi_energy.evaluation.replay import ReplayEvaluator
 
         evaluator = ReplayEvaluator(p, Path(replay_dir))

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from gi_energy.config.space import Genome
 from gi_energy.meters.reading import Reading
 
-STATUSES = ("ok", "failed", "nan", "timeout", "crashed")
+STATUSES = ("ok", "failed", "nan", "timeout", "crashed", "missing")  # missing: not in a [table]
 
 
 @dataclass(frozen=True)
