@@ -199,11 +199,14 @@ def killed(tmp_path_factory):
     return {"home": home, "problem": problem, "run": run, "store": home / "store.sqlite",
             "rows": store_rows(home / "store.sqlite"), "journal": journal_lines(run),
             "files": folder_bytes(run),
-            "checkpointed": json.loads((run / "checkpoint.json").read_text())["outcomes_count"]}
+            "checkpointed": json.loads((run / "checkpoint.json").read_text())["outcomes_count"],
+            "leases": store_count(home / "store.sqlite", "leases"), "pid": proc.pid}
 
 
 def test_a_run_killed_mid_way_can_be_compared(killed, tmp_path):
     assert run_json(killed["run"])["status"] == "running"  # kill -9: nothing could mark it
+    with contextlib.closing(sqlite3.connect(killed["store"])) as conn:  # its claims outlive it
+        assert {r[0] for r in conn.execute("SELECT pid FROM leases")} <= {killed["pid"]}
     rc, out, err = finish(start(cli("compare", killed["run"], "--out", tmp_path / "cmp", "--json"), tmp_path))
     assert rc == 0, err
     report = json.loads(out)
@@ -263,6 +266,8 @@ def test_kill_9_then_two_resumes_at_once_from_another_directory(killed, tmp_path
     # 0 finished evaluations lost or replaced: every row stored before the kill is still there, unchanged
     assert {k: after[k] for k in killed["rows"]} == killed["rows"]
     assert store_count(killed["store"], "superseded") == 0
+    # the killed process's claims on what it was training (a dead pid) were taken over
+    assert store_count(killed["store"], "leases") == 0
     rows = csv_rows(run)
     keys = [(r["key"], int(r["repeat"])) for r in rows]
     assert len(keys) == len(set(keys)) == len(after)
