@@ -191,9 +191,8 @@ class Evaluator:
                     time.sleep(WAIT_POLL_S)  # another process trains them: wait for its results
                 wanted = held
         finally:
-            if heartbeat is not None:
+            if heartbeat is not None:  # there were claims (a store, something to train)
                 heartbeat.stop()
-            if self.store is not None:
                 # Claims not stored (Ctrl-C, an error in on_result) go back at once; a
                 # process killed outright leaves them to be found stale.
                 self.store.release(self.owner)

@@ -199,8 +199,10 @@ class Store:
     def _write_one(self, fingerprint: str, context: str, ev: Evaluation, owner: LeaseOwner | None) -> Evaluation:
         where = (fingerprint, context, ev.key, int(ev.repeat))
         if owner is not None:
-            self._conn.execute("DELETE FROM leases WHERE fingerprint = ? AND context = ? AND key = ? "
-                               "AND repeat = ? AND owner = ?", (*where, owner.token))
+            # Under any context: the claim may have named the setup expected, the result
+            # the one it ran under (a dask worker's threads); the owner's token is its own.
+            self._conn.execute("DELETE FROM leases WHERE fingerprint = ? AND key = ? AND repeat = ? "
+                               "AND owner = ?", (fingerprint, ev.key, int(ev.repeat), owner.token))
         row = self._conn.execute("SELECT status, payload, stored_at_s FROM evaluations WHERE fingerprint = ? "
                                  "AND context = ? AND key = ? AND repeat = ?", where).fetchone()
         now = time.time()
