@@ -166,7 +166,7 @@ def test_bad_options_and_undeclared_objectives_name_their_keys(tmp_path):
     ({"alpha": {"min": 0.0, "max": 1.0, "log": True}}, "space.alpha.min"),
     ({"alpha": []}, "space.alpha"),
     ({"depth": {"layers": {"min": 1, "max": 2}}}, "space.depth.size"),
-    ({"depth": {"layers": 2, "size": 8, "kind": "x"}}, "space.depth.kind"),
+    ({"depth": {"layers": 2, "size": 8, "kind": ["a", "b"]}}, "space.depth.kind"),
     ({"learning_rate": {"min": 1e-3, "max": 99.0}}, "space.learning_rate.max"),
     ({}, "space"),
 ])

@@ -90,6 +90,11 @@ def read_space(t: Table) -> SearchSpace:
 def _read_structure(t: Table) -> LayerSpace:
     count = _int_range(t, "layers", *LAYER_COUNT_BOUNDS, required=True)
     size = _int_range(t, "size", 1, 1 << 20, required=True)
+    extra = sorted(k for k in t.data if k not in ("layers", "size"))
+    if extra:
+        # Said plainly: a layer carries one searched value today, its size.
+        raise t.error(extra[0], "per-layer values other than size (a kind, a kernel size per layer) are not "
+                      "built yet; give it as its own [space] entry, shared by every layer")
     t.finish({"layers", "size"})
     return LayerSpace(count=count, size=size)
 
