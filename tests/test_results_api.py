@@ -296,15 +296,41 @@ meter = "estimate"
 '''
 
 
-@pytest.mark.slow
+class InProcess:
+    """The evaluate() contract, each genome run here by the worker's own function (no
+    worker pool to start: the test stays fast)."""
+
+    measured = False
+    replayed = False
+    meter_description = "estimate (in this process, tests)"
+
+    def __init__(self, problem):
+        self.problem = problem
+
+    def evaluate(self, genomes, on_result=None):
+        from gi_energy.evaluation.worker import run_evaluation
+        from gi_energy.meters import EstimateMeter
+        from gi_energy.tasks.results import Outcome
+
+        out = []
+        for g in genomes:
+            ev = run_evaluation(self.problem, g, 0, meter=EstimateMeter())
+            if on_result is not None:
+                on_result(ev, False)
+            out.append(Outcome(g, (ev,), False))
+        return out
+
+
 def test_a_task_s_own_metric_by_its_name(tmp_path):
     """A user task's metric ("mse") is a column of the DataFrames, an axis of the figures
     (labelled by its name) and a column and hover line of report.html."""
     from gi_energy.report.report_command import write_report
+    from gi_energy.tasks.loader import bind
 
     (tmp_path / "tasks.py").write_text(USER_TASK)
     (tmp_path / "p.toml").write_text(USER_PROBLEM)
-    result = run_grid(load_problem(tmp_path / "p.toml"), out=tmp_path / "g", store=tmp_path / "s.sqlite")
+    problem = bind(load_problem(tmp_path / "p.toml"))
+    result = run_grid(problem, out=tmp_path / "g", evaluator=InProcess(problem))
     run = result.run
     assert set(run.objectives) == {"mse", "inference_energy_j_per_1k"}
     assert "mse" in run.to_dataframe().columns and "mse" in run.to_dataframe("front").columns
