@@ -28,7 +28,7 @@ import numpy as np
 
 from gi_energy.errors import GiEnergyError, UsageError
 from gi_energy.pareto import nondominated
-from gi_energy.runs.files import now_iso, timestamped_dir, write_json_atomic
+from gi_energy.runs.files import atomic_open, now_iso, timestamped_dir, write_json_atomic
 
 from .comparison import Comparison
 from .figures import (
@@ -200,7 +200,8 @@ def write_comparison(cmp: dict, out: Path, *, force: bool = False, html: bool = 
     except OSError as exc:
         raise UsageError(f"cannot create {out}: {exc}") from None
     written = plot_comparison(cmp, out)
-    (out / "report.md").write_text(render_report(cmp), encoding="utf-8")
+    with atomic_open(out / "report.md") as fh:  # a kill leaves the old file or the new one
+        fh.write(render_report(cmp))
     write_json_atomic(out / "comparison.json", _clean(cmp))
     written += [out / "report.md", out / "comparison.json"]
     if html:

@@ -10,7 +10,6 @@ labelled by name: a built-in one with its unit, an energy one with "measured" or
 
 from __future__ import annotations
 
-import os
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -21,6 +20,7 @@ from matplotlib.ticker import LogFormatterSciNotation, NullFormatter
 from matplotlib.transforms import blended_transform_factory
 
 from gi_energy.pareto import ok_points
+from gi_energy.runs.files import atomic_open
 from gi_energy.runs.rundir import FRONT_PNG
 from gi_energy.tasks.results import Evaluation, Outcome
 
@@ -101,9 +101,10 @@ def _log_if_wide(ax, axis: str, values) -> None:
 def save_figure(fig: Figure, path: Path, dpi: int = 110) -> Path:
     """Write ``fig`` to ``path`` atomically (a temporary name, then moved into place)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=dpi)
-    os.replace(tmp, path)
+    # runs.files.atomic_open: a unique temporary name (two compares into one folder do not
+    # share it), fsync before the move, and no temporary left behind on Ctrl-C or SIGTERM.
+    with atomic_open(path, binary=True) as fh:
+        fig.savefig(fh, dpi=dpi, format=path.suffix.lstrip(".") or "png")
     return path
 
 
