@@ -1,18 +1,45 @@
 """The ``gi-energy`` command line (click).
 
-Exit status: 0 success, 2 bad input, 1 failure at run time, 130 interrupted.
+Exit status: 0 success, 2 bad input, 1 failure at run time, 130 interrupted (SIGINT,
+Ctrl-C), 143 terminated (SIGTERM); both after the checkpoint is saved.
 Errors are one line on stderr; ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import signal
 import sys
+import threading
 import traceback
 
 import click
 
-from .errors import GiEnergyError
+from .errors import GiEnergyError, Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """While a command runs, SIGTERM raises :class:`Terminated` (a KeyboardInterrupt) in
+    the main thread, so it saves and marks the run as Ctrl-C does. Further SIGTERMs during
+    that cleanup are ignored (kill -9 still stops it); the previous handler is restored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def ignore(signum, frame):
+        pass
+
+    def terminate(signum, frame):
+        signal.signal(signal.SIGTERM, ignore)
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _guard(fn):
@@ -23,12 +50,16 @@ def _guard(fn):
         ctx = click.get_current_context()
         debug = bool(ctx.find_root().params.get("debug"))
         try:
-            return fn(*args, **kwargs)
+            with _sigterm_interrupts():
+                return fn(*args, **kwargs)
         except GiEnergyError as exc:
             if debug:
                 traceback.print_exc()
             click.echo(f"gi-energy: error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except Terminated:
+            click.echo("gi-energy: terminated (SIGTERM)", err=True)
+            ctx.exit(Terminated.exit_code)
         except KeyboardInterrupt:
             click.echo("gi-energy: interrupted", err=True)
             ctx.exit(130)

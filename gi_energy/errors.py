@@ -48,6 +48,12 @@ class MeterError(GiEnergyError):
     """A hardware meter failed; vendor errors are translated into this."""
 
 
+class RunInterrupted(GiEnergyError):
+    """Something outside the run cut it off (the Dask scheduler went away): a failure at
+    run time (exit status 1) after which the run is marked "interrupted", not "failed",
+    and resumes like one stopped by Ctrl-C once the cause is gone."""
+
+
 class Terminated(KeyboardInterrupt):  # noqa: N818 - an interrupt, like KeyboardInterrupt
     """SIGTERM, raised in the main thread by the command line's handler.
 

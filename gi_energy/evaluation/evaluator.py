@@ -44,8 +44,9 @@ from gi_energy.tasks.results import Evaluation, Outcome
 from gi_energy.tasks.training import resolve_device
 
 from .attempts import Job, counts_attempts, should_retry
+from .dask_runner import DaskRunner
 from .leases import Heartbeat, LeaseOwner
-from .runners import DaskRunner, LokyRunner, Runner, Task
+from .runners import LokyRunner, Runner, Task
 from .store import Store
 from .worker import evaluate_task
 
@@ -142,14 +143,27 @@ class Evaluator:
 
     @property
     def context(self) -> str:
-        """The store key's measurement setup (see the module docstring). On dask it needs
-        the cluster's thread counts, so it is computed on first use, not at construction."""
+        """The store key's measurement setup (see the module docstring). On dask it follows
+        the cluster's thread counts, asked each time (workers come and go); each result is
+        stored under the threads it ran with (:meth:`_ran_under`)."""
+        if self._follows_cluster():
+            threads = self._runner_for().worker_threads() or _threads(self.problem)
+            return _context(self.device, self._meter_label, threads)
         if self._context is None:
-            threads: int | str = _threads(self.problem)
-            if self.problem.evaluation.backend == "dask" and not self.problem.evaluation.threads_per_worker:
-                threads = self._runner_for().worker_threads() or threads
-            self._context = _context(self.device, self._meter_label, threads)
+            self._context = _context(self.device, self._meter_label, _threads(self.problem))
         return self._context
+
+    def _follows_cluster(self) -> bool:
+        ev = self.problem.evaluation
+        return ev.backend == "dask" and not ev.threads_per_worker
+
+    def _ran_under(self, ev: Evaluation) -> str:
+        """The context ``ev`` was measured in: on dask, with the torch threads its worker
+        used (the task records them); else :attr:`context`."""
+        threads = ev.extra.get("threads")
+        if self._follows_cluster() and threads:
+            return _context(self.device, self._meter_label, int(threads))
+        return self.context
 
     def evaluate(self, genomes: Sequence[Genome], on_result: OnResult | None = None) -> list[Outcome]:
         """One Outcome per input genome, in input order; see the module docstring.
@@ -256,7 +270,7 @@ class Evaluator:
         if self.store is None:
             self._memo[(ev.key, ev.repeat)] = ev
             return ev
-        return self.store.put(self.fingerprint, self.context, ev, owner=self.owner)
+        return self.store.put(self.fingerprint, self._ran_under(ev), ev, owner=self.owner)
 
     def _runner_for(self) -> Runner:
         if self._runner is None:

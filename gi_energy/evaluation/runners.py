@@ -10,13 +10,18 @@ result, and Parallel has no per-task timeout. Instead:
   ``timeout_s`` is stopped by killing that slot's process alone; the slot then gets a
   fresh process. Other slots keep running. A slot's process is kept across tasks and
   batches, so its dataset and meter are loaded once.
-* dask: ``distributed.Client(scheduler)`` futures, at most as many in flight as the
-  cluster has worker processes, so a task's clock starts when it can run: a worker
+* dask (:mod:`.dask_runner`): ``distributed.Client(scheduler)`` futures, at most as many
+  in flight as the cluster has worker processes; a task's clock starts when a worker
+  starts it (the task announces it; a cluster without workers runs no clock): a worker
   process runs one evaluation at a time (its threads would share one meter and torch's
   process-wide seed and thread count; see worker.py), and its ``nthreads`` become torch
   threads. A worker that dies is reported by the scheduler as ``KilledWorker`` (after its
   own retries): "crashed". A task past its timeout is recorded as "timeout" and
-  cancelled, but see the known limitations.
+  cancelled, but see the known limitations. A lost scheduler is :class:`RunInterrupted`.
+  The scheduler and its workers are trusted: they run the code the client sends.
+
+Every loky worker process ends with its parent (:func:`.worker.die_with_parent`), so a
+kill -9 of the main process leaves no worker behind.
 
 Known limitations:
 
@@ -34,6 +39,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -97,7 +103,12 @@ class _Slot:
         if device == "cuda":
             # Deterministic cuBLAS; it must be in the environment before CUDA initialises.
             env["CUBLAS_WORKSPACE_CONFIG"] = os.environ.get("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE_CONFIG)
-        self.executor = ProcessPoolExecutor(max_workers=1, env=env)
+        from .worker import die_with_parent
+
+        # The process dies with this one (see worker.die_with_parent); the kernel's
+        # parent-death signal follows the forking thread, so only when that is the main one.
+        watch = (os.getpid(), threading.current_thread() is threading.main_thread())
+        self.executor = ProcessPoolExecutor(max_workers=1, env=env, initializer=die_with_parent, initargs=watch)
         self.ready: Future = self.executor.submit(_warm_up, problem)
         self.started_s = time.monotonic()
         self.pid: int | None = None
@@ -148,10 +159,12 @@ class LokyRunner(Runner):
                 yield from self._collect(timeout_s)
         finally:
             # Interrupted (or the caller stopped reading): running tasks would hold their
-            # slots, so stop them; the slots are rebuilt on the next call.
+            # slots, so stop them; the next call starts fresh slots (not now: a Ctrl-C or
+            # SIGTERM is on its way out, and a new process would only delay it).
             for slot in list(self._slots):
                 if slot.job is not None:
-                    self._replace(slot)
+                    slot.kill()
+                    self._slots.remove(slot)
 
     def _start_ready(self, pending: deque, task, problem, timeout_s):
         for slot in list(self._slots):
@@ -207,12 +220,12 @@ class LokyRunner(Runner):
         except BrokenProcessPool as exc:
             # loky also reports a result that failed to unpickle here ("un-serialize").
             what = "result could not be unpickled" if "un-serialize" in str(exc) else "worker process died"
-            return lost(job, "crashed", f"{what}: {_first_line(exc)}", device=self.device,
+            return lost(job, "crashed", f"{what}: {first_line(exc)}", device=self.device,
                          timeout_s=timeout_s, wall_time_s=elapsed_s, worker=worker)
         except Exception as exc:  # noqa: BLE001
             # The default task never raises; a custom task's own exception is the genome's
             # ("failed"), a (un)pickling error or a meter error the machine's ("crashed").
-            reason = f"{type(exc).__name__}: {_first_line(exc)}"
+            reason = f"{type(exc).__name__}: {first_line(exc)}"
             if is_transient(exc):
                 return lost(job, "crashed", reason, device=self.device, timeout_s=timeout_s,
                              wall_time_s=elapsed_s, worker=worker)
@@ -222,95 +235,12 @@ class LokyRunner(Runner):
 
     def close(self):
         for slot in self._slots:
-            slot.executor.shutdown(wait=True, kill_workers=slot.job is not None)
+            # A slot still starting (or busy) is killed: waiting for its warm-up would only
+            # delay the exit.
+            slot.executor.shutdown(wait=True, kill_workers=slot.job is not None or slot.pid is None)
         self._slots = []
 
 
-class DaskRunner(Runner):
-    """Futures on a dask.distributed cluster (see the module docstring)."""
-
-    def __init__(self, scheduler: str | None, *, device: str):
-        try:
-            from distributed import Client
-        except ImportError as exc:
-            raise GiEnergyError('backend = "dask" needs the dask extra: pip install '
-                                '"gi-energy[dask]"') from exc
-        if not scheduler:
-            raise GiEnergyError('backend = "dask" needs scheduler = "tcp://host:port"')
-        self.device = device
-        try:
-            self.client = Client(scheduler, timeout=30)
-        except OSError as exc:
-            raise GiEnergyError(f"cannot reach the dask scheduler {scheduler}: {exc}") from exc
-
-    def worker_threads(self) -> str | None:
-        """The workers' ``nthreads`` (torch threads per evaluation, see worker.py): "2", or
-        "1-4" when they differ; None while the cluster has no workers."""
-        counts = sorted(set(self.client.nthreads().values()))
-        if not counts:
-            return None
-        return str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
-
-    def _capacity(self) -> int:
-        # One per worker process, not per thread: a process runs one evaluation at a time
-        # (worker.py), so a second task there would only wait, with its clock running.
-        return max(1, len(self.client.nthreads()))
-
-    def run(self, jobs, task, problem, timeout_s):
-        from distributed import wait as dask_wait
-
-        check_data(problem)
-        pending = deque(jobs)
-        running: dict = {}  # future -> (job, started_s)
-        try:
-            while pending or running:
-                capacity = self._capacity()
-                while pending and len(running) < capacity:
-                    job = pending.popleft()
-                    future = self.client.submit(task, problem, job.genome, job.repeat, pure=False)
-                    running[future] = (job, time.monotonic())
-                next_deadline = min(start + timeout_s for _, start in running.values())
-                try:
-                    dask_wait(list(running), timeout=max(0.01, min(next_deadline - time.monotonic(), 1.0)),
-                              return_when="FIRST_COMPLETED")
-                except TimeoutError:
-                    pass
-                now = time.monotonic()
-                for future in list(running):
-                    job, start = running[future]
-                    if future.done():
-                        del running[future]
-                        yield self._result(future, job, now - start, timeout_s)
-                    elif now - start >= timeout_s:
-                        del running[future]
-                        future.cancel()
-                        yield lost(job, "timeout", f"no result after {timeout_s:g} s; dask task "
-                                    "cancelled (a running dask task cannot be stopped)",
-                                    device=self.device, timeout_s=timeout_s, wall_time_s=now - start)
-        finally:
-            for future in running:
-                future.cancel()
-
-    def _result(self, future, job, elapsed_s, timeout_s) -> Evaluation:
-        from distributed.scheduler import KilledWorker
-
-        try:
-            ev = future.result()
-        except KilledWorker as exc:
-            return lost(job, "crashed", f"dask worker died: {_first_line(exc)}", device=self.device,
-                         timeout_s=timeout_s, wall_time_s=elapsed_s)
-        except Exception as exc:  # noqa: BLE001
-            # The task turns its own exceptions into "failed" records, so what arrives here
-            # is the cluster's (lost connection, cancelled, lost data): not the genome's
-            # fault, hence "crashed", which is retried a bounded number of times.
-            return lost(job, "crashed", f"dask: {type(exc).__name__}: {_first_line(exc)}",
-                         device=self.device, timeout_s=timeout_s, wall_time_s=elapsed_s)
-        return settle(ev, job)
-
-    def close(self):
-        self.client.close()
-
-
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__

@@ -27,7 +27,7 @@ import numpy as np
 from gi_energy.config.identity import run_identity
 from gi_energy.config.parse import load_problem
 from gi_energy.config.problem import Problem, SearchConfig
-from gi_energy.errors import UsageError
+from gi_energy.errors import RunInterrupted, UsageError
 from gi_energy.evaluation.store import default_store_path, resume_store_path
 from gi_energy.report.plots import write_front_png
 from gi_energy.report.progress import Progress, format_energy, meter_line, progress_for
@@ -341,7 +341,7 @@ def _run_search(problem: Problem, evaluator: EvaluatorLike, termination: AnyOf, 
 
     try:
         stop_reason = search.run()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, RunInterrupted):  # Ctrl-C, SIGTERM, a lost Dask scheduler
         _interrupted(search, rd, last, writer, problem, plot)
         raise
     except BaseException as exc:

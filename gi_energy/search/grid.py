@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from gi_energy.config.identity import run_identity
 from gi_energy.config.space import Genome
-from gi_energy.errors import ProblemError, UsageError
+from gi_energy.errors import ProblemError, RunInterrupted, UsageError
 from gi_energy.evaluation.store import default_store_path, resume_store_path
 from gi_energy.pareto import front_outcomes, ok_points
 from gi_energy.report.indicators import hypervolume
@@ -275,7 +275,7 @@ def _run_batches(problem, rd: RunDirectory, genomes: Sequence[Genome], done: lis
             echo(f"batch {len(history) - 1}: {len(outcomes)}/{n_total} done, {len(new)} trained in {wall_s:.1f} s, "
                  f"{spent_j:.1f} J spent so far, front {len(front)}")
         status = "complete"
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, RunInterrupted):  # Ctrl-C, SIGTERM, a lost Dask scheduler
         status = "interrupted"
         raise
     finally:
