@@ -250,3 +250,32 @@ def test_groups_summarise_each_label():
                            "iqr": 0.0}
     assert (b["label"], b["runs"], b["replayed"], b["hv_ratio"]["median"]) == ("b", 1, False,
                                                                                0.9)
+
+
+def test_lower_quartiles_of_a_hundred_and_one_runs():
+    # 0..99 and one run that never got there: the "lower" percentile p is the value p.
+    from gi_energy.report.stats import median_iqr
+
+    got = median_iqr([*range(100), None])
+    assert (got["q25"], got["median"], got["q75"], got["finite"]) == (25.0, 50.0, 75.0, 100)
+
+
+def test_a_spread_of_exactly_one_is_tested():
+    from gi_energy.report.stats import rank_sum_tests
+
+    rows = [_row("a", 0.0), _row("a", 0.5), _row("b", 1.0), _row("b", 1.0)]
+    (test,) = rank_sum_tests(rows)
+    z, p = _ranksum_by_hand([1, 2], 2)
+    assert test["statistic"] == pytest.approx(z) and test["p_value"] == pytest.approx(p)
+    assert p == pytest.approx(0.1213, abs=1e-4)
+
+
+def test_without_scipy_the_tests_say_so(monkeypatch):
+    import sys
+
+    from gi_energy.report.stats import rank_sum_tests
+
+    monkeypatch.setitem(sys.modules, "scipy.stats", None)
+    rows = [_row("a", 0.0), _row("a", 0.5), _row("b", 1.0), _row("b", 2.0)]
+    assert rank_sum_tests(rows, "hv_ratio") == [
+        {"metric": "hv_ratio", "note": "scipy is not installed (pip install gi-energy[experiments])"}]
