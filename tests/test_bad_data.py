@@ -152,3 +152,19 @@ def test_problem_error_from_a_worker_process_arrives_as_itself():
             executor.submit(_raise_problem_error).result(timeout=60)
     finally:
         executor.shutdown(wait=True)
+
+
+@pytest.mark.parametrize("name", ["/etc/passwd", "../outside.jsonl", "link.jsonl"])
+def test_checkpoint_reads_only_files_inside_its_run_directory(tmp_path, name):
+    import json
+
+    from gi_energy.search.checkpoint import CHECKPOINT_NAME, FORMAT_VERSION, load_checkpoint
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (tmp_path / "outside.jsonl").write_text("{}\n")
+    (run / "link.jsonl").symlink_to(tmp_path / "outside.jsonl")
+    (run / CHECKPOINT_NAME).write_text(json.dumps({"format_version": FORMAT_VERSION, "outcomes_count": 1,
+                                                   "outcomes_file": name}))
+    with pytest.raises(UsageError, match=r"outcomes_file .* is outside the run directory"):
+        load_checkpoint(run)

@@ -137,6 +137,18 @@ def _write_lines_atomic(path: Path, outcomes) -> None:
             fh.write(_outcome_line(o))
 
 
+def _inside(run_dir: Path, name, checkpoint: Path) -> Path:
+    """``run_dir / name`` when that is a file inside the run directory (links resolved);
+    a checkpoint is data and never sends a read elsewhere (an absolute path, ``..``)."""
+    if not isinstance(name, str) or not name:
+        raise UsageError(f"{checkpoint}: outcomes_file must be a file name in the run directory, got {name!r}")
+    target = (run_dir / name).resolve()
+    if not target.is_relative_to(run_dir.resolve()):
+        raise UsageError(f"{checkpoint}: outcomes_file {name!r} is outside the run directory {run_dir}; "
+                         "a checkpoint reads only its own run directory's files")
+    return target
+
+
 def load_checkpoint(run_dir: Path) -> Checkpoint | None:
     """The run directory's checkpoint, or None when the run stopped before generation 0."""
     path = Path(run_dir) / CHECKPOINT_NAME
@@ -149,7 +161,7 @@ def load_checkpoint(run_dir: Path) -> Checkpoint | None:
                              f"{FORMAT_VERSION}; it cannot be resumed by this version")
         n = int(data["outcomes_count"])
         outcomes = []
-        with open(Path(run_dir) / data["outcomes_file"], encoding="utf-8") as fh:
+        with open(_inside(Path(run_dir), data["outcomes_file"], path), encoding="utf-8") as fh:
             for _, line in zip(range(n), fh):
                 outcomes.append(outcome_from_dict(json.loads(line)))
     except (OSError, ValueError, KeyError) as exc:
