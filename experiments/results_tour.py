@@ -37,12 +37,12 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run
 # Appended to a copy of the page: hover the first front point of the fronts plot, the way
 # a mouse would, and scroll to it, so the screenshot shows the hover label.
 HOVER_JS = """<script>
-window.addEventListener("load", () => {
+window.addEventListener("load", () => setTimeout(() => {
   const plot = document.querySelectorAll(".plotly-graph-div")[0];
-  plot.scrollIntoView();
+  window.scrollTo(0, plot.getBoundingClientRect().top + window.scrollY - 40);
   const front = plot.data.findIndex(t => t.name.includes(": front"));
   Plotly.Fx.hover(plot, [{curveNumber: front, pointNumber: 0}], "xy");
-});
+}, 500));
 </script></body>"""
 
 
