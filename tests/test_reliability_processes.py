@@ -10,6 +10,7 @@ Processes are found through /proc (Linux), by process group.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -295,3 +296,43 @@ def test_compare_killed_at_any_moment_leaves_no_partial_file(tmp_path):
                 seen += 1
                 assert _complete(f), f"{f.name} is partial after a kill -9"
     assert seen, "no kill landed after a file was written; the delays need adjusting"
+
+
+# ---------------------------------------------------------------- parent death, each mechanism
+
+PARENT = """
+import os, subprocess, sys, time
+code = ("import sys, time; from gi_energy.evaluation.worker import die_with_parent; "
+        "die_with_parent(int(sys.argv[1]), pdeathsig=sys.argv[2] == '1', poll_s=0.1); "
+        "print('ready', flush=True); time.sleep(120)")
+child = subprocess.Popen([sys.executable, "-c", code, str(os.getpid()), sys.argv[1]], stdout=subprocess.PIPE, text=True)
+child.stdout.readline()
+print(child.pid, flush=True)
+time.sleep(120)
+"""
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pdeathsig", [True, False], ids=["prctl", "watchdog-only"])
+def test_a_worker_ends_with_its_parent(pdeathsig):
+    """kill -9 of the parent alone: the child ends by PR_SET_PDEATHSIG, or, without it
+    (another platform, a worker forked by another thread), by its getppid watchdog."""
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, "1" if pdeathsig else "0"], stdout=subprocess.PIPE,
+                              text=True, start_new_session=True)
+    try:
+        child = int(parent.stdout.readline())
+        assert alive(child)
+        parent.kill()
+        parent.wait(timeout=30)
+        wait_until(lambda: not alive(child), 5, f"child {child} to end after its parent was killed")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(parent.pid, signal.SIGKILL)
