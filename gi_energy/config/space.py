@@ -222,19 +222,21 @@ class Genome:
             self, "layers", {k: tuple(int(s) for s in v) for k, v in sorted(self.layers.items())}
         )
         object.__setattr__(self, "values", {k: _canonical(v) for k, v in sorted(self.values.items())})
+        # The key, once: the search asks for it tens of times per genome (dedup, store, fitness).
+        parts = [f"{k}={'-'.join(map(str, v)) or '0'}" for k, v in self.layers.items()]
+        parts += [f"{k}={_format_value(v)}" for k, v in self.values.items()]
+        object.__setattr__(self, "_key", "|".join(parts))
 
     def __hash__(self):
-        return hash(self.key)
+        return hash(self._key)
 
     def __eq__(self, other):
-        return isinstance(other, Genome) and self.key == other.key
+        return isinstance(other, Genome) and self._key == other._key
 
     @property
     def key(self) -> str:
         """Canonical key: stable across processes, runs and float spellings."""
-        parts = [f"{k}={'-'.join(map(str, v)) or '0'}" for k, v in self.layers.items()]
-        parts += [f"{k}={_format_value(v)}" for k, v in self.values.items()]
-        return "|".join(parts)
+        return self._key
 
     def to_dict(self) -> dict:
         return {"layers": {k: list(v) for k, v in self.layers.items()}, "values": dict(self.values)}

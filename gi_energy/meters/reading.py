@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 BACKENDS = ("rapl", "nvml", "estimate", "combined", "replay", "table")
 SCOPES = ("package", "board", "apportioned", "process-estimate", "combined", "none", "table")
@@ -51,7 +51,7 @@ class Reading:
         return f"{self.backend}:{self.scope} ({kind})"
 
     def to_dict(self) -> dict:
-        d = asdict(self)
+        d = {f.name: getattr(self, f.name) for f in fields(self)}  # the nested ones converted below
         d["domains_j"] = dict(self.domains_j)
         d["warnings"] = list(self.warnings)
         d["parts"] = [p.to_dict() for p in self.parts]

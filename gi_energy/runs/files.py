@@ -44,9 +44,11 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_open(path: Path, newline: str | None = None, *, binary: bool = False) -> Iterator:
+def atomic_open(path: Path, newline: str | None = None, *, binary: bool = False, durable: bool = True) -> Iterator:
     """A text file (with ``binary``, a bytes file: images) opened under a temporary name in
-    the same folder, moved into place only when the block finishes without an error."""
+    the same folder, moved into place only when the block finishes without an error.
+    ``durable=False`` leaves out the fsync: the move is still atomic against a killed
+    process, not against a power loss (a replay, whose every write can be redone free)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -57,7 +59,8 @@ def atomic_open(path: Path, newline: str | None = None, *, binary: bool = False)
         with os.fdopen(fd, "wb" if binary else "w", **text) as fh:
             yield fh
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -65,13 +68,16 @@ def atomic_open(path: Path, newline: str | None = None, *, binary: bool = False)
         raise
 
 
-def write_json_atomic(path, obj, *, compact: bool = False) -> None:
+def write_json_atomic(path, obj, *, compact: bool = False, durable: bool = True) -> None:
     """Write ``obj`` as JSON via a temporary file and ``os.replace``, so a kill at any
     moment leaves the old file or the new one, never half of one. Indented, or with
     ``compact`` on one line without spaces (large machine-read files: checkpoints)."""
     layout = {"separators": (",", ":")} if compact else {"indent": 2}
-    with atomic_open(Path(path)) as fh:
-        json.dump(obj, fh, sort_keys=False, default=_json_default, **layout)
+    # dumps, then one write: json.dump encodes in Python chunk by chunk, dumps (compact)
+    # in C, an order of magnitude faster on a checkpoint's history.
+    text = json.dumps(obj, sort_keys=False, default=_json_default, **layout)
+    with atomic_open(Path(path), durable=durable) as fh:
+        fh.write(text)
         fh.write("\n")
 
 

@@ -112,6 +112,8 @@ class RunDirectory:
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        # False for a replay: run.json's rewrites skip the fsync (see runs.files.atomic_open).
+        self.durable = True
 
     def __repr__(self) -> str:
         return f"RunDirectory({str(self.path)!r})"
@@ -179,7 +181,7 @@ class RunDirectory:
         data = self.read_run_json()
         data.update(fields)
         data["updated_at"] = now_iso()
-        write_json_atomic(self.path / RUN_JSON, data)
+        write_json_atomic(self.path / RUN_JSON, data, durable=self.durable)
         return data
 
     # -- results
@@ -202,7 +204,8 @@ class RunDirectory:
                 for i, o in enumerate(outcomes) for ev in o.evaluations]
         genome_cols = [c for c in union_keys(r for r in rows) if c not in METRIC_COLUMNS
                        and c not in ("index", "key")]
-        write_csv(self.path / EVALUATIONS_CSV, ["index", "key", *genome_cols, *METRIC_COLUMNS], rows)
+        write_csv(self.path / EVALUATIONS_CSV, ["index", "key", *genome_cols, *METRIC_COLUMNS], rows,
+                  durable=self.durable)
 
         index_of = {}
         for i, o in enumerate(outcomes):
@@ -212,10 +215,11 @@ class RunDirectory:
         # Best first objective first: for accuracy that is the most accurate model.
         frows = [front_row(o, index_of[o.key], objectives)
                  for o in sorted(front, key=lambda o: o.objectives(objectives))]
-        write_csv(self.path / FRONT_CSV, union_keys(frows) or ["index", "key", *objectives], frows)
+        write_csv(self.path / FRONT_CSV, union_keys(frows) or ["index", "key", *objectives], frows,
+                  durable=self.durable)
 
         history = list(history)
-        write_csv(self.path / HISTORY_CSV, union_keys(history) or ["evaluations"], history)
+        write_csv(self.path / HISTORY_CSV, union_keys(history) or ["evaluations"], history, durable=self.durable)
         return list(front)
 
     def read_evaluations(self) -> list[Evaluation]:

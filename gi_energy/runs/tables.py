@@ -95,8 +95,8 @@ def union_keys(rows: Iterable[Mapping]) -> list[str]:
     return list(seen)
 
 
-def write_csv(path: Path, columns: Sequence[str], rows: Iterable[Mapping]) -> None:
-    with atomic_open(path, newline="") as fh:
+def write_csv(path: Path, columns: Sequence[str], rows: Iterable[Mapping], *, durable: bool = True) -> None:
+    with atomic_open(path, newline="", durable=durable) as fh:
         w = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
         w.writeheader()
         for row in rows:
@@ -160,9 +160,14 @@ def evaluation_from_row(row: Mapping[str, str]) -> Evaluation:
         kw[window] = Reading.from_dict(json.loads(text)) if text else None
     kw["device"] = row.get("device", "cpu") or "cpu"
     kw["worker"] = row.get("worker", "")
-    kw["extra"] = json.loads(row.get("extra_json") or "{}")
-    kw["metrics"] = json.loads(row.get("metrics_json") or "{}")
+    kw["extra"] = _json_table(row.get("extra_json"))
+    kw["metrics"] = _json_table(row.get("metrics_json"))
     return Evaluation(**kw)
+
+
+def _json_table(text: str | None) -> dict:
+    """A ``*_json`` cell as a dict; the empty ones (most) without a JSON parse."""
+    return {} if not text or text == "{}" else json.loads(text)
 
 
 def task_metric_columns(rows: Iterable[Evaluation]) -> list[str]:

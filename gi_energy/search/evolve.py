@@ -302,6 +302,7 @@ def _run(problem: Problem, evaluator: EvaluatorLike, termination: AnyOf, rd, che
     # A replay's journal is flushed, not fsynced: a flush survives kill -9, and an fsync
     # per line would cap replay far below its thousands of evaluations a second.
     journal = TrainedJournal(rd.path, durable=not getattr(evaluator, "replayed", False))
+    rd.durable = journal.durable  # nor are run.json and the checkpoint fsynced in a replay
     if checkpoint is not None and not journal.exists():
         journal.seed(checkpoint.outcomes)  # a run checkpointed before journals existed
     try:
@@ -317,7 +318,7 @@ def _run_search(problem: Problem, evaluator: EvaluatorLike, termination: AnyOf, 
     if checkpoint is not None:
         search.restore(checkpoint)
     last: list[Checkpoint] = [checkpoint] if checkpoint is not None else []
-    writer = CheckpointWriter(rd.path)
+    writer = CheckpointWriter(rd.path, durable=journal.durable)
     pacer = Pacer()
 
     def after_generation() -> None:

@@ -20,7 +20,7 @@ from gi_energy.config.identity import run_identity
 from gi_energy.config.space import Genome
 from gi_energy.errors import ProblemError, RunInterrupted, UsageError
 from gi_energy.evaluation.store import default_store_path, resume_store_path
-from gi_energy.pareto import front_outcomes, ok_points
+from gi_energy.pareto import front_outcomes, nondominated, ok_points
 from gi_energy.report.indicators import hypervolume
 from gi_energy.report.plots import write_front_png
 from gi_energy.report.progress import (
@@ -34,6 +34,7 @@ from gi_energy.report.run import RunResult
 from gi_energy.runs.files import default_run_dir, now_iso
 from gi_energy.runs.journal import TrainedJournal
 from gi_energy.runs.lock import RunLock, create_locked
+from gi_energy.runs.pacing import Pacer
 from gi_energy.runs.rundir import RunDirectory, check_identity, evaluator_settings
 from gi_energy.tasks.results import Evaluation, Outcome
 
@@ -206,6 +207,11 @@ def _spending(outcomes: Sequence[Outcome], journal: TrainedJournal) -> tuple[int
     return trained, spent_j, unknown
 
 
+def _front_points(points_min: np.ndarray) -> np.ndarray:
+    """The non-dominated rows: the hypervolume of all points is theirs."""
+    return points_min[nondominated(points_min)] if len(points_min) else points_min
+
+
 def _finished(pending: dict[str, list[Evaluation]], cached: dict[str, bool], repeats: int) -> list[Outcome]:
     """The points of an interrupted batch whose every repeat had finished."""
     return [Outcome(genome=evs[0].genome, evaluations=tuple(sorted(evs, key=lambda e: e.repeat)), cached=cached[k])
@@ -218,6 +224,13 @@ def _run_batches(problem, rd: RunDirectory, genomes: Sequence[Genome], done: lis
     todo = [g for g in genomes if g.key not in have]
     outcomes = list(done)
     trained, spent_j, unknown = _spending(outcomes, journal)
+    # Kept up batch by batch, not recomputed over the whole run after each one (that made a
+    # grid quadratic in its size): the front, the ok points' front (for the hypervolume), the
+    # failures; the result files are rewritten when due (runs.pacing), and at the end.
+    front = front_outcomes(outcomes, objectives, problem.constraints)
+    hv_points = _front_points(ok_points(outcomes, objectives)[1])
+    failures = sum(1 for o in outcomes if not o.ok)
+    pacer = Pacer()
     n_total = len(genomes)
     sentence, is_warning = meter_line(getattr(evaluator, "measured", None),
                                       getattr(evaluator, "meter_description", None))
@@ -251,21 +264,25 @@ def _run_batches(problem, rd: RunDirectory, genomes: Sequence[Genome], done: lis
                     journal.seed([o])  # an evaluator that did not report through on_result
             outcomes.extend(results)
             new = [o for o in results if any(journal.spent_repeats(o))]
-            trained, spent_j, unknown = _spending(outcomes, journal)
-            _, pts = ok_points(outcomes, objectives)
+            b_trained, b_spent_j, b_unknown = _spending(results, journal)
+            trained, spent_j, unknown = trained + b_trained, spent_j + b_spent_j, unknown + b_unknown
+            failures += sum(1 for o in results if not o.ok)
+            _, pts = ok_points(results, objectives)
             if ref is None and len(pts):
-                ref = history_reference(pts)
+                ref = history_reference(ok_points(outcomes, objectives)[1])
                 rd.update_run_json(history_reference_point=ref)
-            front = front_outcomes(outcomes, objectives, problem.constraints)
+            hv_points = _front_points(np.vstack([hv_points.reshape(-1, pts.shape[1]), pts]))
+            front = front_outcomes(front + list(results), objectives, problem.constraints)
             history.append({
                 "batch": len(history), "evaluations": len(outcomes), "trained": trained,
-                "failures": sum(1 for o in outcomes if not o.ok), "energy_spent_j": spent_j,
+                "failures": failures, "energy_spent_j": spent_j,
                 "energy_unknown": unknown, "wall_s": round(time.perf_counter() - t_run, 3),
-                "hypervolume": hypervolume(pts, ref) if ref is not None and len(pts) else 0.0,
+                "hypervolume": hypervolume(hv_points, ref) if ref is not None and len(hv_points) else 0.0,
                 "front_size": len(front),
             })
-            rd.write_results(outcomes, objectives, history, constraints=problem.constraints,
-                             spent=journal.entries, front=front)
+            pacer.maybe(lambda front=front: rd.write_results(outcomes, objectives, history,
+                                                             constraints=problem.constraints,
+                                                             spent=journal.entries, front=front))
             rd.update_run_json(evaluations=len(outcomes), trained=trained, energy_spent_j=spent_j,
                                energy_unknown=unknown)
             left = n_total - len(outcomes)
@@ -351,6 +368,7 @@ def _summary(front: Sequence[Outcome], objectives, n: int, trained: int, spent_j
 def cli_grid(problem, out=None, store=None, workers=None, resume=None) -> GridResult:
     """The ``gi-energy grid`` command: load the problem, run the grid, print progress."""
     import click
+
     from gi_energy.config.parse import load_problem
 
     from .evolve import resumed_problem

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 from gi_energy.config.space import Genome
 from gi_energy.meters.reading import Reading
@@ -89,7 +89,9 @@ class Evaluation:
         return float(value)
 
     def to_dict(self) -> dict:
-        d = asdict(self)
+        # Field by field, not asdict(): every nested value is converted below, and asdict's
+        # deep copy was the largest cost of a replay's checkpoints.
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["genome"] = self.genome.to_dict()
         d["train"] = None if self.train is None else self.train.to_dict()
         d["inference"] = None if self.inference is None else self.inference.to_dict()
@@ -161,7 +163,11 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return bool(self.evaluations) and all(e.ok for e in self.evaluations)
+        ok = self.__dict__.get("_ok")
+        if ok is None:  # the evaluations never change: worked out once (compare asks ~10x each)
+            ok = bool(self.evaluations) and all(e.ok for e in self.evaluations)
+            object.__setattr__(self, "_ok", ok)
+        return ok
 
     @property
     def status(self) -> str:
@@ -180,8 +186,14 @@ class Outcome:
         return None if any(v is None for v in vals) else vals
 
     def metric(self, name: str) -> float | None:
-        vals = self._values(name)
-        return None if vals is None else float(_median(vals))
+        cache = self.__dict__.get("_metrics")
+        if cache is None:
+            cache = {}
+            object.__setattr__(self, "_metrics", cache)
+        if name not in cache:
+            vals = self._values(name)
+            cache[name] = None if vals is None else float(_median(vals))
+        return cache[name]
 
     def spread(self, name: str) -> float | None:
         """Interquartile range over repeats (0.0 for a single repeat)."""
@@ -226,6 +238,8 @@ class Outcome:
 
 
 def _median(vals):
+    if len(vals) == 1:
+        return vals[0]
     s = sorted(vals)
     n = len(s)
     return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
