@@ -103,3 +103,10 @@ def test_front_outcomes_is_the_feasible_first_seen_front():
     assert front_outcomes([a, b, c, d, a_again], OBJ, {"params": 200.0}) == [a, b]
     assert front_outcomes([a, b, c, d], OBJ) == [d]
     assert front_outcomes([d], OBJ, {"params": 200.0}) == []
+
+
+def test_the_mask_of_nothing_is_a_boolean_mask():
+    # An empty mask still has to index an empty array (a float one cannot).
+    mask = nondominated(np.zeros((0, 2)))
+    assert mask.dtype == bool
+    assert np.zeros((0, 2))[mask].shape == (0, 2)
