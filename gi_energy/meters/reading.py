@@ -51,7 +51,7 @@ class Reading:
         return f"{self.backend}:{self.scope} ({kind})"
 
     def to_dict(self) -> dict:
-        d = {f.name: getattr(self, f.name) for f in fields(self)}  # the nested ones converted below
+        d = {name: getattr(self, name) for name in _FIELDS}  # the nested ones converted below
         d["domains_j"] = dict(self.domains_j)
         d["warnings"] = list(self.warnings)
         d["parts"] = [p.to_dict() for p in self.parts]
@@ -69,3 +69,6 @@ class Reading:
     def missing_reading(cls, backend: str, reason: str, duration_s: float = 0.0) -> Reading:
         return cls(backend=backend, scope="none", measured=False, energy_j=None, duration_s=duration_s,
                    missing_reason=reason)
+
+
+_FIELDS = tuple(f.name for f in fields(Reading))

@@ -91,7 +91,7 @@ class Evaluation:
     def to_dict(self) -> dict:
         # Field by field, not asdict(): every nested value is converted below, and asdict's
         # deep copy was the largest cost of a replay's checkpoints.
-        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d = {name: getattr(self, name) for name in _EVALUATION_FIELDS}
         d["genome"] = self.genome.to_dict()
         d["train"] = None if self.train is None else self.train.to_dict()
         d["inference"] = None if self.inference is None else self.inference.to_dict()
@@ -116,6 +116,8 @@ class Evaluation:
     def from_json(cls, text: str) -> Evaluation:
         return cls.from_dict(json.loads(text))
 
+
+_EVALUATION_FIELDS = tuple(f.name for f in fields(Evaluation))
 
 # The metrics every evaluation has, by the names problem files use.
 BUILTIN_METRICS = {
