@@ -250,3 +250,17 @@ def test_a_table_names_the_file_and_the_key_path():
         with pytest.raises(ProblemError) as err:
             Table({}, "p", "s").get("k", kind, required=True)
         assert str(err.value) == f"p: [s.k] is required ({name})"
+
+
+def test_table_bounds_defaults_and_type_names():
+    from gi_energy.config.checks import Table, type_name
+
+    t = Table({"epochs": 5}, "p.toml", "space")
+    with pytest.raises(ProblemError) as err:
+        t.get("epochs", int, high=4)
+    assert str(err.value) == "p.toml: [space.epochs] expected a value <= 4, got 5"
+    assert t.raw("missing", 7) == 7
+    with pytest.raises(ProblemError) as err:
+        t.get("levels", list, required=True)
+    assert str(err.value) == "p.toml: [space.levels] is required (<class 'list'>)"
+    assert (type_name({}), type_name(1j), type_name([1])) == ("a table", "complex", "a list")
