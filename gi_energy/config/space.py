@@ -12,6 +12,7 @@ Every function that draws takes an ``np.random.Generator``; nothing here keeps s
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
@@ -200,14 +201,26 @@ def normalise_float(x: float) -> float:
 
 
 def _canonical(value):
+    kind = type(value)
+    if kind is str or kind is int or kind is bool:  # the common cases first: a genome is built per child
+        return value
+    if kind is float:
+        return _canonical_float(value)
     if isinstance(value, bool):
         return value
     if isinstance(value, int | np.integer):
         return int(value)
     if isinstance(value, float | np.floating):
-        f = normalise_float(float(value))
-        return int(f) if f.is_integer() and abs(f) < 2**53 else f
+        return _canonical_float(float(value))
     return value
+
+
+@functools.lru_cache(maxsize=4096)
+def _canonical_float(x: float):
+    """A float's canonical value (memoised: a search meets the same few levels again and
+    again, and the 12-digit round trip through a string is the costly part)."""
+    f = normalise_float(x)
+    return int(f) if f.is_integer() and abs(f) < 2**53 else f
 
 
 @dataclass(frozen=True)
