@@ -166,6 +166,14 @@ def test_an_objective_that_is_no_column_is_refused_naming_it(tmp_path):
     assert "[objectives.energy] no column 'energy' in t.csv" in result.output
 
 
+def test_validate_describes_the_table_not_a_dataset(tmp_path):
+    result = CliRunner().invoke(main, ["validate", str(_write(tmp_path))])
+    assert result.exit_code == 0, result.output
+    assert "configuration width, opt, lr; seed seed; energy measured per column measured" in result.output
+    assert "dataset" not in result.output and "model" not in result.output
+    assert "width                one of 4, 8, 16, 32" in result.output
+
+
 def test_a_table_problem_takes_no_space_or_model(tmp_path):
     path = _write(tmp_path)
     path.write_text(path.read_text() + '[space]\nwidth = [8, 16]\n')

@@ -9,16 +9,22 @@ from gi_energy.config.space import structure_keys
 def describe_problem(p: Problem) -> str:
     from gi_energy.problems.datasets import load_dataset
 
-    ds = load_dataset(p.dataset, p.evaluation.seed)
     lines = [f"problem   {p.name}  ({p.source})", f"  seed {p.seed}; fingerprint {p.fingerprint()}"]
     if p.description:
         lines.append(f"  {p.description}")
-    lines.append(f"dataset   {ds.describe()}")
-    if p.task is None:
-        lines.append(f"model     {p.model.family} (built-in task)")
+    if p.table is not None:  # a tabular benchmark: no dataset, no model, nothing trained
+        t = p.table
+        lines.append(f"table     {t.path}: configuration {', '.join(t.configuration)}"
+                     + (f"; seed {', '.join(t.seed)}" if t.seed else "")
+                     + f"; energy {'measured per column ' + t.measured if t.measured else 'not measured'}")
+        lines.append("  metrics " + ", ".join(f"{m} <- {c}" if m != c else m for m, c in t.metrics))
     else:
-        opts = ", ".join(f"{k}={v!r}" for k, v in p.task.options)
-        lines.append(f"task      {p.task.entry}" + (f" ({opts})" if opts else ""))
+        lines.append(f"dataset   {load_dataset(p.dataset, p.evaluation.seed).describe()}")
+        if p.task is None:
+            lines.append(f"model     {p.model.family} (built-in task)")
+        else:
+            opts = ", ".join(f"{k}={v!r}" for k, v in p.task.options)
+            lines.append(f"task      {p.task.entry}" + (f" ({opts})" if opts else ""))
     lines.append("space")
     for name, ls in p.space.layers.items():
         count_key, size_key = structure_keys(name)
