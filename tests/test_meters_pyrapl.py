@@ -186,6 +186,13 @@ def _redirect_pyrapl_to(monkeypatch, pyrapl, root: Path, sockets: list[int]) -> 
     monkeypatch.setattr(pyrapl.device_api, "os", fake_os)
 
 
+def _overwrite(path, text: str) -> None:
+    """Replace a counter file's text in place, never leaving it empty in between."""
+    with open(path, "r+") as fh:
+        fh.write(text)
+        fh.truncate()
+
+
 def test_the_real_pyrapl_over_a_redirected_tree(tree, tmp_path, monkeypatch):
     pyrapl = import_pyrapl()
     tree.add_zone("intel-rapl:0", "package-0", energy_uj=900_000, max_energy_range_uj=1_000_000)
@@ -196,8 +203,10 @@ def test_the_real_pyrapl_over_a_redirected_tree(tree, tmp_path, monkeypatch):
     assert m.counter_source == PYRAPL, m.counter_source_note
     m.start()
     # In place, not set_energy's rename: pyRAPL keeps each energy_uj open and re-reads it.
-    (tree.root / "intel-rapl:0" / "energy_uj").write_text("100000\n")
-    (tree.root / "intel-rapl:0:0" / "energy_uj").write_text("700000\n")
+    # Overwritten without truncating first: the meter's poller reads these files while the
+    # window is open, and a truncated file would read as '' (a failed read: missing).
+    _overwrite(tree.root / "intel-rapl:0" / "energy_uj", "100000\n")
+    _overwrite(tree.root / "intel-rapl:0:0" / "energy_uj", "700000\n")
     r = m.stop()
     assert r.wraps == 1
     assert r.domains_j == {"package-0": pytest.approx(0.2), "dram-0": pytest.approx(0.7)}
