@@ -526,3 +526,13 @@ def test_a_sample_taken_at_the_end_time_is_kept(tmp_path):
     m, r = _instant_window(tmp_path, [*SIX[:-1], (0.3125, 300.0), SIX[-1]], 70_000)
     assert r.energy_j == pytest.approx(68.75)
     assert "integrated over 7 samples" in r.warnings[0]
+
+
+def test_instant_sampling_uses_its_own_interval(tmp_path):
+    lib = FakeNvml(energy_mj=1_000, instant_power_w=100.0)
+    m = meter(lib, tmp_path, instant_interval_s=0.002, sample_interval_s=IDLE)
+    assert m.availability().available and m.instant_power
+    m.start()
+    time.sleep(0.1)
+    m.stop()
+    assert lib.calls.count("nvmlDeviceGetFieldValues") > 5  # probe, start, end, the thread's
