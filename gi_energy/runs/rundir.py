@@ -44,6 +44,7 @@ from .tables import (
     front_row,
     parse_scalar,
     read_csv,
+    task_metric_columns,
     union_keys,
     write_csv,
 )
@@ -202,10 +203,14 @@ class RunDirectory:
         cached."""
         rows = [evaluation_row(ev, i, o.cached, None if spent is None else (ev.key, ev.repeat) in spent)
                 for i, o in enumerate(outcomes) for ev in o.evaluations]
+        own = [m for m in task_metric_columns(ev for o in outcomes for ev in o.evaluations)
+               if m not in METRIC_COLUMNS]
         genome_cols = [c for c in union_keys(r for r in rows) if c not in METRIC_COLUMNS
-                       and c not in ("index", "key")]
-        write_csv(self.path / EVALUATIONS_CSV, ["index", "key", *genome_cols, *METRIC_COLUMNS], rows,
-                  durable=self.durable)
+                       and c not in ("index", "key") and c not in own]
+        # The task's own metrics beside the built-in ones, after validation accuracy.
+        at = METRIC_COLUMNS.index("test_accuracy") + 1
+        columns = ["index", "key", *genome_cols, *METRIC_COLUMNS[:at], *own, *METRIC_COLUMNS[at:]]
+        write_csv(self.path / EVALUATIONS_CSV, columns, rows, durable=self.durable)
 
         index_of = {}
         for i, o in enumerate(outcomes):

@@ -24,11 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from gi_energy.config.identity import run_identity
 from gi_energy.config.parse import load_problem
 from gi_energy.config.problem import Problem, SearchConfig
 from gi_energy.errors import RunInterrupted, UsageError
 from gi_energy.evaluation.store import default_store_path, resume_store_path
+from gi_energy.problems.arrays import with_arrays
 from gi_energy.report.plots import write_front_png
 from gi_energy.report.progress import Progress, format_energy, meter_line, progress_for
 from gi_energy.report.run import RunResult
@@ -36,6 +38,7 @@ from gi_energy.runs.journal import TrainedJournal
 from gi_energy.runs.lock import RunLock, create_locked
 from gi_energy.runs.pacing import Pacer
 from gi_energy.runs.rundir import check_identity, evaluator_settings
+from gi_energy.tasks.loader import bind
 from gi_energy.tasks.results import Outcome
 
 from .checkpoint import Checkpoint, CheckpointWriter, load_checkpoint
@@ -68,15 +71,18 @@ class EvolveResult:
 # ---------------------------------------------------------------- the library API
 
 
-def _resolve_problem(problem: Problem | str | Path, seed: int | None, workers: int | None) -> Problem:
+def _resolve_problem(problem: Problem | str | Path, seed: int | None, workers: int | None,
+                     dataset=None) -> Problem:
     if not isinstance(problem, Problem):
         problem = load_problem(problem)
+    if dataset is not None:
+        problem = with_arrays(problem, dataset, Path(problem.output.directory) / "datasets")
     if seed is not None:
         # Not with_overrides: it skips falsy values, and seed 0 is a seed.
         problem = dataclasses.replace(problem, seed=int(seed))
     if workers is not None:
         problem = problem.with_overrides(evaluation={"workers": int(workers)})
-    return problem
+    return bind(problem)
 
 
 def _default_evaluator(problem: Problem, store_path: Path):
@@ -186,6 +192,7 @@ def evolve(
     plot: bool = True,
     settings: Mapping | None = None,
     overrides: Mapping | None = None,
+    dataset=None,
 ) -> EvolveResult:
     """Run NSGA-II on ``problem`` (a Problem, a TOML path or a bundled name).
 
@@ -201,13 +208,17 @@ def evolve(
     (a :class:`Progress` prints where it says); silent by default, when the warning that
     energies are estimated is a Python warning.
 
+    ``dataset``: numpy arrays of your own, ``(x, y)`` or a dict of ``x_train, y_train,
+    x_val, y_val, x_test, y_test``, in place of the problem's [dataset] source (kept as an
+    .npz file under the problem's output directory, named by the arrays' digest).
+
     Raises KeyboardInterrupt after saving the checkpoint and marking run.json
     "interrupted"; any other error marks it "failed" and propagates.
     """
     from gi_energy.runs.files import default_run_dir
     from gi_energy.runs.rundir import RunDirectory
 
-    problem = _resolve_problem(problem, seed, workers)
+    problem = _resolve_problem(problem, seed, workers, dataset)
     if evaluator is None and problem.table is not None:
         from gi_energy.evaluation.table import TableEvaluator
 

@@ -16,11 +16,13 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+
 from gi_energy.config.identity import run_identity
 from gi_energy.config.space import Genome
 from gi_energy.errors import ProblemError, RunInterrupted, UsageError
 from gi_energy.evaluation.store import default_store_path, resume_store_path
 from gi_energy.pareto import front_outcomes, nondominated, ok_points
+from gi_energy.problems.arrays import with_arrays
 from gi_energy.report.indicators import hypervolume
 from gi_energy.report.plots import write_front_png
 from gi_energy.report.progress import (
@@ -36,6 +38,7 @@ from gi_energy.runs.journal import TrainedJournal
 from gi_energy.runs.lock import RunLock, create_locked
 from gi_energy.runs.pacing import Pacer
 from gi_energy.runs.rundir import RunDirectory, check_identity, evaluator_settings
+from gi_energy.tasks.loader import bind
 from gi_energy.tasks.results import Evaluation, Outcome
 
 Echo = Callable[[str], None]
@@ -99,20 +102,25 @@ def history_reference(points_min: np.ndarray) -> list[float]:
 
 
 def run_grid(problem, *, out=None, store=None, workers: int | None = None, resume=None, evaluator=None,
-             progress: bool = False, echo: Echo | None = None, warn: Echo | None = None) -> GridResult:
+             progress: bool = False, echo: Echo | None = None, warn: Echo | None = None,
+             dataset=None) -> GridResult:
     """Evaluate every grid point (resuming ``resume`` if given) and write the run directory.
 
     ``evaluator`` replaces the real Evaluator and Store (a replay or synthetic evaluator in
     tests); the caller then owns it. Silent by default; ``progress=True`` prints a line per
     evaluation and the front to stdout, and the warning that energies are estimated to
     stderr (silent, that warning is a Python warning). ``echo`` and ``warn`` take those
-    lines instead, where given.
+    lines instead, where given. ``dataset``: numpy arrays of your own, as for
+    :func:`gi_energy.evolve`.
     """
     shown = progress_for(progress)
     echo = echo or (print if progress else (lambda s: None))
     warn = warn or shown.warn
     if workers is not None:
         problem = problem.with_overrides(evaluation={"workers": workers})
+    if dataset is not None:
+        problem = with_arrays(problem, dataset, Path(problem.output.directory) / "datasets")
+    problem = bind(problem)  # a task of the user's own: loaded and checked before any work
     genomes = grid_genomes(problem)
     objectives = dict(problem.objectives)
     n_workers = problem.evaluation.workers
