@@ -279,3 +279,48 @@ def test_without_scipy_the_tests_say_so(monkeypatch):
     rows = [_row("a", 0.0), _row("a", 0.5), _row("b", 1.0), _row("b", 2.0)]
     assert rank_sum_tests(rows, "hv_ratio") == [
         {"metric": "hv_ratio", "note": "scipy is not installed (pip install gi-energy[experiments])"}]
+
+
+# -- trajectories, thresholds, spent energy and the headline, by hand --------------------
+
+def test_the_hypervolume_trajectory_and_the_thresholds(two_objectives):
+    by = _by_path(two_objectives)
+    grid = [r for r in two_objectives["runs"] if r["reference"]][0]
+    # The grid's points in order: (0, 0.8) -> 1.1 x 0.3 = 0.33; + (0.25, 0.2) ->
+    # 0.25 x 0.3 + 0.85 x 0.9 = 0.84; + (0.75, 0) -> 0.91; + a dominated point -> 0.91.
+    assert grid["trajectory"]["hypervolume"] == pytest.approx([0.33, 0.84, 0.91, 0.91])
+    assert grid["trajectory"]["hv_ratio"] == pytest.approx([0.33 / 0.91, 0.84 / 0.91, 1, 1])
+    assert grid["trajectory"]["evaluations"] == [1, 2, 3, 4]
+    # Each point cost its training (1 J) and inference (its J per 1k, 1,000 samples).
+    assert grid["trajectory"]["energy_j"] == pytest.approx([11.0, 16.0, 19.0, 32.0])
+    assert (grid["evaluations"], grid["trained"], grid["failures"]) == (4, 4, 0)
+    assert grid["energy_spent_j"] == pytest.approx(32.0) and grid["energy_unknown"] == 0
+    # 90 % of 0.91 is 0.819: reached at the second evaluation; 95 % and 99 % at the third.
+    assert (grid["evaluations_to_90"], grid["evaluations_to_95"], grid["evaluations_to_99"]) \
+        == (2, 3, 3)
+    assert (grid["energy_j_to_90"], grid["energy_j_to_95"], grid["energy_j_to_99"]) \
+        == pytest.approx((16.0, 19.0, 19.0))
+    # a/0: (0.25, 0.4) -> 0.85 x 0.7 = 0.595, then 0.735; never 90 % of 0.91.
+    a0 = by["a0"]
+    assert a0["trajectory"]["hypervolume"] == pytest.approx([0.595, 0.735])
+    assert a0["evaluations_to_90"] is None and a0["energy_j_to_90"] is None
+    assert a0["front_size"] == 2 and by["a1"]["front_size"] == 1
+    assert sorted(map(tuple, a0["front_points"])) == [(-0.8, 6.0), (-0.6, 2.0)]
+
+
+def test_the_headline_saving_by_hand():
+    from gi_energy.report.figures import energy_saving
+
+    rows = [(8, 0.90, 10.0), (9, 0.90, 8.0), (10, 0.895, 4.0), (11, 0.885, 1.0)]
+    outcomes = [_outcome(w, acc, e) for w, acc, e in rows]
+    h = energy_saving(outcomes)
+    # The most accurate at 0.90: the cheaper of the two (8 J); within one point (>= 0.89):
+    # 0.895 at 4 J -> saving 1 - 4/8 = 0.5, 0.005 accuracy lost.
+    assert h["most_accurate"]["inference_energy_j_per_1k"] == 8.0
+    assert h["chosen"]["accuracy"] == 0.895 and h["chosen"]["inference_energy_j_per_1k"] == 4.0
+    assert h["saving"] == pytest.approx(0.5) and h["accuracy_lost"] == pytest.approx(0.005)
+    assert h["tolerance"] == 0.01
+    wide = energy_saving(outcomes, tolerance=0.015)   # 0.885 is in: 1 - 1/8
+    assert wide["saving"] == pytest.approx(0.875)
+    assert energy_saving([]) is None
+    assert energy_saving(outcomes, constraints={"params": 50.0}) is None  # params are 100
