@@ -94,7 +94,7 @@ epochs = 1
 
 [search]
 population = 4
-generations = 2
+generations = 1
 
 [evaluation]
 workers = 1

@@ -66,7 +66,7 @@ meter = "estimate"
 """
 
 
-def write_problem(folder: Path, generations: int = 2) -> Path:
+def write_problem(folder: Path, generations: int = 1) -> Path:
     path = folder / "tiny.toml"
     path.write_text(TINY.format(generations=generations))
     return path
@@ -188,7 +188,7 @@ SIGNALS = {"term": signal.SIGTERM, "int": signal.SIGINT, "kill": signal.SIGKILL}
 CASES = [
     ("evolve", "term", "main", "finished", True),
     ("evolve", "kill", "main", "finished", True),
-    ("evolve", "int", "main", "finished", False),
+    ("evolve", "int", "main", "workers", False),
     ("evolve", "kill", "main", "workers", False),
     ("evolve", "term", "group", "workers", False),
     ("evolve", "int", "group", "finished", False),
@@ -302,7 +302,7 @@ def test_compare_killed_at_any_moment_leaves_no_partial_file(tmp_path):
 
 PARENT = """
 import os, subprocess, sys, time
-code = ("import sys, time; from gi_energy.evaluation.worker import die_with_parent; "
+code = ("import sys, time; from gi_energy.evaluation.parent_death import die_with_parent; "
         "die_with_parent(int(sys.argv[1]), pdeathsig=sys.argv[2] == '1', poll_s=0.1); "
         "print('ready', flush=True); time.sleep(120)")
 child = subprocess.Popen([sys.executable, "-c", code, str(os.getpid()), sys.argv[1]], stdout=subprocess.PIPE, text=True)

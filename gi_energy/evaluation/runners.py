@@ -20,7 +20,7 @@ result, and Parallel has no per-task timeout. Instead:
   cancelled, but see the known limitations. A lost scheduler is :class:`RunInterrupted`.
   The scheduler and its workers are trusted: they run the code the client sends.
 
-Every loky worker process ends with its parent (:func:`.worker.die_with_parent`), so a
+Every loky worker process ends with its parent (:func:`.parent_death.die_with_parent`), so a
 kill -9 of the main process leaves no worker behind.
 
 Known limitations:
@@ -103,9 +103,9 @@ class _Slot:
         if device == "cuda":
             # Deterministic cuBLAS; it must be in the environment before CUDA initialises.
             env["CUBLAS_WORKSPACE_CONFIG"] = os.environ.get("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE_CONFIG)
-        from .worker import die_with_parent
+        from .parent_death import die_with_parent
 
-        # The process dies with this one (see worker.die_with_parent); the kernel's
+        # The process dies with this one (see parent_death.py); the kernel's
         # parent-death signal follows the forking thread, so only when that is the main one.
         watch = (os.getpid(), threading.current_thread() is threading.main_thread())
         self.executor = ProcessPoolExecutor(max_workers=1, env=env, initializer=die_with_parent, initargs=watch)
