@@ -16,6 +16,7 @@ line. :mod:`gi_energy.evaluation.table` then looks configurations up in the same
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -134,7 +135,17 @@ def _read_parquet(path: Path, source: str, columns=None):
 def read_frame(cfg: TableConfig, source: str):
     """The table's configuration, seed, measured and metric columns as a DataFrame whose
     configuration columns hold canonical values (Genome's), metric columns floats (NaN
-    where a cell is empty), ``measured`` booleans; every cell checked."""
+    where a cell is empty), ``measured`` booleans; every cell checked. Read once per file
+    version: reading the problem and opening its evaluator share it (treat it as read-only)."""
+    try:
+        st = cfg.path.stat()
+    except OSError as exc:
+        raise ProblemError(source, "table.path", f"{cfg.path.name} cannot be read: {exc}") from None
+    return _read_frame(cfg, source, st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=2)
+def _read_frame(cfg: TableConfig, source: str, mtime_ns: int, size: int):
     import pandas as pd
 
     wanted = list(dict.fromkeys([*cfg.configuration, *cfg.seed, *([cfg.measured] if cfg.measured else []),
