@@ -168,3 +168,33 @@ def test_claims_and_the_fields_of_a_lease(tmp_path):
         assert (again, held) == ({}, [("new", 0)])
         _, again, held = s.claim("fp", "ctx", [("new", 0)], me, retry)
         assert (again, held) == ({("new", 0): None}, [])
+
+
+def test_a_batch_of_a_thousand_keys_is_read_in_chunks_and_whole(tmp_path):
+    evs = [evaluation(i) for i in range(1000)]
+    with Store(tmp_path / "s.sqlite") as s:
+        s.put_many("fp", "ctx", evs)
+        got = s.get_many("fp", "ctx", [e.key for e in evs])
+        assert len(got) == 1000
+        assert {k for k, _ in got} == {e.key for e in evs}
+
+
+def test_a_resume_without_a_recorded_store_takes_the_default_rules(tmp_path):
+    from gi_energy.evaluation.store import resume_store_path
+
+    problem = SimpleNamespace(output=SimpleNamespace(store=str(tmp_path / "p.sqlite")))
+    assert resume_store_path(problem, None, {}, tmp_path) == tmp_path / "p.sqlite"
+    assert resume_store_path(problem, tmp_path / "f.sqlite", {}, tmp_path) == tmp_path / "f.sqlite"
+
+
+def test_a_relative_recorded_store_that_is_not_here_is_refused(tmp_path, monkeypatch):
+    from gi_energy.evaluation.store import resume_store_path
+
+    monkeypatch.chdir(tmp_path)
+    problem = SimpleNamespace(output=SimpleNamespace(store=None))
+    with pytest.raises(UsageError) as err:
+        resume_store_path(problem, None, {"store": "runs/x.sqlite"}, "runs/a")
+    assert str(err.value) == (
+        "runs/a: run.json records the store as 'runs/x.sqlite', relative to the directory the "
+        f"run started in; from here that is {tmp_path / 'runs' / 'x.sqlite'}, which does not "
+        "exist: resume from that directory or pass --store PATH")
