@@ -198,3 +198,18 @@ def test_a_relative_recorded_store_that_is_not_here_is_refused(tmp_path, monkeyp
         "runs/a: run.json records the store as 'runs/x.sqlite', relative to the directory the "
         f"run started in; from here that is {tmp_path / 'runs' / 'x.sqlite'}, which does not "
         "exist: resume from that directory or pass --store PATH")
+
+
+def test_a_setup_that_fails_halfway_is_rolled_back(tmp_path, monkeypatch):
+    def fail(conn, refuse):
+        conn.execute("CREATE TABLE half (x)")
+        raise ValueError("migration failed")
+
+    monkeypatch.setattr(store_module.schema, "migrate", fail)
+    with pytest.raises(ValueError, match="migration failed"):
+        Store(tmp_path / "s.sqlite")
+    monkeypatch.undo()
+    with Store(tmp_path / "s.sqlite") as s:
+        assert "half" not in {r[0] for r in s._conn.execute("SELECT name FROM sqlite_master")}
+        s.put("fp", "ctx", evaluation(1))
+        assert s.count() == 1
