@@ -144,7 +144,9 @@ def run_module(copy: Path, module: str, tests: list[str], workers: int,
                log: Path) -> dict:
     configure(copy, module, tests, PYTEST_ARGS.get(module, []))
     shutil.rmtree(copy / "mutants", ignore_errors=True)  # stale verdicts would outlive new tests
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    # GI_ENERGY_MUTATION: the tests' module-scoped fixtures become per test (see
+    # tests/test_values_compare.py), so mutmut credits each test with what it checks.
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", GI_ENERGY_MUTATION="1")
     started = time.monotonic()
     with open(log, "w") as f:
         proc = subprocess.run([mutmut_bin(), "run", "--max-children", str(workers)], cwd=copy,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,10 @@ def _replayed_run(problem, grid_dir, out, genomes, label, seed):
     return outcomes
 
 
-@pytest.fixture(scope="module")
+# Per test in a mutation pass (experiments/mutation.py), so each test counts as covering
+# what it checks; a module fixture would credit it all to the first test.
+@pytest.fixture(scope=lambda fixture_name, config: "function" if os.environ.get("GI_ENERGY_MUTATION")
+                else "module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("cmp")
     problem = load_problem("quickstart")
