@@ -1,6 +1,7 @@
-"""``gi-energy evolve`` and ``gi_energy.evolve(...)``: an NSGA-II run (the generations
-themselves are :class:`gi_energy.search.loop.SearchLoop`) with its run directory,
-budgets, checkpoints, resume and terminal output.
+"""``gi-energy evolve`` and ``gi_energy.evolve(...)``: an NSGA-II run set up, new or
+resumed, with its budgets, run directory, store and evaluator; the run itself is driven
+by :mod:`.session` (checkpoints, results, terminal lines) over the generations of
+:class:`gi_energy.search.loop.SearchLoop`.
 
 Every draw comes from one ``np.random.Generator`` seeded from the problem (or ``seed``).
 After every generation the state is checkpointed as JSON; after a crash or Ctrl-C,
@@ -18,55 +19,25 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from gi_energy.config.identity import run_identity
 from gi_energy.config.parse import load_problem
 from gi_energy.config.problem import Problem, SearchConfig
-from gi_energy.errors import RunInterrupted, UsageError
+from gi_energy.errors import UsageError
 from gi_energy.evaluation.store import default_store_path, resume_store_path
 from gi_energy.problems.arrays import with_arrays
-from gi_energy.report.plots import write_front_png
-from gi_energy.report.progress import Progress, format_energy, meter_line, progress_for
+from gi_energy.report.progress import Progress, progress_for
 from gi_energy.report.run import RunResult
-from gi_energy.runs.journal import TrainedJournal
 from gi_energy.runs.lock import RunLock, create_locked
-from gi_energy.runs.pacing import Pacer
 from gi_energy.runs.rundir import check_identity, evaluator_settings
 from gi_energy.tasks.loader import bind
-from gi_energy.tasks.results import Outcome
 
-from .checkpoint import Checkpoint, CheckpointWriter, load_checkpoint
-from .loop import EvaluatorLike, SearchLoop, Totals
+from .checkpoint import load_checkpoint
+from .loop import EvaluatorLike
+from .session import EvolveResult, run_in
 from .termination import AnyOf, from_config
-
-
-@dataclass(frozen=True)
-class EvolveResult:
-    """What a search leaves: ``front`` (feasible non-dominated outcomes of every evaluation
-    of the run), ``evaluations`` (every outcome, in evaluation order), ``run_dir``,
-    ``history`` (one row per generation) and the ``totals``."""
-
-    front: list[Outcome]
-    evaluations: list[Outcome]
-    run_dir: Path
-    history: list[dict]
-    totals: dict
-    status: str
-    stop_reason: str | None
-    problem: Problem
-    reference_point: list[float] | None = None
-
-    @cached_property
-    def run(self) -> RunResult:
-        """The run directory read back: DataFrames, figures, the problem (see RunResult)."""
-        return RunResult(self.run_dir)
-
 
 # ---------------------------------------------------------------- the library API
 
@@ -302,144 +273,10 @@ def evolve(
             rd, lock = create_locked(path, problem, "evolve", run_settings)
             owned.insert(0, lock)
             rd.update_run_json(identity=run_identity(problem, "evolve"))
-        return _run(problem, evaluator, termination, rd, checkpoint, progress, plot)
+        return run_in(problem, evaluator, termination, rd, checkpoint, progress, plot)
     finally:
         for thing in reversed(owned):  # the run directory's lock last, once the workers are gone
             thing.close()
-
-
-def _run(problem: Problem, evaluator: EvaluatorLike, termination: AnyOf, rd, checkpoint: Checkpoint | None,
-         progress: Progress, plot: bool) -> EvolveResult:
-    # A replay's journal is flushed, not fsynced: a flush survives kill -9, and an fsync
-    # per line would cap replay far below its thousands of evaluations a second.
-    journal = TrainedJournal(rd.path, durable=not getattr(evaluator, "replayed", False))
-    rd.durable = journal.durable  # nor are run.json and the checkpoint fsynced in a replay
-    if checkpoint is not None and not journal.exists():
-        journal.seed(checkpoint.outcomes)  # a run checkpointed before journals existed
-    try:
-        return _run_search(problem, evaluator, termination, rd, checkpoint, progress, plot, journal)
-    finally:
-        journal.close()
-
-
-def _run_search(problem: Problem, evaluator: EvaluatorLike, termination: AnyOf, rd, checkpoint: Checkpoint | None,
-                progress: Progress, plot: bool, journal: TrainedJournal) -> EvolveResult:
-    search = SearchLoop(problem=problem, evaluator=evaluator, termination=termination,
-                     rng=np.random.default_rng(problem.seed), progress=progress, journal=journal)
-    if checkpoint is not None:
-        search.restore(checkpoint)
-    last: list[Checkpoint] = [checkpoint] if checkpoint is not None else []
-    writer = CheckpointWriter(rd.path, durable=journal.durable)
-    pacer = Pacer()
-
-    def after_generation() -> None:
-        ckpt = search.checkpoint(problem.seed)
-        writer.save(ckpt)
-        last[:] = [ckpt]
-        # Results so far, so a run killed later (even kill -9) can still be compared.
-        pacer.maybe(lambda: rd.write_results(search.outcomes, problem.objectives, search.history,
-                                             constraints=problem.constraints, spent=_spent_set(search)))
-        rd.update_run_json(generation=search.generation, totals=_totals_json(search),
-                           hypervolume_reference=_reference_json(search, problem))
-
-    search.after_generation = after_generation
-    sentence, is_warning = meter_line(getattr(evaluator, "measured", None),
-                                      getattr(evaluator, "meter_description", None))
-    if is_warning:
-        progress.warn(sentence)
-    first_hv = next((h.get("hypervolume") for h in search.history if h.get("hypervolume")), None)
-    progress.start(_header(problem, rd, termination, None if is_warning else sentence, checkpoint),
-                   problem.search.generations, first_hv=first_hv)
-
-    try:
-        stop_reason = search.run()
-    except (KeyboardInterrupt, RunInterrupted):  # Ctrl-C, SIGTERM, a lost Dask scheduler
-        _interrupted(search, rd, last, writer, problem, plot)
-        raise
-    except BaseException as exc:
-        rd.update_run_json(status="failed", error=f"{type(exc).__name__}: {exc}",
-                           totals=_totals_json(search), generation=search.generation)
-        raise
-    front = search.front()
-    written = rd.write_results(search.outcomes, problem.objectives, search.history,
-                               constraints=problem.constraints, spent=_spent_set(search))
-    if plot:
-        write_front_png(rd.path, search.outcomes, problem.objectives, written, label=f"{problem.name} evolve")
-    rd.update_run_json(status="complete", stop_reason=stop_reason, generation=search.generation,
-                       totals=_totals_json(search), front_size=len(front),
-                       hypervolume_reference=_reference_json(search, problem))
-    progress.finish(front, problem.objectives, _summary(search, rd, stop_reason, front), problem.space)
-    return EvolveResult(front=front, evaluations=list(search.outcomes), run_dir=rd.path,
-                        history=list(search.history), totals=_totals_json(search), status="complete",
-                        stop_reason=stop_reason, problem=problem, reference_point=search.reference_point)
-
-
-def _interrupted(search: SearchLoop, rd, last: list[Checkpoint], writer: CheckpointWriter, problem: Problem,
-                 plot: bool) -> None:
-    """Ctrl-C: keep the last generation's checkpoint (its generator state is where a resume
-    must restart), report the energy the unfinished generation spent in run.json, mark it.
-
-    The checkpoint's totals stay those of its own outcomes: the unfinished generation is
-    replayed on resume and its evaluations (in the journal) are counted then, once."""
-    partial = search.pending_outcomes()
-    spent = Totals()
-    for o in partial:
-        spent.add(o, search.spent(o))
-    if last:
-        ckpt = last[0]
-        ckpt.totals["wall_s"] = search.wall_s()
-        writer.save(ckpt)
-    totals = _totals_json(search)
-    totals["energy_spent_j"] += spent.energy_spent_j
-    totals["energy_unknown"] += spent.energy_unknown
-    totals["unfinished_generation_evaluations"] = len(partial)
-    rd.update_run_json(status="interrupted", generation=search.generation, totals=totals,
-                       resume_hint=f"gi-energy evolve --resume {rd.path}")
-    if search.outcomes or partial:
-        everything = search.outcomes + partial
-        front = rd.write_results(everything, problem.objectives, search.history,
-                                 constraints=problem.constraints, spent=_spent_set(search))
-        if plot:
-            write_front_png(rd.path, everything, problem.objectives, front, label=f"{problem.name} evolve")
-
-
-def _spent_set(search: SearchLoop):
-    return None if search.journal is None else search.journal.entries
-
-
-def _totals_json(search: SearchLoop) -> dict:
-    t = search.totals.to_dict()
-    t["wall_s"] = round(search.wall_s(), 3)
-    # A missing reading is never a zero: say how many evaluations the energy total lacks.
-    t["energy_complete"] = t["energy_unknown"] == 0
-    return t
-
-
-def _reference_json(search: SearchLoop, problem: Problem) -> dict | None:
-    if search.reference_point is None:
-        return None
-    return dict(zip(problem.objectives, search.reference_point))
-
-
-def _header(problem: Problem, rd, termination: AnyOf, meter: str | None, checkpoint) -> list[str]:
-    lines = [f"gi-energy evolve {problem.name}: seed {problem.seed}, population {problem.search.population}, "
-             f"budgets {termination.describe()}",
-             f"run directory {rd.path}"]
-    if meter:
-        lines.append(meter)
-    if checkpoint is not None:
-        lines.append(f"resuming after generation {checkpoint.generation} "
-                     f"({len(checkpoint.outcomes)} evaluations so far)")
-    return lines
-
-
-def _summary(search: SearchLoop, rd, stop_reason, front) -> list[str]:
-    t = search.totals
-    energy = format_energy(t.energy_spent_j, t.energy_unknown)
-    return [f"stopped by {stop_reason} after generation {search.generation}: {t.evaluations} evaluations "
-            f"({t.failures} failed, {t.cached} from the store), {energy} spent by the search, "
-            f"{search.wall_s():.1f} s",
-            f"{len(front)} on the front; results in {rd.path}"]
 
 
 # ---------------------------------------------------------------- the command line
