@@ -238,7 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "survivors").mkdir(exist_ok=True)
     copy = make_copy(args.scratch, args.ref)
-    ref = args.ref or "working tree"
+    ref = "working tree" if not args.ref else subprocess.run(
+        ["git", "rev-parse", "--short", args.ref], cwd=REPO, check=True, capture_output=True,
+        text=True).stdout.strip()
     results = []
     for module, tests in plan:
         log = args.out / f"{module.replace('/', '.')}.log"
