@@ -11,10 +11,13 @@ another's):
              front the run directory writes and compare reads
     compare  report.compare.compare_runs on two runs and a reference of n evaluations each,
              run directories synthesised with RunDirectory.write_results
-    grid     one batch of the grid's write-out when the run holds n outcomes: ok_points,
-             front_outcomes, the history hypervolume, RunDirectory.write_results
-             (evaluations.csv, front.csv, history.csv): what search/grid.py does after
-             every batch
+    grid     one batch of the grid's bookkeeping when the run holds n outcomes: now (the
+             front, the hypervolume's points and the totals kept up batch by batch;
+             seconds) and as it was before (old_batch_s: ok_points, front_outcomes and the
+             hypervolume over the whole run, then RunDirectory.write_results of
+             evaluations.csv, front.csv, history.csv after every batch); rewrite_s is that
+             rewrite alone, which the grid now does only when due (runs.pacing: at most
+             1/20 of the run's time) and at the end
     table    a replay search of 1,000 evaluations (plain NSGA-II, run directory and
              checkpoints included) on a 100,000-row [table] CSV: parsing the problem,
              loading the table, the search (n is the table's rows)
@@ -25,6 +28,7 @@ directory and checkpoints, in evaluations/s on one core (run it under ``taskset 
 ``--baseline DIR`` runs the same search, alternating, on the gi-energy source tree in DIR
 (a ``git worktree`` of an older commit; see docs/measurements.md) and gives the ratio,
 so before and after are measured side by side in one run on one loaded machine.
+``--table-rows N --evaluations E`` searches a synthetic [table] of N rows instead.
 
 Memory is the process's peak resident set (resource.getrusage ru_maxrss), reported with
 the same figure taken just before the case starts (the interpreter and the imports), so
@@ -124,25 +128,38 @@ def case_compare(n: int, tmp: Path) -> dict:
 
 
 def case_grid(n: int, tmp: Path) -> dict:
-    """The bookkeeping of search/grid.py after one batch, with ``n`` outcomes so far."""
+    """The bookkeeping of search/grid.py after one batch of 4 points, with ``n`` outcomes
+    so far: as it is now (the front, the hypervolume's point set and the totals kept up
+    batch by batch; the result files rewritten only when due, runs.pacing) and as it was
+    (everything recomputed over the whole run, then every file rewritten)."""
     from gi_energy.pareto import front_outcomes, ok_points
     from gi_energy.report.indicators import hypervolume
     from gi_energy.runs.rundir import RunDirectory
-    from gi_energy.search.grid import history_reference
+    from gi_energy.search.grid import _front_points, history_reference
 
     outcomes = synthetic_outcomes(n)
+    before, batch = outcomes[:-4], outcomes[-4:]
     rd = RunDirectory.create(tmp / "grid", _problem("bench-grid"), "grid", {})
     history = [{"batch": b, "evaluations": 4 * b, "hypervolume": 1.0} for b in range(n // 4)]
-    t0 = time.perf_counter()
+    ref = history_reference(ok_points(before, OBJECTIVES)[1])
+    front = front_outcomes(before, OBJECTIVES, CONSTRAINTS)
+    hv_points = _front_points(ok_points(before, OBJECTIVES)[1])
+    t0 = time.perf_counter()  # now: one batch's update
+    _, pts = ok_points(batch, OBJECTIVES)
+    hv_points = _front_points(np.vstack([hv_points, pts]))
+    front = front_outcomes(front + batch, OBJECTIVES, CONSTRAINTS)
+    hypervolume(hv_points, ref)
+    batch_s = time.perf_counter() - t0
+    t0 = time.perf_counter()  # as it was: all recomputed, then every file rewritten
     _, pts = ok_points(outcomes, OBJECTIVES)
-    ref = history_reference(pts)
-    front = front_outcomes(outcomes, OBJECTIVES, CONSTRAINTS)
-    hv = hypervolume(pts, ref)
-    t_front = time.perf_counter() - t0
-    rd.write_results(outcomes, OBJECTIVES, history, constraints=CONSTRAINTS, front=front)
-    total = time.perf_counter() - t0
-    return {"seconds": total, "front_and_hv_s": t_front, "write_s": total - t_front, "front": len(front),
-            "hv": hv}
+    full_front = front_outcomes(outcomes, OBJECTIVES, CONSTRAINTS)
+    hypervolume(pts, ref)
+    recompute_s = time.perf_counter() - t0
+    rd.write_results(outcomes, OBJECTIVES, history, constraints=CONSTRAINTS, front=full_front)
+    write_s = time.perf_counter() - t0 - recompute_s
+    assert [o.key for o in front] == [o.key for o in full_front]
+    return {"seconds": batch_s, "old_recompute_s": recompute_s, "rewrite_s": write_s,
+            "old_batch_s": recompute_s + write_s, "front": len(front)}
 
 
 def write_table(path: Path, rows: int, seed: int = 0) -> list[str]:
@@ -220,7 +237,28 @@ def replay_search_speed(evaluations: int) -> float:
         return len(res.evaluations) / (time.perf_counter() - t0)
 
 
-def throughput(baseline: str | None, repeats: int, evaluations: int) -> None:
+def table_search_speed(rows: int, evaluations: int) -> float:
+    """Evaluations/s of one whole NSGA-II search on a [table] of ``rows`` rows (the clock
+    starts after the problem is read; loading the table is inside it)."""
+    from gi_energy.config.parse import load_problem
+    from gi_energy.search.evolve import evolve
+
+    warnings.simplefilter("ignore")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        configuration = write_table(tmp / "t.csv", rows)
+        (tmp / "p.toml").write_text(
+            f'[problem]\nname = "bench-table"\nseed = 3\n[table]\npath = "t.csv"\n'
+            f'configuration = {json.dumps(configuration)}\nenergy = "energy_j"\n'
+            f'[objectives]\naccuracy = "max"\nenergy_j = "min"\n'
+            f'[search]\npopulation = 24\ngenerations = 100000\nmax_evaluations = {evaluations}\n')
+        problem = load_problem(tmp / "p.toml")
+        t0 = time.perf_counter()
+        res = evolve(problem, out=tmp / "evolve", plot=False)
+        return len(res.evaluations) / (time.perf_counter() - t0)
+
+
+def throughput(baseline: str | None, repeats: int, evaluations: int, table_rows: int | None = None) -> None:
     import os
 
     trees = {"this tree": None} if baseline is None else {"baseline": baseline, "this tree": None}
@@ -233,7 +271,8 @@ def throughput(baseline: str | None, repeats: int, evaluations: int) -> None:
             env["PYTHONPATH"] = str(Path(tree or Path(__file__).resolve().parents[1]).resolve())
             code = (f"import sys; sys.argv = ['x']; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); "
                     f"import bench_scale, gi_energy; print(gi_energy.__file__); "
-                    f"print(bench_scale.replay_search_speed({evaluations}))")
+                    + (f"print(bench_scale.table_search_speed({table_rows}, {evaluations}))" if table_rows
+                       else f"print(bench_scale.replay_search_speed({evaluations}))"))
             proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                                   cwd=tempfile.gettempdir())
             if proc.returncode != 0:
@@ -271,9 +310,10 @@ def main() -> None:
     ap.add_argument("--throughput", action="store_true", help="the whole replay search, evaluations/s")
     ap.add_argument("--baseline", help="with --throughput: a source tree to run side by side")
     ap.add_argument("--evaluations", type=int, default=600)
+    ap.add_argument("--table-rows", type=int, help="with --throughput: search a [table] of this many rows instead")
     args = ap.parse_args()
     if args.throughput:
-        throughput(args.baseline, args.repeats, args.evaluations)
+        throughput(args.baseline, args.repeats, args.evaluations, args.table_rows)
         return
     if args.case:
         print(json.dumps(run_case(args.case, args.size)))
