@@ -1,4 +1,6 @@
-"""Crossover: one-point on each layer list, uniform on hyperparameters.
+"""Crossover: one-point on each layer list (cut-and-splice: each parent cut at its own
+point, tails swapped, so children can have depths neither parent had; a layer's per-layer
+values travel with it), uniform on hyperparameters.
 
 ``crossover(a, b, space, rng) -> (child_a, child_b)``, both repaired into ``space``.
 """
@@ -8,15 +10,6 @@ from __future__ import annotations
 import numpy as np
 
 from gi_energy.config.space import Genome, SearchSpace
-
-
-def one_point_layers(a: tuple[int, ...], b: tuple[int, ...],
-                     rng: np.random.Generator) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Cut each parent at its own point and swap tails (cut-and-splice), so children can
-    have depths neither parent had; repair brings the count back into range."""
-    i = int(rng.integers(len(a) + 1))
-    j = int(rng.integers(len(b) + 1))
-    return a[:i] + b[j:], b[:j] + a[i:]
 
 
 def uniform_values(a: dict, b: dict, names, rng: np.random.Generator) -> tuple[dict, dict]:
@@ -31,8 +24,13 @@ def uniform_values(a: dict, b: dict, names, rng: np.random.Generator) -> tuple[d
 def crossover(a: Genome, b: Genome, space: SearchSpace,
               rng: np.random.Generator) -> tuple[Genome, Genome]:
     layers_a, layers_b = {}, {}
-    for s in space.layers:
-        layers_a[s], layers_b[s] = one_point_layers(a.layers.get(s, ()), b.layers.get(s, ()), rng)
+    for s, ls in space.layers.items():
+        # One cut per parent for the sizes and every per-layer value: layers keep their values.
+        la, lb = a.layers.get(s, ()), b.layers.get(s, ())
+        i, j = int(rng.integers(len(la) + 1)), int(rng.integers(len(lb) + 1))
+        for key in (s, *(t for t, _ in ls.tracks(s))):
+            ta, tb = a.layers.get(key, ()), b.layers.get(key, ())
+            layers_a[key], layers_b[key] = ta[:i] + tb[j:], tb[:j] + ta[i:]
     values_a, values_b = uniform_values(a.values, b.values, list(space.params), rng)
     return (space.repair(Genome(layers=layers_a, values=values_a)),
             space.repair(Genome(layers=layers_b, values=values_b)))

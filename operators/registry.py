@@ -18,6 +18,8 @@ from .structure import (
     remove_layer_targets,
     resize_layer,
     resize_layer_targets,
+    revalue_layer,
+    revalue_layer_targets,
 )
 
 
@@ -38,6 +40,7 @@ MUTATIONS: dict[str, Mutation] = {
     "remove_layer": Mutation(remove_layer, remove_layer_targets),
     "resize_layer": Mutation(resize_layer, resize_layer_targets),
     "hyperparameter": Mutation(mutate_hyperparameter, hyperparameter_targets),
+    "revalue_layer": Mutation(revalue_layer, revalue_layer_targets),
 }
 
 Crossover = Callable[[Genome, Genome, SearchSpace, np.random.Generator], tuple[Genome, Genome]]

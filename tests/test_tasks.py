@@ -93,7 +93,8 @@ NOT_A_TASK = 3
 '''
 
 SPACE = {"alpha": {"min": 1e-3, "max": 10.0, "log": True}, "solver": ["cholesky", "lstsq"],
-         "depth": {"layers": {"min": 1, "max": 3}, "size": {"min": 4, "max": 64, "log": True}}}
+         "depth": {"layers": {"min": 1, "max": 3}, "size": {"min": 4, "max": 64, "log": True},
+                   "kind": ["conv", "sep", "dilated"], "kernel": {"min": 1, "max": 7}}}
 
 
 def _problem(tmp_path: Path, entry: str = "tasks.py:Ridge", **sections) -> dict:
@@ -133,8 +134,20 @@ def test_builtin_and_user_tasks_meet_one_contract(tmp_path):
 def test_the_user_task_sees_its_config_and_structures(tmp_path):
     user = bind(_parse(tmp_path))
     genome = user.space.sample(np.random.default_rng(3))
-    assert set(genome.values) == {"alpha", "solver"} and set(genome.layers) == {"depth"}
+    assert set(genome.values) == {"alpha", "solver"}
+    assert set(genome.layers) == {"depth", "depth.kind", "depth.kernel"}
     assert user.space.contains(genome)
+    from gi_energy.tasks.base import Trial
+
+    trial = Trial(genome=genome, seed=0, device="cpu", data=None, meter=None, min_inference_s=0.0)
+    layers = trial.layers("depth")
+    assert [row["size"] for row in layers] == list(genome.layers["depth"])
+    assert all(row["kind"] in ("conv", "sep", "dilated") and 1 <= row["kernel"] <= 7 for row in layers)
+    assert trial.config["depth.kind"] == genome.layers["depth.kind"]
+    from gi_energy.runs.tables import genome_columns
+
+    cols = genome_columns(genome)
+    assert cols["depth_layers"] == len(layers) and cols["depth_kinds"] == "-".join(r["kind"] for r in layers)
 
 
 @pytest.mark.parametrize(("entry", "expected"), [
@@ -166,7 +179,9 @@ def test_bad_options_and_undeclared_objectives_name_their_keys(tmp_path):
     ({"alpha": {"min": 0.0, "max": 1.0, "log": True}}, "space.alpha.min"),
     ({"alpha": []}, "space.alpha"),
     ({"depth": {"layers": {"min": 1, "max": 2}}}, "space.depth.size"),
-    ({"depth": {"layers": 2, "size": 8, "kind": ["a", "b"]}}, "space.depth.kind"),
+    ({"depth": {"layers": 2, "size": 8, "kind": ["a", 1]}}, "space.depth.kind"),
+    ({"depth": {"layers": 2, "size": 8, "kind": ["a-b"]}}, "space.depth.kind"),
+    ({"depth": {"layers": 2, "size": 8, "kernel": {"min": 3}}}, "space.depth.kernel.max"),
     ({"learning_rate": {"min": 1e-3, "max": 99.0}}, "space.learning_rate.max"),
     ({}, "space"),
 ])
@@ -241,16 +256,62 @@ def test_the_store_never_serves_one_task_s_result_to_another(tmp_path):
     assert a.fingerprint() != before
 
 
+def _user_space():
+    return parse_problem({"problem": {"name": "x"}, "dataset": {"source": "synthetic"},
+                          "task": {"entry": "gi_energy.tasks.builtin:MLPTask"}, "space": SPACE,
+                          "objectives": {"accuracy": "max", "params": "min"}}).space
+
+
+def _rows(genome, structure="depth"):
+    keys = [structure] + sorted(k for k in genome.layers if k.startswith(structure + "."))
+    return list(zip(*(genome.layers[k] for k in keys)))
+
+
+def _is_subsequence(short, long) -> bool:
+    it = iter(long)
+    return all(any(x == y for y in it) for x in short)
+
+
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1))
 def test_operators_keep_user_space_genomes_valid(seed):
-    space = parse_problem({"problem": {"name": "x"}, "dataset": {"source": "synthetic"},
-                           "task": {"entry": "gi_energy.tasks.builtin:MLPTask"}, "space": SPACE,
-                           "objectives": {"accuracy": "max", "params": "min"}}).space
+    from gi_energy.operators import add_layer, remove_layer
+
+    space = _user_space()
     rng = np.random.default_rng(seed)
     a, b = space.sample(rng), space.sample(rng)
     for child in (*crossover(a, b, space, rng), mutate(a, space, rng)):
         assert space.contains(child), child
+    # Structure-aware: a layer keeps its own per-layer values when layers come and go.
+    grown, shrunk = add_layer(a, space, rng, "depth"), remove_layer(a, space, rng, "depth")
+    assert space.contains(grown) and space.contains(shrunk)
+    if len(grown.layers["depth"]) > len(a.layers["depth"]):
+        assert _is_subsequence(_rows(a), _rows(grown))
+    if len(shrunk.layers["depth"]) < len(a.layers["depth"]):
+        assert _is_subsequence(_rows(shrunk), _rows(a))
+    # Every child layer is some parent's layer, whole (or, where a splice left no layer,
+    # the default layer that repair puts in).
+    default = set(_rows(space.repair(space.default().replace(layers={"depth": ()}))))
+    for child in crossover(a, b, space, rng):
+        assert set(_rows(child)) <= set(_rows(a)) | set(_rows(b)) | default
+
+
+def test_a_per_layer_value_is_mutated_and_levelled_by_the_grid():
+    from gi_energy.config.parse import parse_problem as parse
+    from gi_energy.operators import mutation_moves
+
+    space = _user_space()
+    g = space.sample(np.random.default_rng(2))
+    assert ("revalue_layer", "depth.kind") in mutation_moves(g, space)
+    problem = parse({"problem": {"name": "x"}, "dataset": {"source": "synthetic"},
+                     "task": {"entry": "gi_energy.tasks.builtin:MLPTask"}, "space": SPACE,
+                     "grid": {"depth_layers": [1, 2], "depth_kind": ["conv", "sep"], "alpha": [0.1]},
+                     "objectives": {"accuracy": "max", "params": "min"}})
+    points = list(problem.grid.enumerate(problem.space))
+    assert len(points) == 4 and all(problem.space.contains(p) for p in points)
+    assert {(len(p.layers["depth"]), p.layers["depth.kind"][0]) for p in points} == \
+        {(1, "conv"), (1, "sep"), (2, "conv"), (2, "sep")}
+    assert all(len(set(p.layers["depth.kind"])) == 1 for p in points)
 
 
 def test_npz_and_loader_data(tmp_path):
@@ -342,6 +403,7 @@ def test_the_surrogate_encoder_takes_a_user_space():
                            "objectives": {"accuracy": "max", "params": "min"}}).space
     enc = GenomeEncoder(space)
     assert "depth.count" in enc.columns and "flag=True" in enc.columns and "kept" not in enc.columns
+    assert "depth.kind0" in enc.columns and "depth.kernel2" in enc.columns
     rng = np.random.default_rng(5)
     for g in (space.sample(rng) for _ in range(20)):
         assert enc.decode(enc.encode(g)) == g

@@ -88,15 +88,34 @@ def read_space(t: Table) -> SearchSpace:
 
 
 def _read_structure(t: Table) -> LayerSpace:
+    """``{ layers = <count>, size = <size>, <value> = ... }``: any further key is a value
+    each layer carries, an integer range or a list of choices (integers or strings)."""
     count = _int_range(t, "layers", *LAYER_COUNT_BOUNDS, required=True)
     size = _int_range(t, "size", 1, 1 << 20, required=True)
-    extra = sorted(k for k in t.data if k not in ("layers", "size"))
-    if extra:
-        # Said plainly: a layer carries one searched value today, its size.
-        raise t.error(extra[0], "per-layer values other than size (a kind, a kernel size per layer) are not "
-                      "built yet; give it as its own [space] entry, shared by every layer")
-    t.finish({"layers", "size"})
-    return LayerSpace(count=count, size=size)
+    per_layer = []
+    for name in sorted(k for k in t.data if k not in ("layers", "size")):
+        if not _METRIC_NAME.match(name):
+            raise t.error(name, "expected a per-layer value name of letters, digits and underscores")
+        per_layer.append((name, _per_layer_value(t, name)))
+    t.finish({"layers", "size", *(n for n, _ in per_layer)})
+    return LayerSpace(count=count, size=size, per_layer=tuple(per_layer))
+
+
+def _per_layer_value(t: Table, name: str) -> IntRange | Choice:
+    value = t.raw(name)
+    if isinstance(value, dict):
+        return read_range(t, name, int, None, None)
+    if isinstance(value, list) and value:
+        ints = all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        names = all(isinstance(v, str) and v and not set(v) & set("-|=,") for v in value)
+        if not (ints or names):
+            raise t.error(name, "expected per-layer choices that are all integers or all strings "
+                          f"(without '-', '|', '=' or ','), got {value!r}")
+        if len(set(value)) != len(value):
+            raise t.error(name, f"expected distinct choices, got {value!r}")
+        return Choice(tuple(value))
+    raise t.error(name, "expected an integer range { min = ..., max = ... } or a non-empty list of choices "
+                  f"for each layer, got {type_name(value)}")
 
 
 def _int_range(t: Table, name: str, low: int, high: int, *, required: bool) -> IntRange:

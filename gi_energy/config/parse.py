@@ -146,6 +146,17 @@ def _read_space(t: Table, family: str) -> SearchSpace:
     return SearchSpace(layers=layers, params=params)
 
 
+def _grid_axis(space: SearchSpace, name: str):
+    """The space entry a [grid] key levels: a structure's count, size or per-layer value,
+    or a hyperparameter."""
+    for s, ls in space.layers.items():
+        count_key, size_key = structure_keys(s)
+        axes = {count_key: ls.count, size_key: ls.size, **{f"{s}_{attr}": p for attr, p in ls.per_layer}}
+        if name in axes:
+            return axes[name]
+    return space.params[name]
+
+
 def _read_grid(t: Table, space: SearchSpace) -> Grid:
     levels = {}
     valid = space.names()
@@ -155,12 +166,7 @@ def _read_grid(t: Table, space: SearchSpace) -> Grid:
             raise t.error(name, "unknown key" + did_you_mean(name, valid) + known_list(valid))
         if not isinstance(value, list) or not value:
             raise t.error(name, f"expected a non-empty list of levels, got {type_name(value)}")
-        struct = next((s for s in space.layers if name in structure_keys(s)), None)
-        if struct is not None:
-            ls = space.layers[struct]
-            rng = ls.count if name == structure_keys(struct)[0] else ls.size
-        else:
-            rng = space.params[name]
+        rng = _grid_axis(space, name)
         for v in value:
             if not rng.contains(v):
                 raise t.error(name, f"grid level {v!r} is outside the space ({rng.describe()})")

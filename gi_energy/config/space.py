@@ -4,7 +4,9 @@ A genome has two parts:
 
 * ``layers``: variable-length structures, each a tuple of per-layer sizes. ``hidden`` is
   the dense hidden layers (widths) of every model family; ``conv`` is the convolution
-  blocks (channels) of the ``cnn`` family.
+  blocks (channels) of the ``cnn`` family. A structure of a user's task may give each
+  layer further values (a kind, a kernel size): each is a *track* ``<structure>.<value>``
+  in ``layers``, a tuple with one entry per layer, kept aligned with the sizes.
 * ``values``: one value per hyperparameter (learning rate, batch size, ...).
 
 Every function that draws takes an ``np.random.Generator``; nothing here keeps state.
@@ -168,6 +170,27 @@ class LayerSpace:
     count: IntRange | Choice
     size: IntRange | Choice
     uniform: bool = False
+    # Values each layer carries besides its size, as (name, IntRange or Choice) pairs.
+    per_layer: tuple[tuple[str, IntRange | Choice], ...] = ()
+
+    def tracks(self, structure: str) -> list[tuple[str, IntRange | Choice]]:
+        """(genome layer key, space) of each per-layer value: ``<structure>.<name>``."""
+        return [(f"{structure}.{name}", p) for name, p in self.per_layer]
+
+    def sample_track(self, p: IntRange | Choice, n: int, rng: np.random.Generator) -> tuple:
+        if self.uniform:
+            return (p.sample(rng),) * n
+        return tuple(p.sample(rng) for _ in range(n))
+
+    def repair_track(self, p: IntRange | Choice, values, n: int) -> tuple:
+        """``values`` clipped into ``p``, cut or padded (the last value, else the centre)
+        to ``n`` entries; one value throughout when ``uniform``."""
+        out = [p.clip(v) for v in values][:n]
+        while len(out) < n:
+            out.append(out[-1] if out else p.center())
+        if self.uniform and out:
+            out = [out[0]] * len(out)
+        return tuple(out)
 
     def sample(self, rng: np.random.Generator) -> tuple[int, ...]:
         n = self.count.sample(rng)
@@ -232,7 +255,7 @@ class Genome:
 
     def __post_init__(self):
         object.__setattr__(
-            self, "layers", {k: tuple(int(s) for s in v) for k, v in sorted(self.layers.items())}
+            self, "layers", {k: tuple(_canonical(s) for s in v) for k, v in sorted(self.layers.items())}
         )
         object.__setattr__(self, "values", {k: _canonical(v) for k, v in sorted(self.values.items())})
         # The key, once: the search asks for it tens of times per genome (dedup, store, fitness).
@@ -288,16 +311,24 @@ class SearchSpace:
     params: Mapping[str, Param]
 
     def sample(self, rng: np.random.Generator) -> Genome:
-        return Genome(
-            layers={name: ls.sample(rng) for name, ls in self.layers.items()},
-            values={name: p.sample(rng) for name, p in self.params.items()},
-        )
+        layers = {}
+        for name, ls in self.layers.items():
+            layers[name] = ls.sample(rng)
+            for track, p in ls.tracks(name):
+                layers[track] = ls.sample_track(p, len(layers[name]), rng)
+        return Genome(layers=layers, values={name: p.sample(rng) for name, p in self.params.items()})
+
+    def layer_keys(self) -> set[str]:
+        """The keys a genome's ``layers`` has in this space: structures and their tracks."""
+        return {k for name, ls in self.layers.items() for k in [name, *(t for t, _ in ls.tracks(name))]}
 
     def repair(self, genome: Genome) -> Genome:
         """Clip every value into the space; missing parts take their default."""
-        layers = {
-            name: ls.repair(genome.layers.get(name, ())) for name, ls in self.layers.items()
-        }
+        layers = {}
+        for name, ls in self.layers.items():
+            layers[name] = sizes = ls.repair(genome.layers.get(name, ()))
+            for track, p in ls.tracks(name):
+                layers[track] = ls.repair_track(p, genome.layers.get(track, ()), len(sizes))
         values = {
             name: (p.clip(genome.values[name]) if name in genome.values else p.center())
             for name, p in self.params.items()
@@ -306,22 +337,29 @@ class SearchSpace:
 
     def contains(self, genome: Genome) -> bool:
         return (
-            set(genome.layers) == set(self.layers)
+            set(genome.layers) == self.layer_keys()
             and set(genome.values) == set(self.params)
             and all(ls.contains(genome.layers[n]) for n, ls in self.layers.items())
+            and all(len(genome.layers[t]) == len(genome.layers[n]) and all(p.contains(v) for v in genome.layers[t])
+                    and (not ls.uniform or len(set(genome.layers[t])) <= 1)
+                    for n, ls in self.layers.items() for t, p in ls.tracks(n))
             and all(p.contains(genome.values[n]) for n, p in self.params.items())
         )
 
     def default(self) -> Genome:
-        return Genome(
-            layers={n: (ls.size.center(),) * max(ls.count.center(), 0) for n, ls in self.layers.items()},
-            values={n: p.center() for n, p in self.params.items()},
-        )
+        layers = {}
+        for n, ls in self.layers.items():
+            count = max(ls.count.center(), 0)
+            layers[n] = (ls.size.center(),) * count
+            layers.update({t: (p.center(),) * count for t, p in ls.tracks(n)})
+        return Genome(layers=layers, values={n: p.center() for n, p in self.params.items()})
 
     def names(self) -> list[str]:
+        """Every space key: each structure's count and size keys (and per-layer value
+        keys ``<structure>_<value>``), then the hyperparameters."""
         out = []
-        for n in self.layers:
-            out += list(structure_keys(n))
+        for n, ls in self.layers.items():
+            out += list(structure_keys(n)) + [f"{n}_{attr}" for attr, _ in ls.per_layer]
         return out + list(self.params)
 
 
@@ -338,7 +376,8 @@ class Grid:
     def enumerate(self, space: SearchSpace) -> Iterator[Genome]:
         """Every point of the Cartesian product, in a stable order, without duplicates.
 
-        A structure is layer count x one size for all its layers.
+        A structure is layer count x one size for all its layers (x one value of each
+        per-layer value for all its layers).
         """
         base = space.default()
         axes: list[tuple[str, tuple]] = []
@@ -347,7 +386,11 @@ class Grid:
             ls = space.layers[name]
             counts = self.levels.get(count_key, (len(base.layers[name]),))
             sizes = self.levels.get(size_key, (ls.size.center(),))
-            axes.append((name, tuple(tuple([s] * c) for c in counts for s in sizes)))
+            tracks = [(t, self.levels.get(f"{name}_{attr}", (p.center(),)))
+                      for (t, p), (attr, _) in zip(ls.tracks(name), ls.per_layer)]
+            axes.append((name, tuple({name: (s,) * c, **{t: (v,) * c for (t, _), v in zip(tracks, combo)}}
+                                     for c in counts for s in sizes
+                                     for combo in itertools.product(*(lv for _, lv in tracks)))))
         for name in space.params:
             if name in self.levels:
                 axes.append((name, tuple(self.levels[name])))
@@ -357,7 +400,7 @@ class Grid:
             values = dict(base.values)
             for (name, _), v in zip(axes, combo):
                 if name in space.layers:
-                    layers[name] = v
+                    layers.update(v)
                 else:
                     values[name] = v
             g = Genome(layers=layers, values=values)

@@ -131,7 +131,11 @@ class ReplayEvaluator:
                 raise UsageError(f"{self.source}: the grid run has no {structure_keys(name)[0]} structure")
             counts = sorted({len(s) for s in structures})
             sizes = sorted({x for s in structures for x in s})
-            layers[name] = LayerSpace(count=Choice(tuple(counts)), size=Choice(tuple(sizes) or (1,)), uniform=True)
+            per_layer = tuple((track.split(".", 1)[1], Choice(tuple(sorted(
+                {x for g in genomes for x in g.layers.get(track, ())}, key=_sort_key)) or (p.center(),)))
+                for track, p in space.layers[name].tracks(name))
+            layers[name] = LayerSpace(count=Choice(tuple(counts)), size=Choice(tuple(sizes) or (1,)), uniform=True,
+                                      per_layer=per_layer)
         restricted = SearchSpace(layers=layers, params=params)
         n = _product_size(restricted)
         if n != len(genomes):
@@ -148,8 +152,8 @@ def _product_size(space: SearchSpace) -> int:
     n = 1
     for ls in space.layers.values():
         counts = ls.count.options
-        sizes = ls.size.options
-        n *= sum(len(sizes) if c > 0 else 1 for c in counts)
+        values = len(ls.size.options) * math.prod(len(p.options) for _, p in ls.per_layer)
+        n *= sum(values if c > 0 else 1 for c in counts)
     for p in space.params.values():
         n *= len(p.options) if isinstance(p, Choice) else 1
     return n

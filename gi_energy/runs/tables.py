@@ -85,6 +85,10 @@ def genome_columns(genome: Genome) -> dict[str, object]:
     hyperparameter by name."""
     cols: dict[str, object] = {}
     for name, sizes in genome.layers.items():
+        if "." in name:  # a per-layer value's track: "blocks.kernel" -> blocks_kernels "3-5"
+            structure, value = name.split(".", 1)
+            cols[f"{structure}_{value}s"] = "-".join(map(str, sizes))
+            continue
         count_key, size_key = structure_keys(name)
         cols[count_key] = len(sizes)
         cols[size_key + "s"] = "-".join(map(str, sizes))

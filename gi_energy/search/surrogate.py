@@ -88,6 +88,14 @@ class GenomeEncoder:
             log = _size_log(ls)
             self._layers.append((name, ls, log, slots))
             self.columns += [f"{name}.count", f"{name}.mean_size"] + [f"{name}.size{i}" for i in range(slots)]
+        # Per-layer values, one column per layer slot: the value, or a choice's position + 1
+        # (0 where the genome has no such layer; trees split on order, so ordinal is enough).
+        self._tracks: list[tuple[str, tuple | None, int]] = []
+        for name, ls in space.layers.items():
+            for track, p in ls.tracks(name):
+                opts = None if isinstance(p, IntRange) or _numeric(p.options) else tuple(p.options)
+                self._tracks.append((track, opts, _max_count(ls)))
+                self.columns += [f"{track}{i}" for i in range(_max_count(ls))]
         self._params: list[tuple[str, str, tuple]] = []  # (name, kind, options)
         for name, p in space.params.items():
             if isinstance(p, Fixed):
@@ -114,6 +122,9 @@ class GenomeEncoder:
             f = [math.log(s) if log else float(s) for s in sizes]
             row += [float(len(sizes)), float(np.mean(f)) if f else 0.0]
             row += [f[i] if i < len(f) else 0.0 for i in range(slots)]
+        for track, opts, slots in self._tracks:
+            vals = [float(opts.index(v) + 1) if opts else float(v) for v in genome.layers.get(track, ())]
+            row += [vals[i] if i < len(vals) else 0.0 for i in range(slots)]
         for name, kind, opts in self._params:
             v = genome.values[name]
             if kind == "onehot":
@@ -136,6 +147,12 @@ class GenomeEncoder:
             raw = x[i + 2: i + 2 + slots][:count]
             layers[name] = tuple(int(round(math.exp(v) if log else v)) for v in raw)
             i += 2 + slots
+        for track, opts, slots in self._tracks:
+            n = len(layers[track.split(".", 1)[0]])
+            raw = x[i: i + slots][:n]
+            layers[track] = tuple(opts[max(0, min(len(opts), int(round(v))) - 1)] if opts else int(round(v))
+                                  for v in raw)
+            i += slots
         values: dict = {}
         for name, kind, opts in self._params:
             if kind == "onehot":

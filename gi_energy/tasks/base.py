@@ -74,7 +74,9 @@ class Trial:
     windows it may open once each.
 
     ``config``: every hyperparameter value by name, and every layer structure by its name
-    as a tuple of per-layer sizes (e.g. ``config["hidden"] == (64, 32)``). ``seed``: the
+    as a tuple of per-layer sizes (e.g. ``config["hidden"] == (64, 32)``; a per-layer value
+    as ``config["blocks.kernel"] == (3, 5)``, or all of a layer's values together from
+    :meth:`layers`). ``seed``: the
     seed of this repeat (torch's default generator is already seeded with it). ``data``:
     what :meth:`Task.prepare` returned. ``device``: "cpu" or "cuda". ``extra``: numbers the
     task wants recorded with the evaluation (not objectives). ``metrics``: metrics the
@@ -100,6 +102,13 @@ class Trial:
         self.inference_reading: Reading | None = None
         self.inference_time_s: float | None = None
         self.inference_samples: int | None = None
+
+    def layers(self, structure: str) -> list[dict[str, Any]]:
+        """The layers of ``structure``, each as ``{"size": ..., <per-layer value>: ...}``."""
+        prefix = structure + "."
+        tracks = {k[len(prefix):]: v for k, v in self.genome.layers.items() if k.startswith(prefix)}
+        return [{"size": size, **{name: values[i] for name, values in tracks.items()}}
+                for i, size in enumerate(self.genome.layers.get(structure, ()))]
 
     @contextlib.contextmanager
     def training(self) -> Iterator[None]:
