@@ -333,3 +333,94 @@ def test_the_headline_saving_by_hand():
     assert wide["saving"] == pytest.approx(0.875)
     assert energy_saving([]) is None
     assert energy_saving(outcomes, constraints={"params": 50.0}) is None  # params are 100
+
+
+# -- a run directory as compare reads it ---------------------------------------------------
+
+def _dir(root, name, points, command="evolve", settings=None, measured=True, **info):
+    base = load_problem("quickstart")
+    problem = Problem(**{**base.__dict__, "objectives": TWO})
+    rd = RunDirectory.create(root / name, problem, command, settings or {})
+    rd.update_run_json(status="complete", objectives=TWO, **info)
+    outcomes = [_outcome(8 + i, *p) for i, p in enumerate(points)]
+    if not measured:
+        g = outcomes[-1].genome
+        est = Reading("estimate", "process-estimate", False, 1.0, 1.0)
+        outcomes[-1] = Outcome(g, (Evaluation(genome=g, status="ok", val_accuracy=0.5, train=est,
+                                              inference=est, inference_samples=1000,
+                                              params=100),))
+    rd.write_results(outcomes, TWO, [])
+    return root / name
+
+
+@pytest.mark.parametrize(("kw", "label", "replayed"), [
+    ({}, "evolve", False),
+    ({"info": {"label": "mine"}}, "mine", False),
+    ({"settings": {"label": "from settings"}}, "from settings", False),
+    ({"info": {"replayed": True}}, "evolve (replay)", True),
+    ({"settings": {"replay": "runs/grid"}}, "evolve (replay)", True),
+    ({"settings": {"replayed": True}}, "evolve (replay)", True),
+    ({"settings": {"evaluator": "ReplayEvaluator"}}, "evolve (replay)", True),
+    ({"settings": {"evaluator": "Evaluator"}}, "evolve", False),
+    ({"command": "grid", "info": {"replayed": True}}, "grid", True),
+])
+def test_a_runs_label_and_whether_it_was_replayed(tmp_path, kw, label, replayed):
+    from gi_energy.report.figures import load_run
+
+    path = _dir(tmp_path, "r", [(0.9, 1.0)], command=kw.get("command", "evolve"),
+                settings=kw.get("settings"), **kw.get("info", {}))
+    run = load_run(path)
+    assert (run.label, run.replayed) == (label, replayed)
+    assert load_run(path, "given").label == "given"
+
+
+def test_a_run_is_measured_only_when_every_ok_evaluation_is(tmp_path):
+    from gi_energy.report.figures import load_run
+
+    assert load_run(_dir(tmp_path, "m", [(0.9, 1.0), (0.8, 0.5)])).measured is True
+    assert load_run(_dir(tmp_path, "e", [(0.9, 1.0), (0.8, 0.5)], measured=False)).measured \
+        is False
+
+
+def test_a_runs_constraints_come_from_its_settings(tmp_path):
+    from gi_energy.report.figures import load_run
+
+    run = load_run(_dir(tmp_path, "c", [(0.9, 1.0)], settings={"constraints": {"params": 50}}))
+    assert run.constraints == {"params": 50.0}
+    assert load_run(_dir(tmp_path, "n", [(0.9, 1.0)])).constraints is None
+
+
+def test_a_run_without_evaluations_is_refused(tmp_path):
+    from gi_energy.errors import UsageError
+    from gi_energy.report.figures import load_run
+
+    base = load_problem("quickstart")
+    RunDirectory.create(tmp_path / "empty", base, "evolve", {})
+    with pytest.raises(UsageError) as err:
+        load_run(tmp_path / "empty")
+    assert str(err.value) == f"{tmp_path / 'empty'}: the run has no evaluations.csv yet"
+
+
+def test_the_trajectory_counts_paid_joules_and_only_feasible_points():
+    from gi_energy.report.figures import hv_trajectory
+    from gi_energy.report.indicators import Normaliser
+
+    # Normalised by (-1..0, 0..10): (0.9, 2) -> (0.1, 0.2), (0.8, 1) -> (0.2, 0.1).
+    a = _outcome(8, 0.9, 2.0)
+    b = _outcome(9, 0.8, 1.0)
+    big = Outcome(b.genome, tuple(Evaluation(**{**e.__dict__, "params": 500})
+                                  for e in b.evaluations))
+    norm = Normaliser((-1.0, 0.0), (0.0, 10.0))
+    ref = [1.1, 1.1]
+    t = hv_trajectory([a, big], TWO, norm, ref, spent_flags=[(True,), (False,)],
+                      constraints={"params": 200.0})
+    # a costs 1 + 2 J and is paid; b is not paid (cached) and infeasible (500 params).
+    assert t["energy_j"] == pytest.approx([3.0, 3.0])
+    assert t["hypervolume"] == pytest.approx([1.0 * 0.9, 1.0 * 0.9])
+    t = hv_trajectory([a, b], TWO, norm, ref)
+    # Both feasible, as a staircase: 0.1 x (1.1 - 0.2) + (1.1 - 0.2) x (1.1 - 0.1) = 0.99.
+    assert t["hypervolume"] == pytest.approx([0.9, 0.1 * 0.9 + 0.9 * 1.0])
+    assert t["energy_j"] == pytest.approx([3.0, 5.0])
+    # A point dominated by the front so far adds nothing (and is not recomputed).
+    t = hv_trajectory([b, a, _outcome(10, 0.7, 3.0)], TWO, norm, ref)
+    assert t["hypervolume"][-1] == pytest.approx(t["hypervolume"][1])
