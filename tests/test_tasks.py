@@ -407,3 +407,11 @@ def test_the_surrogate_encoder_takes_a_user_space():
     rng = np.random.default_rng(5)
     for g in (space.sample(rng) for _ in range(20)):
         assert enc.decode(enc.encode(g)) == g
+
+
+def test_validate_summarises_a_user_space_with_per_layer_values(tmp_path):
+    (tmp_path / "p.toml").write_text(_toml(_problem(tmp_path)))
+    result = CliRunner().invoke(main, ["validate", str(tmp_path / "p.toml")])
+    assert result.exit_code == 0, result.output
+    assert "task      tasks.py:Ridge" in result.output
+    assert "depth_kind" in result.output and "one of conv, sep, dilated" in result.output

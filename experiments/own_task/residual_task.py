@@ -16,11 +16,11 @@ import gi_energy
 class Block(nn.Module):
     """conv-BN-ReLU-conv-BN plus the input (a 1x1 projection when channels change)."""
 
-    def __init__(self, c_in: int, c_out: int):
+    def __init__(self, c_in: int, c_out: int, kernel: int = 3):
         super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+        self.conv1 = nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=False)
         self.bn1 = nn.BatchNorm2d(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(c_out, c_out, kernel, padding=kernel // 2, bias=False)
         self.bn2 = nn.BatchNorm2d(c_out)
         self.skip = nn.Identity() if c_in == c_out else nn.Conv2d(c_in, c_out, 1, bias=False)
 
@@ -30,13 +30,14 @@ class Block(nn.Module):
 
 
 class ResidualNet(nn.Module):
-    def __init__(self, in_shape, channels, n_classes: int):
+    def __init__(self, in_shape, blocks, n_classes: int):
+        """``blocks``: one ``{"size": channels, "kernel": k}`` per residual block."""
         super().__init__()
         c, self.h, self.w = in_shape
         layers = []
-        for c_out in channels:
-            layers.append(Block(c, c_out))
-            c = c_out
+        for block in blocks:
+            layers.append(Block(c, block["size"], block.get("kernel", 3)))
+            c = block["size"]
         self.blocks = nn.Sequential(*layers)
         self.head = nn.Linear(c, n_classes)
         self.in_shape = in_shape
@@ -47,7 +48,8 @@ class ResidualNet(nn.Module):
 
 
 class ResidualCNN(gi_energy.Task):
-    """Residual blocks (the structure ``blocks``: one width per block), Adam, cross-entropy."""
+    """Residual blocks (the structure ``blocks``: a width and a kernel size per block),
+    Adam, cross-entropy."""
 
     metrics = ("macro_f1",)
     version = "1"
@@ -58,13 +60,13 @@ class ResidualCNN(gi_energy.Task):
         t["shape"], t["classes"] = dataset.image_shape, dataset.n_classes
         # Warm torch up once per worker (kernels, allocator), outside every meter window,
         # so the first evaluation in a process is not charged for it.
-        net = ResidualNet(t["shape"], (4,), t["classes"]).to(device)
+        net = ResidualNet(t["shape"], [{"size": 4}], t["classes"]).to(device)
         F.cross_entropy(net(t["x_train"][:8]), t["y_train"][:8]).backward()
         return t
 
     def build(self, trial):
         d = trial.data
-        model = ResidualNet(d["shape"], trial.config["blocks"], d["classes"]).to(trial.device)
+        model = ResidualNet(d["shape"], trial.layers("blocks"), d["classes"]).to(trial.device)
         trial.metrics["params"] = sum(p.numel() for p in model.parameters())
         return model
 

@@ -30,8 +30,8 @@ def describe_problem(p: Problem) -> str:
         count_key, size_key = structure_keys(name)
         lines.append(f"  {count_key:20s} {ls.count.describe()}")
         lines.append(f"  {size_key:20s} {ls.size.describe()}  (per layer)")
-        for attr, p in ls.per_layer:
-            lines.append(f"  {name + '_' + attr:20s} {p.describe()}  (per layer)")
+        for attr, value in ls.per_layer:
+            lines.append(f"  {name + '_' + attr:20s} {value.describe()}  (per layer)")
     for name, param in p.space.params.items():
         lines.append(f"  {name:20s} {param.describe()}")
     if p.grid is None:
