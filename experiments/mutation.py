@@ -49,7 +49,7 @@ MODULES: dict[str, list[str]] = {
     "meters/nvml.py": ["tests/test_meters_nvml.py", "tests/test_meters_nvml_exact.py",
                        "tests/test_meters_contract.py"],
     "pareto.py": ["tests/test_pareto.py", "tests/test_nsga2.py", "tests/test_indicators.py"],
-    "search/nsga2.py": ["tests/test_nsga2.py"],
+    "search/nsga2.py": ["tests/test_nsga2.py", "tests/test_survival_fast.py"],
     "report/indicators.py": ["tests/test_indicators.py"],
     "report/compare.py": ["tests/test_compare.py", "tests/test_values_compare.py"],
     # test_compare.py builds a grid and replays per test: end to end, and too slow to run
