@@ -238,3 +238,16 @@ def test_peers_run_on_a_table_through_the_same_interface(tmp_path):
     assert info["evaluations"] == 4 and info["replayed"] is True
     ref = peers.table_reference(p, tmp_path / "reference")
     assert json.loads((ref / "run.json").read_text())["command"] == "grid"
+
+
+def test_parquet_without_an_engine_says_what_to_install(tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("pyarrow") or importlib.util.find_spec("fastparquet"):
+        pytest.skip("a Parquet engine is installed here")
+    (tmp_path / "t.parquet").write_bytes(b"PAR1")
+    (tmp_path / "p.toml").write_text('[problem]\nname = "pq"\n[table]\npath = "t.parquet"\nconfiguration = ["a"]\n'
+                                     '[objectives]\nm = "max"\nn = "min"\n')
+    result = CliRunner().invoke(main, ["validate", str(tmp_path / "p.toml")])
+    assert result.exit_code == 2
+    assert "[table.path] t.parquet: reading Parquet needs pyarrow (pip install pyarrow)" in result.output
