@@ -297,16 +297,15 @@ def test_operators_keep_user_space_genomes_valid(seed):
 
 
 def test_a_per_layer_value_is_mutated_and_levelled_by_the_grid():
-    from gi_energy.config.parse import parse_problem as parse
     from gi_energy.operators import mutation_moves
 
     space = _user_space()
     g = space.sample(np.random.default_rng(2))
     assert ("revalue_layer", "depth.kind") in mutation_moves(g, space)
-    problem = parse({"problem": {"name": "x"}, "dataset": {"source": "synthetic"},
-                     "task": {"entry": "gi_energy.tasks.builtin:MLPTask"}, "space": SPACE,
-                     "grid": {"depth_layers": [1, 2], "depth_kind": ["conv", "sep"], "alpha": [0.1]},
-                     "objectives": {"accuracy": "max", "params": "min"}})
+    problem = parse_problem({"problem": {"name": "x"}, "dataset": {"source": "synthetic"},
+                             "task": {"entry": "gi_energy.tasks.builtin:MLPTask"}, "space": SPACE,
+                             "grid": {"depth_layers": [1, 2], "depth_kind": ["conv", "sep"], "alpha": [0.1]},
+                             "objectives": {"accuracy": "max", "params": "min"}})
     points = list(problem.grid.enumerate(problem.space))
     assert len(points) == 4 and all(problem.space.contains(p) for p in points)
     assert {(len(p.layers["depth"]), p.layers["depth.kind"][0]) for p in points} == \
