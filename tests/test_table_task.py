@@ -251,3 +251,11 @@ def test_parquet_without_an_engine_says_what_to_install(tmp_path):
     result = CliRunner().invoke(main, ["validate", str(tmp_path / "p.toml")])
     assert result.exit_code == 2
     assert "[table.path] t.parquet: reading Parquet needs pyarrow (pip install pyarrow)" in result.output
+
+
+def test_grid_on_a_table_problem_says_the_table_is_the_baseline(tmp_path):
+    from gi_energy.search.grid import grid_genomes
+
+    problem = load_problem(_write(tmp_path))
+    with pytest.raises(ProblemError, match=r"\[table\] problem is its own exhaustive baseline"):
+        grid_genomes(problem)

@@ -75,6 +75,10 @@ class GridResult:
 
 def grid_genomes(problem) -> list[Genome]:
     """Every grid point, in the grid's stable order; ProblemError naming [grid] if none."""
+    if getattr(problem, "table", None) is not None:
+        raise ProblemError(problem.source, "table", "a [table] problem is its own exhaustive baseline: there is "
+                           "nothing to train; compare searches against the table itself "
+                           "(experiments/search_vs_grid/peers.py table_reference)")
     if problem.grid is None:
         raise ProblemError(problem.source, "grid", "the problem has no [grid] section: list the levels to "
                            "try, e.g. hidden_layers = [1, 2] and width = [16, 64]")
