@@ -424,3 +424,85 @@ def test_the_trajectory_counts_paid_joules_and_only_feasible_points():
     # A point dominated by the front so far adds nothing (and is not recomputed).
     t = hv_trajectory([b, a, _outcome(10, 0.7, 3.0)], TWO, norm, ref)
     assert t["hypervolume"][-1] == pytest.approx(t["hypervolume"][1])
+
+
+def test_the_headline_picks_by_energy_then_accuracy_and_says_which(tmp_path):
+    from gi_energy.report.figures import energy_saving
+
+    # Within one point of 0.90: 0.895 at 4 J and 0.898 at 4 J (the more accurate wins the
+    # tie), 0.893 at 6 J; the base is the cheaper of the two at 0.90 (8 J, tie on energy
+    # with nothing).
+    rows = [(8, 0.90, 8.0), (9, 0.895, 4.0), (10, 0.898, 4.0), (11, 0.893, 6.0)]
+    outcomes = [_outcome(w, acc, e) for w, acc, e in rows]
+    h = energy_saving(outcomes)
+    assert h["chosen"] == {"key": outcomes[2].key, "accuracy": 0.898,
+                           "inference_energy_j_per_1k": 4.0, "test_accuracy": None,
+                           "measured": True}
+    assert h["most_accurate"]["key"] == outcomes[0].key
+    assert h["saving"] == pytest.approx(0.5)
+    # Two equally accurate, equally cheap models: either is the base, no comparison fails.
+    same = [_outcome(8, 0.9, 8.0), _outcome(9, 0.9, 8.0)]
+    assert energy_saving(same)["saving"] == 0.0
+    # A model without an inference figure takes no part.
+    g = _outcome(12, 0.99, 1.0).genome
+    no_energy = Outcome(g, (Evaluation(genome=g, status="ok", val_accuracy=0.99,
+                                       train=Reading("rapl", "package", True, 1.0, 1.0),
+                                       inference=None, params=100),))
+    assert energy_saving([*outcomes, no_energy])["most_accurate"]["accuracy"] == 0.90
+    # A base under 1 J is divided by; a base of 0 J saves nothing.
+    assert energy_saving([_outcome(8, 0.9, 0.5), _outcome(9, 0.895, 0.25)])["saving"] \
+        == pytest.approx(0.5)
+    assert energy_saving([_outcome(8, 0.9, 0.0), _outcome(9, 0.895, 0.0)])["saving"] == 0.0
+
+
+def test_a_runs_row_names_its_command_seed_failures_and_unknown_energy(tmp_path):
+    from gi_energy.report.compare import compare_runs
+
+    root = tmp_path
+    grid = _run(root, "grid", TWO, "grid", "grid", 0, [(0.9, 10.0), (0.6, 2.0)])
+    path = _run(root, "x", TWO, "evolve", "x", 5, [(0.8, 4.0)])
+    rd = RunDirectory.open(path)
+    g_fail = _outcome(20, 0.5, 1.0).genome
+    failed = Outcome(g_fail, (Evaluation(genome=g_fail, status="failed", reason="boom"),))
+    g_unk = _outcome(21, 0.5, 1.0).genome
+    unknown = Outcome(g_unk, (Evaluation(genome=g_unk, status="ok", val_accuracy=0.5,
+                                         train=Reading.missing_reading("rapl", "gone"),
+                                         inference=Reading("rapl", "package", True, 3.0, 1.0),
+                                         inference_samples=1000, params=100),))
+    rd.write_results([_outcome(8, 0.8, 4.0), failed, unknown], TWO, [])
+    cmp = compare_runs([path], reference=grid)
+    (row,) = [r for r in cmp["runs"] if not r["reference"]]
+    # Unknown energy: the evaluation whose training reading is missing, and the failed one,
+    # which has no readings at all (a missing reading is never a zero).
+    assert (row["command"], row["seed"], row["failures"], row["energy_unknown"]) == (
+        "evolve", 5, 1, 2)
+    assert row["evaluations"] == 3
+
+
+def test_a_run_with_no_feasible_point_scores_nothing(tmp_path):
+    from gi_energy.report.compare import compare_runs
+
+    grid = _run(tmp_path, "grid", TWO, "grid", "grid", 0, [(0.9, 10.0), (0.6, 2.0)])
+    bad = _run(tmp_path, "bad", TWO, "evolve", "bad", 0, [(0.95, 1.0)])
+    g = _outcome(8, 0.95, 1.0).genome
+    heavy = Outcome(g, (Evaluation(genome=g, status="ok", val_accuracy=0.95,
+                                   train=Reading("rapl", "package", True, 1.0, 1.0),
+                                   inference=Reading("rapl", "package", True, 1.0, 1.0),
+                                   inference_samples=1000, params=500),))
+    RunDirectory.open(bad).write_results([heavy], TWO, [])
+    for p in (grid, bad):
+        RunDirectory.open(p).update_run_json(settings={"constraints": {"params": 200.0}})
+    (row,) = [r for r in compare_runs([bad], reference=grid)["runs"] if not r["reference"]]
+    assert (row["front_size"], row["hypervolume"], row["hv_ratio"], row["hv_ratio_front"]) == (
+        0, 0.0, 0.0, 0.0)
+    assert row["front_points"] == [] and row["headline"] is None
+    assert row["coverage"] == 0.0
+
+
+def test_hv_ratio_on_the_reference_fronts_own_scale(two_objectives):
+    # The grid front's own ideal (-0.9, 2) and nadir (-0.6, 10): spans 0.3 and 8.
+    #   grid front -> (0, 1), (1/3, 0.25), (1, 0): 1/3 x 0.1 + 2/3 x 0.85 + 0.1 x 1.1 = 0.71
+    #   a/0 -> (1/3, 0.5), (1, 0): 2/3 x 0.6 + 0.1 x 1.1 = 0.51
+    a0 = _by_path(two_objectives)["a0"]
+    assert two_objectives["reference"]["front_scale"]["hypervolume"] == pytest.approx(0.71)
+    assert a0["hv_ratio_front"] == pytest.approx(0.51 / 0.71)
