@@ -196,3 +196,18 @@ def test_failed_points_fill_only_the_missing_places():
     assert survive(f, 1) == [1]
     assert fitness_of(_outcome(status="failed"), {"accuracy": "max", "params": "min"}).values \
         == (math.inf, math.inf)
+
+
+def test_the_deap_path_for_large_populations_gives_the_same_answers(monkeypatch):
+    # Above _VECTOR_LIMIT valid points survival and ranking go through DEAP; with the limit
+    # at 3 the hand-worked fronts above take that path.
+    from gi_energy.search import nsga2
+
+    monkeypatch.setattr(nsga2, "_VECTOR_LIMIT", 3)
+    assert set(survive(fits(SEVERAL_FRONTS), 6)) == {0, 1, 2, 3, 4, 7}
+    ranks, crowding = rank_and_crowding(fits(SEVERAL_FRONTS))
+    assert ranks == [0, 0, 0, 0, 1, 1, 1, 1, 2]
+    inf = math.inf
+    assert crowding == pytest.approx([inf, 0.5, 2 / 3, inf, inf, 0.625, 2 / 3, inf, inf])
+    failed = Fitness((math.inf, math.inf), math.inf)
+    assert nsga2._survive_deap([failed, *fits([(1, 1)]), failed, failed], 2) == [1, 0]
