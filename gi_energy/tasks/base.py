@@ -76,9 +76,8 @@ class Trial:
     ``config``: every hyperparameter value by name, and every layer structure by its name
     as a tuple of per-layer sizes (e.g. ``config["hidden"] == (64, 32)``; a per-layer value
     as ``config["blocks.kernel"] == (3, 5)``, or all of a layer's values together from
-    :meth:`layers`). ``seed``: the
-    seed of this repeat (torch's default generator is already seeded with it). ``data``:
-    what :meth:`Task.prepare` returned. ``device``: "cpu" or "cuda". ``extra``: numbers the
+    :meth:`layers`). ``seed``: the seed of this repeat (torch's default generator is
+    already seeded with it). ``data``: what :meth:`Task.prepare` returned. ``device``: "cpu" or "cuda". ``extra``: numbers the
     task wants recorded with the evaluation (not objectives). ``metrics``: metrics the
     task knows early (e.g. ``params`` at build time); kept even if training diverges,
     and merged under what :meth:`Task.run` returns.
