@@ -497,6 +497,9 @@ def test_a_run_with_no_feasible_point_scores_nothing(tmp_path):
         0, 0.0, 0.0, 0.0)
     assert row["front_points"] == [] and row["headline"] is None
     assert row["coverage"] == 0.0
+    # The infeasible point adds no hypervolume along the way either; it still cost 2 J.
+    assert row["trajectory"]["hypervolume"] == [0.0]
+    assert row["trajectory"]["energy_j"] == pytest.approx([2.0])
 
 
 def test_hv_ratio_on_the_reference_fronts_own_scale(two_objectives):
@@ -506,3 +509,18 @@ def test_hv_ratio_on_the_reference_fronts_own_scale(two_objectives):
     a0 = _by_path(two_objectives)["a0"]
     assert two_objectives["reference"]["front_scale"]["hypervolume"] == pytest.approx(0.71)
     assert a0["hv_ratio_front"] == pytest.approx(0.51 / 0.71)
+
+
+def test_the_chosen_models_test_accuracy_and_a_flat_objectives_span():
+    from gi_energy.report.figures import energy_saving, normalised_span
+    from gi_energy.report.indicators import Normaliser
+
+    g = _outcome(8, 0.9, 2.0).genome
+    ev = Evaluation(genome=g, status="ok", val_accuracy=0.9, test_accuracy=0.88,
+                    train=Reading("rapl", "package", True, 1.0, 1.0),
+                    inference=Reading("rapl", "package", True, 2.0, 1.0),
+                    inference_samples=1000, params=100)
+    h = energy_saving([Outcome(g, (ev,))])
+    assert h["chosen"]["test_accuracy"] == 0.88 and h["most_accurate"]["test_accuracy"] == 0.88
+    span = normalised_span(Normaliser((0.0, 5.0), (4.0, 5.0)))
+    assert span.tolist() == [4.0, 1.0] and span.dtype == float
