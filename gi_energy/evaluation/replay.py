@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Iterable, MutableMapping
 from pathlib import Path
 
 from gi_energy.config.space import Choice, Fixed, Genome, LayerSpace, SearchSpace, structure_keys
@@ -21,14 +21,14 @@ from gi_energy.runs.rundir import RunDirectory
 from gi_energy.tasks.loader import bind
 from gi_energy.tasks.results import Evaluation, Outcome
 
-OnResult = Callable[[Evaluation, bool], None]
+from .lookup import LookupEvaluator, OnResult
 
 
 class ReplayMissError(GiEnergyError):
     """A genome the grid run never evaluated was asked for; the search left the grid."""
 
 
-class ReplayEvaluator:
+class ReplayEvaluator(LookupEvaluator):
     """Looks genomes up in a grid run's evaluations.csv instead of training them.
 
     The recorded energy counts as spent: an outcome seen for the first time by this
@@ -36,8 +36,6 @@ class ReplayEvaluator:
     paid to train it); asking again for the same genome gives ``cached=True``, as the real
     store would. ``replayed`` is True so reports can say the energy was replayed.
     """
-
-    replayed = True
 
     def __init__(self, problem, grid_run_dir):
         problem = bind(problem)  # a user's task: its declared identity is in the fingerprint
@@ -57,23 +55,15 @@ class ReplayEvaluator:
             raise UsageError(f"{grid_run_dir}: evaluations.csv holds no evaluations to replay")
         # Both variants built once: a lookup is then one dict access, so the search, not
         # the table, sets the pace (>= 5,000 evaluations/s).
-        self._fresh: dict[str, Outcome] = {}
-        self._again: dict[str, Outcome] = {}
+        super().__init__()
         for o in outcomes:
             if o.key not in self._fresh:
                 self._fresh[o.key] = Outcome(genome=o.genome, evaluations=o.evaluations, cached=False)
                 self._again[o.key] = Outcome(genome=o.genome, evaluations=o.evaluations, cached=True)
-        self._seen: set[str] = set()
         evs = [e for o in self._fresh.values() for e in o.evaluations if e.ok]
         self.measured = bool(evs) and all(e.measured for e in evs)
         sources = sorted({r.source for e in evs for r in (e.train, e.inference) if r is not None})
         self.meter_description = f"replay of {grid_run_dir} (recorded: {', '.join(sources) or 'no readings'})"
-
-    def __enter__(self) -> ReplayEvaluator:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
 
     def __len__(self) -> int:
         return len(self._fresh)
@@ -93,23 +83,6 @@ class ReplayEvaluator:
             raise ReplayMissError(
                 f"genome {genome.key} is not in the grid run {self.source}: replay only answers for "
                 "grid points; restrict the search space with ReplayEvaluator.restrict(space)") from None
-
-    def evaluate(self, genomes: Iterable[Genome], on_result: OnResult | None = None) -> list[Outcome]:
-        out = []
-        for g in genomes:
-            key = g.key
-            if key in self._seen:
-                o = self._again[key]
-            else:
-                o = self._fresh.get(key)
-                if o is None:
-                    self.lookup(g)  # raises the explanatory error
-                self._seen.add(key)
-            if on_result is not None:
-                for ev in o.evaluations:
-                    on_result(ev, o.cached)
-            out.append(o)
-        return out
 
     def restrict(self, space: SearchSpace) -> SearchSpace:
         """``space`` narrowed to the grid's levels, so every genome the search can make is

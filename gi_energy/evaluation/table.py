@@ -17,7 +17,6 @@ objects.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
 
 from gi_energy.config.space import Genome, SearchSpace
 from gi_energy.config.table import read_frame
@@ -25,18 +24,17 @@ from gi_energy.errors import UsageError
 from gi_energy.meters.reading import Reading
 from gi_energy.tasks.results import Evaluation, Outcome
 
-OnResult = Callable[[Evaluation, bool], None]
+from .lookup import LookupEvaluator
+
 # Metric names with a fixed place in an Evaluation (the rest go to ``metrics`` by name).
 _FLOAT_FIELDS = {"accuracy": "val_accuracy", "test_accuracy": "test_accuracy", "train_time_s": "train_time_s"}
 _INT_FIELDS = ("params", "flops_per_sample")
 
 
-class TableEvaluator:
+class TableEvaluator(LookupEvaluator):
     """Looks genomes up in the problem's ``[table]``. A configuration seen for the first
     time comes back ``cached=False`` (the search pays the table's energy for it, as it
     would have paid to train it); asked again, ``cached=True``, as the store would."""
-
-    replayed = True
 
     def __init__(self, problem):
         if problem.table is None:
@@ -55,9 +53,7 @@ class TableEvaluator:
         self.groups: dict[str, list[int]] = {}
         for i, key in enumerate(_keys(self.columns)):
             self.groups.setdefault(key, []).append(i)  # repeats in the order of the table's rows
-        self._fresh: dict[str, Outcome] = {}
-        self._again: dict[str, Outcome] = {}
-        self._seen: set[str] = set()
+        super().__init__()
         has_energy = any(name in self.metrics for name in ("train_energy_j", "inference_energy_j_per_1k"))
         self.measured = bool(has_energy and self.measured_rows is not None and self.measured_rows.all())
         if not has_energy:
@@ -68,12 +64,6 @@ class TableEvaluator:
             energy = (f"energy as the table records it, measured in {int(self.measured_rows.sum())} of "
                       f"{self.rows} rows (column {cfg.measured})")
         self.meter_description = f"table {cfg.path} ({len(self.groups)} configurations; {energy})"
-
-    def __enter__(self) -> TableEvaluator:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
 
     def close(self) -> None:
         return None
@@ -108,21 +98,6 @@ class TableEvaluator:
             o = self._fresh[key] = Outcome(genome=genome, evaluations=evs, cached=False)
             self._again[key] = Outcome(genome=genome, evaluations=evs, cached=True)
         return o
-
-    def evaluate(self, genomes: Iterable[Genome], on_result: OnResult | None = None) -> list[Outcome]:
-        out = []
-        for g in genomes:
-            key = g.key
-            if key in self._seen:
-                o = self._again[key]
-            else:
-                o = self.lookup(g)
-                self._seen.add(key)
-            if on_result is not None:
-                for ev in o.evaluations:
-                    on_result(ev, o.cached)
-            out.append(o)
-        return out
 
     # -- one row as an Evaluation
 
