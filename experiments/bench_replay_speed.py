@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from gi_energy.config.parse import parse_problem
-from gi_energy.evaluation.replay import ReplayEvaluator, SyntheticEvaluator
+from gi_energy.runs.replay import ReplayEvaluator, SyntheticEvaluator
 from gi_energy.search.grid import run_grid
 
 

@@ -221,7 +221,7 @@ def replay_search_speed(evaluations: int) -> float:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_replay_speed import bench_problem
 
-    from gi_energy.evaluation.replay import ReplayEvaluator, SyntheticEvaluator
+    from gi_energy.runs.replay import ReplayEvaluator, SyntheticEvaluator
     from gi_energy.search.evolve import evolve
     from gi_energy.search.grid import run_grid
 

@@ -57,7 +57,7 @@ MODULES: dict[str, list[str]] = {
     "report/figures.py": ["tests/test_values_compare.py"],
     "report/stats.py": ["tests/test_compare.py", "tests/test_values_compare.py"],
     "evaluation/store.py": ["tests/test_store.py", "tests/test_store_exact.py"],
-    "evaluation/replay.py": ["tests/test_replay.py"],
+    "runs/replay.py": ["tests/test_replay.py"],
     "config/parse.py": ["tests/test_problem.py"],
     "config/checks.py": ["tests/test_problem.py"],
     "config/problem.py": ["tests/test_problem.py"],

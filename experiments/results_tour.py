@@ -27,8 +27,8 @@ import pandas as pd
 
 import gi_energy
 from gi_energy.config.parse import load_problem
-from gi_energy.evaluation.replay import ReplayEvaluator, SyntheticEvaluator
 from gi_energy.report.plots import save_figure
+from gi_energy.runs.replay import ReplayEvaluator, SyntheticEvaluator
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",

@@ -13,10 +13,10 @@ from click.testing import CliRunner
 from gi_energy.cli import main
 from gi_energy.config.parse import load_problem
 from gi_energy.errors import UsageError
-from gi_energy.evaluation.replay import ReplayEvaluator, SyntheticEvaluator
 from gi_energy.report.compare import compare
 from gi_energy.report.figures import energy_saving
 from gi_energy.report.markdown import render_report
+from gi_energy.runs.replay import ReplayEvaluator, SyntheticEvaluator
 from gi_energy.runs.rundir import RunDirectory
 from gi_energy.search.grid import run_grid
 

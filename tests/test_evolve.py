@@ -364,7 +364,7 @@ def test_package_level_evolve_is_the_function(tmp_path):
 
 def _grid_run(tmp_path):
     from gi_energy.config.parse import load_problem
-    from gi_energy.evaluation.replay import SyntheticEvaluator
+    from gi_energy.runs.replay import SyntheticEvaluator
     from gi_energy.search.grid import run_grid
 
     problem = load_problem("quickstart")
@@ -446,7 +446,7 @@ class _ReplayCtrlC:
     """A replay that is interrupted (Ctrl-C) after ``after`` lookups."""
 
     def __init__(self, problem, grid, after):
-        from gi_energy.evaluation.replay import ReplayEvaluator
+        from gi_energy.runs.replay import ReplayEvaluator
 
         self.inner = ReplayEvaluator(problem, grid)
         self.after = after
@@ -468,7 +468,7 @@ class _ReplayCtrlC:
 def test_replay_interrupted_and_resumed_counts_energy_once(tmp_path):
     """Ctrl-C mid-generation, then resume without --replay: the recorded grid run is
     replayed again (nothing trained for real) and every joule is counted exactly once."""
-    from gi_energy.evaluation.replay import ReplayEvaluator
+    from gi_energy.runs.replay import ReplayEvaluator
 
     problem, grid = _grid_run(tmp_path)
     problem = Problem(**{**problem.__dict__, "search": SearchConfig(population=4, generations=3)})
@@ -486,7 +486,7 @@ def test_replay_interrupted_and_resumed_counts_energy_once(tmp_path):
 
 
 def test_resume_refuses_a_change_of_evaluator_kind(tmp_path):
-    from gi_energy.evaluation.replay import ReplayEvaluator, SyntheticEvaluator
+    from gi_energy.runs.replay import ReplayEvaluator, SyntheticEvaluator
 
     problem, grid = _grid_run(tmp_path)
     problem = Problem(**{**problem.__dict__, "search": SearchConfig(population=4, generations=1)})

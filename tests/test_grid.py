@@ -6,7 +6,7 @@ import pytest
 
 from gi_energy.config.parse import load_problem, parse_problem
 from gi_energy.errors import ProblemError
-from gi_energy.evaluation.replay import SyntheticEvaluator
+from gi_energy.runs.replay import SyntheticEvaluator
 from gi_energy.runs.rundir import RunDirectory
 from gi_energy.search.grid import batches, grid_genomes, run_grid
 

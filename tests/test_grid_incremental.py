@@ -8,9 +8,9 @@ import json
 import pytest
 
 from gi_energy.config.parse import parse_problem
-from gi_energy.evaluation.replay import SyntheticEvaluator
 from gi_energy.pareto import front_outcomes, ok_points
 from gi_energy.report.indicators import hypervolume
+from gi_energy.runs.replay import SyntheticEvaluator
 from gi_energy.search.grid import batches, run_grid
 
 

@@ -250,7 +250,7 @@ def test_signal_then_resume(tmp_path, command, signame, target, moment, resume):
 def _finished_runs(root: Path) -> list[Path]:
     """A synthetic grid run and a replayed search of it: compare's inputs, no training."""
     from gi_energy.config.parse import load_problem
-    from gi_energy.evaluation.replay import ReplayEvaluator, SyntheticEvaluator
+    from gi_energy.runs.replay import ReplayEvaluator, SyntheticEvaluator
     from gi_energy.runs.rundir import RunDirectory
     from gi_energy.search.grid import run_grid
 

@@ -348,8 +348,8 @@ def _grid_problem(tmp_path, width="[2, 4, 8]"):
 
 def test_grid_resume_refuses_other_levels_and_a_held_run_directory(tmp_path):
     from gi_energy.errors import UsageError
-    from gi_energy.evaluation.replay import SyntheticEvaluator
     from gi_energy.runs.lock import RunLock
+    from gi_energy.runs.replay import SyntheticEvaluator
     from gi_energy.search.grid import run_grid
 
     problem = _grid_problem(tmp_path)
@@ -369,8 +369,8 @@ def test_grid_resume_refuses_other_levels_and_a_held_run_directory(tmp_path):
 
 
 def test_a_new_run_in_a_folder_another_process_holds_writes_nothing(tmp_path):
-    from gi_energy.evaluation.replay import SyntheticEvaluator
     from gi_energy.runs.lock import RunDirectoryBusy, RunLock
+    from gi_energy.runs.replay import SyntheticEvaluator
     from gi_energy.search.grid import run_grid
 
     problem = _grid_problem(tmp_path)

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 import gi_energy
 from gi_energy.cli import main
 from gi_energy.config.parse import load_problem
-from gi_energy.evaluation.replay import ReplayEvaluator, SyntheticEvaluator
+from gi_energy.runs.replay import ReplayEvaluator, SyntheticEvaluator
 from gi_energy.search.grid import run_grid
 
 pytest.importorskip("plotly")

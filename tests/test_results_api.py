@@ -17,8 +17,8 @@ import gi_energy
 from gi_energy.cli import main
 from gi_energy.config.parse import load_problem
 from gi_energy.errors import UsageError
-from gi_energy.evaluation.replay import ReplayEvaluator, SyntheticEvaluator
 from gi_energy.report.progress import front_table
+from gi_energy.runs.replay import ReplayEvaluator, SyntheticEvaluator
 from gi_energy.search.grid import run_grid
 
 

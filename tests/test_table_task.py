@@ -207,7 +207,7 @@ def test_evolve_on_a_table_from_the_command_line(tmp_path):
 def test_a_grid_runs_evaluations_csv_is_a_table(tmp_path):
     """gi-energy's own evaluations.csv read through [table] (replay's file, any reader)."""
     from gi_energy.config.parse import parse_problem
-    from gi_energy.evaluation.replay import SyntheticEvaluator
+    from gi_energy.runs.replay import SyntheticEvaluator
     from gi_energy.search.grid import run_grid
 
     grid = parse_problem({"problem": {"name": "g"}, "space": {"hidden_layers": {"min": 1, "max": 2},

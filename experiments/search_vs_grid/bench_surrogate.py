@@ -21,7 +21,7 @@ from pathlib import Path
 import gi_energy.search.evolve as search_mod
 import gi_energy.search.loop as loop_mod
 from gi_energy.config.parse import load_problem
-from gi_energy.evaluation.replay import ReplayEvaluator
+from gi_energy.runs.replay import ReplayEvaluator
 from gi_energy.runs.rundir import RunDirectory
 
 HERE = Path(__file__).resolve().parent

@@ -23,7 +23,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from gi_energy.config.parse import load_problem
-from gi_energy.evaluation.replay import ReplayEvaluator
+from gi_energy.runs.replay import ReplayEvaluator
 from gi_energy.search import nsga2
 from gi_energy.search.surrogate import N_TREES, GenomeEncoder
 

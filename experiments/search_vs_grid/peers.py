@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from gi_energy.config.space import Choice, Fixed, Genome, SearchSpace
-from gi_energy.evaluation.replay import ReplayEvaluator
+from gi_energy.runs.replay import ReplayEvaluator
 from gi_energy.runs.rundir import RunDirectory
 
 MAX_PROPOSALS_PER_EVALUATION = 20

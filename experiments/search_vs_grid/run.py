@@ -29,9 +29,9 @@ sys.path.insert(0, str(HERE))  # peers.py sits next to this script
 from peers import available_peers  # noqa: E402
 
 from gi_energy.config.parse import load_problem  # noqa: E402
-from gi_energy.evaluation.replay import ReplayEvaluator  # noqa: E402
 from gi_energy.report.compare import compare  # noqa: E402
 from gi_energy.runs.files import write_json_atomic  # noqa: E402
+from gi_energy.runs.replay import ReplayEvaluator  # noqa: E402
 from gi_energy.runs.rundir import RunDirectory  # noqa: E402
 from gi_energy.search.grid import run_grid  # noqa: E402
 

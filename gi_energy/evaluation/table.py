@@ -1,7 +1,7 @@
 """A tabular benchmark as an evaluator: configurations looked up in a ``[table]``, nothing
 trained (see :mod:`gi_energy.config.table` for how the table is read and checked).
 
-It has the interface of :class:`gi_energy.evaluation.replay.ReplayEvaluator`
+It has the interface of :class:`gi_energy.runs.replay.ReplayEvaluator`
 (``evaluate(genomes, on_result) -> list[Outcome]`` in input order, ``restrict``,
 ``genomes``, ``outcomes``, ``measured``, ``meter_description``, ``replayed``, ``source``),
 so ``gi-energy evolve`` and the peers of experiments/search_vs_grid run on it unchanged.

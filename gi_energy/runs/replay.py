@@ -16,12 +16,12 @@ from pathlib import Path
 
 from gi_energy.config.space import Choice, Fixed, Genome, LayerSpace, SearchSpace, structure_keys
 from gi_energy.errors import GiEnergyError, UsageError
+from gi_energy.evaluation.lookup import LookupEvaluator, OnResult
 from gi_energy.meters.reading import Reading
-from gi_energy.runs.rundir import RunDirectory
 from gi_energy.tasks.loader import bind
 from gi_energy.tasks.results import Evaluation, Outcome
 
-from .lookup import LookupEvaluator, OnResult
+from .rundir import RunDirectory
 
 
 class ReplayMissError(GiEnergyError):

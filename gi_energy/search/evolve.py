@@ -222,7 +222,7 @@ def evolve(
             if recorded_replay is None:
                 raise UsageError(f"{rd.path}: a replay run whose run.json does not name its grid run; "
                                  "it cannot be resumed")
-            from gi_energy.evaluation.replay import ReplayEvaluator
+            from gi_energy.runs.replay import ReplayEvaluator
 
             evaluator = ReplayEvaluator(problem, Path(recorded_replay))
         is_replay = bool(getattr(evaluator, "replayed", False))
@@ -302,7 +302,7 @@ def cli_evolve(*, problem, out=None, store=None, seed=None, workers=None, popula
     if p.table is not None and replay is not None:
         raise UsageError(f"{p.source}: a [table] problem looks its results up in {p.table.path}; drop --replay")
     if replay_dir is not None and p.table is None:  # a [table] run replays its table (evolve() opens it)
-        from gi_energy.evaluation.replay import ReplayEvaluator
+        from gi_energy.runs.replay import ReplayEvaluator
 
         evaluator = ReplayEvaluator(p, Path(replay_dir))
         if hasattr(evaluator, "close"):
