@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import importlib.util
 import inspect
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from gi_energy.config.problem import DatasetConfig
+from gi_energy.config.userfile import import_file
 from gi_energy.errors import ProblemError
 
 SPLITS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
@@ -61,17 +60,7 @@ def _loader(cfg: DatasetConfig):
             raise ProblemError("", "dataset.loader", f"cannot import {cfg.loader_module!r}: "
                                f"{type(exc).__name__}: {exc}") from None
     else:
-        name = "gi_energy_loader_" + hashlib.sha256(str(cfg.path).encode()).hexdigest()[:12]
-        module = sys.modules.get(name)
-        if module is None:
-            spec = importlib.util.spec_from_file_location(name, cfg.path)
-            module = importlib.util.module_from_spec(spec)
-            try:
-                spec.loader.exec_module(module)
-            except Exception as exc:  # noqa: BLE001
-                raise ProblemError(str(cfg.path), "dataset.loader", f"importing raised {type(exc).__name__}: "
-                                   f"{exc}") from None
-            sys.modules[name] = module
+        module = import_file(cfg.path, "gi_energy_loader", str(cfg.path), "dataset.loader")
     fn = getattr(module, cfg.loader_name, None)
     if not callable(fn):
         raise ProblemError("", "dataset.loader", f"{cfg.loader!r}: no function {cfg.loader_name!r} there")

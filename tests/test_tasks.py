@@ -339,6 +339,29 @@ def test_npz_and_loader_data(tmp_path):
         _parse(tmp_path, dataset={"source": "npz", "path": "none.npz"})
 
 
+def test_a_user_file_that_raises_on_import_is_one_error_naming_its_key(tmp_path):
+    """Loader and task files share one importer: the error names the file and the key,
+    and the failed module is not left registered (a fixed file imports next time)."""
+    import sys
+
+    from gi_energy.problems.datasets import load_dataset
+
+    (tmp_path / "bad.py").write_text("raise RuntimeError('no data here')\n")
+    bad = _parse(tmp_path, dataset={"loader": "bad.py:load"}).dataset
+    with pytest.raises(ProblemError) as info:
+        load_dataset(bad, 0)
+    assert info.value.key == "dataset.loader"
+    assert f"importing {str(tmp_path / 'bad.py')!r} raised RuntimeError: no data here" in str(info.value)
+    assert not [m for m in sys.modules if m.startswith("gi_energy_loader_")
+                and getattr(sys.modules[m], "__file__", None) == str(tmp_path / "bad.py")]
+    (tmp_path / "bad.py").write_text("def load(seed):\n    return {'x': [[0.0], [1.0]] * 20, 'y': [0, 1] * 20}\n")
+    assert load_dataset(bad, 0).n_classes == 2
+    (tmp_path / "broken.py").write_text("raise ValueError('broken task')\n")
+    with pytest.raises(ProblemError) as info:
+        bind(_parse(tmp_path, entry="broken.py:Ridge"))
+    assert info.value.key == "task.entry" and "raised ValueError: broken task" in str(info.value)
+
+
 def test_evolve_grid_compare_on_a_user_task_from_the_cli(tmp_path, monkeypatch):
     doc = _problem(tmp_path)
     doc["space"] = {"alpha": {"min": 1e-3, "max": 10.0, "log": True}, "solver": ["cholesky", "lstsq"]}

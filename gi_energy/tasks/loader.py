@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import importlib
-import importlib.util
 import json
-import sys
 
 from gi_energy.config.custom import MEASURED_METRICS
 from gi_energy.config.problem import OBJECTIVE_NAMES, Problem, TaskConfig
+from gi_energy.config.userfile import import_file
 from gi_energy.errors import ProblemError, did_you_mean
 
 from .base import Task
@@ -88,21 +86,7 @@ def _import(config: TaskConfig, source: str) -> type[Task]:
 
 def _import_file(config: TaskConfig, source: str):
     """Import a task's .py file under a name made from its path, once per process."""
-    name = "gi_energy_task_" + hashlib.sha256(str(config.file).encode()).hexdigest()[:12]
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, config.file)
-    if spec is None or spec.loader is None:
-        raise ProblemError(source, "task.entry", f"{str(config.file)!r} cannot be imported as Python")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # classes defined there can then be found by name
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:  # noqa: BLE001 - the user's file raised while importing
-        del sys.modules[name]
-        raise ProblemError(source, "task.entry", f"importing {str(config.file)!r} raised "
-                           f"{type(exc).__name__}: {exc}") from None
-    return module
+    return import_file(config.file, "gi_energy_task", source, "task.entry")
 
 
 def declared_metrics(problem: Problem) -> tuple[str, ...]:
