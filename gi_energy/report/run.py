@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from gi_energy.config.space import STRUCTURES
 from gi_energy.errors import UsageError
 from gi_energy.pareto import front_outcomes
+from gi_energy.runs.lock import holder_gone
 from gi_energy.runs.rundir import (
     EVALUATIONS_CSV,
     FRONT_CSV,
@@ -72,7 +73,12 @@ class RunResult:
 
     @property
     def status(self) -> str:
-        return str(self.info.get("status", "unknown"))
+        """run.json's status; "interrupted" for a run that says "running" while the
+        process that held its lock is gone (killed before it could write its status)."""
+        status = str(self.info.get("status", "unknown"))
+        if status == "running" and holder_gone(self.path):
+            return "interrupted"
+        return status
 
     @property
     def seed(self) -> int | None:

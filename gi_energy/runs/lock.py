@@ -110,3 +110,24 @@ def _holder(fd: int) -> str:
         return f" (pid {int(info['pid'])} on {info['host']}, since {info['since']})"
     except (OSError, ValueError, KeyError, TypeError):
         return ""
+
+
+def holder_gone(run_dir) -> bool:
+    """True when the run directory's lock file names a process on this host that no
+    longer exists: a run whose run.json still says "running" was then killed (kill -9,
+    power loss) before it could say so. False when the holder lives, is on another host,
+    or the lock file is missing or unreadable (nothing is known then)."""
+    try:
+        info = json.loads((Path(run_dir) / LOCK_NAME).read_text() or "{}")
+        pid, host = int(info["pid"]), info["host"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    if host != socket.gethostname() or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, owned by another user
+        return False
+    return False
