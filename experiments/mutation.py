@@ -58,9 +58,9 @@ MODULES: dict[str, list[str]] = {
     "report/stats.py": ["tests/test_compare.py", "tests/test_values_compare.py"],
     "evaluation/store.py": ["tests/test_store.py", "tests/test_store_exact.py"],
     "runs/replay.py": ["tests/test_replay.py"],
-    "config/parse.py": ["tests/test_problem.py"],
+    "config/parse.py": ["tests/test_problem.py", "tests/test_values_parse.py"],
     "config/checks.py": ["tests/test_problem.py"],
-    "config/problem.py": ["tests/test_problem.py"],
+    "config/problem.py": ["tests/test_problem.py", "tests/test_values_problem.py"],
 }
 """Core module (under gi_energy/) -> its own test files (those that exist are used)."""
 
