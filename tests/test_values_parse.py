@@ -206,6 +206,9 @@ def test_csv_refusals(tmp_path):
     assert refused({"path": "bin.csv"}) == (
         "p.toml: [dataset.path] expected a readable CSV file: 'utf-8' codec can't decode byte 0xff in position 0: "
         "invalid start byte")
+    (tmp_path / "big.csv").write_text('"' + "x" * 200_000 + '",y\n')  # a binary file, say: no traceback
+    assert refused({"path": "big.csv"}) == (
+        "p.toml: [dataset.path] expected a readable CSV file: field larger than field limit (131072)")
     for name, text in (("empty.csv", ""), ("blank.csv", "\n1,2\n"), ("commas.csv", " , \n1,2\n")):
         (tmp_path / name).write_text(text)
         assert refused({"path": name}) == (

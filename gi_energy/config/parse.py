@@ -66,7 +66,7 @@ def _read_dataset(t: Table, base_dir: Path | None) -> DatasetConfig:
         try:
             with open(path, newline="") as fh:
                 header = next(csv.reader(fh), [])
-        except (OSError, UnicodeDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:  # csv.Error: a field over the size limit
             raise t.error("path", f"expected a readable CSV file: {exc}") from None
         header = [h.strip() for h in header]
         if not any(header):
