@@ -31,7 +31,8 @@ def _problem(**search):
         "problem": {"name": "pin", "seed": 5}, "space": SPACE,
         "grid": {"hidden_layers": [1, 2, 3], "width": [8, 32, 128], "learning_rate": [1e-3, 1e-2],
                  "epochs": [5, 10], "activation": ["relu", "tanh"]},
-        "search": {"population": 8, "generations": 1000, **search},
+        # surrogate = "none": these pin plain NSGA-II (the default, "auto", may screen)
+        "search": {"population": 8, "generations": 1000, "surrogate": "none", **search},
     }, source="<pin>")
 
 
@@ -77,6 +78,7 @@ energy_j = "min"
 population = 6
 generations = 1000
 max_evaluations = 40
+surrogate = "none"
 """
 
 

@@ -152,7 +152,7 @@ BASE = '[problem]\nname = "t"\n\n[search]\n'
 
 def test_search_keys_default_and_parse():
     p = parse_problem(tomllib.loads(BASE))
-    assert (p.search.surrogate, p.search.surrogate_pool) == ("none", 16)
+    assert (p.search.surrogate, p.search.surrogate_pool) == ("auto", 16)
     p = parse_problem(tomllib.loads(BASE + 'surrogate = "forest"\nsurrogate_pool = 4\n'))
     assert (p.search.surrogate, p.search.surrogate_pool) == ("forest", 4)
 

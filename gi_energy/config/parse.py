@@ -187,7 +187,7 @@ def _read_search(t: Table) -> SearchConfig:
         crossover_prob=t.get("crossover_prob", float, d.crossover_prob, low=0.0, high=1.0),
         mutation_prob=t.get("mutation_prob", float, d.mutation_prob, low=0.0, high=1.0),
         max_remutations=t.get("max_remutations", int, d.max_remutations, low=0, high=10_000),
-        surrogate=t.get("surrogate", str, d.surrogate, choices=("none", "forest")),
+        surrogate=t.get("surrogate", str, d.surrogate, choices=("auto", "none", "forest")),
         surrogate_pool=t.get("surrogate_pool", int, d.surrogate_pool, low=2, high=1000),
     )
     t.finish()

@@ -151,7 +151,7 @@ class SearchConfig:
     crossover_prob: float = 0.9
     mutation_prob: float = 1.0
     max_remutations: int = 20
-    surrogate: str = "none"
+    surrogate: str = "auto"
     surrogate_pool: int = 16
 
 

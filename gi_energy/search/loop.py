@@ -120,6 +120,8 @@ class SearchLoop:
     # seconds each screened generation spent fitting and predicting (for measurements).
     encoder: Any = None
     screen_s: list[float] = field(default_factory=list)
+    # surrogate = "auto": when to screen, and its latest decision (autoscreen.AutoScreen).
+    auto: Any = None
 
     @property
     def space(self) -> SearchSpace:
@@ -233,6 +235,12 @@ class SearchLoop:
 
         if self.encoder is None:
             self.encoder = surrogate.GenomeEncoder(self.space)
+        if search.surrogate == "auto":  # screen only where it costs little against the evaluations
+            from .autoscreen import AutoScreen
+
+            self.auto = self.auto or AutoScreen(self.problem, self.encoder)
+            if not self.auto.screens(self.outcomes, self.fitness, n, self.generation + 1):
+                return self.offspring(n)
         fits = self.fitness(self.outcomes)
         train = [(o.genome, f.values) for o, f in zip(self.outcomes, fits) if f.valid]
         if len(train) < surrogate.min_points(self.encoder, search.population):

@@ -85,7 +85,8 @@ def _run_search(problem: Problem, evaluator: EvaluatorLike, termination: AnyOf, 
         # A replay's run.json keeps its result files' pace; its checkpoint is still per generation.
         if wrote or journal.durable:
             rd.update_run_json(generation=search.generation, totals=_totals_json(search),
-                               hypervolume_reference=_reference_json(search, problem))
+                               hypervolume_reference=_reference_json(search, problem),
+                               **_surrogate_json(search))
 
     search.after_generation = after_generation
     sentence, is_warning = meter_line(getattr(evaluator, "measured", None),
@@ -112,7 +113,7 @@ def _run_search(problem: Problem, evaluator: EvaluatorLike, termination: AnyOf, 
         write_front_png(rd.path, search.outcomes, problem.objectives, written, label=f"{problem.name} evolve")
     rd.update_run_json(status="complete", stop_reason=stop_reason, generation=search.generation,
                        totals=_totals_json(search), front_size=len(front),
-                       hypervolume_reference=_reference_json(search, problem))
+                       hypervolume_reference=_reference_json(search, problem), **_surrogate_json(search))
     progress.finish(front, problem.objectives, _summary(search, rd, stop_reason, front), problem.space)
     return EvolveResult(front=front, evaluations=list(search.outcomes), run_dir=rd.path,
                         history=list(search.history), totals=_totals_json(search), status="complete",
@@ -150,6 +151,12 @@ def _interrupted(search: SearchLoop, rd, last: list[Checkpoint], writer: Checkpo
 
 def _spent_set(search: SearchLoop):
     return None if search.journal is None else search.journal.entries
+
+
+def _surrogate_json(search: SearchLoop) -> dict:
+    """``surrogate = "auto"``: its latest decision (screen or not, and why) for run.json."""
+    decision = None if search.auto is None else search.auto.decision
+    return {} if decision is None else {"surrogate_decision": decision}
 
 
 def _totals_json(search: SearchLoop) -> dict:

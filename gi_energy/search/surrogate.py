@@ -44,7 +44,7 @@ from gi_energy.pareto import excess_over
 
 from . import nsga2
 
-SURROGATES = ("none", "forest")
+SURROGATES = ("auto", "none", "forest")
 # Share of each screened generation drawn at random from the pool (at least one child).
 EXPLORE = 0.1
 N_TREES = 48
