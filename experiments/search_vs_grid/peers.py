@@ -5,8 +5,12 @@ Every peer searches the grid's levels (the space ``ReplayEvaluator.restrict`` gi
 is charged as the engine charges: a configuration evaluated for the first time costs one
 evaluation and its recorded energy; asking again for one already evaluated is served by
 the store for free and does not count. Each peer stops after ``budget`` distinct
-evaluations (or after 20 x budget proposals, if it keeps proposing known points) and
-leaves a run directory that ``gi-energy compare`` reads like any other.
+evaluations, or earlier only for an honest reason that its run.json records (``stop``):
+the space has no configuration left to evaluate, or the peer made
+``STALL_PROPOSALS`` proposals in a row without a new configuration (it has converged
+and only re-proposes known points). ``evaluations`` and ``proposals`` in run.json say
+how many it got, so a summary can show each method's evaluated count beside its figure.
+It leaves a run directory that ``gi-energy compare`` reads like any other.
 
 A problem with a ``[table]`` (a tabular benchmark of any making) runs through the same
 functions: ``grid_dir`` is then the table's path (``problem.table.path``) and the lookups
@@ -25,7 +29,10 @@ from gi_energy.config.space import Choice, Fixed, Genome, SearchSpace
 from gi_energy.runs.replay import ReplayEvaluator
 from gi_energy.runs.rundir import RunDirectory
 
-MAX_PROPOSALS_PER_EVALUATION = 20
+# Proposals in a row that bring no new configuration before a peer counts as stuck. The
+# old cap (20 x budget proposals in all) stopped pymoo's NSGA-II early on small tables,
+# where rounding SBX children lands on known points most of the time.
+STALL_PROPOSALS = 5000
 
 
 def open_replay(problem, grid_dir: Path):
@@ -74,6 +81,11 @@ class Axes:
     def sizes(self) -> list[int]:
         return [len(opts) for _, _, opts in self.axes]
 
+    @property
+    def space_size(self) -> int:
+        """How many distinct configurations the axes make."""
+        return int(np.prod(self.sizes, dtype=object)) if self.axes else 1
+
     def genome(self, index: list[int]) -> Genome:
         """The genome at one option index per axis."""
         counts, sizes, values = {}, {}, dict(self.fixed)
@@ -87,23 +99,38 @@ class Axes:
 class Budgeted:
     """Counts distinct evaluations on a replay table and keeps them in arrival order."""
 
-    def __init__(self, replay: ReplayEvaluator, objectives, budget: int):
+    def __init__(self, replay: ReplayEvaluator, objectives, budget: int, space_size: int | None = None):
         self.replay = replay
         self.objectives = dict(objectives)
         self.budget = budget
+        self.space_size = space_size
         self.outcomes = []
         self.seen: dict[str, tuple | None] = {}
         self.proposals = 0
+        self.stale = 0  # proposals since the last new configuration
+
+    @property
+    def stop(self) -> str | None:
+        """Why the peer must stop now (None: go on)."""
+        if len(self.outcomes) >= self.budget:
+            return "budget"
+        if self.space_size is not None and len(self.outcomes) >= self.space_size:
+            return "space exhausted"
+        if self.stale >= STALL_PROPOSALS:
+            return f"stalled: {STALL_PROPOSALS} proposals in a row without a new configuration"
+        return None
 
     @property
     def done(self) -> bool:
-        return len(self.outcomes) >= self.budget or self.proposals >= MAX_PROPOSALS_PER_EVALUATION * self.budget
+        return self.stop is not None
 
     def __call__(self, genome: Genome) -> tuple | None:
         """The minimisation vector of ``genome`` (None if it failed)."""
         self.proposals += 1
         if genome.key in self.seen:
+            self.stale += 1
             return self.seen[genome.key]
+        self.stale = 0
         o = self.replay.evaluate([genome])[0]
         self.outcomes.append(o)
         v = o.objectives(self.objectives)
@@ -120,7 +147,8 @@ class Budgeted:
 def _write(problem, out: Path, label: str, seed: int, grid_dir: Path, b: Budgeted, extra: dict | None = None) -> Path:
     rd = RunDirectory.create(out, problem, "peer", {"label": label, "replay": str(grid_dir), "budget": b.budget,
                                                      "proposals": b.proposals, **(extra or {})})
-    rd.update_run_json(label=label, seed=seed, replayed=True, status="complete", evaluations=len(b.outcomes))
+    rd.update_run_json(label=label, seed=seed, replayed=True, status="complete", evaluations=len(b.outcomes),
+                       proposals=b.proposals, stop=b.stop or "budget")
     rd.write_results(b.outcomes, problem.objectives, [])
     return rd.path
 
@@ -130,7 +158,7 @@ def random_search(problem, grid_dir: Path, budget: int, seed: int, out: Path) ->
     rep = open_replay(problem, grid_dir)
     axes = Axes(rep.restrict(problem.space))
     rng = np.random.default_rng(seed)
-    b = Budgeted(rep, problem.objectives, budget)
+    b = Budgeted(rep, problem.objectives, budget, axes.space_size)
     while not b.done:
         b(axes.genome([int(rng.integers(k)) for k in axes.sizes]))
     return _write(problem, out, "random search", seed, grid_dir, b)
@@ -142,7 +170,7 @@ def _optuna(problem, grid_dir: Path, budget: int, seed: int, out: Path, sampler_
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rep = open_replay(problem, grid_dir)
     axes = Axes(rep.restrict(problem.space))
-    b = Budgeted(rep, problem.objectives, budget)
+    b = Budgeted(rep, problem.objectives, budget, axes.space_size)
     if sampler_name == "nsga2":
         # Same population as ours, so the comparison is of the algorithms, not of a setting.
         sampler = optuna.samplers.NSGAIISampler(population_size=problem.search.population, seed=seed)
@@ -185,7 +213,7 @@ def pymoo_nsga2(problem, grid_dir: Path, budget: int, seed: int, out: Path) -> P
 
     rep = open_replay(problem, grid_dir)
     axes = Axes(rep.restrict(problem.space))
-    b = Budgeted(rep, problem.objectives, budget)
+    b = Budgeted(rep, problem.objectives, budget, axes.space_size)
     worst = b.worst()
     pp = PymooProblem(n_var=len(axes.sizes), n_obj=len(problem.objectives), xl=0,
                       xu=np.array(axes.sizes) - 1, vtype=int)

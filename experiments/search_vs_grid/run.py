@@ -26,12 +26,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # peers.py sits next to this script
 
-from peers import available_peers  # noqa: E402
+from peers import available_peers, open_replay  # noqa: E402
 
 from gi_energy.config.parse import load_problem  # noqa: E402
 from gi_energy.report.compare import compare  # noqa: E402
 from gi_energy.runs.files import write_json_atomic  # noqa: E402
-from gi_energy.runs.replay import ReplayEvaluator  # noqa: E402
 from gi_energy.runs.rundir import RunDirectory  # noqa: E402
 from gi_energy.search.grid import run_grid  # noqa: E402
 
@@ -54,12 +53,22 @@ def ensure_grid(problem, out: Path, workers: int | None, grid_dir: Path | None =
     return grid_dir
 
 
-def run_ours(problem, grid_dir: Path, budget: int, seed: int, out: Path, surrogate: str = "none") -> Path:
+def run_ours(problem, grid_dir: Path, budget: int, seed: int, out: Path, surrogate: str | None = "none", *,
+             label: str | None = None, generations: int | None = None) -> Path:
+    """Ours in replay on the grid run (or the problem's [table]) for ``budget`` new
+    evaluations. ``surrogate`` None leaves [search] surrogate as the problem (or the
+    default) has it: what ``gi-energy evolve`` does with no search flags. ``generations``
+    raises the generation limit so that the budget is what stops the search."""
     from gi_energy.search.evolve import evolve
 
-    label = OURS if surrogate == "none" else OURS_SURROGATE
-    p = problem.with_overrides(search={"max_evaluations": budget, "surrogate": surrogate})
-    res = evolve(p, out=out, seed=seed, evaluator=ReplayEvaluator(problem, grid_dir), plot=False,
+    label = label or (OURS if surrogate == "none" else OURS_SURROGATE)
+    search = {"max_evaluations": budget}
+    if surrogate is not None:
+        search["surrogate"] = surrogate
+    if generations is not None:
+        search["generations"] = generations
+    p = problem.with_overrides(search=search)
+    res = evolve(p, out=out, seed=seed, evaluator=open_replay(problem, grid_dir), plot=False,
                  settings={"label": label, "replay": str(grid_dir)})
     RunDirectory(res.run_dir).update_run_json(label=label, replayed=True)
     return res.run_dir
