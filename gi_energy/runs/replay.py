@@ -104,9 +104,12 @@ class ReplayEvaluator(LookupEvaluator):
                 raise UsageError(f"{self.source}: the grid run has no {structure_keys(name)[0]} structure")
             counts = sorted({len(s) for s in structures})
             sizes = sorted({x for s in structures for x in s})
-            per_layer = tuple((track.split(".", 1)[1], Choice(tuple(sorted(
+            # Each value's name from the space, never parsed out of its track: a structure
+            # name may itself hold a dot ("a.b" gives the track "a.b.kind").
+            ls = space.layers[name]
+            per_layer = tuple((attr, Choice(tuple(sorted(
                 {x for g in genomes for x in g.layers.get(track, ())}, key=_sort_key)) or (p.center(),)))
-                for track, p in space.layers[name].tracks(name))
+                for (attr, p), (track, _) in zip(ls.per_layer, ls.tracks(name)))
             layers[name] = LayerSpace(count=Choice(tuple(counts)), size=Choice(tuple(sizes) or (1,)), uniform=True,
                                       per_layer=per_layer)
         restricted = SearchSpace(layers=layers, params=params)
