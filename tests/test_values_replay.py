@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from gi_energy.config.parse import load_problem
@@ -206,6 +207,36 @@ def test_restrict_levels_per_layer_values_and_zero_layers(tmp_path, problem):
                                                                    uniform=True)
 
 
+def test_restrict_sorts_levels_of_mixed_types_numbers_first(tmp_path, problem):
+    # [space] mix = ["auto", 0.5, 2] is a valid free parameter; a space built in Python may
+    # mix a layer's values the same way
+    table = [Outcome(g, (_ev(g),)) for g in (
+        Genome(layers={"hidden": (8,) * n, "hidden.pad": (pad,) * n}, values={"mix": mix})
+        for n in (1,) for pad in ("same", 1) for mix in ("auto", 2, 0.5))]
+    rep = _replay(tmp_path, problem, table)
+    space = rep.restrict(SearchSpace(
+        layers={"hidden": LayerSpace(count=IntRange(1, 2), size=IntRange(4, 8),
+                                     per_layer=(("pad", Choice(("same", "valid", 1))),))},
+        params={"mix": Choice(("auto", 0.5, 2, "off"))}))
+    assert space.params == {"mix": Choice((0.5, 2, "auto"))}
+    assert space.layers["hidden"].per_layer == (("pad", Choice((1, "same"))),)
+
+
+def test_restrict_names_the_values_of_a_structure_with_a_dot_in_its_name(tmp_path, problem):
+    # a [space] key "a.b" is a valid structure name: its tracks are "a.b.kind", "a.b.kernel"
+    table = [Outcome(g, (_ev(g),)) for g in (
+        Genome(layers={"a.b": (4,) * n, "a.b.kind": (k,) * n, "a.b.kernel": (3,) * n}, values={})
+        for n in (1, 2) for k in ("sep", "conv"))]
+    rep = _replay(tmp_path, problem, table)
+    space = rep.restrict(SearchSpace(
+        layers={"a.b": LayerSpace(count=IntRange(1, 2), size=IntRange(4, 8),
+                                  per_layer=(("kernel", IntRange(1, 7)), ("kind", Choice(("conv", "sep")))))},
+        params={}))
+    assert space.layers["a.b"].per_layer == (("kernel", Choice((3,))), ("kind", Choice(("conv", "sep"))))
+    sampled = {space.sample(np.random.default_rng(seed)).key for seed in range(40)}
+    assert sampled == {g.key for g in rep.genomes()}
+
+
 def test_restrict_refuses_what_the_grid_lacks_word_for_word(tmp_path, problem):
     rep = _replay(tmp_path, problem, _grid([(4,), (8,)]))
     src = tmp_path / "grid"
@@ -278,6 +309,12 @@ def test_synthetic_figures_of_known_genomes():
     low = ev.synthesise(Genome(values={"learning_rate": 1e-20, "epochs": 1}))
     assert (low.val_accuracy, low.test_accuracy) == (0.05, 0.045)
     assert low.train.energy_j == pytest.approx(0.213) and low.inference.energy_j == pytest.approx(0.023)
+    # ... nor rises over 1 (few enough epochs make the epoch term a gain: -0.5 / -0.5)
+    high = ev.synthesise(Genome(values={"epochs": -5.5}))
+    assert (high.val_accuracy, high.test_accuracy) == (1.0, 0.995)
+    # the noise is the key's hash over 0xFFFFFFFF: this genome's accuracy sits where a
+    # divisor of 2**32 would round it one millionth lower (0.440238)
+    assert ev.synthesise(Genome(layers={"hidden": (8,)}, values={"tag": 232938})).val_accuracy == 0.440239
 
 
 def test_synthetic_inputs_and_classes_set_the_widths():
