@@ -50,14 +50,14 @@ MODULES: dict[str, list[str]] = {
                        "tests/test_meters_contract.py"],
     "pareto.py": ["tests/test_pareto.py", "tests/test_nsga2.py", "tests/test_indicators.py"],
     "search/nsga2.py": ["tests/test_nsga2.py", "tests/test_survival_fast.py"],
-    "report/indicators.py": ["tests/test_indicators.py"],
+    "report/indicators.py": ["tests/test_indicators.py", "tests/test_values_indicators.py"],
     "report/compare.py": ["tests/test_compare.py", "tests/test_values_compare.py"],
     # test_compare.py builds a grid and replays per test: end to end, and too slow to run
     # once per mutant of figures.py; the figures' values are in test_values_compare.py.
     "report/figures.py": ["tests/test_values_compare.py"],
     "report/stats.py": ["tests/test_compare.py", "tests/test_values_compare.py"],
     "evaluation/store.py": ["tests/test_store.py", "tests/test_store_exact.py"],
-    "runs/replay.py": ["tests/test_replay.py"],
+    "runs/replay.py": ["tests/test_replay.py", "tests/test_values_replay.py"],
     "config/parse.py": ["tests/test_problem.py", "tests/test_values_parse.py"],
     "config/checks.py": ["tests/test_problem.py"],
     "config/problem.py": ["tests/test_problem.py", "tests/test_values_problem.py"],
