@@ -15,16 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from gi_energy.errors import UsageError
-from gi_energy.pareto import (
-    constraint_violation,
-    feasible_only,
-    nondominated,
-    ok_points,
-    unique_outcomes,
-)
+from gi_energy.pareto import nondominated
 from gi_energy.runs.rundir import RunDirectory
 from gi_energy.tasks.results import Outcome
 
+from .columns import RunColumns
 from .indicators import Normaliser, coverage, epsilon_additive, hypervolume, igd_plus
 
 REFERENCE_POINT = 1.1  # per objective, in normalised space: the worst point seen plus 10%
@@ -41,18 +36,16 @@ ENERGY_METRIC = "inference_energy_j_per_1k"
 
 @dataclass
 class Run:
-    """One run directory as compare sees it."""
+    """One run directory as compare sees it: its evaluations column-wise (:mod:`.columns`)."""
 
     path: Path
     info: dict
     label: str
-    outcomes: list[Outcome]
+    columns: RunColumns
     replayed: bool = False
     measured: bool = False
     is_reference: bool = False
     result: dict = field(default_factory=dict)
-    # per outcome, per evaluation: does its energy count as spent by this run?
-    spent: list[tuple[bool, ...]] = field(default_factory=list)
     constraints: dict[str, float] | None = None  # None: the run did not record any
 
 
@@ -62,15 +55,15 @@ def load_run(path, label: str | None = None) -> Run:
     info = rd.read_run_json()
     if not rd.has_results():
         raise UsageError(f"{path}: the run has no evaluations.csv yet")
-    outcomes, spent = rd.read_outcomes_and_spent()
+    columns = RunColumns.read(path)
     settings = info.get("settings") or {}
     replayed = bool(info.get("replayed") or settings.get("replay") or settings.get("replayed")
                     or settings.get("evaluator") == "ReplayEvaluator")
-    evs = [e for o in outcomes for e in o.evaluations if e.ok]
+    ok = columns.row_ok
     name = label or info.get("label") or settings.get("label") or (
         str(info.get("command", "run")) + (" (replay)" if replayed and info.get("command") != "grid" else ""))
-    return Run(path=Path(path), info=info, label=str(name), outcomes=outcomes, replayed=replayed,
-               measured=bool(evs) and all(e.measured for e in evs), spent=spent,
+    return Run(path=Path(path), info=info, label=str(name), columns=columns, replayed=replayed,
+               measured=bool(ok.any()) and bool(columns.row_measured[ok].all()),
                constraints=_constraints_of(Path(path), settings))
 
 
@@ -107,29 +100,103 @@ def hv_trajectory(outcomes: Sequence[Outcome], objectives, norm: Normaliser, ref
     evaluations and joules spent so far: the joules the run counted as its own
     (``spent_flags``, per outcome and evaluation; default: not cached). Only points
     meeting ``constraints`` add hypervolume; every evaluation adds its cost."""
-    evals, joules, hvs = [], [], []
-    front = np.zeros((0, len(objectives)))
-    spent = 0.0
-    hv = 0.0
-    for i, o in enumerate(outcomes):
-        _, j = o.paid_energy(None if spent_flags is None else spent_flags[i])
-        if j is not None:
-            spent += j
-        v = o.objectives(objectives)
-        if v is not None and constraints and constraint_violation(o, constraints) != 0.0:
-            v = None
-        if v is not None:
-            p = norm(np.asarray([v]))
-            # Recompute only when the point is not weakly dominated: most are, and a 3-D
-            # hypervolume per evaluation would otherwise dominate the compare time.
-            if not len(front) or not np.any(np.all(front <= p, axis=1)):
-                front = np.vstack([front, p])
-                front = front[nondominated(front)]
-                hv = hypervolume(front, ref_point)
-        evals.append(i + 1)
-        joules.append(spent)
+    columns = RunColumns.from_outcomes(outcomes, spent_flags)
+    return trajectory(columns, objectives, norm, ref_point, constraints, points=len(columns))[0]
+
+
+class _Front:
+    """The non-dominated points seen so far, kept as the search would keep them: a point
+    weakly dominated by one seen before is dropped, every other one is added and the
+    points it dominates go. So at any moment ``points`` is the same array, in the same
+    order, as adding the points one at a time gives, and so is its hypervolume."""
+
+    CHUNK = 256  # points compared at once: bounds the n x front x m comparison
+
+    def __init__(self, m: int, points: np.ndarray | None = None):
+        self.points = np.zeros((0, m)) if points is None else points
+
+    def add(self, pts: np.ndarray) -> bool:
+        """Add ``pts`` (in order); True if the front changed."""
+        changed = False
+        for s in range(0, len(pts), self.CHUNK):
+            new = pts[s:s + self.CHUNK]
+            if len(self.points):
+                new = new[~_weakly_dominated(new, self.points).any(axis=1)]
+            if len(new) > 1:  # weakly dominated by an earlier one of the chunk
+                new = new[~np.tril(_weakly_dominated(new, new), k=-1).any(axis=1)]
+            if len(new):
+                both = np.vstack([self.points, new])
+                self.points = both[nondominated(both)]
+                changed = True
+        return changed
+
+
+def _weakly_dominated(pts: np.ndarray, by: np.ndarray) -> np.ndarray:
+    """[i, j]: ``by[j]`` is no worse than ``pts[i]`` in every objective (one 2-D
+    comparison per objective: faster than reducing a 3-D array over its short last axis)."""
+    out = by[None, :, 0] <= pts[:, None, 0]
+    for k in range(1, pts.shape[1]):
+        out &= by[None, :, k] <= pts[:, None, k]
+    return out
+
+
+TRAJECTORY_POINTS = 1000  # the most evaluations a run's reported trajectory is sampled at
+
+
+def checkpoints(n: int, points: int = TRAJECTORY_POINTS) -> np.ndarray:
+    """The evaluations (1-based) a trajectory of ``n`` is reported at: every one when
+    ``n <= points``, else ``points`` of them evenly spaced, the first and the last included."""
+    if n <= points:
+        return np.arange(1, n + 1)
+    return np.unique(np.round(np.linspace(1, n, points)).astype(int))
+
+
+def trajectory(columns: RunColumns, objectives, norm: Normaliser, ref_point,
+               constraints: Mapping[str, float] | None, targets: Sequence[float] = (),
+               points: int = TRAJECTORY_POINTS) -> tuple[dict[str, list], list[int | None]]:
+    """The run's hypervolume and joules spent against evaluations, at :func:`checkpoints`
+    (every evaluation for a run of up to ``points``), and for each of ``targets`` the first
+    evaluation whose hypervolume reaches it (None: never), found exactly: the interval
+    between two checkpoints where it is first reached is replayed one evaluation at a time.
+
+    Joules are those the run counted as its own (:meth:`RunColumns.paid`); only feasible
+    points with every objective add hypervolume; every evaluation adds its cost."""
+    n, m = len(columns), len(objectives)
+    paid, joules = columns.paid()
+    energy = np.cumsum(np.where(paid & ~np.isnan(joules), joules, 0.0))
+    feasible = columns.feasible(constraints)
+    has, pts = columns.objectives(objectives)
+    keep = feasible[has]
+    at = np.flatnonzero(has)[keep]  # the 0-based evaluation of each point
+    pts_n = norm(pts[keep]) if len(at) else np.zeros((0, m))
+    marks = checkpoints(n, points)
+    bounds = np.searchsorted(at, marks)  # the points up to each checkpoint (at < mark)
+    front, hv = _Front(m), 0.0
+    hvs: list[float] = []
+    hits: list[int | None] = [None] * len(targets)
+    lo, start = 0, 1  # the first point and the first evaluation of the interval
+    for mark, hi in zip(marks, bounds):
+        before, hv_before = front.points, hv
+        if front.add(pts_n[lo:hi]):
+            hv = hypervolume(front.points, ref_point)
+        for k, t in enumerate(targets):
+            if hits[k] is None and hv >= t:
+                hits[k] = start if hv_before >= t else _first_reaching(t, before, pts_n[lo:hi], at[lo:hi],
+                                                                       ref_point)
         hvs.append(hv)
-    return {"evaluations": evals, "energy_j": joules, "hypervolume": hvs}
+        lo, start = hi, int(mark) + 1
+    traj = {"evaluations": marks.tolist(), "energy_j": energy[marks - 1].tolist(), "hypervolume": hvs}
+    return traj, hits
+
+
+def _first_reaching(target: float, front: np.ndarray, pts: np.ndarray, at: np.ndarray, ref_point) -> int:
+    """The evaluation (1-based) of the first of ``pts``, added one at a time to ``front``
+    (whose hypervolume is under ``target``), after which the hypervolume reaches it."""
+    f = _Front(front.shape[1], front)
+    for p, i in zip(pts, at):
+        if f.add(p[None, :]) and hypervolume(f.points, ref_point) >= target:
+            return int(i) + 1
+    raise AssertionError("the checkpoint reached the target, so one of its points does")
 
 
 def energy_saving(outcomes: Sequence[Outcome], tolerance: float = ACCURACY_TOLERANCE,
@@ -138,25 +205,32 @@ def energy_saving(outcomes: Sequence[Outcome], tolerance: float = ACCURACY_TOLER
     the most accurate one, relative to that most accurate model (ties in accuracy: the
     cheapest of them, so the saving is never flattered). Only models meeting
     ``constraints`` take part."""
-    rows = []
-    for o in feasible_only(unique_outcomes(outcomes), constraints):
-        acc, e = o.metric("accuracy"), o.metric(ENERGY_METRIC)
-        if acc is not None and e is not None:
-            rows.append((acc, e, o))
-    if not rows:
+    return saving_of(RunColumns.from_outcomes(outcomes), tolerance, constraints)
+
+
+def saving_of(columns: RunColumns, tolerance: float = ACCURACY_TOLERANCE,
+              constraints: Mapping[str, float] | None = None) -> dict | None:
+    """:func:`energy_saving` of a run's columns (each genome's first outcome)."""
+    acc, e = columns.metric("accuracy"), columns.metric(ENERGY_METRIC)
+    rows = np.flatnonzero(columns.first_of_each_genome() & columns.feasible(constraints)
+                          & ~np.isnan(acc) & ~np.isnan(e))
+    if not len(rows):
         return None
-    best_acc = max(r[0] for r in rows)
-    base = min((r for r in rows if r[0] == best_acc), key=lambda r: r[1])
-    pick = min((r for r in rows if r[0] >= best_acc - tolerance - 1e-12), key=lambda r: (r[1], -r[0]))
+    best_acc = acc[rows].max()
+    top = rows[acc[rows] == best_acc]
+    base = top[np.argmin(e[top])]  # the first of the cheapest
+    near = rows[acc[rows] >= best_acc - tolerance - 1e-12]
+    pick = near[np.lexsort((-acc[near], e[near]))[0]]  # cheapest, then most accurate, then first
+    test_acc, measured = columns.metric("test_accuracy"), columns.measured
 
-    def desc(r):
-        o = r[2]
-        return {"key": o.key, "accuracy": r[0], ENERGY_METRIC: r[1], "test_accuracy": o.metric("test_accuracy"),
-                "measured": o.measured}
+    def desc(i):
+        return {"key": str(columns.keys[i]), "accuracy": float(acc[i]), ENERGY_METRIC: float(e[i]),
+                "test_accuracy": None if np.isnan(test_acc[i]) else float(test_acc[i]),
+                "measured": bool(measured[i])}
 
-    saving = 1.0 - pick[1] / base[1] if base[1] > 0 else 0.0
+    saving = 1.0 - float(e[pick]) / float(e[base]) if e[base] > 0 else 0.0
     return {"most_accurate": desc(base), "chosen": desc(pick), "saving": saving,
-            "accuracy_lost": best_acc - pick[0], "tolerance": tolerance}
+            "accuracy_lost": float(best_acc - acc[pick]), "tolerance": tolerance}
 
 
 def normalised_span(norm: Normaliser) -> np.ndarray:
@@ -166,7 +240,10 @@ def normalised_span(norm: Normaliser) -> np.ndarray:
 
 def feasible_points(run: Run, objectives, constraints: Mapping[str, float] | None) -> np.ndarray:
     """The minimisation vectors of the run's feasible ok outcomes, each genome once."""
-    return ok_points(feasible_only(unique_outcomes(run.outcomes), constraints), objectives)[1]
+    c = run.columns
+    first = c.first_of_each_genome()
+    has, pts = c.objectives(objectives)
+    return pts[(first & c.feasible(constraints))[has]]
 
 
 def run_figures(run: Run, pts: np.ndarray, objectives, norm, ref_point, ref_front_n, hv_ref, front_scale,
@@ -180,32 +257,34 @@ def run_figures(run: Run, pts: np.ndarray, objectives, norm, ref_point, ref_fron
     hv = hypervolume(front_n, ref_point)
     front_norm, hv_ref_front = front_scale
     hv_front = hypervolume(front_norm(pts), ref_point) if len(pts) else 0.0
-    flags = run.spent if len(run.spent) == len(run.outcomes) else None
-    traj = hv_trajectory(run.outcomes, objectives, norm, ref_point, flags, constraints)
-    spent = [j for i, o in enumerate(run.outcomes)
-             for paid, j in [o.paid_energy(None if flags is None else flags[i])] if paid]
+    c = run.columns
+    targets = [q * hv_ref - 1e-12 for q in THRESHOLDS]
+    traj, hits = trajectory(c, objectives, norm, ref_point, constraints, targets)
+    paid, joules = c.paid()
+    paid_j = joules[paid]
+    energy = np.cumsum(np.where(paid & ~np.isnan(joules), joules, 0.0))
+    first = c.first_of_each_genome()
     out = {
         "path": str(run.path), "label": run.label, "command": run.info.get("command"),
         "seed": run.info.get("seed"), "replayed": run.replayed, "measured": run.measured,
         "reference": run.is_reference,
-        "evaluations": len(run.outcomes), "trained": len(spent),
-        "failures": sum(1 for o in unique_outcomes(run.outcomes) if not o.ok),
-        "energy_spent_j": float(sum(s for s in spent if s is not None)),
-        "energy_unknown": sum(1 for s in spent if s is None),
+        "evaluations": len(c), "trained": int(paid.sum()),
+        "failures": int((first & ~c.ok).sum()),
+        "energy_spent_j": float(energy[-1]) if len(energy) else 0.0,
+        "energy_unknown": int(np.isnan(paid_j).sum()),
         "front_size": int(len(front_n)),
         "hypervolume": hv, "hv_ratio": hv / hv_ref if hv_ref > 0 else None,
         "hv_ratio_front": hv_front / hv_ref_front if hv_ref_front > 0 else None,
         "igd_plus": igd_plus(front_n, ref_front_n), "epsilon_additive": epsilon_additive(front_n, ref_front_n),
         "coverage": coverage(front_n, ref_front_n),
-        "headline": energy_saving(run.outcomes, constraints=constraints),
+        "headline": saving_of(c, constraints=constraints),
         # raw minimisation vectors of the run's front, for the fronts plot and JSON readers
         "front_points": pts[on_front].tolist(),
     }
-    for q in THRESHOLDS:
-        hit = next((i for i, h in enumerate(traj["hypervolume"]) if h >= q * hv_ref - 1e-12), None)
+    for q, hit in zip(THRESHOLDS, hits):
         tag = f"{round(q * 100)}"
-        out[f"evaluations_to_{tag}"] = None if hit is None else traj["evaluations"][hit]
-        out[f"energy_j_to_{tag}"] = None if hit is None else traj["energy_j"][hit]
-    out["trajectory"] = {k: v for k, v in traj.items()}
+        out[f"evaluations_to_{tag}"] = hit
+        out[f"energy_j_to_{tag}"] = None if hit is None else float(energy[hit - 1])
+    out["trajectory"] = traj
     out["trajectory"]["hv_ratio"] = [h / hv_ref if hv_ref > 0 else None for h in traj["hypervolume"]]
     return out

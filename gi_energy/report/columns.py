@@ -1,0 +1,241 @@
+"""A run's evaluations as columns: what compare needs of evaluations.csv, one numpy array
+per figure, instead of one Evaluation, two Readings and a Genome per row.
+
+At 100,000 evaluations per run, rebuilding the objects (``RunDirectory.read_outcomes``)
+was most of compare's time and memory. The columns give the same numbers: each metric is
+the cell evaluations.csv wrote from the same Evaluation property (floats keep every digit,
+so ``float(cell)`` is that property's value), and per outcome (one genome's repeats, by the
+``index`` column) the rules of :class:`~gi_energy.tasks.results.Outcome` are applied to
+the arrays: ok when every repeat is, a metric is the median over repeats and missing when
+any repeat's is (or when not ok), a non-finite value is missing, the joules a run paid for
+are the sum over the repeats its journal says it trained. A file without the columns this
+needs (written by an older version) is read through the objects instead, with the same
+result.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from gi_energy.errors import UsageError
+from gi_energy.runs.rundir import EVALUATIONS_CSV, RunDirectory
+from gi_energy.tasks.results import BUILTIN_METRICS, Outcome
+
+# Built-in metric -> the evaluations.csv column that holds it (see runs/tables.py).
+METRIC_CELLS = {"accuracy": "val_accuracy", "test_accuracy": "test_accuracy", "train_energy_j": "train_energy_j",
+                "inference_energy_j_per_1k": "inference_energy_j_per_1k", "train_time_s": "train_time_s",
+                "params": "params", "flops_per_sample": "flops_per_sample"}
+_DERIVED = ("inference_time_s", "inference_samples")  # inference_time_s_per_1k
+_FLAGS = ("index", "key", "status", "cached", "spent", "energy_spent_j", "train_measured", "inference_measured")
+NEEDED = frozenset(_FLAGS) - {"spent"} | {*METRIC_CELLS.values(), *_DERIVED}  # spent: older files lack it
+
+
+_NUMERIC = frozenset({"energy_spent_j", "accuracy", *METRIC_CELLS.values(), *_DERIVED})
+# A missing value is an empty cell; a non-finite one is missing too (Evaluation.metric).
+_NOT_FINITE = ["", "nan", "inf", "-inf", "NaN", "Infinity", "-Infinity"]
+
+
+def _exact_floats() -> dict:
+    """Read every float back to the digit: pandas 3's parser is exact; before it, only its
+    round-trip one (slower) is."""
+    import pandas as pd
+
+    return {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
+
+
+@dataclass
+class RunColumns:
+    """Per evaluation (one row of evaluations.csv, in file order): the outcome it belongs
+    to (``group``), status, spent flag, joules and measured flag; its metrics by name
+    (``cells``, the task's own in ``task_metrics``). :meth:`metric` and the rest give
+    the per-outcome figures, outcomes in the order of their ``index``."""
+
+    group: np.ndarray  # row -> outcome position
+    keys: np.ndarray  # per outcome: the genome's key
+    row_ok: np.ndarray
+    row_spent: np.ndarray
+    row_joules: np.ndarray  # energy_spent_j, NaN when unknown
+    row_measured: np.ndarray
+    cells: Mapping[str, np.ndarray]  # column -> per-row floats
+    task_metrics: Sequence[Mapping] = ()  # per row: the task's own metrics
+    _metrics: dict = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    # -- reading
+
+    @classmethod
+    def read(cls, path) -> RunColumns:
+        """evaluations.csv of the run directory ``path``, column-wise."""
+        import pandas as pd
+
+        csv_path = Path(path) / EVALUATIONS_CSV
+        try:
+            with open(csv_path, newline="", encoding="utf-8") as fh:
+                header = next(csv.reader(fh), [])
+            have = set(header) | ({"val_accuracy"} if "accuracy" in header else set())
+            if not NEEDED <= have:
+                return cls.from_outcomes(*RunDirectory.open(path).read_outcomes_and_spent())
+            usecols = [c for c in header if c in NEEDED or c in ("spent", "accuracy", "metrics_json")]
+            numeric = [c for c in usecols if c in _NUMERIC]
+            table = pd.read_csv(csv_path, usecols=usecols, keep_default_na=False,
+                                dtype={c: float if c in numeric else str for c in usecols},
+                                na_values={c: _NOT_FINITE for c in numeric}, **_exact_floats())
+        except (OSError, csv.Error, UnicodeDecodeError, ValueError) as exc:
+            raise UsageError(f"{csv_path}: unreadable: {exc}") from None
+        if "val_accuracy" not in table:  # written before the column was renamed
+            table["val_accuracy"] = table["accuracy"].astype(float)
+        try:
+            index = table["index"].to_numpy().astype(int)
+        except ValueError as exc:
+            raise UsageError(f"{csv_path}: unreadable: the index column: {exc}") from None
+        # Outcomes in the order of their index; a repeat's rows in file order.
+        order, group = np.unique(index, return_inverse=True)
+        first = np.full(len(order), len(index))
+        np.minimum.at(first, group, np.arange(len(index)))
+        col = {c: table[c].to_numpy() for c in table.columns}
+        cached = col["cached"] == "true"
+        spent = col["spent"] if "spent" in col else np.full(len(index), "")
+        task = ()
+        if "metrics_json" in col and np.any(col["metrics_json"] != ""):
+            task = [json.loads(t) if t not in ("", "{}") else {} for t in col["metrics_json"]]
+        return cls(group=group, keys=col["key"][first],
+                   row_ok=col["status"] == "ok",
+                   row_spent=np.where(spent == "", ~cached, spent == "true"),
+                   row_joules=col["energy_spent_j"],
+                   row_measured=(col["train_measured"] == "true") & (col["inference_measured"] == "true"),
+                   cells={c: col[c] for c in (*METRIC_CELLS.values(), *_DERIVED)}, task_metrics=task)
+
+    @classmethod
+    def from_outcomes(cls, outcomes: Sequence[Outcome], spent: Sequence[Sequence[bool]] | None = None) -> RunColumns:
+        """The same columns from Outcomes in memory; ``spent`` per outcome and evaluation
+        (default: every evaluation of an outcome that was not ``cached``)."""
+        evs = [(i, e) for i, o in enumerate(outcomes) for e in o.evaluations]
+        flags = [s for i, o in enumerate(outcomes)
+                 for s in (spent[i] if spent is not None else [not o.cached] * len(o.evaluations))]
+
+        def col(values) -> np.ndarray:
+            out = np.array([np.nan if v is None else v for v in values], dtype=float)
+            out[~np.isfinite(out)] = np.nan
+            return out
+
+        cells = {c: col(e.metric(name) for _, e in evs) for name, c in METRIC_CELLS.items()}
+        cells["inference_time_s"] = col(e.inference_time_s for _, e in evs)
+        cells["inference_samples"] = col(e.inference_samples for _, e in evs)
+        return cls(group=np.array([i for i, _ in evs], dtype=int), keys=np.array([o.key for o in outcomes], dtype=object),
+                   row_ok=np.array([e.ok for _, e in evs], dtype=bool), row_spent=np.array(flags, dtype=bool),
+                   row_joules=col(e.energy_spent_j for _, e in evs),
+                   row_measured=np.array([e.measured for _, e in evs], dtype=bool),
+                   cells=cells, task_metrics=[dict(e.metrics) for _, e in evs])
+
+    # -- per evaluation
+
+    def row_metric(self, name: str) -> np.ndarray:
+        """One metric per evaluation (NaN: missing), by its [objectives] name."""
+        if name in METRIC_CELLS:
+            return self.cells[METRIC_CELLS[name]]
+        if name == "inference_time_s_per_1k":
+            samples = self.cells["inference_samples"]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                values = self.cells["inference_time_s"] * 1000.0 / samples
+            return np.where(np.isfinite(values) & (samples != 0), values, np.nan)
+        if name in BUILTIN_METRICS:  # a built-in metric this reader does not know is a bug here
+            raise KeyError(name)
+        values = np.full(len(self.group), np.nan)
+        for i, m in enumerate(self.task_metrics):
+            v = m.get(name)
+            if v is not None and not (isinstance(v, float) and not math.isfinite(v)):
+                values[i] = float(v)
+        return values
+
+    # -- per outcome
+
+    @property
+    def sizes(self) -> np.ndarray:
+        return np.bincount(self.group, minlength=len(self.keys))
+
+    @property
+    def ok(self) -> np.ndarray:
+        """Outcome.ok: every repeat ok."""
+        return self._all(self.row_ok)
+
+    @property
+    def measured(self) -> np.ndarray:
+        """Outcome.measured: every repeat's readings measured."""
+        return self._all(self.row_measured)
+
+    def _all(self, flags: np.ndarray) -> np.ndarray:
+        return np.bincount(self.group, weights=~flags, minlength=len(self.keys)) == 0
+
+    def metric(self, name: str) -> np.ndarray:
+        """Outcome.metric per outcome: the median over repeats, NaN when the outcome is
+        not ok or a repeat's value is missing."""
+        if name not in self._metrics:
+            rows = self.row_metric(name)
+            sizes = self.sizes
+            out = np.full(len(self.keys), np.nan)
+            single = sizes[self.group] == 1
+            out[self.group[single]] = rows[single]
+            for g in np.flatnonzero(sizes > 1):
+                vals = rows[self.group == g]
+                if not np.any(np.isnan(vals)):
+                    out[g] = _median(sorted(vals.tolist()))
+            out[~self.ok] = np.nan
+            self._metrics[name] = out
+        return self._metrics[name]
+
+    def paid(self) -> tuple[np.ndarray, np.ndarray]:
+        """Outcome.paid_energy per outcome: did the run pay for any repeat, and the joules
+        of those it paid for (0.0 when none, NaN when a reading is missing)."""
+        spent = self.row_spent
+        paid = np.bincount(self.group[spent], minlength=len(self.keys)) > 0
+        joules = np.zeros(len(self.keys))
+        sizes = self.sizes
+        single = spent & (sizes[self.group] == 1)
+        joules[self.group[single]] = self.row_joules[single]
+        for g in np.flatnonzero(sizes > 1):  # summed in order, as Outcome does
+            parts = self.row_joules[(self.group == g) & spent].tolist()
+            joules[g] = np.nan if any(math.isnan(p) for p in parts) else float(sum(parts))
+        return paid, joules
+
+    def first_of_each_genome(self) -> np.ndarray:
+        """Mask of the first outcome of each genome (pareto.unique_outcomes)."""
+        if "_first" not in self._metrics:
+            import pandas as pd
+
+            self._metrics["_first"] = ~pd.Series(self.keys, dtype=object).duplicated().to_numpy()
+        return self._metrics["_first"]
+
+    def feasible(self, constraints: Mapping[str, float] | None) -> np.ndarray:
+        """pareto.constraint_violation(o, constraints) == 0.0 per outcome: every
+        constrained metric present and the summed relative excess (in the order of
+        ``constraints``, as there) zero."""
+        ok = np.ones(len(self.keys), dtype=bool)
+        excess = np.zeros(len(self.keys))
+        for name, lim in (constraints or {}).items():
+            v = self.metric(name)
+            ok &= ~np.isnan(v)
+            with np.errstate(invalid="ignore"):
+                excess = excess + np.where(v > lim, (v - lim) / lim, 0.0)
+        return ok & (excess == 0.0) if constraints else ok
+
+    def objectives(self, objectives: Mapping[str, str]) -> tuple[np.ndarray, np.ndarray]:
+        """Outcome.objectives per outcome: the mask of those with every objective, and
+        their minimisation vectors (maximised objectives negated), one row each."""
+        cols = [-self.metric(n) if d == "max" else self.metric(n) for n, d in objectives.items()]
+        pts = np.column_stack(cols) if cols else np.zeros((len(self.keys), 0))
+        has = ~np.any(np.isnan(pts), axis=1)
+        return has, pts[has]
+
+
+def _median(vals: list[float]) -> float:
+    n = len(vals)
+    return vals[n // 2] if n % 2 else (vals[n // 2 - 1] + vals[n // 2]) / 2
