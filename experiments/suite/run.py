@@ -113,9 +113,10 @@ def method_functions(wanted: list[str]) -> tuple[dict, dict]:
     return {m: fns[m] for m in wanted if m in fns}, {m: missing[m] for m in wanted if m in missing}
 
 
-def prepare(name: str, path: Path, out: Path, workers: int | None):
+def prepare(name: str, path: Path, out: Path, workers: int | None, grid_dir: Path | None = None):
     """(problem, lookup source, reference run, configurations, reference info) of one
-    table: its grid run (built if missing), or its [table] written as a reference run."""
+    table: its grid run (``grid_dir``, default OUT/grid; built if missing), or its [table]
+    written as a reference run."""
     if "landscape-a" in path.name:
         landscape.write_landscape("landscape-a")
     elif "landscape-b" in path.name:
@@ -132,7 +133,7 @@ def prepare(name: str, path: Path, out: Path, workers: int | None):
             table_reference(problem, reference)
         info = {"kind": "table", "energy": "synthetic or as the table records it, not measured here"}
     else:
-        source = reference = ensure_grid(problem, out, workers)
+        source = reference = ensure_grid(problem, out, workers, grid_dir)
         info = {"kind": "grid"}
     ri = RunDirectory.open(reference).read_run_json()
     n = int(ri["evaluations"])
@@ -180,9 +181,10 @@ def _one(method: str, problem_path: str, source: str, budget: int, seed: int, ru
 
 
 def run_table(name, path, half, out: Path, methods: list[str], seeds: list[int], shares, n_jobs: int,
-              workers: int | None, build_only: bool = False) -> dict | None:
+              workers: int | None, build_only: bool = False, grids: Path | None = None) -> dict | None:
     t_start = time.perf_counter()
-    problem, source, reference, n, info = prepare(name, path, out, workers)
+    problem, source, reference, n, info = prepare(name, path, out, workers,
+                                                  None if grids is None else grids / name / "grid")
     print(f"{name} ({half}): {n} configurations, reference {reference}", flush=True)
     if build_only:
         return None
@@ -234,6 +236,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--jobs", type=int, default=2, help="searches run in parallel (joblib)")
     ap.add_argument("--workers", type=int, default=None, help="training workers when a grid is built")
+    ap.add_argument("--grids", default=None,
+                    help="folder holding <table>/grid runs to replay (default OUT; e.g. runs/suite from another --out)")
     ap.add_argument("--build-only", action="store_true", help="build the grids and landscapes, run no search")
     args = ap.parse_args(argv)
     split = read_split(Path(args.split))
@@ -248,7 +252,7 @@ def main(argv: list[str] | None = None) -> dict:
     results = []
     for name, path, half in tables:
         s = run_table(name, path, half, out / name, methods, seeds, shares, args.jobs, args.workers,
-                      args.build_only)
+                      args.build_only, Path(args.grids) if args.grids else None)
         if s is not None:
             results.append(s)
             print(f"{name}: summary in {out / name / 'summary.md'} ({s['wall_s']:.0f} s)", flush=True)
