@@ -51,10 +51,14 @@ MODULES: dict[str, list[str]] = {
     "pareto.py": ["tests/test_pareto.py", "tests/test_nsga2.py", "tests/test_indicators.py"],
     "search/nsga2.py": ["tests/test_nsga2.py", "tests/test_survival_fast.py"],
     "report/indicators.py": ["tests/test_indicators.py", "tests/test_values_indicators.py"],
-    "report/compare.py": ["tests/test_compare.py", "tests/test_values_compare.py"],
     # test_compare.py builds a grid and replays per test: end to end, and too slow to run
-    # once per mutant of figures.py; the figures' values are in test_values_compare.py.
-    "report/figures.py": ["tests/test_values_compare.py"],
+    # once per mutant; compare's, the figures' and the columns' values are in the fast
+    # test_values_* files on tiny hand-made run directories.
+    "report/compare.py": ["tests/test_values_compare.py", "tests/test_values_compare_runs.py"],
+    "report/figures.py": ["tests/test_values_compare.py", "tests/test_values_compare_runs.py",
+                          "tests/test_values_columns.py"],
+    "report/columns.py": ["tests/test_values_columns.py", "tests/test_values_compare.py",
+                          "tests/test_values_compare_runs.py"],
     "report/stats.py": ["tests/test_compare.py", "tests/test_values_compare.py"],
     "evaluation/store.py": ["tests/test_store.py", "tests/test_store_exact.py"],
     "runs/replay.py": ["tests/test_replay.py", "tests/test_values_replay.py"],

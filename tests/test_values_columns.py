@@ -1,0 +1,199 @@
+"""report/columns.py: a run's evaluations column-wise, checked by hand and against the
+Outcome objects the same file reads back into (the rules the columns must follow)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from gi_energy.config.parse import load_problem
+from gi_energy.config.space import Genome
+from gi_energy.errors import UsageError
+from gi_energy.meters.reading import Reading
+from gi_energy.report.columns import RunColumns
+from gi_energy.runs.rundir import RunDirectory
+from gi_energy.tasks.results import Evaluation, Outcome
+
+TWO = {"accuracy": "max", "inference_energy_j_per_1k": "min"}
+NAN = math.nan
+
+
+def _ev(g, repeat=0, acc=0.8, train_j=1.0, inf_j=2.0, *, status="ok", params=100, samples=1000,
+        time_s=0.5, measured=True, metrics=None):
+    if status != "ok":
+        return Evaluation(genome=g, status=status, repeat=repeat, reason="boom")
+    train = Reading.missing_reading("rapl", "gone") if train_j is None else Reading("rapl", "package", measured,
+                                                                                    train_j, 1.0)
+    return Evaluation(genome=g, status="ok", repeat=repeat, val_accuracy=acc, test_accuracy=acc - 0.1,
+                      train=train, inference=Reading("rapl", "package", True, inf_j, 1.0),
+                      inference_samples=samples, inference_time_s=time_s, params=params,
+                      metrics=metrics or {})
+
+
+def _g(i):
+    return Genome(layers={"hidden": (8 + i,)}, values={})
+
+
+def _outcomes():
+    """Five outcomes, one genome met twice:
+
+        0  three repeats, accuracy 0.8, 0.9, 0.7 (median 0.8), joules 3, 4, 5
+        1  two repeats, 0.8 and 0.9 (median 0.85); the second's training reading missing
+        2  two repeats, the second failed: not ok, no metric
+        3  one repeat, an estimate (not measured), 0 inference samples, latency inf
+        4  genome 0 again (a second outcome of it)
+    """
+    g = [_g(i) for i in range(4)]
+    return [
+        Outcome(g[0], (_ev(g[0], 0, 0.8, 1.0, 2.0, metrics={"latency": 3.0}),
+                       _ev(g[0], 1, 0.9, 2.0, 2.0, metrics={"latency": 5.0}),
+                       _ev(g[0], 2, 0.7, 3.0, 2.0, metrics={"latency": 4.0}))),
+        Outcome(g[1], (_ev(g[1], 0, 0.8, 1.0, 3.0, params=300), _ev(g[1], 1, 0.9, None, 5.0, params=100))),
+        Outcome(g[2], (_ev(g[2], 0, 0.6), _ev(g[2], 1, status="failed"))),
+        Outcome(g[3], (_ev(g[3], 0, 0.95, 1.0, 1.0, samples=0, measured=False, metrics={"latency": math.inf}),),
+                cached=True),
+        Outcome(g[0], (_ev(g[0], 0, 0.5, 1.0, 9.0),)),
+    ]
+
+
+def _write(tmp_path, outcomes, spent=None):
+    rd = RunDirectory.create(tmp_path / "run", load_problem("quickstart"), "evolve", {})
+    rd.write_results(outcomes, TWO, [], spent=spent)
+    return tmp_path / "run"
+
+
+@pytest.fixture
+def both(tmp_path):
+    """The same run, read from its evaluations.csv and built from the Outcomes."""
+    outcomes = _outcomes()
+    path = _write(tmp_path, outcomes)
+    return RunColumns.read(path), RunColumns.from_outcomes(*RunDirectory.open(path).read_outcomes_and_spent())
+
+
+def _same(a, b):
+    assert np.array_equal(a, b, equal_nan=True), (a, b)
+
+
+def test_medians_over_repeats_and_what_is_missing(both):
+    for c in both:
+        assert len(c) == 5 and c.sizes.tolist() == [3, 2, 2, 1, 1]
+        _same(c.metric("accuracy"), [0.8, (0.8 + 0.9) / 2, NAN, 0.95, 0.5])
+        _same(c.metric("test_accuracy"), [0.8 - 0.1, ((0.8 - 0.1) + (0.9 - 0.1)) / 2, NAN, 0.95 - 0.1, 0.5 - 0.1])
+        _same(c.metric("train_energy_j"), [2.0, NAN, NAN, 1.0, 1.0])  # 1 missing repeat: missing
+        _same(c.metric("inference_energy_j_per_1k"), [2.0, 4.0, NAN, NAN, 9.0])  # 0 samples: none
+        _same(c.metric("params"), [100.0, 200.0, NAN, 100.0, 100.0])
+        _same(c.metric("inference_time_s_per_1k"), [0.5, 0.5, NAN, NAN, 0.5])
+        _same(c.metric("latency"), [4.0, NAN, NAN, NAN, NAN])  # a task's own metric; inf is missing
+        assert c.ok.tolist() == [True, True, False, True, True]
+        assert c.measured.tolist() == [True, False, False, False, True]  # a missing reading is not measured
+        assert c.first_of_each_genome().tolist() == [True, True, True, True, False]
+        assert c.row_ok.tolist() == [True] * 6 + [False] + [True] * 2
+
+
+def test_the_columns_agree_with_the_outcomes(both):
+    read, built = both
+    for name in ("accuracy", "test_accuracy", "train_energy_j", "inference_energy_j_per_1k", "params",
+                 "flops_per_sample", "train_time_s", "inference_time_s_per_1k", "latency"):
+        _same(read.metric(name), built.metric(name))
+    for a, b in zip(read.paid(), built.paid()):
+        _same(a, b)
+    assert read.keys.tolist() == built.keys.tolist()
+    _same(read.row_joules, built.row_joules)
+
+
+def test_paid_joules_follow_the_journal(tmp_path):
+    outcomes = _outcomes()
+    c = RunColumns.read(_write(tmp_path, outcomes))
+    paid, joules = c.paid()
+    # Without a journal: every repeat of an outcome that was not cached. Joules per repeat
+    # are training + inference: 3 + 4 + 5; 4 + unknown; 3 + (failed: unknown).
+    assert paid.tolist() == [True, True, True, False, True]
+    _same(joules, [12.0, NAN, NAN, 0.0, 10.0])
+    spent = {(outcomes[0].key, 1), (outcomes[1].key, 0), (outcomes[3].key, 0)}
+    c = RunColumns.read(_write(tmp_path / "j", outcomes, spent))
+    paid, joules = c.paid()
+    # The journal: repeat 1 of genome 0 (not repeat 0, so not its second outcome), repeat 0
+    # of genome 1 (the known one), the cached genome 3.
+    assert paid.tolist() == [True, True, False, True, False]
+    _same(joules, [4.0, 4.0, 0.0, 2.0, 0.0])
+    assert c.row_spent.tolist() == [False, True, False, True, False, False, False, True, False]
+
+
+def test_feasibility_sums_the_relative_excess(both):
+    for c in both:
+        assert c.feasible(None).tolist() == [True] * 5
+        assert c.feasible({}).tolist() == [True] * 5
+        # params 100, 200, -, 100, 100 against 150: outcome 1 exceeds, 2 has no value.
+        assert c.feasible({"params": 150.0}).tolist() == [True, False, False, True, True]
+        # Two limits: an outcome within both is feasible; one missing metric is enough to fail.
+        assert c.feasible({"params": 150.0, "accuracy": 0.9}).tolist() == [True, False, False, False, True]
+        assert c.feasible({"latency": 10.0}).tolist() == [True, False, False, False, False]
+        # At the limit is within it.
+        assert c.feasible({"params": 100.0}).tolist() == [True, False, False, True, True]
+        # A negative limit: the relative excess of a value above it is negative, never 0.
+        assert c.feasible({"params": -1.0}).tolist() == [False] * 5
+
+
+def test_objective_vectors_negate_what_is_maximised(both):
+    for c in both:
+        has, pts = c.objectives(TWO)
+        assert has.tolist() == [True, True, False, False, True]
+        assert pts.tolist() == [[-0.8, 2.0], [-(0.8 + 0.9) / 2, 4.0], [-0.5, 9.0]]
+        has, pts = c.objectives({"params": "min", "accuracy": "min"})
+        assert pts.tolist() == [[100.0, 0.8], [200.0, (0.8 + 0.9) / 2], [100.0, 0.95], [100.0, 0.5]]
+
+
+def test_a_file_without_the_columns_is_read_through_the_objects(tmp_path):
+    """An evaluations.csv of an older version (no energy_spent_j column, accuracy under
+    its old name) gives the same columns."""
+    import csv
+
+    outcomes = _outcomes()
+    path = _write(tmp_path, outcomes)
+    new = RunColumns.read(path)
+    csv_path = path / "evaluations.csv"
+    rows = list(csv.DictReader(open(csv_path, newline="")))
+    for r in rows:
+        r["accuracy"] = r.pop("val_accuracy")
+    with open(csv_path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    renamed = RunColumns.read(path)
+    _same(renamed.metric("accuracy"), new.metric("accuracy"))
+    assert renamed.task_metrics is not None and len(renamed.task_metrics) == 9
+    for r in rows:
+        del r["energy_spent_j"], r["spent"]
+    with open(csv_path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    old = RunColumns.read(path)
+    _same(old.metric("accuracy"), new.metric("accuracy"))
+    for a, b in zip(old.paid(), new.paid()):
+        _same(a, b)
+
+
+def test_an_unreadable_file_names_itself(tmp_path):
+    path = _write(tmp_path, _outcomes()[:1])
+    csv_path = path / "evaluations.csv"
+    text = csv_path.read_text().splitlines()
+    csv_path.write_text("\n".join([text[0], "x" + text[1]]) + "\n")
+    with pytest.raises(UsageError) as err:
+        RunColumns.read(path)
+    assert str(err.value).startswith(f"{csv_path}: unreadable: ")
+    # A float column that is not a number.
+    cols = text[0].split(",")
+    cells = text[1].split(",")
+    cells[cols.index("params")] = "many"
+    csv_path.write_text("\n".join([text[0], ",".join(cells)]) + "\n")
+    with pytest.raises(UsageError) as err:
+        RunColumns.read(path)
+    assert str(err.value).startswith(f"{csv_path}: unreadable: ")
+
+
+def test_an_empty_run_has_no_outcomes(tmp_path):
+    c = RunColumns.read(_write(tmp_path, []))
+    assert len(c) == 0 and c.paid()[0].tolist() == [] and c.objectives(TWO)[1].shape == (0, 2)
