@@ -90,6 +90,7 @@ def test_a_name_that_is_a_path_or_has_control_characters_is_refused(name):
 
 def test_a_plain_name_with_dots_and_spaces_is_kept():
     assert _parse(problem={"name": "a.b c_d-é"}).name == "a.b c_d-é"
+    assert _parse(problem={"name": "XX-ray"}).name == "XX-ray"
 
 
 # -- [dataset] -----------------------------------------------------------------------------
@@ -254,6 +255,11 @@ def test_loader_dataset_by_file_or_module(tmp_path):
     d = _parse(dataset={"source": "loader", "loader": "pkg.mod:fn", "labels": "values"}).dataset
     assert d == DatasetConfig(source="loader", loader="pkg.mod:fn", loader_module="pkg.mod", loader_name="fn",
                               labels="values")
+    assert _refused(_named(dataset={"loader": "missing.py:load"}), base_dir=tmp_path) == (
+        f"p.toml: [dataset.loader] no such file {str(tmp_path / 'missing.py')!r} "
+        "(a path is relative to the problem file)")
+    assert _refused(_named(dataset={"source": "loader", "loader": "not an entry"})) == (
+        'p.toml: [dataset.loader] expected "package.module:Name" or "file.py:Name", got \'not an entry\'')
     assert _refused(_named(dataset={"loader": "x:y", "path": "p"})) == (
         f"p.toml: [dataset.path] unknown key; valid keys: {BASE_KEYS.replace('labels, ', 'labels, loader, ')}")
 
@@ -511,13 +517,14 @@ def test_output_paths(tmp_path):
 # -- a task of the user's own, and a table -------------------------------------------------
 
 def _all_sections() -> dict:
-    return {"search": {"population": 6}, "evaluation": {"seed": 3}, "energy": {"meter": "estimate"},
+    return {"search": {"population": 6}, "evaluation": {"seed": 3, "replay": "r"}, "energy": {"meter": "estimate"},
             "output": {"directory": "o"}}
 
 
 def test_a_problem_with_its_own_task(tmp_path):
     (tmp_path / "t.py").write_text("class T: pass\n")
-    p = _parse(base_dir=tmp_path, text="txt", task={"entry": "t.py:T", "options": {"k": 1}},
+    p = _parse(base_dir=tmp_path, text="txt", problem={"name": "t", "seed": 3, "description": "d"},
+               task={"entry": "t.py:T", "options": {"k": 1}},
                space={"blocks": {"layers": {"min": 1, "max": 2}, "size": {"min": 4, "max": 8}, "kind": ["a", "b"]},
                       "lr": {"min": 0.1, "max": 1.0}},
                grid={"blocks_kind": ["b"], "blocks_size": [4, 8], "blocks_layers": [2], "lr": [0.5]},
@@ -532,8 +539,8 @@ def test_a_problem_with_its_own_task(tmp_path):
                                   "lr": (0.5,)})
     assert p.objectives == {"score": "max", "cost": "min"} and p.constraints == {"cost": 2.0}
     assert p.dataset == DatasetConfig(source="iris") and p.model == ModelConfig()
-    assert (p.name, p.seed, p.source, p.text) == ("p", 0, "p.toml", "txt")
-    assert p.search == SearchConfig(population=6) and p.evaluation == EvaluationConfig(seed=3)
+    assert (p.name, p.seed, p.description, p.source, p.text) == ("t", 3, "d", "p.toml", "txt")
+    assert p.search == SearchConfig(population=6) and p.evaluation == EvaluationConfig(seed=3, replay=tmp_path / "r")
     assert p.energy == EnergyConfig(meter="estimate") and p.output == OutputConfig(directory=tmp_path / "o")
     q = _parse(task={"entry": "pkg.mod:T"}, space={"x": 1}, objectives={"a": "max", "b": "min"})
     assert q.grid is None and q.task == TaskConfig(entry="pkg.mod:T", module="pkg.mod", name="T")
@@ -553,7 +560,8 @@ TABLE = "width,opt,seed,accuracy,train_energy_j\n8,adam,0,0.9,1.0\n16,sgd,0,0.8,
 
 def test_a_problem_with_a_table(tmp_path):
     (tmp_path / "t.csv").write_text(TABLE)
-    p = _parse(base_dir=tmp_path, text="txt", table={"path": "t.csv", "configuration": ["width", "opt"]},
+    p = _parse(base_dir=tmp_path, text="txt", problem={"name": "t", "seed": 3, "description": "d"},
+               table={"path": "t.csv", "configuration": ["width", "opt"]},
                objectives={"accuracy": "max", "train_energy_j": "min"}, constraints={"train_energy_j": {"max": 3}},
                **_all_sections())
     assert p.table == TableConfig(path=(tmp_path / "t.csv").resolve(), configuration=("width", "opt"),
@@ -561,9 +569,10 @@ def test_a_problem_with_a_table(tmp_path):
                                            ("train_energy_j", "train_energy_j")))
     assert p.space == SearchSpace(layers={}, params={"width": Choice((8, 16)), "opt": Choice(("adam", "sgd"))})
     assert p.objectives == {"accuracy": "max", "train_energy_j": "min"} and p.constraints == {"train_energy_j": 3.0}
-    assert (p.name, p.source, p.text, p.task, p.grid) == ("p", "p.toml", "txt", None, None)
+    assert (p.name, p.seed, p.description, p.source, p.text) == ("t", 3, "d", "p.toml", "txt")
+    assert (p.task, p.grid) == (None, None)
     assert p.dataset == DatasetConfig() and p.model == ModelConfig()
-    assert p.search == SearchConfig(population=6) and p.evaluation == EvaluationConfig(seed=3)
+    assert p.search == SearchConfig(population=6) and p.evaluation == EvaluationConfig(seed=3, replay=tmp_path / "r")
     assert p.energy == EnergyConfig(meter="estimate") and p.output == OutputConfig(directory=tmp_path / "o")
 
 
@@ -613,6 +622,12 @@ def test_resolving_a_problem_by_path_or_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "digits").write_text("")  # a file of that name wins over the bundled problem
     assert resolve_problem_path("digits") == Path("digits")
+    with pytest.raises(ProblemError) as err:
+        resolve_problem_path("nope.toml")
+    assert (err.value.source, err.value.key, err.value.expected) == ("nope.toml", "", "no such problem file")
+    with pytest.raises(ProblemError) as err:
+        resolve_problem_path("zzzz")
+    assert (err.value.source, err.value.key) == ("zzzz", "")
 
 
 def test_loading_a_file_keeps_its_text_source_and_folder(tmp_path, monkeypatch):
@@ -623,6 +638,7 @@ def test_loading_a_file_keeps_its_text_source_and_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     p = load_problem("sub/p.toml")
     assert (p.source, p.text, p.dataset.path) == ("sub/p.toml", text, Path("sub") / "a.csv")
+    assert load_problem("./sub//p.toml").source == "./sub//p.toml"  # as given, where it is a file
     q = load_problem(tmp_path / "sub" / "p.toml")
     assert (q.source, q.dataset.path) == (str(tmp_path / "sub" / "p.toml"), tmp_path / "sub" / "a.csv")
     d = load_problem("digits")
@@ -637,6 +653,7 @@ def test_loading_an_unreadable_or_invalid_file_names_it(tmp_path):
         load_problem(bad)
     assert str(err.value) == (f"{bad}: cannot be read: 'utf-8' codec can't decode byte 0xff in position 0: "
                               "invalid start byte")
+    assert (err.value.source, err.value.key) == (str(bad), "")
     syntax = tmp_path / "syntax.toml"
     syntax.write_text("[problem\nname = 1\n")
     with pytest.raises(tomllib.TOMLDecodeError) as toml_err:
@@ -650,3 +667,76 @@ def test_loading_an_unreadable_or_invalid_file_names_it(tmp_path):
 def test_a_parsed_problem_is_the_same_as_one_built_from_its_parts():
     p = _parse(search={"population": 4})
     assert p == dataclasses.replace(_parse(), search=SearchConfig(population=4))
+
+
+def test_a_problem_file_is_read_as_utf8_whatever_the_locale(tmp_path):
+    import locale
+
+    f = tmp_path / "u.toml"
+    f.write_text('[problem]\nname = "u"\ndescription = "café"\n', encoding="utf-8")
+    before = locale.setlocale(locale.LC_CTYPE)
+    try:
+        locale.setlocale(locale.LC_CTYPE, "C")  # an ASCII locale
+        assert load_problem(f).description == "café"
+    finally:
+        locale.setlocale(locale.LC_CTYPE, before)
+
+
+def test_a_table_problem_names_the_file_when_the_table_has_no_rows(tmp_path):
+    (tmp_path / "e.csv").write_text("width,accuracy,train_energy_j\n")
+    assert _refused(_named(table={"path": "e.csv", "configuration": ["width"]},
+                           objectives={"accuracy": "max", "train_energy_j": "min"}), base_dir=tmp_path) == (
+        "p.toml: [table.path] e.csv has no rows: expected one row per configuration (and seed)")
+
+
+def test_the_default_surrogate_is_one_of_its_choices():
+    default = SearchConfig().surrogate
+    assert _parse(search={"surrogate": default}).search.surrogate == default
+
+
+@pytest.mark.parametrize(("section", "key", "value", "expected"), [
+    ("problem", "seed", 1.5, "an integer, got a number 1.5"),
+    ("model", "family", 1, "a non-empty string, got an integer 1"),
+    ("dataset", "source", 1, "a non-empty string, got an integer 1"),
+    ("dataset", "validation_fraction", "a", "a number, got a string 'a'"),
+    ("dataset", "test_fraction", "a", "a number, got a string 'a'"),
+    ("dataset", "labels", 1, "a non-empty string, got an integer 1"),
+    ("search", "population", 8.0, "an integer, got a number 8.0"),
+    ("search", "generations", 8.0, "an integer, got a number 8.0"),
+    ("search", "max_evaluations", 8.0, "an integer, got a number 8.0"),
+    ("search", "max_wall_s", "a", "a number, got a string 'a'"),
+    ("search", "crossover_prob", "a", "a number, got a string 'a'"),
+    ("search", "mutation_prob", "a", "a number, got a string 'a'"),
+    ("search", "max_remutations", 8.0, "an integer, got a number 8.0"),
+    ("search", "surrogate_pool", 8.0, "an integer, got a number 8.0"),
+    ("evaluation", "workers", 2.0, "an integer, got a number 2.0"),
+    ("evaluation", "backend", 1, "a non-empty string, got an integer 1"),
+    ("evaluation", "device", 1, "a non-empty string, got an integer 1"),
+    ("evaluation", "repeats", 2.0, "an integer, got a number 2.0"),
+    ("evaluation", "timeout_s", "a", "a number, got a string 'a'"),
+    ("evaluation", "threads_per_worker", 2.0, "an integer, got a number 2.0"),
+    ("evaluation", "min_inference_s", "a", "a number, got a string 'a'"),
+    ("evaluation", "seed", 2.0, "an integer, got a number 2.0"),
+    ("energy", "meter", 1, "a non-empty string, got an integer 1"),
+    ("energy", "attribution", 1, "a non-empty string, got an integer 1"),
+    ("energy", "cpu_watts_per_core", "a", "a number, got a string 'a'"),
+    ("energy", "gpu_watts", "a", "a number, got a string 'a'"),
+    ("energy", "idle_baseline_s", "a", "a number, got a string 'a'"),
+    ("energy", "carbon_intensity_g_per_kwh", "a", "a number, got a string 'a'"),
+    ("output", "store", 1, "a non-empty string, got an integer 1"),
+    ("output", "directory", 1, "a non-empty string, got an integer 1"),
+])
+def test_a_value_of_the_wrong_type_is_refused_naming_the_key(section, key, value, expected):
+    data = _named()
+    data.setdefault(section, {})[key] = value
+    assert _refused(data) == f"p.toml: [{section}.{key}] expected {expected}"
+
+
+@pytest.mark.parametrize(("key", "value", "expected"), [
+    ("n_samples", 30.0, "an integer, got a number 30.0"),
+    ("n_features", 3.0, "an integer, got a number 3.0"),
+    ("n_classes", 3.0, "an integer, got a number 3.0"),
+    ("n_informative", 3.0, "an integer, got a number 3.0"),
+])
+def test_a_synthetic_size_of_the_wrong_type_is_refused(key, value, expected):
+    assert _refused(_named(dataset={"source": "synthetic", key: value})) == f"p.toml: [dataset.{key}] expected {expected}"
