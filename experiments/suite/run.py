@@ -165,6 +165,16 @@ def _finished(run_dir: Path) -> bool:
         return False
 
 
+def _preload(fns: dict) -> None:
+    """Import what the methods import before the workers fork, so that no method's
+    timing carries the first import of evolve (torch, scikit-learn), optuna or pymoo."""
+    import gi_energy.search.evolve  # noqa: F401
+
+    for module in (("optuna",) if any(m.startswith("optuna") for m in fns) else ()) + \
+            (("pymoo.algorithms.moo.nsga2",) if "pymoo-nsga2" in fns else ()):
+        importlib.import_module(module)
+
+
 def _one(method: str, problem_path: str, source: str, budget: int, seed: int, run_dir: str) -> tuple[str, float]:
     """One search (a joblib job): skipped when finished, else run quietly and timed."""
     rd = Path(run_dir)
@@ -191,6 +201,7 @@ def run_table(name, path, half, out: Path, methods: list[str], seeds: list[int],
     fns, skipped = method_functions(methods)
     for m, why in skipped.items():
         print(f"  {m}: skipped: {why}")
+    _preload(fns)
     budgets = sorted({budget_for(s, n) for s in shares})
     cells = {}
     timings = {}
@@ -214,12 +225,20 @@ def run_table(name, path, half, out: Path, methods: list[str], seeds: list[int],
         cmp = compare_runs([j[-1] for j in jobs], reference=reference)
         write_json_atomic(out / f"b{budget}" / "comparison.json", cmp)
         cells[budget] = suite_summary.cell(cmp, OURS_DEFAULT)
+    rows = {sh: {"share": sh, "budget": budget_for(sh, n), "methods": cells[budget_for(sh, n)]} for sh in shares}
+    wall = time.perf_counter() - t_start
+    old = json.loads((out / "summary.json").read_text()) if (out / "summary.json").exists() else None
+    if old is not None and old.get("seeds") == seeds:
+        # A call on other budgets (or methods) of this table adds to its summary: budgets
+        # of this call replace theirs, the others are kept as they were.
+        rows = {**{b["share"]: b for b in old["budgets"]}, **rows}
+        timings = {**old.get("method_wall_s", {}), **timings}
+        wall += old.get("wall_s", 0.0)
     s = {"table": name, "half": half, "problem": str(path), "problem_name": problem.name,
          "objectives": dict(problem.objectives), "constraints": dict(problem.constraints), **info,
          "seeds": seeds, "min_budget": MIN_BUDGET, "default": OURS_DEFAULT, "skipped": skipped,
-         "budgets": [{"share": sh, "budget": budget_for(sh, n), "methods": cells[budget_for(sh, n)]}
-                     for sh in shares],
-         "method_wall_s": timings, "wall_s": time.perf_counter() - t_start, "code": code_version()}
+         "budgets": [rows[sh] for sh in sorted(rows)],
+         "method_wall_s": timings, "wall_s": wall, "code": code_version()}
     write_json_atomic(out / "summary.json", s)
     (out / "summary.md").write_text(suite_summary.render_table(s))
     return s
