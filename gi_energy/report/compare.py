@@ -12,6 +12,11 @@ applied with the search's own test (``pareto.constraint_violation == 0``) before
 is computed, as in front.csv and the search. Energy is what each run counted as spent by
 itself (evaluations.csv's ``spent`` column, from its journal; older files: not cached).
 
+Runs are read column-wise (:mod:`.columns`: one array per figure, not one object per
+evaluation), so 100,000 evaluations per run take seconds. A run's hypervolume trajectory
+is reported at up to 1,000 evaluations (:func:`.figures.checkpoints`; every one for a
+shorter run); the evaluations and joules to reach each threshold are exact.
+
 The per-run figures are :mod:`.figures`; report.md is :mod:`.markdown`; fronts.png and
 hv_history.png are :func:`.plots.plot_comparison`; report.html is :mod:`.html`; the result
 is a :class:`.comparison.Comparison` (a dict, as comparison.json, with tables and figures).
