@@ -287,6 +287,7 @@ def main(argv: list[str] | None = None) -> dict:
     suite = suite_summary.suite(every, OURS_DEFAULT)
     write_json_atomic(out / "summary.json", suite)
     (out / "summary.md").write_text(suite_summary.render_suite(suite))
+    (out / "summary_compact.md").write_text(suite_summary.render_compact(suite))
     print(f"suite summary: {out / 'summary.md'}")
     return suite
 

@@ -161,3 +161,45 @@ def render_suite(su: dict) -> str:
                                  + " | ".join(cells) + " |")
             lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def render_compact(su: dict) -> str:
+    """One table per half and scale: median [IQR] of the default, and for each other
+    method its median, evaluated count where it differs from the budget, p and verdict."""
+    default = su["default"]
+    lines = []
+    for half in ("development", "held-out", "other"):
+        h = su["halves"].get(half)
+        if not h:
+            continue
+        labels = [lab for lab in dict.fromkeys(lab for t in h["tables"] for b in t["budgets"] for lab in b["methods"])
+                  if lab != default]
+        for metric, title in SCALES:
+            lines += [f"{half} half, {title}:", "",
+                      "| table | budget | default | " + " | ".join(labels) + " |", "|---|---|---|" + "---|" * len(labels)]
+            for t in h["tables"]:
+                seen = set()
+                for b in t["budgets"]:
+                    if b["budget"] in seen:
+                        continue  # the same runs as a smaller share (budgets floor at 20)
+                    seen.add(b["budget"])
+                    shares = "/".join(f"{x['share'] * 100:g}" for x in t["budgets"] if x["budget"] == b["budget"])
+                    d = b["methods"].get(default)
+                    row = [f"{t['table']}", f"{shares}% ({b['budget']})",
+                           "–" if d is None or d[metric]["median"] is None else
+                           f"{d[metric]['median']:.4f} [{d[metric]['q25']:.4f}, {d[metric]['q75']:.4f}]"]
+                    for lab in labels:
+                        m = b["methods"].get(lab)
+                        if m is None or m[metric]["median"] is None:
+                            row.append("not run")
+                            continue
+                        c = f"{m[metric]['median']:.4f}"
+                        ev = m["evaluated"]
+                        if ev["min"] != b["budget"] or ev["max"] != b["budget"]:
+                            c += f" (n {ev['min']}-{ev['max']})"
+                        if m[metric].get("p_vs_default") is not None:
+                            c += f" p={m[metric]['p_vs_default']:.2g} {m[metric]['verdict']}"
+                        row.append(c)
+                    lines.append("| " + " | ".join(row) + " |")
+            lines.append("")
+    return "\n".join(lines) + "\n"
