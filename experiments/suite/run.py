@@ -31,6 +31,7 @@ import shutil
 import sys
 import time
 import tomllib
+import warnings
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -185,7 +186,9 @@ def _one(method: str, problem_path: str, source: str, budget: int, seed: int, ru
     fns, _ = method_functions([method])
     problem = load_problem(problem_path)
     t0 = time.perf_counter()
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        # said once per table in its summary (energy estimated / synthetic), not per run
+        warnings.filterwarnings("ignore", message="energy is estimated")
         fns[method](problem, Path(source), budget, seed, rd)
     return run_dir, time.perf_counter() - t0
 
