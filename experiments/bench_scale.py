@@ -22,9 +22,10 @@ another's):
              checkpoints included) on a 100,000-row [table] CSV: parsing the problem,
              loading the table, the search (n is the table's rows)
 
-Throughput (``--throughput``): the whole replay search, plain NSGA-II with its run
-directory and checkpoints, in evaluations/s on one core (run it under ``taskset -c 0``):
-600 evaluations on the 864-point replayed grid of experiments/bench_replay_speed.py.
+Throughput (``--throughput``): the whole replay search, plain NSGA-II (``surrogate =
+"none"``, whatever the default is) with its run directory and checkpoints, in
+evaluations/s on one core (run it under ``taskset -c 0``): 600 evaluations on the
+864-point replayed grid of experiments/bench_replay_speed.py.
 ``--baseline DIR`` runs the same search, alternating, on the gi-energy source tree in DIR
 (a ``git worktree`` of an older commit; see docs/measurements.md) and gives the ratio,
 so before and after are measured side by side in one run on one loaded machine.
@@ -195,7 +196,8 @@ def case_table(n: int, tmp: Path, evaluations: int = 1000) -> dict:
     (tmp / "p.toml").write_text(
         f'[problem]\nname = "bench-table"\nseed = 3\n[table]\npath = "t.csv"\nconfiguration = {json.dumps(configuration)}\n'
         f'energy = "energy_j"\n[objectives]\naccuracy = "max"\nenergy_j = "min"\n'
-        f'[search]\npopulation = 24\ngenerations = 100000\nmax_evaluations = {evaluations}\n')
+        f'[search]\npopulation = 24\ngenerations = 100000\nmax_evaluations = {evaluations}\n'
+        'surrogate = "none"\n')
     t0 = time.perf_counter()
     problem = load_problem(tmp / "p.toml")
     t_parse = time.perf_counter() - t0
@@ -230,7 +232,7 @@ def replay_search_speed(evaluations: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         run_grid(problem, out=Path(tmp) / "grid", evaluator=SyntheticEvaluator(problem), echo=lambda s: None,
                  warn=lambda s: None)
-        p = problem.with_overrides(search={"max_evaluations": evaluations})
+        p = problem.with_overrides(search={"max_evaluations": evaluations, "surrogate": "none"})
         rep = ReplayEvaluator(problem, Path(tmp) / "grid")
         t0 = time.perf_counter()
         res = evolve(p, out=Path(tmp) / "evolve", seed=3, evaluator=rep, plot=False)
@@ -251,7 +253,8 @@ def table_search_speed(rows: int, evaluations: int) -> float:
             f'[problem]\nname = "bench-table"\nseed = 3\n[table]\npath = "t.csv"\n'
             f'configuration = {json.dumps(configuration)}\nenergy = "energy_j"\n'
             f'[objectives]\naccuracy = "max"\nenergy_j = "min"\n'
-            f'[search]\npopulation = 24\ngenerations = 100000\nmax_evaluations = {evaluations}\n')
+            f'[search]\npopulation = 24\ngenerations = 100000\nmax_evaluations = {evaluations}\n'
+            'surrogate = "none"\n')
         problem = load_problem(tmp / "p.toml")
         t0 = time.perf_counter()
         res = evolve(problem, out=tmp / "evolve", plot=False)

@@ -82,10 +82,11 @@ class RunLock:
         self.release()
 
 
-def create_locked(path, problem, command: str, settings=None):
-    """A new run directory (:meth:`RunDirectory.create`) and its lock, taken before
-    anything is written: of two processes starting a run in the same folder at once, the
-    second stops at the lock (or finds the first's run.json), never writing over it."""
+def create_locked(path, problem, command: str, settings=None, **create):
+    """A new run directory (:meth:`RunDirectory.create`, given ``create``'s keywords) and
+    its lock, taken before anything is written: of two processes starting a run in the
+    same folder at once, the second stops at the lock (or finds the first's run.json),
+    never writing over it."""
     from .rundir import RunDirectory
 
     path = Path(path)
@@ -97,7 +98,7 @@ def create_locked(path, problem, command: str, settings=None):
         raise UsageError(f"cannot create run directory {path}: {exc}") from None
     lock = RunLock(path).acquire()
     try:
-        return RunDirectory.create(path, problem, command, settings), lock
+        return RunDirectory.create(path, problem, command, settings, **create), lock
     except BaseException:
         lock.release()
         raise

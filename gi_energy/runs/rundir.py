@@ -122,8 +122,11 @@ class RunDirectory:
     # -- lifecycle
 
     @classmethod
-    def create(cls, path, problem, command: str, settings: Mapping | None = None) -> RunDirectory:
-        """Make the folder, write problem.toml and run.json (status "running")."""
+    def create(cls, path, problem, command: str, settings: Mapping | None = None, *, durable: bool = True,
+               fields: Mapping | None = None) -> RunDirectory:
+        """Make the folder, write problem.toml and run.json (status "running", plus
+        ``fields``). ``durable=False`` (a replay, whose every write can be redone free)
+        leaves out the fsyncs, here and in the run.json updates that follow."""
         path = Path(path)
         if (path / RUN_JSON).exists():
             raise UsageError(f"{path} already holds a run; use --resume {path} to continue it, "
@@ -135,7 +138,8 @@ class RunDirectory:
         except OSError as exc:
             raise UsageError(f"cannot create run directory {path}: {exc}") from None
         rd = cls(path)
-        with atomic_open(path / PROBLEM_TOML) as fh:
+        rd.durable = durable
+        with atomic_open(path / PROBLEM_TOML, durable=durable) as fh:
             fh.write(problem.to_toml())
         write_json_atomic(path / RUN_JSON, {
             "format": RUN_FORMAT_VERSION,
@@ -150,7 +154,8 @@ class RunDirectory:
             "machine": _machine(),
             "status": "running",
             "started_at": now_iso(),
-        })
+            **dict(fields or {}),
+        }, durable=durable)
         return rd
 
     @classmethod

@@ -112,6 +112,7 @@ class CheckpointWriter:
         self.run_dir = Path(run_dir)
         self.durable = durable
         self.written = -1  # unknown: the first save rewrites the outcomes file
+        self.saved: Checkpoint | None = None  # the checkpoint last saved
 
     def save(self, checkpoint: Checkpoint) -> Path:
         outcomes_path = self.run_dir / OUTCOMES_NAME
@@ -128,6 +129,7 @@ class CheckpointWriter:
         self.written = n
         path = self.run_dir / CHECKPOINT_NAME
         write_json_atomic(path, checkpoint.to_dict(), compact=True, durable=self.durable)
+        self.saved = checkpoint
         return path
 
 

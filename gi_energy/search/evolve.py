@@ -270,9 +270,11 @@ def evolve(
             if not cli and (path / "run.json").exists():
                 raise UsageError(f"{path} already holds a run; continue it with resume={str(path)!r}, "
                                  "or choose another out=")
-            rd, lock = create_locked(path, problem, "evolve", run_settings)
+            # A replay's files are flushed, not fsynced: its every write can be redone free.
+            rd, lock = create_locked(path, problem, "evolve", run_settings,
+                                     durable=not getattr(evaluator, "replayed", False),
+                                     fields={"identity": run_identity(problem, "evolve")})
             owned.insert(0, lock)
-            rd.update_run_json(identity=run_identity(problem, "evolve"))
         return run_in(problem, evaluator, termination, rd, checkpoint, progress, plot)
     finally:
         for thing in reversed(owned):  # the run directory's lock last, once the workers are gone

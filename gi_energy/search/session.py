@@ -8,6 +8,7 @@ interrupt (Ctrl-C, SIGTERM, a lost Dask scheduler) or a failure leaves behind.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -26,6 +27,11 @@ from gi_energy.tasks.results import Outcome
 from .checkpoint import Checkpoint, CheckpointWriter
 from .loop import EvaluatorLike, SearchLoop, Totals
 from .termination import AnyOf
+
+# A replay writes no checkpoint or result files in its first second (runs.pacing): a
+# thousands-of-evaluations-a-second replay would otherwise spend a large part of a short
+# run on files a kill -9 costs nothing to recompute.
+REPLAY_FIRST_WRITE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -73,20 +79,33 @@ def _run_search(problem: Problem, evaluator: EvaluatorLike, termination: AnyOf, 
         search.restore(checkpoint)
     last: list[Checkpoint] = [checkpoint] if checkpoint is not None else []
     writer = CheckpointWriter(rd.path, durable=journal.durable)
-    pacer = Pacer()
+    # A replay's first write waits a second: a short replay writes its files once, at the end.
+    pacer = Pacer(first_after_s=0.0 if journal.durable else REPLAY_FIRST_WRITE_S)
+
+    def write_results() -> None:
+        rd.write_results(search.outcomes, problem.objectives, search.history,
+                         constraints=problem.constraints, spent=_spent_set(search))
+
+    def update_run_json() -> None:
+        rd.update_run_json(generation=search.generation, totals=_totals_json(search),
+                           hypervolume_reference=_reference_json(search, problem),
+                           **_surrogate_json(search))
 
     def after_generation() -> None:
         ckpt = search.checkpoint(problem.seed)
-        writer.save(ckpt)
         last[:] = [ckpt]
-        # Results so far, so a run killed later (even kill -9) can still be compared.
-        wrote = pacer.maybe(lambda: rd.write_results(search.outcomes, problem.objectives, search.history,
-                                                     constraints=problem.constraints, spent=_spent_set(search)))
-        # A replay's run.json keeps its result files' pace; its checkpoint is still per generation.
-        if wrote or journal.durable:
-            rd.update_run_json(generation=search.generation, totals=_totals_json(search),
-                               hypervolume_reference=_reference_json(search, problem),
-                               **_surrogate_json(search))
+        if journal.durable:
+            writer.save(ckpt)  # every generation: a run that trains never redoes one it finished
+            # Results so far, so a run killed later (even kill -9) can still be compared.
+            pacer.maybe(write_results)
+            update_run_json()
+            return
+        # A replay redoes its work free: its checkpoint and run.json keep the result
+        # files' pace (at most 1/20 of the run's time, none in its first second), and the
+        # last generation's checkpoint is saved when the run ends, however it ends
+        # (_save_last, _interrupted); only a kill -9 can leave an older one, which a
+        # resume then replays forward from, free.
+        pacer.maybe(lambda: (writer.save(ckpt), write_results(), update_run_json()))
 
     search.after_generation = after_generation
     sentence, is_warning = meter_line(getattr(evaluator, "measured", None),
@@ -103,9 +122,12 @@ def _run_search(problem: Problem, evaluator: EvaluatorLike, termination: AnyOf, 
         _interrupted(search, rd, last, writer, problem, plot)
         raise
     except BaseException as exc:
+        with contextlib.suppress(Exception):  # the error that stopped the run is the one to raise
+            _save_last(writer, last)
         rd.update_run_json(status="failed", error=f"{type(exc).__name__}: {exc}",
                            totals=_totals_json(search), generation=search.generation)
         raise
+    _save_last(writer, last)
     front = search.front()
     written = rd.write_results(search.outcomes, problem.objectives, search.history,
                                constraints=problem.constraints, spent=_spent_set(search))
@@ -147,6 +169,13 @@ def _interrupted(search: SearchLoop, rd, last: list[Checkpoint], writer: Checkpo
                                  constraints=problem.constraints, spent=_spent_set(search))
         if plot:
             write_front_png(rd.path, everything, problem.objectives, front, label=f"{problem.name} evolve")
+
+
+def _save_last(writer: CheckpointWriter, last: list[Checkpoint]) -> None:
+    """Save the last finished generation's checkpoint unless it is on disk already (a
+    replay paces its checkpoints; a run that trains saved it after the generation)."""
+    if last and writer.saved is not last[0]:
+        writer.save(last[0])
 
 
 def _spent_set(search: SearchLoop):
