@@ -32,5 +32,5 @@ def crossover(a: Genome, b: Genome, space: SearchSpace,
             ta, tb = a.layers.get(key, ()), b.layers.get(key, ())
             layers_a[key], layers_b[key] = ta[:i] + tb[j:], tb[:j] + ta[i:]
     values_a, values_b = uniform_values(a.values, b.values, list(space.params), rng)
-    return (space.repair(Genome(layers=layers_a, values=values_a)),
-            space.repair(Genome(layers=layers_b, values=values_b)))
+    # The parents' parts are canonical already: repaired as they are, no genome between.
+    return space.repair_parts(layers_a, values_a), space.repair_parts(layers_b, values_b)

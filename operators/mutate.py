@@ -16,13 +16,34 @@ from .registry import MUTATIONS, Mutation
 def mutation_moves(genome: Genome, space: SearchSpace,
                    operators: Mapping[str, Mutation] = MUTATIONS) -> list[tuple[str, str]]:
     """Every (operator name, target) that applies to ``genome``, in a stable order."""
-    return [(name, target) for name, op in operators.items() for target in op.targets(genome, space)]
+    return list(_moves(genome, space, operators))
+
+
+def _moves(genome: Genome, space: SearchSpace, operators: Mapping[str, Mutation]) -> tuple[tuple[str, str], ...]:
+    if not all(op.by_counts for op in operators.values()):
+        return tuple((name, target) for name, op in operators.items() for target in op.targets(genome, space))
+    # Remembered per space, operator table and layer counts: a search asks thousands of
+    # times for the same few answers (the space is frozen; the memo is not one of its
+    # fields). The table is checked entry by entry (by identity), so a table changed in
+    # place is never answered from the memo of the old one.
+    table = (tuple(operators), tuple(operators.values()))
+    memo = space.__dict__.get("_mutation_moves")
+    if memo is None or memo[0] != table:
+        memo = (table, {})
+        space.__dict__["_mutation_moves"] = memo
+    layers = genome.layers
+    counts = tuple([len(layers.get(s, ())) for s in space.layers])
+    moves = memo[1].get(counts)
+    if moves is None:
+        moves = memo[1][counts] = tuple((name, target) for name, op in operators.items()
+                                        for target in op.targets(genome, space))
+    return moves
 
 
 def mutate(genome: Genome, space: SearchSpace, rng: np.random.Generator,
            operators: Mapping[str, Mutation] = MUTATIONS) -> Genome:
     """One mutation drawn uniformly from the applicable moves; the genome repaired if none."""
-    moves = mutation_moves(genome, space, operators)
+    moves = _moves(genome, space, operators)
     if not moves:
         return space.repair(genome)
     name, target = moves[int(rng.integers(len(moves)))]

@@ -29,18 +29,21 @@ class Mutation:
 
     ``apply(genome, space, rng, target)`` returns a repaired genome; ``targets(genome,
     space)`` lists the structures or hyperparameters where applying it changes something.
+    ``by_counts``: the targets depend on nothing but the space and each structure's
+    number of layers (so :func:`~.mutate.mutation_moves` may remember them).
     """
 
     apply: Callable[[Genome, SearchSpace, np.random.Generator, str], Genome]
     targets: Callable[[Genome, SearchSpace], list[str]]
+    by_counts: bool = False
 
 
 MUTATIONS: dict[str, Mutation] = {
-    "add_layer": Mutation(add_layer, add_layer_targets),
-    "remove_layer": Mutation(remove_layer, remove_layer_targets),
-    "resize_layer": Mutation(resize_layer, resize_layer_targets),
-    "hyperparameter": Mutation(mutate_hyperparameter, hyperparameter_targets),
-    "revalue_layer": Mutation(revalue_layer, revalue_layer_targets),
+    "add_layer": Mutation(add_layer, add_layer_targets, by_counts=True),
+    "remove_layer": Mutation(remove_layer, remove_layer_targets, by_counts=True),
+    "resize_layer": Mutation(resize_layer, resize_layer_targets, by_counts=True),
+    "hyperparameter": Mutation(mutate_hyperparameter, hyperparameter_targets, by_counts=True),
+    "revalue_layer": Mutation(revalue_layer, revalue_layer_targets, by_counts=True),
 }
 
 Crossover = Callable[[Genome, Genome, SearchSpace, np.random.Generator], tuple[Genome, Genome]]

@@ -238,12 +238,33 @@ def _canonical(value):
     return value
 
 
+canonical_value = _canonical
+
+
+def _canonical_sizes(sizes) -> tuple:
+    """A layer tuple with canonical entries (the tuple itself when it already is one: plain
+    ints, as every operator and repair builds them)."""
+    if type(sizes) is tuple:
+        for s in sizes:
+            if type(s) is not int:
+                break
+        else:
+            return sizes
+    return tuple(_canonical(s) for s in sizes)
+
+
 @functools.lru_cache(maxsize=4096)
 def _canonical_float(x: float):
     """A float's canonical value (memoised: a search meets the same few levels again and
     again, and the 12-digit round trip through a string is the costly part)."""
     f = normalise_float(x)
     return int(f) if f.is_integer() and abs(f) < 2**53 else f
+
+
+def _key_of(layers: Mapping[str, tuple], values: Mapping[str, Any]) -> str:
+    parts = [f"{k}={'-'.join(map(str, v)) or '0'}" for k, v in layers.items()]
+    parts += [f"{k}={v!r}" if isinstance(v, float) else f"{k}={v!s}" for k, v in values.items()]
+    return "|".join(parts)
 
 
 @dataclass(frozen=True)
@@ -254,25 +275,23 @@ class Genome:
     values: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
-        object.__setattr__(
-            self, "layers", {k: tuple(_canonical(s) for s in v) for k, v in sorted(self.layers.items())}
-        )
-        object.__setattr__(self, "values", {k: _canonical(v) for k, v in sorted(self.values.items())})
-        # The key, once: the search asks for it tens of times per genome (dedup, store, fitness).
-        parts = [f"{k}={'-'.join(map(str, v)) or '0'}" for k, v in self.layers.items()]
-        parts += [f"{k}={_format_value(v)}" for k, v in self.values.items()]
-        object.__setattr__(self, "_key", "|".join(parts))
+        layers, values = self.layers, self.values
+        object.__setattr__(self, "layers", {k: _canonical_sizes(layers[k]) for k in sorted(layers)})
+        object.__setattr__(self, "values", {k: _canonical(values[k]) for k in sorted(values)})
 
     def __hash__(self):
-        return hash(self._key)
+        return hash(self.key)
 
     def __eq__(self, other):
-        return isinstance(other, Genome) and self._key == other._key
+        return isinstance(other, Genome) and self.key == other.key
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         """Canonical key: stable across processes, runs and float spellings."""
-        return self._key
+        # Built on first use, then an attribute: the search asks for it tens of times per
+        # genome (dedup, store, fitness), and never for the genomes an operator builds on
+        # its way to a child.
+        return _key_of(self.layers, self.values)
 
     def to_dict(self) -> dict:
         return {"layers": {k: list(v) for k, v in self.layers.items()}, "values": dict(self.values)}
@@ -282,25 +301,36 @@ class Genome:
         return cls(layers={k: tuple(v) for k, v in data["layers"].items()}, values=dict(data["values"]))
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        # Kept once built, as the key is: every rewrite of evaluations.csv asks again.
+        text = self.__dict__.get("_json")
+        if text is None:
+            text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+            object.__setattr__(self, "_json", text)
+        return text
 
     @classmethod
     def from_json(cls, text: str) -> Genome:
         return cls.from_dict(json.loads(text))
 
     def replace(self, layers: Mapping | None = None, values: Mapping | None = None) -> Genome:
-        return Genome(
-            layers={**self.layers, **(layers or {})}, values={**self.values, **(values or {})}
-        )
+        """This genome with some layer tuples and values replaced (or added)."""
+        # Only the new parts are made canonical: this genome's own already are.
+        new_layers, new_values = dict(self.layers), dict(self.values)
+        if layers:
+            new_layers.update({k: _canonical_sizes(v) for k, v in layers.items()})
+            if not all(k in self.layers for k in layers):
+                new_layers = {k: new_layers[k] for k in sorted(new_layers)}
+        if values:
+            new_values.update({k: _canonical(v) for k, v in values.items()})
+            if not all(k in self.values for k in values):
+                new_values = {k: new_values[k] for k in sorted(new_values)}
+        g = object.__new__(Genome)
+        object.__setattr__(g, "layers", new_layers)
+        object.__setattr__(g, "values", new_values)
+        return g
 
     def __repr__(self) -> str:
         return f"Genome({self.key})"
-
-
-def _format_value(v) -> str:
-    if isinstance(v, float):
-        return repr(v)
-    return str(v)
 
 
 @dataclass(frozen=True)
@@ -324,16 +354,21 @@ class SearchSpace:
 
     def repair(self, genome: Genome) -> Genome:
         """Clip every value into the space; missing parts take their default."""
-        layers = {}
+        return self.repair_parts(genome.layers, genome.values)
+
+    def repair_parts(self, layers: Mapping[str, tuple], values: Mapping[str, Any]) -> Genome:
+        """:meth:`repair` of the genome these parts (canonical values, any key order)
+        would make, without building that genome first (crossover's children)."""
+        out = {}
         for name, ls in self.layers.items():
-            layers[name] = sizes = ls.repair(genome.layers.get(name, ()))
+            out[name] = sizes = ls.repair(layers.get(name, ()))
             for track, p in ls.tracks(name):
-                layers[track] = ls.repair_track(p, genome.layers.get(track, ()), len(sizes))
-        values = {
-            name: (p.clip(genome.values[name]) if name in genome.values else p.center())
+                out[track] = ls.repair_track(p, layers.get(track, ()), len(sizes))
+        clipped = {
+            name: (p.clip(values[name]) if name in values else p.center())
             for name, p in self.params.items()
         }
-        return Genome(layers=layers, values=values)
+        return Genome(layers=out, values=clipped)
 
     def contains(self, genome: Genome) -> bool:
         return (
