@@ -225,7 +225,11 @@ def run_table(name, path, half, out: Path, methods: list[str], seeds: list[int],
         print(f"  b{budget}: {len(jobs)} runs in {time.perf_counter() - t0:.1f} s "
               f"(method seconds: {json.dumps({k: round(v, 1) for k, v in timings[f'b{budget}'].items()})})",
               flush=True)
-        cmp = compare_runs([j[-1] for j in jobs], reference=reference)
+        # Every finished run of this budget, this call's and earlier calls' (other methods),
+        # so that a call for one method completes the cell instead of replacing it.
+        paths = [d for m in METHODS for seed in seeds
+                 if _finished(d := out / f"b{budget}" / f"{m}-s{seed:02d}")]
+        cmp = compare_runs(paths, reference=reference)
         write_json_atomic(out / f"b{budget}" / "comparison.json", cmp)
         cells[budget] = suite_summary.cell(cmp, OURS_DEFAULT)
     rows = {sh: {"share": sh, "budget": budget_for(sh, n), "methods": cells[budget_for(sh, n)]} for sh in shares}
