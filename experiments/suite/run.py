@@ -154,8 +154,13 @@ def code_version() -> dict:
         except (OSError, subprocess.SubprocessError):
             return None
 
-    changed = git("status", "--porcelain", "--", str(HERE.parents[1] / "gi_energy"))
-    return {"commit": git("rev-parse", "HEAD"), "uncommitted_gi_energy": (changed or "").splitlines()}
+    import hashlib
+
+    pkg = str(HERE.parents[1] / "gi_energy")
+    changed = git("status", "--porcelain", "--", pkg)
+    diff = git("diff", "HEAD", "--", pkg) or ""
+    return {"commit": git("rev-parse", "HEAD"), "uncommitted_gi_energy": (changed or "").splitlines(),
+            "diff_sha1": hashlib.sha1(diff.encode()).hexdigest() if diff else None}
 
 
 def _finished(run_dir: Path) -> bool:
