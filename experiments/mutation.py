@@ -128,6 +128,12 @@ def make_copy(scratch: Path, ref: str | None) -> Path:
             dest.write_bytes(blob)
         elif (REPO / name).is_file():  # a deleted-but-tracked file is skipped
             shutil.copy2(REPO / name, dest)
+    # setup.cfg installs operators/ and problems/ as gi_energy.operators / .problems, and
+    # the editable install maps those names to this checkout's folders: without a copy of
+    # their own under gi_energy/, a --ref pass would import the working tree's operators.
+    for name in ("operators", "problems"):
+        if (copy / name).is_dir():
+            shutil.copytree(copy / name, copy / "gi_energy" / name)
     return copy
 
 
