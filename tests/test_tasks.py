@@ -194,6 +194,17 @@ def test_bad_user_spaces_exit_2_with_the_key(tmp_path, space, key):
     assert key in result.output and "Traceback" not in result.output
 
 
+def test_a_layer_structure_named_with_a_dot_is_refused(tmp_path):
+    """Per-layer values are tracks "<structure>.<value>": a structure "a.b" (a quoted
+    TOML key) would make names the operators cannot take apart, so it is exit 2."""
+    doc = _problem(tmp_path, space={"alpha": [0.1, 1.0]})
+    text = _toml(doc) + '\n[space."a.b"]\nlayers = 2\nsize = 8\n'
+    (tmp_path / "p.toml").write_text(text)
+    result = CliRunner().invoke(main, ["validate", str(tmp_path / "p.toml")])
+    assert result.exit_code == 2, result.output
+    assert "space.a.b" in result.output and "layer structure name of letters, digits and underscores" in result.output
+
+
 def _toml(doc: dict) -> str:
     def value(v):
         if isinstance(v, dict):

@@ -76,6 +76,9 @@ def read_space(t: Table) -> SearchSpace:
     for name, value in t.data.items():
         t.used.add(name)
         if isinstance(value, dict) and "layers" in value:
+            if not _METRIC_NAME.match(name):
+                # its per-layer values are tracks named "<structure>.<value>"
+                raise t.error(name, "expected a layer structure name of letters, digits and underscores")
             layers[name] = _read_structure(t.table(name))
         elif name in HYPERPARAMETERS:
             params[name] = read_param(t, name)
