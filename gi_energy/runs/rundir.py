@@ -39,14 +39,15 @@ from gi_energy.tasks.results import Evaluation, Outcome
 from .files import atomic_open, now_iso, write_json_atomic
 from .tables import (
     METRIC_COLUMNS,
+    EvaluationLines,
     evaluation_from_row,
-    evaluation_row,
     front_row,
     parse_scalar,
     read_csv,
     task_metric_columns,
     union_keys,
     write_csv,
+    write_evaluations,
 )
 
 RUN_FORMAT_VERSION = 1
@@ -115,6 +116,9 @@ class RunDirectory:
         self.path = Path(path)
         # False for a replay: run.json's rewrites skip the fsync (see runs.files.atomic_open).
         self.durable = True
+        # evaluations.csv's rows as last written, kept by a run that rewrites it as it goes
+        # (evolve): a rewrite then renders only the new rows. None: render every row.
+        self.lines: EvaluationLines | None = None
 
     def __repr__(self) -> str:
         return f"RunDirectory({str(self.path)!r})"
@@ -206,16 +210,19 @@ class RunDirectory:
         arguments, not computed again). ``spent`` holds the (key, repeat) pairs whose
         energy this run counts (its journal); without it a row is spent when it was not
         cached."""
-        rows = [evaluation_row(ev, i, o.cached, None if spent is None else (ev.key, ev.repeat) in spent)
-                for i, o in enumerate(outcomes) for ev in o.evaluations]
+        entries = [(ev, i, o.cached, None if spent is None else (ev.key, ev.repeat) in spent)
+                   for i, o in enumerate(outcomes) for ev in o.evaluations]
         own = [m for m in task_metric_columns(ev for o in outcomes for ev in o.evaluations)
                if m not in METRIC_COLUMNS]
-        genome_cols = [c for c in union_keys(r for r in rows) if c not in METRIC_COLUMNS
-                       and c not in ("index", "key") and c not in own]
-        # The task's own metrics beside the built-in ones, after validation accuracy.
-        at = METRIC_COLUMNS.index("test_accuracy") + 1
-        columns = ["index", "key", *genome_cols, *METRIC_COLUMNS[:at], *own, *METRIC_COLUMNS[at:]]
-        write_csv(self.path / EVALUATIONS_CSV, columns, rows, durable=self.durable)
+
+        def columns_of(keys: list[str]) -> list[str]:
+            genome_cols = [c for c in keys if c not in METRIC_COLUMNS and c not in ("index", "key")
+                           and c not in own]
+            # The task's own metrics beside the built-in ones, after validation accuracy.
+            at = METRIC_COLUMNS.index("test_accuracy") + 1
+            return ["index", "key", *genome_cols, *METRIC_COLUMNS[:at], *own, *METRIC_COLUMNS[at:]]
+
+        write_evaluations(self.path / EVALUATIONS_CSV, entries, columns_of, self.lines, durable=self.durable)
 
         index_of = {}
         for i, o in enumerate(outcomes):

@@ -97,18 +97,88 @@ def genome_columns(genome: Genome) -> dict[str, object]:
 
 
 def union_keys(rows: Iterable[Mapping]) -> list[str]:
+    """Every key of ``rows``, in first-seen order."""
     seen: dict[str, None] = {}
     for row in rows:
-        for k in row:
-            seen.setdefault(k, None)
+        seen.update(dict.fromkeys(row))  # keeps the first position of a key seen before
     return list(seen)
+
+
+# The cell of a value by its exact type, the common ones without _cell's chain of tests.
+_CELLS = {str: str, float: float.__repr__, int: int.__repr__, type(None): lambda v: "",
+          bool: lambda v: "true" if v else "false"}
+
+
+def cells(row: Mapping, columns: Sequence[str]) -> list[str]:
+    """``row``'s cells in ``columns`` order (:func:`_cell` of each value)."""
+    out = []
+    for value in map(row.get, columns):
+        convert = _CELLS.get(type(value))
+        out.append(convert(value) if convert is not None else _cell(value))
+    return out
 
 
 def write_csv(path: Path, columns: Sequence[str], rows: Iterable[Mapping], *, durable: bool = True) -> None:
     with atomic_open(path, newline="", durable=durable) as fh:
         w = csv.writer(fh)  # rows as lists: DictWriter's own conversion doubled the cost
         w.writerow(list(columns))
-        w.writerows([_cell(row.get(k)) for k in columns] for row in rows)
+        w.writerows(cells(row, columns) for row in rows)
+
+
+class _Echo:
+    """A file whose write() hands back what it is given: csv.writer.writerow then returns
+    the row's line, exactly as it would write it to a file."""
+
+    @staticmethod
+    def write(text: str) -> str:
+        return text
+
+
+class EvaluationLines:
+    """evaluations.csv as last written: each row's evaluation, index, cached and spent
+    flags and CSV line, and the union of the rows' keys. A rewrite renders only the rows
+    after the longest prefix that is unchanged (the same Evaluation objects, flags and
+    columns): a run's outcomes only grow, so a paced rewrite costs its new rows, not the
+    whole run again. Anything else (a new column, a changed row) renders every row."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple] = []  # (evaluation, index, cached, spent) per row
+        self.lines: list[str] = []
+        self.keys: dict[str, None] = {}
+        self.columns: list[str] | None = None
+
+    def prefix(self, entries: Sequence[tuple]) -> int:
+        """How many leading ``entries`` are the rows last written."""
+        n = 0
+        for (ev, *flags), (old, *old_flags) in zip(entries, self.entries):
+            if ev is not old or flags != old_flags:
+                break
+            n += 1
+        return n
+
+
+def write_evaluations(path: Path, entries: Sequence[tuple], columns_of, cache: EvaluationLines | None, *,
+                      durable: bool = True) -> None:
+    """evaluations.csv from ``entries`` ((evaluation, index, cached, spent) per row);
+    ``columns_of(keys)`` gives the file's columns from the union of the rows' keys. With
+    ``cache``, the rows it holds unchanged are not rendered again (:class:`EvaluationLines`)."""
+    start = 0 if cache is None or len(cache.entries) > len(entries) else cache.prefix(entries)
+    if cache is not None and start < len(cache.entries):
+        start = 0  # a row written before changed: render all
+    rows = [evaluation_row(*e) for e in entries[start:]]
+    keys = dict(cache.keys) if start else {}
+    keys.update(dict.fromkeys(union_keys(rows)))
+    columns = columns_of(list(keys))
+    if start and columns != cache.columns:
+        start = 0
+        rows = [evaluation_row(*e) for e in entries]
+    writer = csv.writer(_Echo())
+    lines = (cache.lines[:start] if start else []) + [writer.writerow(cells(row, columns)) for row in rows]
+    with atomic_open(path, newline="", durable=durable) as fh:
+        fh.write(writer.writerow(list(columns)))
+        fh.write("".join(lines))
+    if cache is not None:
+        cache.entries, cache.lines, cache.keys, cache.columns = list(entries), lines, keys, columns
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -138,7 +208,7 @@ def evaluation_row(ev: Evaluation, index: int, cached: bool, spent: bool | None 
         "genome_json": ev.genome.to_json(),
         "train_json": None if ev.train is None else json.dumps(ev.train.to_dict(), sort_keys=True),
         "inference_json": None if ev.inference is None else json.dumps(ev.inference.to_dict(), sort_keys=True),
-        "extra_json": json.dumps(dict(ev.extra), sort_keys=True),
+        "extra_json": json.dumps(dict(ev.extra), sort_keys=True) if ev.extra else "{}",
         "metrics_json": json.dumps(dict(ev.metrics), sort_keys=True) if ev.metrics else None,
     })
     for name, value in ev.metrics.items():

@@ -22,6 +22,7 @@ from gi_energy.report.progress import Progress, format_energy, meter_line
 from gi_energy.report.run import RunResult
 from gi_energy.runs.journal import TrainedJournal
 from gi_energy.runs.pacing import Pacer
+from gi_energy.runs.tables import EvaluationLines
 from gi_energy.tasks.results import Outcome
 
 from .checkpoint import Checkpoint, CheckpointWriter
@@ -63,6 +64,7 @@ def run_in(problem: Problem, evaluator: EvaluatorLike, termination: AnyOf, rd, c
     # per line would cap replay far below its thousands of evaluations a second.
     journal = TrainedJournal(rd.path, durable=not getattr(evaluator, "replayed", False))
     rd.durable = journal.durable  # nor are run.json and the checkpoint fsynced in a replay
+    rd.lines = EvaluationLines()  # each rewrite of evaluations.csv renders only its new rows
     if checkpoint is not None and not journal.exists():
         journal.seed(checkpoint.outcomes)  # a run checkpointed before journals existed
     try:
