@@ -28,8 +28,10 @@ evaluations/s on one core (run it under ``taskset -c 0``): 600 evaluations on th
 864-point replayed grid of experiments/bench_replay_speed.py.
 ``--baseline DIR`` runs the same search, alternating, on the gi-energy source tree in DIR
 (a ``git worktree`` of an older commit; see docs/measurements.md) and gives the ratio,
-so before and after are measured side by side in one run on one loaded machine.
-``--table-rows N --evaluations E`` searches a synthetic [table] of N rows instead.
+so before and after are measured side by side in one run on one loaded machine. Each
+run also gives evaluations per second of its CPU time (process_time), which a loaded
+machine disturbs far less than the wall clock. ``--table-rows N --evaluations E``
+searches a synthetic [table] of N rows instead.
 
 Memory is the process's peak resident set (resource.getrusage ru_maxrss), reported with
 the same figure taken just before the case starts (the interpreter and the imports), so
@@ -234,9 +236,9 @@ def replay_search_speed(evaluations: int) -> float:
                  warn=lambda s: None)
         p = problem.with_overrides(search={"max_evaluations": evaluations, "surrogate": "none"})
         rep = ReplayEvaluator(problem, Path(tmp) / "grid")
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         res = evolve(p, out=Path(tmp) / "evolve", seed=3, evaluator=rep, plot=False)
-        return len(res.evaluations) / (time.perf_counter() - t0)
+        return _speeds(len(res.evaluations), t0, c0)
 
 
 def table_search_speed(rows: int, evaluations: int) -> float:
@@ -256,9 +258,15 @@ def table_search_speed(rows: int, evaluations: int) -> float:
             f'[search]\npopulation = 24\ngenerations = 100000\nmax_evaluations = {evaluations}\n'
             'surrogate = "none"\n')
         problem = load_problem(tmp / "p.toml")
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         res = evolve(problem, out=tmp / "evolve", plot=False)
-        return len(res.evaluations) / (time.perf_counter() - t0)
+        return _speeds(len(res.evaluations), t0, c0)
+
+
+def _speeds(n: int, t0: float, c0: float) -> tuple[float, float]:
+    """Evaluations per second of wall time and per second of the process's CPU time (the
+    second is what the search itself costs, whatever else the machine runs)."""
+    return n / (time.perf_counter() - t0), n / (time.process_time() - c0)
 
 
 def throughput(baseline: str | None, repeats: int, evaluations: int, table_rows: int | None = None) -> None:
@@ -266,6 +274,7 @@ def throughput(baseline: str | None, repeats: int, evaluations: int, table_rows:
 
     trees = {"this tree": None} if baseline is None else {"baseline": baseline, "this tree": None}
     speeds: dict[str, list[float]] = {k: [] for k in trees}
+    cpu: dict[str, list[float]] = {k: [] for k in trees}
     for _ in range(repeats):
         for label, tree in trees.items():  # alternating, so load changes hit both alike
             env = dict(os.environ)
@@ -274,20 +283,25 @@ def throughput(baseline: str | None, repeats: int, evaluations: int, table_rows:
             env["PYTHONPATH"] = str(Path(tree or Path(__file__).resolve().parents[1]).resolve())
             code = (f"import sys; sys.argv = ['x']; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); "
                     f"import bench_scale, gi_energy; print(gi_energy.__file__); "
-                    + (f"print(bench_scale.table_search_speed({table_rows}, {evaluations}))" if table_rows
-                       else f"print(bench_scale.replay_search_speed({evaluations}))"))
+                    + (f"print(*bench_scale.table_search_speed({table_rows}, {evaluations}))" if table_rows
+                       else f"print(*bench_scale.replay_search_speed({evaluations}))"))
             proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                                   cwd=tempfile.gettempdir())
             if proc.returncode != 0:
                 raise SystemExit(f"{label}: {proc.stderr.strip().splitlines()[-1:]}")
-            where, speed = proc.stdout.strip().splitlines()[-2:]
-            speeds[label].append(float(speed))
-            print(f"  {label} ({Path(where).parent.parent}): {float(speed):,.0f} evaluations/s", flush=True)
-    for label, values in speeds.items():
-        print(f"{label}: {_spread(values)} evaluations/s over {len(values)} runs")
+            where, line = proc.stdout.strip().splitlines()[-2:]
+            wall, per_cpu = (float(x) for x in line.split())
+            speeds[label].append(wall)
+            cpu[label].append(per_cpu)
+            print(f"  {label} ({Path(where).parent.parent}): {wall:,.0f} evaluations/s "
+                  f"({per_cpu:,.0f} per CPU second)", flush=True)
+    for label in trees:
+        print(f"{label}: {_spread(speeds[label])} evaluations/s, {_spread(cpu[label])} per CPU second, "
+              f"over {len(speeds[label])} runs")
     if baseline is not None:
-        ratios = [a / b for a, b in zip(speeds["this tree"], speeds["baseline"])]
-        print(f"ratio this tree / baseline, run by run: {_spread(ratios)}")
+        for name, values in (("evaluations/s", speeds), ("per CPU second", cpu)):
+            ratios = [a / b for a, b in zip(values["this tree"], values["baseline"])]
+            print(f"ratio this tree / baseline, run by run, {name}: {_spread(ratios)}")
 
 
 def _imports() -> None:
