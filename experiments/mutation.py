@@ -56,7 +56,7 @@ MODULES: dict[str, list[str]] = {
     # test_values_* files on tiny hand-made run directories.
     "report/compare.py": ["tests/test_values_compare.py", "tests/test_values_compare_runs.py"],
     "report/figures.py": ["tests/test_values_compare.py", "tests/test_values_compare_runs.py",
-                          "tests/test_values_columns.py"],
+                          "tests/test_values_columns.py", "tests/test_values_trajectory.py"],
     "report/columns.py": ["tests/test_values_columns.py", "tests/test_values_compare.py",
                           "tests/test_values_compare_runs.py"],
     "report/stats.py": ["tests/test_compare.py", "tests/test_values_compare.py"],

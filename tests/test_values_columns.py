@@ -88,7 +88,7 @@ def test_medians_over_repeats_and_what_is_missing(both):
         _same(c.metric("latency"), [4.0, NAN, NAN, NAN, NAN])  # a task's own metric; inf is missing
         assert c.ok.tolist() == [True, True, False, True, True]
         assert c.measured.tolist() == [True, False, False, False, True]  # a missing reading is not measured
-        assert c.first_of_each_genome().tolist() == [True, True, True, True, False]
+        assert c.first.tolist() == [True, True, True, True, False]
         assert c.row_ok.tolist() == [True] * 6 + [False] + [True] * 2
 
 
@@ -183,7 +183,7 @@ def test_an_unreadable_file_names_itself(tmp_path):
     csv_path.write_text("\n".join([text[0], "x" + text[1]]) + "\n")
     with pytest.raises(UsageError) as err:
         RunColumns.read(path)
-    assert str(err.value).startswith(f"{csv_path}: unreadable: ")
+    assert str(err.value).startswith(f"{csv_path}: unreadable: the index column: ")
     # A float column that is not a number.
     cols = text[0].split(",")
     cells = text[1].split(",")
@@ -197,3 +197,43 @@ def test_an_unreadable_file_names_itself(tmp_path):
 def test_an_empty_run_has_no_outcomes(tmp_path):
     c = RunColumns.read(_write(tmp_path, []))
     assert len(c) == 0 and c.paid()[0].tolist() == [] and c.objectives(TWO)[1].shape == (0, 2)
+
+
+def test_non_finite_cells_are_missing(tmp_path):
+    g = [_g(i) for i in range(3)]
+    outcomes = [Outcome(g[0], (Evaluation(**{**_ev(g[0]).__dict__, "val_accuracy": math.nan, "train_time_s": 2.0}),)),
+                Outcome(g[1], (Evaluation(**{**_ev(g[1]).__dict__, "train_time_s": math.inf}),)),
+                Outcome(g[2], (Evaluation(**{**_ev(g[2]).__dict__, "test_accuracy": -math.inf, "train_time_s": 2.0}),))]
+    path = _write(tmp_path, outcomes)
+    assert "nan" in (path / "evaluations.csv").read_text()  # written as repr has it
+    for c in (RunColumns.read(path), RunColumns.from_outcomes(outcomes)):
+        _same(c.metric("accuracy"), [NAN, 0.8, 0.8])
+        _same(c.metric("train_time_s"), [2.0, NAN, 2.0])
+        _same(c.metric("test_accuracy"), [0.8 - 0.1, 0.8 - 0.1, NAN])
+
+
+def test_without_a_spent_column_an_evaluation_is_spent_unless_cached(tmp_path):
+    import csv
+
+    outcomes = _outcomes()
+    path = _write(tmp_path, outcomes)
+    csv_path = path / "evaluations.csv"
+    rows = list(csv.DictReader(open(csv_path, newline="")))
+    for r in rows:
+        del r["spent"]
+    with open(csv_path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    paid, _ = RunColumns.read(path).paid()
+    assert paid.tolist() == [True, True, True, False, True]
+    # Outcomes in memory without flags: the same rule.
+    assert RunColumns.from_outcomes(outcomes).paid()[0].tolist() == [True, True, True, False, True]
+
+
+def test_a_built_in_metric_the_columns_do_not_know_is_an_error(monkeypatch):
+    from gi_energy.tasks import results
+
+    monkeypatch.setitem(results.BUILTIN_METRICS, "new_metric", lambda e: 1.0)
+    with pytest.raises(KeyError):
+        RunColumns.from_outcomes(_outcomes()).row_metric("new_metric")

@@ -373,3 +373,81 @@ def test_constraints_and_objectives_fall_back_to_problem_toml(tmp_path):
     with open(empty / "problem.toml", "a") as fh:
         fh.write("\n[constraints.params]\nmax = 1.0\n")
     assert load_run(empty).constraints == {}
+
+
+def test_a_run_without_evaluations_scores_and_spends_nothing(tmp_path):
+    empty, p = _run(tmp_path, "e", []), _run(tmp_path, "p", P)
+    row = _by_name(compare_runs([empty, p]))["e"]
+    assert (row["evaluations"], row["trained"], row["energy_spent_j"], row["energy_unknown"]) == (0, 0, 0.0, 0)
+    assert row["trajectory"] == {"evaluations": [], "energy_j": [], "hypervolume": [], "hv_ratio": []}
+    assert (row["front_size"], row["hypervolume"], row["coverage"], row["headline"]) == (0, 0.0, 0.0, None)
+    assert (row["evaluations_to_90"], row["energy_j_to_90"], row["measured"]) == (None, None, False)
+
+
+@pytest.fixture
+def fake_html(monkeypatch):
+    """report.html's writer, recorded (plotly's page costs seconds)."""
+    import gi_energy.report.html as html
+
+    calls = []
+
+    def write(runs, path, cmp):
+        calls.append((runs, path, cmp))
+        path.write_text("<html/>")
+        return path
+
+    monkeypatch.setattr(html, "write_html_report", write)
+    monkeypatch.setattr(html, "plotly_available", lambda: True)
+    return calls
+
+
+def test_report_html_is_written_by_default_with_the_runs_and_the_clean_comparison(tmp_path, no_plots, fake_html):
+    p, q = _run(tmp_path, "p", P), _run(tmp_path, "q", Q)
+    cmp = compare_runs([p, q])
+    written = write_comparison(cmp, tmp_path / "w")
+    assert [w.name for w in written] == ["report.md", "comparison.json", "report.html"]
+    ((runs, path, data),) = fake_html
+    assert runs == [str(p), str(q)] and path == tmp_path / "w" / "report.html"
+    assert data == _clean(cmp)
+    compare([p, q], out=tmp_path / "c")  # compare() writes it too, by default
+    assert fake_html[-1][1] == tmp_path / "c" / "report.html"
+
+
+def test_the_reference_is_named_and_labelled_as_asked(tmp_path, no_plots, fake_html):
+    g, p = _run(tmp_path, "g", P + Q, command="grid"), _run(tmp_path, "p", P)
+    cmp = compare_runs([p], reference=g, labels={str(g): "the grid"})
+    assert [(r["label"], r["reference"]) for r in cmp["runs"]] == [("the grid", True), ("evolve", False)]
+    assert compare([p], reference=g)["reference"]["path"] == str(g)
+    # Over an earlier comparison only with force.
+    compare([p], reference=g, out=tmp_path / "c")
+    with pytest.raises(UsageError):
+        compare([p], reference=g, out=tmp_path / "c")
+    compare([p], reference=g, out=tmp_path / "c", force=True)
+
+
+def test_constraints_are_the_same_whatever_order_they_were_written_in(tmp_path):
+    a = _run(tmp_path, "a", P, settings={"constraints": {"params": 500, "train_energy_j": 100}})
+    b = _run(tmp_path, "b", Q, settings={"constraints": {"train_energy_j": 100, "params": 500}})
+    assert compare_runs([a, b])["constraints"] == {"params": 500.0, "train_energy_j": 100.0}
+    # The run named as differing is the first that differs from the first run.
+    c = _run(tmp_path, "c", Q, settings={"constraints": {"params": 600}})
+    with pytest.raises(UsageError) as err:
+        compare_runs([a, c, b])
+    assert str(err.value).startswith(f"{c}: constraints {{'params': 600.0}} differ from {a}'s ")
+
+
+def test_cli_compare_with_a_reference_force_and_a_default_folder(tmp_path, capsys, monkeypatch, no_plots,
+                                                                  fake_html):
+    g, p = _run(tmp_path, "g", P + Q, command="grid"), _run(tmp_path, "p", P)
+    cmp = cli_compare([p], reference=g, out=tmp_path / "j", as_json=True)
+    out = capsys.readouterr().out
+    assert out.startswith('{\n  "created_at": ') and cmp["reference"]["path"] == str(g)
+    with pytest.raises(UsageError) as err:
+        cli_compare([p], reference=g, out=tmp_path / "j")
+    assert str(err.value) == (f"{tmp_path / 'j'} holds an earlier comparison: choose another output directory, "
+                              "or pass --force to write over it")
+    cli_compare([p], reference=g, out=tmp_path / "j", force=True)
+    with open(p / "problem.toml", "a") as fh:
+        fh.write(f'\n[output]\ndirectory = "{tmp_path / "mine"}"\n')
+    cmp = cli_compare([p])  # one run, no reference: its problem's output folder
+    assert cmp.out.parent == tmp_path / "mine" and cmp.out.name.startswith("compare-")

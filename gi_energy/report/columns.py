@@ -38,8 +38,9 @@ NEEDED = frozenset(_FLAGS) - {"spent"} | {*METRIC_CELLS.values(), *_DERIVED}  # 
 
 
 _NUMERIC = frozenset({"energy_spent_j", "accuracy", *METRIC_CELLS.values(), *_DERIVED})
-# A missing value is an empty cell; a non-finite one is missing too (Evaluation.metric).
-_NOT_FINITE = ["", "nan", "inf", "-inf", "NaN", "Infinity", "-Infinity"]
+# A missing value is an empty cell; a non-finite one (as repr writes it) is missing too,
+# as Evaluation.metric has it.
+_NOT_FINITE = ["", "nan", "inf", "-inf"]
 
 
 def _exact_floats() -> dict:
@@ -66,6 +67,12 @@ class RunColumns:
     cells: Mapping[str, np.ndarray]  # column -> per-row floats
     task_metrics: Sequence[Mapping] = ()  # per row: the task's own metrics
     _metrics: dict = field(default_factory=dict, repr=False)
+    first: np.ndarray = field(init=False, repr=False)  # per outcome: its genome's first (unique_outcomes)
+
+    def __post_init__(self):
+        import pandas as pd
+
+        self.first = ~pd.Series(self.keys, dtype=object).duplicated().to_numpy(dtype=bool)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -104,9 +111,7 @@ class RunColumns:
         col = {c: table[c].to_numpy() for c in table.columns}
         cached = col["cached"] == "true"
         spent = col["spent"] if "spent" in col else np.full(len(index), "")
-        task = ()
-        if "metrics_json" in col and np.any(col["metrics_json"] != ""):
-            task = [json.loads(t) if t not in ("", "{}") else {} for t in col["metrics_json"]]
+        task = [json.loads(t) if t not in ("", "{}") else {} for t in col.get("metrics_json", ())]
         return cls(group=group, keys=col["key"][first],
                    row_ok=col["status"] == "ok",
                    row_spent=np.where(spent == "", ~cached, spent == "true"),
@@ -144,9 +149,9 @@ class RunColumns:
             return self.cells[METRIC_CELLS[name]]
         if name == "inference_time_s_per_1k":
             samples = self.cells["inference_samples"]
-            with np.errstate(divide="ignore", invalid="ignore"):
+            with np.errstate(divide="ignore", invalid="ignore"):  # 0 samples: inf or NaN, missing
                 values = self.cells["inference_time_s"] * 1000.0 / samples
-            return np.where(np.isfinite(values) & (samples != 0), values, np.nan)
+            return np.where(np.isfinite(values), values, np.nan)
         if name in BUILTIN_METRICS:  # a built-in metric this reader does not know is a bug here
             raise KeyError(name)
         values = np.full(len(self.group), np.nan)
@@ -206,14 +211,6 @@ class RunColumns:
             joules[g] = np.nan if any(math.isnan(p) for p in parts) else float(sum(parts))
         return paid, joules
 
-    def first_of_each_genome(self) -> np.ndarray:
-        """Mask of the first outcome of each genome (pareto.unique_outcomes)."""
-        if "_first" not in self._metrics:
-            import pandas as pd
-
-            self._metrics["_first"] = ~pd.Series(self.keys, dtype=object).duplicated().to_numpy()
-        return self._metrics["_first"]
-
     def feasible(self, constraints: Mapping[str, float] | None) -> np.ndarray:
         """pareto.constraint_violation(o, constraints) == 0.0 per outcome: every
         constrained metric present and the summed relative excess (in the order of
@@ -231,7 +228,7 @@ class RunColumns:
         """Outcome.objectives per outcome: the mask of those with every objective, and
         their minimisation vectors (maximised objectives negated), one row each."""
         cols = [-self.metric(n) if d == "max" else self.metric(n) for n, d in objectives.items()]
-        pts = np.column_stack(cols) if cols else np.zeros((len(self.keys), 0))
+        pts = np.column_stack(cols)
         has = ~np.any(np.isnan(pts), axis=1)
         return has, pts[has]
 

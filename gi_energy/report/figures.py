@@ -112,8 +112,8 @@ class _Front:
 
     CHUNK = 256  # points compared at once: bounds the n x front x m comparison
 
-    def __init__(self, m: int, points: np.ndarray | None = None):
-        self.points = np.zeros((0, m)) if points is None else points
+    def __init__(self, points: np.ndarray):
+        self.points = points
 
     def add(self, pts: np.ndarray) -> bool:
         """Add ``pts`` (in order); True if the front changed."""
@@ -161,42 +161,48 @@ def trajectory(columns: RunColumns, objectives, norm: Normaliser, ref_point,
 
     Joules are those the run counted as its own (:meth:`RunColumns.paid`); only feasible
     points with every objective add hypervolume; every evaluation adds its cost."""
-    n, m = len(columns), len(objectives)
-    paid, joules = columns.paid()
-    energy = np.cumsum(np.where(paid & ~np.isnan(joules), joules, 0.0))
-    feasible = columns.feasible(constraints)
+    n = len(columns)
+    energy = spent_so_far(columns)
     has, pts = columns.objectives(objectives)
-    keep = feasible[has]
+    keep = columns.feasible(constraints)[has]
     at = np.flatnonzero(has)[keep]  # the 0-based evaluation of each point
-    pts_n = norm(pts[keep]) if len(at) else np.zeros((0, m))
+    pts_n = norm(pts[keep])
     marks = checkpoints(n, points)
     bounds = np.searchsorted(at, marks)  # the points up to each checkpoint (at < mark)
-    front, hv = _Front(m), 0.0
+    front, hv = _Front(pts_n[:0]), 0.0
     hvs: list[float] = []
-    hits: list[int | None] = [None] * len(targets)
-    lo, start = 0, 1  # the first point and the first evaluation of the interval
-    for mark, hi in zip(marks, bounds):
-        before, hv_before = front.points, hv
+    # Nothing found yet is a hypervolume of 0: a target of 0 or less is reached at once.
+    hits: list[int | None] = [1 if n and t <= 0.0 else None for t in targets]
+    lo = 0
+    for hi in bounds:
+        before = front.points
         if front.add(pts_n[lo:hi]):
             hv = hypervolume(front.points, ref_point)
         for k, t in enumerate(targets):
             if hits[k] is None and hv >= t:
-                hits[k] = start if hv_before >= t else _first_reaching(t, before, pts_n[lo:hi], at[lo:hi],
-                                                                       ref_point)
+                hits[k] = _first_reaching(t, before, pts_n[lo:hi], at[lo:hi], ref_point)
         hvs.append(hv)
-        lo, start = hi, int(mark) + 1
+        lo = hi
     traj = {"evaluations": marks.tolist(), "energy_j": energy[marks - 1].tolist(), "hypervolume": hvs}
     return traj, hits
 
 
+def spent_so_far(columns: RunColumns) -> np.ndarray:
+    """The joules the run had paid for after each evaluation (a reading that is missing
+    adds nothing; the run's row counts it as unknown)."""
+    _, joules = columns.paid()
+    return np.cumsum(np.where(np.isnan(joules), 0.0, joules))
+
+
 def _first_reaching(target: float, front: np.ndarray, pts: np.ndarray, at: np.ndarray, ref_point) -> int:
     """The evaluation (1-based) of the first of ``pts``, added one at a time to ``front``
-    (whose hypervolume is under ``target``), after which the hypervolume reaches it."""
-    f = _Front(front.shape[1], front)
-    for p, i in zip(pts, at):
+    (whose hypervolume is under ``target``), after which the hypervolume reaches it: all of
+    them together reach it, so when none before the last does, the last one does."""
+    f = _Front(front)
+    for p, i in zip(pts[:-1], at[:-1]):
         if f.add(p[None, :]) and hypervolume(f.points, ref_point) >= target:
             return int(i) + 1
-    raise AssertionError("the checkpoint reached the target, so one of its points does")
+    return int(at[-1]) + 1
 
 
 def energy_saving(outcomes: Sequence[Outcome], tolerance: float = ACCURACY_TOLERANCE,
@@ -212,7 +218,7 @@ def saving_of(columns: RunColumns, tolerance: float = ACCURACY_TOLERANCE,
               constraints: Mapping[str, float] | None = None) -> dict | None:
     """:func:`energy_saving` of a run's columns (each genome's first outcome)."""
     acc, e = columns.metric("accuracy"), columns.metric(ENERGY_METRIC)
-    rows = np.flatnonzero(columns.first_of_each_genome() & columns.feasible(constraints)
+    rows = np.flatnonzero(columns.first & columns.feasible(constraints)
                           & ~np.isnan(acc) & ~np.isnan(e))
     if not len(rows):
         return None
@@ -241,7 +247,7 @@ def normalised_span(norm: Normaliser) -> np.ndarray:
 def feasible_points(run: Run, objectives, constraints: Mapping[str, float] | None) -> np.ndarray:
     """The minimisation vectors of the run's feasible ok outcomes, each genome once."""
     c = run.columns
-    first = c.first_of_each_genome()
+    first = c.first
     has, pts = c.objectives(objectives)
     return pts[(first & c.feasible(constraints))[has]]
 
@@ -249,21 +255,21 @@ def feasible_points(run: Run, objectives, constraints: Mapping[str, float] | Non
 def run_figures(run: Run, pts: np.ndarray, objectives, norm, ref_point, ref_front_n, hv_ref, front_scale,
                  constraints: Mapping[str, float] | None = None) -> dict:
     """The figures of one run; ``pts`` is :func:`feasible_points` of it."""
-    pts_n = norm(pts) if len(pts) else np.zeros((0, len(objectives)))
+    pts_n = norm(pts)  # (an empty set of points stays empty, in each step)
     # Normalising is a positive affine map per objective: it leaves dominance alone, so one
     # mask (taken on the raw points) picks the front in both spaces.
-    on_front = nondominated(pts) if len(pts) else np.zeros(0, dtype=bool)
+    on_front = nondominated(pts)
     front_n = pts_n[on_front]
     hv = hypervolume(front_n, ref_point)
     front_norm, hv_ref_front = front_scale
-    hv_front = hypervolume(front_norm(pts), ref_point) if len(pts) else 0.0
+    hv_front = hypervolume(front_norm(pts), ref_point)
     c = run.columns
     targets = [q * hv_ref - 1e-12 for q in THRESHOLDS]
     traj, hits = trajectory(c, objectives, norm, ref_point, constraints, targets)
     paid, joules = c.paid()
     paid_j = joules[paid]
-    energy = np.cumsum(np.where(paid & ~np.isnan(joules), joules, 0.0))
-    first = c.first_of_each_genome()
+    energy = spent_so_far(c)
+    first = c.first
     out = {
         "path": str(run.path), "label": run.label, "command": run.info.get("command"),
         "seed": run.info.get("seed"), "replayed": run.replayed, "measured": run.measured,
