@@ -77,8 +77,21 @@ def open_table(name: str):
     restrict = getattr(ev, "restrict", None)
     import dataclasses
 
-    problem = dataclasses.replace(problem, space=restrict(problem.space))
-    return problem, ev
+    source = problem.table.path if problem.table is not None else ROOT / "runs" / "suite" / name / "grid"
+    return dataclasses.replace(problem, space=restrict(problem.space)), ev, problem, source
+
+
+PEERS = ("tpe", "random", "optuna-nsga2")
+
+
+def run_peer(kind: str, problem, source, budget: int, seed: int):
+    """A peer of experiments/search_vs_grid/peers.py, its Budgeted lookups kept in memory."""
+    sys.path.insert(0, str(ROOT / "experiments" / "search_vs_grid"))
+    import peers
+
+    peers._write = lambda problem, out, label, seed, grid_dir, b, extra=None: b  # no run directory
+    fn = {"tpe": peers.optuna_tpe, "random": peers.random_search, "optuna-nsga2": peers.optuna_nsga2}[kind]
+    return fn(problem, source, budget, seed, None).outcomes
 
 
 def min_vectors(outcomes, problem) -> np.ndarray:
@@ -164,7 +177,7 @@ def main() -> None:
     variants = args.variants.split(",")
     results: dict = {}
     for name in table_names(args.tables, args.final):
-        problem, ev = open_table(name)
+        problem, ev, original, source = open_table(name)
         all_pts = min_vectors(ev.outcomes(), problem)
         score = FrontScale(all_pts)
         n = len(ev)
@@ -172,11 +185,14 @@ def main() -> None:
             budget = max(20, round(share * n))
             cell = results.setdefault(name, {}).setdefault(f"{share:g}", {})
             for v in variants:
-                search, consts = VARIANTS[v]
+                search, consts = VARIANTS.get(v, ({}, {}))
                 t0 = time.perf_counter()
                 figs, chose = [], set()
                 for seed in range(args.first_seed, args.first_seed + args.seeds):
-                    outcomes, decision = run_one(problem, ev, budget, seed, search, consts)
+                    if v in PEERS:
+                        outcomes, decision = run_peer(v, original, source, budget, seed), None
+                    else:
+                        outcomes, decision = run_one(problem, ev, budget, seed, search, consts)
                     figs.append(score(min_vectors(outcomes, problem)))
                     chose.add(decision)
                 cell[v] = {"hv_ratio_front": figs, "seconds": time.perf_counter() - t0,

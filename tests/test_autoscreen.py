@@ -156,3 +156,27 @@ def test_decide_threshold_and_workers():
     assert autoscreen.decide(at * 1.01, 100, 10, 2, 10, 1, 3)["chose"] == "forest"
     assert autoscreen.decide(at * 0.99, 100, 10, 2, 10, 1, 3)["chose"] == "none"
     assert autoscreen.decide(at * 1.01, 100, 10, 2, 10, 2, 3)["chose"] == "none"  # two workers halve it
+
+
+def test_auto_sizes_the_population_to_a_small_budget():
+    from gi_energy.config.problem import SearchConfig
+
+    sized = autoscreen.sized_population
+    target, least = autoscreen.GENERATIONS_TARGET, autoscreen.MIN_POPULATION
+    assert sized(SearchConfig(population=24)) == 24  # no evaluation budget: as asked
+    assert sized(SearchConfig(population=24, max_evaluations=24 * target * 2)) == 24
+    assert sized(SearchConfig(population=24, max_evaluations=12 * target)) == 12
+    assert sized(SearchConfig(population=24, max_evaluations=20)) == least
+
+
+def test_a_small_budget_runs_generations_and_records_the_population(tmp_path):
+    problem = make_problem(generations=100, surrogate="auto", max_evaluations=32)
+    res = evolve(problem, out=tmp_path / "small", plot=False, evaluator=TimedEvaluator(5.0))
+    n = autoscreen.sized_population(problem.search)
+    assert n < problem.search.population  # 32 evaluations: smaller generations than 8
+    assert len(res.evaluations) == 32 and len(res.history) == -(-32 // n)  # ceil: the last one is short
+    assert _decision(tmp_path, "small")["population"] == n
+    # the same budget with an explicit choice keeps the population asked for
+    res = evolve(make_problem(generations=100, surrogate="forest", max_evaluations=32), out=tmp_path / "forest",
+                 plot=False, evaluator=TimedEvaluator(5.0))
+    assert len(res.history) == 32 // 8

@@ -168,3 +168,41 @@ def test_search_keys_validated(text, expect):
     with pytest.raises(ProblemError) as exc:
         parse_problem(tomllib.loads(BASE + text + "\n"))
     assert expect in str(exc.value)
+
+
+def test_hvi_picks_by_predicted_gain_on_the_fronts_own_scale():
+    from gi_energy.search.surrogate import hvi_order
+
+    front = np.array([[-0.99, 100.0], [-0.95, 1.0]])  # accuracy spans 0.04, energy 99
+    predicted = np.array([[-0.95, 0.5],     # 0: a sliver less energy than the front's cheapest
+                          [-0.995, 50.0],   # 1: beyond the front's best accuracy: a large gain on its scale
+                          [-0.5, 0.01],     # 2: far beyond the reference in accuracy: adds nothing
+                          [-0.97, 120.0],   # 3: dominated by the front
+                          [-0.3, 200.0]])   # 4: widens the pool, dominated
+    assert hvi_order(predicted, front, range(5), 5) == [1, 0]
+    assert hvi_order(predicted, front, range(5), 1) == [1]
+    assert hvi_order(predicted, front, [0, 2, 3], 5) == [0]
+    # the batch rule: a second copy of the best point adds nothing once the first is in
+    twice = np.vstack([predicted[1], predicted[1]])
+    assert hvi_order(twice, front, [0, 1], 2) == [0]
+
+
+def test_screen_by_hvi_then_by_rank():
+    front = np.array([[0.0, 10.0], [10.0, 0.0]])
+    predicted = np.array([[9.0, 9.0], [20.0, 20.0], [1.0, 5.0], [30.0, 30.0], [5.0, 1.0], [25.0, 25.0]])
+    rng = np.random.default_rng(0)
+    assert screen(predicted, front, 3, rng, explore=0.0, acquisition="hvi") == [0, 2, 4]
+    # two picks: the two largest gains ((1, 5) and (5, 1)), not the crowding extreme (9, 9)
+    assert screen(predicted, front, 2, rng, explore=0.0, acquisition="hvi") == [2, 4]
+    # more than gain > 0 can fill: the rest as ranked
+    assert screen(predicted, front, 4, rng, explore=0.0, acquisition="hvi") == [0, 1, 2, 4]
+
+
+def test_optimism_is_the_trees_mean_less_k_spreads():
+    _, seen, pool = _seen_and_pool(6, 40, 30)
+    model = ForestSurrogate(GenomeEncoder(SPACE), random_state=2).fit(seen, _truth(seen))
+    plain = model.predict_model_space(pool, optimism=0.0)
+    x = model.encoder.encode_many(pool)
+    spread = np.column_stack([np.stack([t.predict(x) for t in m.estimators_]).std(axis=0) for m in model.models])
+    assert np.allclose(model.predict_model_space(pool, optimism=1.5), plain - 1.5 * spread * model.scale)
+    assert (spread > 0).any()

@@ -18,12 +18,19 @@ Each generation that could be screened (enough ok evaluations to fit the forest,
   the wall clock of this run, so that a replay decides the same way on every machine.
 
 The forest screens when the generation's evaluations take at least
-``SCREEN_WHEN_EVALUATION_OVER`` times the screening (screening then adds at most a
-quarter to a generation's time). Where no outcome records a time (a table without time
+``SCREEN_WHEN_EVALUATION_OVER`` times the screening (screening then at most doubles
+a generation's time). Where no outcome records a time (a table without time
 columns), the evaluation's cost is unknown, not zero: the forest screens, since a
 configuration stands for a training run. Outcomes never change and the run restores them
 on resume, so a resumed run decides as an unbroken one. The latest decision, with both
 figures, goes to run.json (``surrogate_decision``) so a reader sees what ran.
+
+"auto" also sizes the generations to the evaluation budget (:func:`sized`): with
+``max_evaluations`` set, the population is about ``max_evaluations / GENERATIONS_TARGET``
+(at least ``MIN_POPULATION``, at most ``[search] population``), so a budget of 20 or 30
+evaluations still runs a handful of screened generations instead of one random sample
+of 24. The population it ran with is in ``surrogate_decision`` too. (A resume that
+extends ``max_evaluations`` sizes the rest of the run to the new budget.)
 """
 
 from __future__ import annotations
@@ -34,14 +41,39 @@ from collections.abc import Sequence
 
 from gi_energy.tasks.results import Outcome
 
-# Screening must cost at most 1 / this of a generation's evaluation time.
-SCREEN_WHEN_EVALUATION_OVER = 4.0
+# Generations sized to the budget: a population of about budget / this (never fewer than
+# MIN_POPULATION, never more than [search] population), so a small budget still runs
+# generations of a search instead of one random sample.
+GENERATIONS_TARGET = 8
+MIN_POPULATION = 6
+# Screening must cost at most 1 / this of a generation's evaluation time (1: it at most
+# doubles a generation's time; the dev half showed the forest needs far fewer evaluations).
+SCREEN_WHEN_EVALUATION_OVER = 1.0
 # Screening-time model per forest: a fixed cost (48 trees, Python overhead, breeding the
 # pool) plus a term in n log2 n x features for the tree building. Measured on the dev
 # machine (scikit-learn ExtraTreesRegressor, 48 trees, n_jobs=1, load average ~2.8):
 # 24 points: 0.05-0.06 s; 1,600 points x 24 features: 0.41 s; 6,400 x 24: 2.0 s.
 FOREST_FIXED_S = 0.06
 FOREST_S_PER_UNIT = 1.0e-6
+
+
+def sized_population(search) -> int:
+    """The population "auto" runs with: ``[search] population``, or fewer where the
+    evaluation budget (``max_evaluations``) would otherwise buy few generations."""
+    if search.max_evaluations is None:
+        return search.population
+    want = max(MIN_POPULATION, int(round(search.max_evaluations / GENERATIONS_TARGET)))
+    return max(2, min(search.population, want))
+
+
+def sized(problem):
+    """``problem`` with the population "auto" runs with (the same object when unchanged)."""
+    import dataclasses
+
+    n = sized_population(problem.search)
+    if n == problem.search.population:
+        return problem
+    return dataclasses.replace(problem, search=dataclasses.replace(problem.search, population=n))
 
 
 def outcome_seconds(outcome: Outcome) -> float | None:
@@ -100,6 +132,7 @@ class AutoScreen:
         self.n_features = encoder.n_features
         self.n_forests = len(problem.objectives) + (len(problem.constraints) if problem.constraints else 0)
         self.workers = problem.evaluation.workers
+        self.population = problem.search.population  # as sized(): what the run breeds
         self.seen = 0
         self.n_train = 0
         self.times: list[float] = []
@@ -133,4 +166,5 @@ class AutoScreen:
         else:
             self.decision = decide(self.median_seconds(), self.n_train, self.n_features, self.n_forests,
                                    children, self.workers, generation)
+        self.decision["population"] = self.population
         return self.decision["chose"] == "forest"

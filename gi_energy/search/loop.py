@@ -123,6 +123,12 @@ class SearchLoop:
     # surrogate = "auto": when to screen, and its latest decision (autoscreen.AutoScreen).
     auto: Any = None
 
+    def __post_init__(self) -> None:
+        if self.problem.search.surrogate == "auto":  # generations sized to the evaluation budget
+            from .autoscreen import sized
+
+            self.problem = sized(self.problem)
+
     @property
     def space(self) -> SearchSpace:
         return self.problem.space

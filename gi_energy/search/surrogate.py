@@ -3,12 +3,17 @@
 The standard device of expensive multi-objective EAs: each generation the operators
 breed ``surrogate_pool`` x the children needed (all novel), a cheap model fitted on every
 ok evaluation so far predicts each candidate's objectives, and only the most promising
-are evaluated. Most of them are ranked by non-domination and crowding of the predicted
-vectors sorted together with the run's current front (a candidate predicted to extend
-or improve the front ranks first; with constraints, each constrained metric gets a
-forest of its own and one predicted feasible ranks before any predicted infeasible); a
-share (``EXPLORE``) is drawn at random from the rest of the pool, so a wrong model
-cannot trap the search.
+are evaluated. Most of them are picked one at a time by the hypervolume their predicted
+point adds to the run's current front and the points picked before it, measured on
+the front's own scale (``ACQUISITION = "hvi"``, :func:`hvi_order`); once no candidate
+adds any (forest predictions are averages of observed values, so they rarely pass the
+front), the rest follow the ranking by non-domination and crowding of the predicted
+vectors sorted together with the front. With constraints, each constrained metric gets
+a forest of its own, only candidates predicted feasible can be picked by gain, and one
+predicted feasible ranks before any predicted infeasible. A share (``EXPLORE``) is drawn
+at random from the rest of the pool, so a wrong model cannot trap the search. (Tried on
+the suite's development half and left off: an optimistic bound, mean - k x the trees'
+spread, ``OPTIMISM``; see experiments/tune_default.py.)
 
 The model is one scikit-learn extremely randomised forest per objective on a
 deterministic encoding of the genome (:class:`GenomeEncoder`). An objective whose
@@ -48,6 +53,12 @@ SURROGATES = ("auto", "none", "forest")
 # Share of each screened generation drawn at random from the pool (at least one child).
 EXPLORE = 0.1
 N_TREES = 48
+# How the exploited share is picked: "hvi" (greedy predicted HV gain on the front's own
+# scale, then as ranked) or "rank" (non-domination, then crowding, of the predicted points
+# among themselves and the front; the rule before issue 14).
+ACQUISITION = "hvi"
+# Screening ranks the optimistic bound mean - OPTIMISM x (spread of the trees) when > 0.
+OPTIMISM = 0.0
 
 
 def _numeric(options: Sequence) -> bool:
@@ -203,10 +214,20 @@ class ForestSurrogate:
             self.models.append(m.fit(x, z[:, j]))
         return self
 
-    def predict_model_space(self, genomes: Sequence[Genome]) -> np.ndarray:
-        """Predicted objectives in :meth:`model_space`."""
+    def predict_model_space(self, genomes: Sequence[Genome], optimism: float | None = None) -> np.ndarray:
+        """Predicted objectives in :meth:`model_space`; with ``optimism`` k > 0 (default
+        ``OPTIMISM``), the optimistic bound mean - k x the spread of the trees' predictions
+        (a lower confidence bound: a candidate the forest knows little about ranks higher)."""
         x = self.encoder.encode_many(genomes)
-        z = np.column_stack([m.predict(x) for m in self.models]).reshape(len(genomes), -1)
+        k = OPTIMISM if optimism is None else optimism
+        if k > 0:
+            cols = []
+            for m in self.models:
+                per_tree = np.stack([t.predict(x) for t in m.estimators_])
+                cols.append(per_tree.mean(axis=0) - k * per_tree.std(axis=0))
+            z = np.column_stack(cols).reshape(len(genomes), -1)
+        else:
+            z = np.column_stack([m.predict(x) for m in self.models]).reshape(len(genomes), -1)
         return z * self.scale + self.mean
 
     def predict(self, genomes: Sequence[Genome]) -> np.ndarray:
@@ -228,20 +249,63 @@ def predicted_violation(predicted: np.ndarray, limits: Sequence[float]) -> np.nd
     return np.asarray([excess_over(row, limits) for row in pred], dtype=float)
 
 
+def hvi_order(predicted: np.ndarray, front: np.ndarray, candidates: Sequence[int], n: int) -> list[int]:
+    """Up to ``n`` of ``candidates`` (indices into ``predicted``), picked one at a time by
+    the hypervolume their predicted point adds to the front and the points already picked
+    (the "believer" batch rule); stops when none adds any. Normalised per objective by
+    the front's own ideal and nadir, reference point 10 % beyond its nadir."""
+    from gi_energy.report.indicators import hypervolume
+
+    pred = np.asarray(predicted, dtype=float)
+    base = np.asarray(front, dtype=float).reshape(-1, pred.shape[1])
+    every = np.vstack([base, pred])
+    # the front's own ideal and nadir (the scale the front-scale HV ratio judges on);
+    # an objective the front does not spread on takes the pool's span
+    own = base if len(base) else every
+    low, high = own.min(axis=0), own.max(axis=0)
+    wide = every.max(axis=0) - every.min(axis=0)
+    span = np.where(high > low, high - low, np.where(wide > 0, wide, 1.0))
+    pts, s = (pred - low) / span, (base - low) / span
+    ref = (s.max(axis=0) if len(s) else pts.max(axis=0)) + 0.1
+    chosen: list[int] = []
+    # a point the front already dominates (or one beyond the reference) adds nothing, now or later
+    cand = np.asarray(list(candidates), dtype=int)
+    if len(cand) and len(s):
+        c = pts[cand]
+        dominated = ((s[None, :, :] <= c[:, None, :]).all(axis=2) & (s[None, :, :] < c[:, None, :]).any(axis=2)).any(axis=1)
+        cand = cand[~dominated & (c < ref).all(axis=1)]
+    left = [int(i) for i in cand]
+    hv_s = hypervolume(s, ref)
+    while left and len(chosen) < n:
+        gains = [hypervolume(np.vstack([s, pts[i]]), ref) - hv_s for i in left]
+        j = int(np.argmax(gains))
+        if gains[j] <= 1e-12:
+            break
+        i = left.pop(j)
+        chosen.append(i)
+        s = np.vstack([s, pts[i]])
+        hv_s += gains[j]
+    return chosen
+
+
 def screen(predicted: np.ndarray, front: np.ndarray, n: int, rng: np.random.Generator,
-           explore: float = EXPLORE, violation: np.ndarray | None = None) -> list[int]:
+           explore: float | None = None, violation: np.ndarray | None = None,
+           acquisition: str | None = None) -> list[int]:
     """Indices (ascending) of the ``n`` pool members to evaluate.
 
     ``predicted`` holds one predicted minimisation vector per pool member, ``front`` the
-    run's current front (observed). ``n - n_explore`` members are ranked by non-domination
-    then crowding of the predicted vectors sorted together with the front (ties: pool
-    order); ``n_explore = max(1, round(explore * n))`` (none when n is 1 or explore is 0) are drawn at
+    run's current front (observed). ``n - n_explore`` members are picked by predicted
+    hypervolume gain (:func:`hvi_order`, ``acquisition`` "hvi", default ``ACQUISITION``),
+    then as ranked by non-domination then crowding of the predicted vectors sorted
+    together with the front (ties: pool order; ``acquisition`` "rank": by that ranking
+    alone); ``n_explore = max(1, round(explore * n))`` (none when n is 1 or explore is 0) are drawn at
     random from the others with ``rng``. ``violation`` (one predicted constraint violation per
     pool member, see :func:`predicted_violation`) makes the ranking constrained domination,
     as survival's: a member predicted feasible ranks before any predicted infeasible one."""
     m = len(predicted)
     if n >= m:
         return list(range(m))
+    explore = EXPLORE if explore is None else explore
     n_explore = 0 if n <= 1 or explore <= 0 else min(max(1, int(round(explore * n))), n - 1)
     n_exploit = n - n_explore
     viol = np.zeros(m) if violation is None else np.asarray(violation, dtype=float)
@@ -249,6 +313,10 @@ def screen(predicted: np.ndarray, front: np.ndarray, n: int, rng: np.random.Gene
     points += [nsga2.Fitness(tuple(float(v) for v in row)) for row in front]
     ranks, crowding = nsga2.rank_and_crowding(points)
     order = sorted(range(m), key=lambda i: (ranks[i], -crowding[i], i))
+    if (ACQUISITION if acquisition is None else acquisition) == "hvi":  # by predicted hypervolume gain, then as ranked
+        picked = hvi_order(predicted, front, [i for i in order if viol[i] <= 0], n_exploit)
+        taken = set(picked)
+        order = picked + [i for i in order if i not in taken]
     chosen = order[:n_exploit]
     rest = sorted(order[n_exploit:])
     if n_explore:
