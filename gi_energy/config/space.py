@@ -368,7 +368,16 @@ class SearchSpace:
             name: (p.clip(values[name]) if name in values else p.center())
             for name, p in self.params.items()
         }
-        return Genome(layers=out, values=clipped)
+        # The genome Genome(layers=out, values=clipped) would be, its keys put in order by
+        # the space's sorted key lists (its keys are always these; the space is frozen, the
+        # lists are kept once made) rather than sorted per genome.
+        order = self.__dict__.get("_sorted_keys")
+        if order is None:
+            order = self.__dict__["_sorted_keys"] = (sorted(self.layer_keys()), sorted(self.params))
+        g = object.__new__(Genome)
+        object.__setattr__(g, "layers", {k: _canonical_sizes(out[k]) for k in order[0]})
+        object.__setattr__(g, "values", {k: _canonical(clipped[k]) for k in order[1]})
+        return g
 
     def contains(self, genome: Genome) -> bool:
         return (
