@@ -79,6 +79,7 @@ def test_long_evaluations_screen_with_the_forest_and_say_so(tmp_path):
     assert _keys(auto) == _keys(forest) != _keys(plain)  # exactly the forest's run
     d = _decision(tmp_path, "auto")
     assert d["chose"] == "forest" and d["surrogate"] == "auto" and d["generation"] == 3
+    assert (d["generations_screened"], d["generations_plain"]) == (3, 0)
     assert d["evaluation_s"] == 5.0 and d["generation_evaluation_s"] == 8 * 5.0
     assert d["generation_evaluation_s"] >= d["screen_when_evaluation_over"] * d["screening_s_estimate"]
     settings = json.loads((tmp_path / "auto" / "run.json").read_text())["settings"]
@@ -93,6 +94,7 @@ def test_short_evaluations_run_plain_nsga2_and_say_so(tmp_path):
     assert d["chose"] == "none" and d["evaluation_s"] == 1e-3
     assert d["generation_evaluation_s"] < d["screen_when_evaluation_over"] * d["screening_s_estimate"]
     assert "less than" in d["why"]
+    assert (d["generations_screened"], d["generations_plain"]) == (0, 3)
     assert "surrogate_decision" not in json.loads((tmp_path / "plain" / "run.json").read_text())
 
 

@@ -123,7 +123,8 @@ class AutoScreen:
     """The per-generation decision of one run, kept up to date as outcomes arrive (each
     outcome is looked at once: a generation of a long run costs a few list insertions,
     not a pass over every outcome). ``decision`` is the latest one (None before the
-    first generation that could breed children)."""
+    first generation that could breed children), with how many generations screened and
+    how many bred plainly so far (counted from the start, or from a resume)."""
 
     def __init__(self, problem, encoder):
         from .surrogate import min_points
@@ -137,6 +138,8 @@ class AutoScreen:
         self.n_train = 0
         self.times: list[float] = []
         self.decision: dict | None = None
+        # generations decided by this process (a resumed run counts from its resume)
+        self.counts = {"forest": 0, "none": 0}
 
     def update(self, outcomes: Sequence[Outcome], fitness) -> None:
         """Take in the outcomes not seen yet (``fitness``: the loop's cached fitness)."""
@@ -167,4 +170,7 @@ class AutoScreen:
             self.decision = decide(self.median_seconds(), self.n_train, self.n_features, self.n_forests,
                                    children, self.workers, generation)
         self.decision["population"] = self.population
+        self.counts[self.decision["chose"]] += 1
+        self.decision["generations_screened"] = self.counts["forest"]
+        self.decision["generations_plain"] = self.counts["none"]
         return self.decision["chose"] == "forest"
