@@ -145,6 +145,12 @@ def test_a_sampled_trajectory_and_its_exact_thresholds():
     assert hits_full == expected and full["evaluations"] == list(range(1, 41))
     assert full["hypervolume"] == pytest.approx(hvs.tolist())
     assert [full["hypervolume"][e - 1] for e in marks] == traj["hypervolume"]  # the very same floats
+    # A target equal to a level the run reaches is reached there: at a checkpoint or between two.
+    levels = sorted(set(full["hypervolume"]))
+    for level in levels[1:]:
+        first = full["hypervolume"].index(level) + 1
+        assert trajectory(columns, TWO, norm, REF, limits, [level], points=5)[1] == [first]
+    assert any(full["hypervolume"].index(level) + 1 not in marks for level in levels[1:])
     # Nothing evaluated: nothing reached, not even 0.
     assert trajectory(RunColumns.from_outcomes([]), TWO, norm, REF, limits, [0.0, 0.5]) == (
         {"evaluations": [], "energy_j": [], "hypervolume": []}, [None, None])
