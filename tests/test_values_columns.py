@@ -235,5 +235,38 @@ def test_a_built_in_metric_the_columns_do_not_know_is_an_error(monkeypatch):
     from gi_energy.tasks import results
 
     monkeypatch.setitem(results.BUILTIN_METRICS, "new_metric", lambda e: 1.0)
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match="new_metric"):
         RunColumns.from_outcomes(_outcomes()).row_metric("new_metric")
+
+
+def test_five_repeats_and_a_missing_first_reading(tmp_path):
+    g = _g(0)
+    evs = tuple(_ev(g, r, acc, train) for r, (acc, train) in enumerate(
+        [(0.9, None), (0.7, 1.0), (0.6, 2.0), (0.8, 3.0), (0.5, 4.0)]))
+    outcomes = [Outcome(g, evs)]
+    for c in (RunColumns.read(_write(tmp_path, outcomes)), RunColumns.from_outcomes(outcomes)):
+        _same(c.metric("accuracy"), [0.7])  # the middle of 0.5, 0.6, 0.7, 0.8, 0.9
+        _same(c.metric("train_energy_j"), [NAN])  # the first repeat's is missing
+        _same(c.paid()[1], [NAN])
+
+
+def test_feasibility_is_the_searchs_own_test():
+    """pareto.constraint_violation(o) == 0 for every outcome, whatever the limits: a
+    negative limit's excess is negative, and two excesses can cancel (2.0 - 2.0 below)."""
+    from gi_energy.pareto import constraint_violation
+
+    outcomes = _outcomes()
+    g = _g(9)
+    outcomes.append(Outcome(g, (_ev(g, 0, 0.5, params=150),)))
+    c = RunColumns.from_outcomes(outcomes)
+    for limits in ({"params": 150.0}, {"latency": 10.0, "params": 150.0}, {"params": 50.0, "accuracy": -0.5},
+                   {"accuracy": 0.85, "train_energy_j": 1.5}, {"params": -1.0}):
+        expected = [constraint_violation(o, limits) == 0.0 for o in outcomes]
+        assert c.feasible(limits).tolist() == expected, limits
+    assert c.feasible({"params": 50.0, "accuracy": -0.5}).tolist()[-1] is True
+
+
+def test_no_outcomes(tmp_path):
+    c = RunColumns.from_outcomes([])
+    assert len(c) == 0 and c.paid()[0].tolist() == [] and c.measured.tolist() == [] and c.ok.tolist() == []
+    assert c.metric("accuracy").tolist() == [] and c.feasible({"params": 1.0}).tolist() == []

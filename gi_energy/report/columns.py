@@ -127,15 +127,14 @@ class RunColumns:
         flags = [s for i, o in enumerate(outcomes)
                  for s in (spent[i] if spent is not None else [not o.cached] * len(o.evaluations))]
 
-        def col(values) -> np.ndarray:
-            out = np.array([np.nan if v is None else v for v in values], dtype=float)
-            out[~np.isfinite(out)] = np.nan
-            return out
+        def col(values) -> np.ndarray:  # None is NaN
+            out = np.array(list(values), dtype=float)
+            return np.where(np.isfinite(out), out, np.nan)
 
         cells = {c: col(e.metric(name) for _, e in evs) for name, c in METRIC_CELLS.items()}
         cells["inference_time_s"] = col(e.inference_time_s for _, e in evs)
         cells["inference_samples"] = col(e.inference_samples for _, e in evs)
-        return cls(group=np.array([i for i, _ in evs], dtype=int), keys=np.array([o.key for o in outcomes], dtype=object),
+        return cls(group=np.array([i for i, _ in evs], dtype=int), keys=np.array([o.key for o in outcomes]),
                    row_ok=np.array([e.ok for _, e in evs], dtype=bool), row_spent=np.array(flags, dtype=bool),
                    row_joules=col(e.energy_spent_j for _, e in evs),
                    row_measured=np.array([e.measured for _, e in evs], dtype=bool),
@@ -149,9 +148,8 @@ class RunColumns:
             return self.cells[METRIC_CELLS[name]]
         if name == "inference_time_s_per_1k":
             samples = self.cells["inference_samples"]
-            with np.errstate(divide="ignore", invalid="ignore"):  # 0 samples: inf or NaN, missing
-                values = self.cells["inference_time_s"] * 1000.0 / samples
-            return np.where(np.isfinite(values), values, np.nan)
+            values = self.cells["inference_time_s"] * 1000.0 / np.where(samples == 0, np.nan, samples)
+            return np.where(np.isfinite(values), values, np.nan)  # no samples or no time: missing
         if name in BUILTIN_METRICS:  # a built-in metric this reader does not know is a bug here
             raise KeyError(name)
         values = np.full(len(self.group), np.nan)
@@ -193,8 +191,7 @@ class RunColumns:
                 vals = rows[self.group == g]
                 if not np.any(np.isnan(vals)):
                     out[g] = _median(sorted(vals.tolist()))
-            out[~self.ok] = np.nan
-            self._metrics[name] = out
+            self._metrics[name] = np.where(self.ok, out, np.nan)
         return self._metrics[name]
 
     def paid(self) -> tuple[np.ndarray, np.ndarray]:
@@ -208,7 +205,7 @@ class RunColumns:
         joules[self.group[single]] = self.row_joules[single]
         for g in np.flatnonzero(sizes > 1):  # summed in order, as Outcome does
             parts = self.row_joules[(self.group == g) & spent].tolist()
-            joules[g] = np.nan if any(math.isnan(p) for p in parts) else float(sum(parts))
+            joules[g] = float(sum(parts))  # NaN when a reading is missing
         return paid, joules
 
     def feasible(self, constraints: Mapping[str, float] | None) -> np.ndarray:
@@ -220,9 +217,8 @@ class RunColumns:
         for name, lim in (constraints or {}).items():
             v = self.metric(name)
             ok &= ~np.isnan(v)
-            with np.errstate(invalid="ignore"):
-                excess = excess + np.where(v > lim, (v - lim) / lim, 0.0)
-        return ok & (excess == 0.0) if constraints else ok
+            excess = excess + np.where(v > lim, (v - lim) / lim, 0.0)
+        return ok & (excess == 0.0)
 
     def objectives(self, objectives: Mapping[str, str]) -> tuple[np.ndarray, np.ndarray]:
         """Outcome.objectives per outcome: the mask of those with every objective, and
