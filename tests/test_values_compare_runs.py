@@ -93,10 +93,12 @@ def test_without_a_reference_the_union_is_the_reference(tmp_path):
     scale = ref["front_scale"]
     assert scale["low"] == pytest.approx([-0.9, 2.0]) and scale["high"] == pytest.approx([-0.6, 10.0])
     assert scale["hypervolume"] == pytest.approx(0.71)
-    assert scale["note"].startswith("hv_ratio_front: normalised by the reference front's ideal")
+    assert scale["note"] == ("hv_ratio_front: normalised by the reference front's ideal and nadir points; "
+                             "unbounded above (> 1: the run found points beyond the reference front)")
     assert cmp["normalisation"]["low"] == pytest.approx([-0.9, 2.0])
     assert cmp["normalisation"]["high"] == pytest.approx([-0.5, 12.0])
-    assert cmp["normalisation"]["note"].startswith("minimisation vectors (maximised objectives negated)")
+    assert cmp["normalisation"]["note"] == ("minimisation vectors (maximised objectives negated), bounds from "
+                                            "the union of every run's ok points")
     assert cmp["reference_point"] == [1.1, 1.1]
     assert cmp["objectives"] == TWO and cmp["constraints"] == {}
     by = _by_name(cmp)
@@ -117,6 +119,7 @@ def test_against_a_grid_the_reference_carries_its_cost_and_headline(tmp_path):
     p = _run(tmp_path, "p", P)
     cmp = compare_runs([p, g, p], reference=g)  # the reference and a repeat are read once
     assert [r["path"].rsplit("/", 1)[-1] for r in cmp["runs"]] == ["g", "p"]
+    assert [r["path"] for r in compare_runs([g, p], reference=g)["runs"]] == [str(g), str(p)]
     assert [r["reference"] for r in cmp["runs"]] == [True, False]
     ref = cmp["reference"]
     assert ref["source"] == f"front of the grid run {g}" and ref["path"] == str(g)
