@@ -270,3 +270,62 @@ def test_no_outcomes(tmp_path):
     c = RunColumns.from_outcomes([])
     assert len(c) == 0 and c.paid()[0].tolist() == [] and c.measured.tolist() == [] and c.ok.tolist() == []
     assert c.metric("accuracy").tolist() == [] and c.feasible({"params": 1.0}).tolist() == []
+
+
+def _rewrite(csv_path, change):
+    import csv
+
+    rows = list(csv.DictReader(open(csv_path, newline="")))
+    for r in rows:
+        change(r)
+    with open(csv_path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def test_which_files_are_read_column_wise(tmp_path, monkeypatch):
+    """Every file of this version, and one with accuracy under its old name, is read
+    column-wise; only a file without a needed column goes through the objects."""
+    outcomes = _outcomes()
+    path = _write(tmp_path, outcomes)
+    expected = RunColumns.read(path).metric("accuracy")
+
+    def no_objects(self):
+        raise AssertionError("read through the objects")
+
+    monkeypatch.setattr(RunDirectory, "read_outcomes_and_spent", no_objects)
+    _rewrite(path / "evaluations.csv", lambda r: r.update(accuracy=r.pop("val_accuracy")))
+    _same(RunColumns.read(path).metric("accuracy"), expected)
+    _rewrite(path / "evaluations.csv", lambda r: r.pop("metrics_json"))  # the task's metrics: optional
+    c = RunColumns.read(path)
+    _same(c.metric("latency"), [NAN] * 5)
+    _same(c.metric("accuracy"), expected)
+    monkeypatch.undo()
+    _rewrite(path / "evaluations.csv", lambda r: r.pop("accuracy"))  # no accuracy at all: the objects
+    _same(RunColumns.read(path).metric("accuracy"), [NAN] * 5)
+
+
+def test_an_empty_file_has_no_outcomes(tmp_path):
+    path = _write(tmp_path, _outcomes()[:1])
+    (path / "evaluations.csv").write_text("")
+    assert len(RunColumns.read(path)) == 0
+
+
+def test_inference_time_per_thousand_samples():
+    outcomes = [Outcome(_g(i), (_ev(_g(i), samples=s, time_s=t),)) for i, (s, t) in
+                enumerate([(1, 0.5), (1000, 0.5), (0, 0.5), (4, None), (2, 0.0)])]
+    _same(RunColumns.from_outcomes(outcomes).metric("inference_time_s_per_1k"), [500.0, 0.5, NAN, NAN, 0.0])
+
+
+def test_floats_are_parsed_exactly_on_each_pandas(monkeypatch):
+    """pandas 3's default parser reads repr's digits back exactly; pandas 2's needs its
+    round-trip one."""
+    import pandas as pd
+
+    from gi_energy.report.columns import _exact_floats
+
+    monkeypatch.setattr(pd, "__version__", "2.2.3")
+    assert _exact_floats() == {"float_precision": "round_trip"}
+    monkeypatch.setattr(pd, "__version__", "3.0.0")
+    assert _exact_floats() == {}
