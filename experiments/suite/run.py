@@ -244,7 +244,8 @@ def run_table(name, path, half, out: Path, methods: list[str], seeds: list[int],
         # A call on other budgets (or methods) of this table adds to its summary: budgets
         # of this call replace theirs, the others are kept as they were.
         rows = {**{b["share"]: b for b in old["budgets"]}, **rows}
-        timings = {**old.get("method_wall_s", {}), **timings}
+        timings = {b: {**old.get("method_wall_s", {}).get(b, {}), **timings.get(b, {})}
+                   for b in {**old.get("method_wall_s", {}), **timings}}
         wall += old.get("wall_s", 0.0)
     s = {"table": name, "half": half, "problem": str(path), "problem_name": problem.name,
          "objectives": dict(problem.objectives), "constraints": dict(problem.constraints), **info,
