@@ -10,7 +10,7 @@ import json
 import tomllib
 
 import pytest
-from test_evolve import SimulatedKill, make_problem, synthetic_evaluation
+from test_evolve import FakeEvaluator, SimulatedKill, make_problem
 
 from gi_energy import parse_problem
 from gi_energy.config.space import Genome
@@ -19,36 +19,18 @@ from gi_energy.search.evolve import evolve
 from gi_energy.tasks.results import Evaluation, Outcome
 
 
-class TimedEvaluator:
+class TimedEvaluator(FakeEvaluator):
     """The synthetic problem of test_evolve, each evaluation recording ``seconds`` of
     wall time (None: no time at all, as a table without time columns gives)."""
 
-    measured = False
-    meter_description = "synthetic (tests)"
-
     def __init__(self, seconds: float | None, store: dict | None = None, kill_after: int | None = None):
+        super().__init__(store, kill_after=kill_after)
         self.seconds = seconds
-        self.store = {} if store is None else store
-        self.kill_after = kill_after
-        self.trained = 0
 
-    def evaluate(self, genomes, on_result=None):
-        out = []
-        for g in genomes:
-            ev = self.store.get(g.key)
-            cached = ev is not None
-            if ev is None:
-                if self.kill_after is not None and self.trained >= self.kill_after:
-                    raise SimulatedKill()
-                ev = synthetic_evaluation(g)
-                t = self.seconds
-                ev = dataclasses.replace(ev, wall_time_s=t, train_time_s=t, inference_time_s=None if t is None else 0.0)
-                self.store[g.key] = ev
-                self.trained += 1
-            if on_result is not None:
-                on_result(ev, cached)
-            out.append(Outcome(g, (ev,), cached))
-        return out
+    def synthesise(self, genome):
+        t = self.seconds
+        return dataclasses.replace(super().synthesise(genome), wall_time_s=t, train_time_s=t,
+                                   inference_time_s=None if t is None else 0.0)
 
 
 def _run(tmp_path, name, surrogate, seconds, **kw):
