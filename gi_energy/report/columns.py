@@ -26,7 +26,7 @@ import numpy as np
 
 from gi_energy.errors import UsageError
 from gi_energy.runs.rundir import EVALUATIONS_CSV, RunDirectory
-from gi_energy.tasks.results import BUILTIN_METRICS, Outcome
+from gi_energy.tasks.results import BUILTIN_METRICS, Outcome, median
 
 # Built-in metric -> the evaluations.csv column that holds it (see runs/tables.py).
 METRIC_CELLS = {"accuracy": "val_accuracy", "test_accuracy": "test_accuracy", "train_energy_j": "train_energy_j",
@@ -190,7 +190,7 @@ class RunColumns:
             for g in np.flatnonzero(sizes > 1):
                 vals = rows[self.group == g]
                 if not np.any(np.isnan(vals)):
-                    out[g] = _median(sorted(vals.tolist()))
+                    out[g] = median(vals.tolist())
             self._metrics[name] = np.where(self.ok, out, np.nan)
         return self._metrics[name]
 
@@ -228,7 +228,3 @@ class RunColumns:
         has = ~np.any(np.isnan(pts), axis=1)
         return has, pts[has]
 
-
-def _median(vals: list[float]) -> float:
-    n = len(vals)
-    return vals[n // 2] if n % 2 else (vals[n // 2 - 1] + vals[n // 2]) / 2

@@ -35,11 +35,10 @@ extends ``max_evaluations`` sizes the rest of the run to the new budget.)
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Sequence
 
-from gi_energy.tasks.results import Outcome
+from gi_energy.tasks.results import Outcome, median
 
 # Generations sized to the budget: a population of about budget / this (never fewer than
 # MIN_POPULATION, never more than [search] population), so a small budget still runs
@@ -150,14 +149,11 @@ class AutoScreen:
         for o in new:
             t = outcome_seconds(o)
             if t is not None:
-                bisect.insort(self.times, t)
+                self.times.append(t)
         self.seen = len(outcomes)
 
     def median_seconds(self) -> float | None:
-        t, mid = self.times, len(self.times) // 2
-        if not t:
-            return None
-        return t[mid] if len(t) % 2 else 0.5 * (t[mid - 1] + t[mid])
+        return median(self.times) if self.times else None
 
     def screens(self, outcomes: Sequence[Outcome], fitness, children: int, generation: int) -> bool:
         """Does this generation screen its ``children`` with the forest?"""

@@ -194,7 +194,7 @@ class Outcome:
             object.__setattr__(self, "_metrics", cache)
         if name not in cache:
             vals = self._values(name)
-            cache[name] = None if vals is None else float(_median(vals))
+            cache[name] = None if vals is None else float(median(vals))
         return cache[name]
 
     def spread(self, name: str) -> float | None:
@@ -239,7 +239,9 @@ class Outcome:
         return bool(self.evaluations) and all(e.measured for e in self.evaluations)
 
 
-def _median(vals):
+def median(vals):
+    """The median of a non-empty sequence of numbers: the middle value, or the mean of
+    the two middle ones (the rule every per-outcome figure uses)."""
     if len(vals) == 1:
         return vals[0]
     s = sorted(vals)
