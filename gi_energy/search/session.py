@@ -84,9 +84,9 @@ def _run_search(problem: Problem, evaluator: EvaluatorLike, termination: AnyOf, 
     # A replay's first write waits a second: a short replay writes its files once, at the end.
     pacer = Pacer(first_after_s=0.0 if journal.durable else REPLAY_FIRST_WRITE_S)
 
-    def write_results() -> None:
-        rd.write_results(search.outcomes, problem.objectives, search.history,
-                         constraints=problem.constraints, spent=_spent_set(search))
+    def write_results():
+        return rd.write_results(search.outcomes, problem.objectives, search.history,
+                                constraints=problem.constraints, spent=_spent_set(search))
 
     def update_run_json() -> None:
         rd.update_run_json(generation=search.generation, totals=_totals_json(search),
@@ -131,8 +131,7 @@ def _run_search(problem: Problem, evaluator: EvaluatorLike, termination: AnyOf, 
         raise
     _save_last(writer, last)
     front = search.front()
-    written = rd.write_results(search.outcomes, problem.objectives, search.history,
-                               constraints=problem.constraints, spent=_spent_set(search))
+    written = write_results()
     if plot:
         write_front_png(rd.path, search.outcomes, problem.objectives, written, label=f"{problem.name} evolve")
     rd.update_run_json(status="complete", stop_reason=stop_reason, generation=search.generation,
