@@ -238,9 +238,6 @@ def _canonical(value):
     return value
 
 
-canonical_value = _canonical
-
-
 def _canonical_sizes(sizes) -> tuple:
     """A layer tuple with canonical entries (the tuple itself when it already is one: plain
     ints, as every operator and repair builds them)."""
@@ -324,13 +321,19 @@ class Genome:
             new_values.update({k: _canonical(v) for k, v in values.items()})
             if not all(k in self.values for k in values):
                 new_values = {k: new_values[k] for k in sorted(new_values)}
-        g = object.__new__(Genome)
-        object.__setattr__(g, "layers", new_layers)
-        object.__setattr__(g, "values", new_values)
-        return g
+        return _built(new_layers, new_values)
 
     def __repr__(self) -> str:
         return f"Genome({self.key})"
+
+
+def _built(layers: dict, values: dict) -> Genome:
+    """The Genome of parts already canonical and in sorted key order, without
+    ``__post_init__`` making them so again (the operators' and repair's hot path)."""
+    g = object.__new__(Genome)
+    object.__setattr__(g, "layers", layers)
+    object.__setattr__(g, "values", values)
+    return g
 
 
 @dataclass(frozen=True)
@@ -374,10 +377,8 @@ class SearchSpace:
         order = self.__dict__.get("_sorted_keys")
         if order is None:
             order = self.__dict__["_sorted_keys"] = (sorted(self.layer_keys()), sorted(self.params))
-        g = object.__new__(Genome)
-        object.__setattr__(g, "layers", {k: _canonical_sizes(out[k]) for k in order[0]})
-        object.__setattr__(g, "values", {k: _canonical(clipped[k]) for k in order[1]})
-        return g
+        return _built({k: _canonical_sizes(out[k]) for k in order[0]},
+                      {k: _canonical(clipped[k]) for k in order[1]})
 
     def contains(self, genome: Genome) -> bool:
         return (
