@@ -21,7 +21,7 @@ def mutation_moves(genome: Genome, space: SearchSpace,
 
 def _moves(genome: Genome, space: SearchSpace, operators: Mapping[str, Mutation]) -> tuple[tuple[str, str], ...]:
     if not all(op.by_counts for op in operators.values()):
-        return tuple((name, target) for name, op in operators.items() for target in op.targets(genome, space))
+        return _listed(genome, space, operators)
     # Remembered per space, operator table and layer counts: a search asks thousands of
     # times for the same few answers (the space is frozen; the memo is not one of its
     # fields). The table is checked entry by entry (by identity), so a table changed in
@@ -35,9 +35,13 @@ def _moves(genome: Genome, space: SearchSpace, operators: Mapping[str, Mutation]
     counts = tuple([len(layers.get(s, ())) for s in space.layers])
     moves = memo[1].get(counts)
     if moves is None:
-        moves = memo[1][counts] = tuple((name, target) for name, op in operators.items()
-                                        for target in op.targets(genome, space))
+        moves = memo[1][counts] = _listed(genome, space, operators)
     return moves
+
+
+def _listed(genome: Genome, space: SearchSpace, operators: Mapping[str, Mutation]) -> tuple[tuple[str, str], ...]:
+    """Every (operator name, target) asked of the operators themselves."""
+    return tuple((name, target) for name, op in operators.items() for target in op.targets(genome, space))
 
 
 def mutate(genome: Genome, space: SearchSpace, rng: np.random.Generator,
