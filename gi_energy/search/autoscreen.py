@@ -120,8 +120,8 @@ def decide(eval_s: float | None, n_train: int, n_features: int, n_forests: int, 
 
 class AutoScreen:
     """The per-generation decision of one run, kept up to date as outcomes arrive (each
-    outcome is looked at once: a generation of a long run costs a few list insertions,
-    not a pass over every outcome). ``decision`` is the latest one (None before the
+    outcome is looked at once; the median then sorts the recorded times, one float per
+    outcome). ``decision`` is the latest one (None before the
     first generation that could breed children), with how many generations screened and
     how many bred plainly so far (counted from the start, or from a resume)."""
 
