@@ -42,17 +42,17 @@ _FLOAT_FIELDS = {"val_accuracy": "val_accuracy", "test_accuracy": "test_accuracy
                  "inference_time_s": "inference_time_s", "co2_g": "co2_g", "wall_time_s": "wall_time_s"}
 
 
+# The cell of a value by its exact type (the common ones: no chain of tests); _cell
+# handles the rest (float subclasses, numpy floats; bool cannot be subclassed).
+_CELLS = {str: str, float: float.__repr__, int: int.__repr__, type(None): lambda v: "",
+          bool: lambda v: "true" if v else "false"}
+
+
 def _cell(value) -> str:
     """A CSV cell: None is empty (never 0), floats keep every digit (repr round-trips)."""
-    kind = type(value)
-    if kind is str:
-        return value
-    if kind is float:
-        return repr(value)
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
+    convert = _CELLS.get(type(value))
+    if convert is not None:
+        return convert(value)
     if isinstance(value, float | np.floating):
         return repr(float(value))
     return str(value)
@@ -104,9 +104,6 @@ def union_keys(rows: Iterable[Mapping]) -> list[str]:
     return list(seen)
 
 
-# The cell of a value by its exact type, the common ones without _cell's chain of tests.
-_CELLS = {str: str, float: float.__repr__, int: int.__repr__, type(None): lambda v: "",
-          bool: lambda v: "true" if v else "false"}
 
 
 def cells(row: Mapping, columns: Sequence[str]) -> list[str]:
