@@ -65,7 +65,8 @@ import torch  # noqa: E402
 
 from gi_energy.config.parse import load_problem  # noqa: E402
 from gi_energy.config.space import Genome  # noqa: E402
-from gi_energy.meters.nvml import ENERGY_COUNTER, NvmlMeter, visible_device  # noqa: E402
+from gi_energy.meters.nvml import NvmlMeter  # noqa: E402
+from gi_energy.meters.nvmldevice import ENERGY_COUNTER, visible_device  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_INTERVAL_S = 0.01
@@ -297,7 +298,7 @@ def print_windows(title: str, rows: list[dict]) -> None:
 
 # -- step 2 ------------------------------------------------------------------------------
 def nvml_latency_us(meter: NvmlMeter) -> dict:
-    lib, h = meter._library(), meter._handle
+    lib, h = meter.device.library(), meter.device.handle
     out = {}
     for name, fn, n in (("energy_counter", lib.nvmlDeviceGetTotalEnergyConsumption, 2000),
                         ("power_usage", lib.nvmlDeviceGetPowerUsage, 500)):
@@ -334,7 +335,7 @@ def window_overhead(meter: NvmlMeter, n: int = 20) -> dict:
 def counter_update_period(meter: NvmlMeter, load, seconds: float = 1.5) -> dict:
     """Poll the energy counter while ``load`` runs on another thread; intervals between
     changes of its value."""
-    lib, h = meter._library(), meter._handle
+    lib, h = meter.device.library(), meter.device.handle
     stop = threading.Event()
     th = threading.Thread(target=load, args=(stop,), daemon=True)
     th.start()

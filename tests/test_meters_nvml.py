@@ -11,12 +11,11 @@ from gi_energy.config.problem import EnergyConfig
 from gi_energy.errors import MeterError
 from gi_energy.meters import create_meter
 from gi_energy.meters.fakes import FakeNvml
-from gi_energy.meters.nvml import (
+from gi_energy.meters.nvml import NvmlMeter, integrate_power_j
+from gi_energy.meters.nvmldevice import (
     ENERGY_COUNTER,
     POWER_SAMPLING,
-    NvmlMeter,
     cuda_index,
-    integrate_power_j,
     visible_device,
 )
 

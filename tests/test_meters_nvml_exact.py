@@ -16,13 +16,8 @@ import pytest
 
 from gi_energy.meters.fakes import FakeNvml
 from gi_energy.meters.locks import FileLock, NullLock
-from gi_energy.meters.nvml import (
-    POWER_SAMPLING,
-    NvmlMeter,
-    _text,
-    cuda_index,
-    visible_device,
-)
+from gi_energy.meters.nvml import NvmlMeter
+from gi_energy.meters.nvmldevice import POWER_SAMPLING, _text, cuda_index, visible_device
 
 IDLE = 10.0  # a sampling interval no test waits for
 
@@ -160,7 +155,7 @@ def test_the_real_pynvml_is_imported_when_none_is_given(tmp_path):
     pytest.importorskip("pynvml")
     m = NvmlMeter(lock_dir=tmp_path)
     m.availability()
-    assert m._lib is sys.modules["pynvml"]
+    assert m.device.lib is sys.modules["pynvml"]
     m.close()
 
 
@@ -231,8 +226,8 @@ def test_instant_power_probe_reasons(tmp_path):
     assert odd.instant_power_reason == ("NVML_FI_DEV_POWER_INSTANT unreadable on Fake Tesla "
                                         "V100: ValueError: unknown NVML value type 99")
     with pytest.raises(ValueError, match="^unknown NVML value type 99$"):
-        odd._instant_field = 186
-        odd._instant_power_w()
+        odd.device.instant_field = 186
+        odd.device.instant_power_w()
 
 
 def test_instant_interval_must_not_be_negative():

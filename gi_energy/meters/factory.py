@@ -13,7 +13,8 @@ from .base import BackendStatus, Meter
 from .combined import CombinedMeter
 from .estimate import EstimateMeter
 from .locks import default_lock_dir
-from .nvml import NvmlMeter, cuda_index
+from .nvml import NvmlMeter
+from .nvmldevice import cuda_index
 from .powercap import ReadText, read_text
 from .rapl import DEFAULT_POWERCAP_ROOT, DEFAULT_PROC_STAT, RaplMeter
 

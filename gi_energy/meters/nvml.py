@@ -1,4 +1,4 @@
-"""NVML: NVIDIA GPU board energy through pynvml (package nvidia-ml-py).
+"""NVML: NVIDIA GPU board energy over windows of work.
 
 Volta and newer boards have a total-energy counter (millijoules); older boards only
 report power (milliwatts), so a thread samples it and the samples are integrated over
@@ -7,8 +7,8 @@ window of under a second; where the driver has the instant board-power field
 (NVML_FI_DEV_POWER_INSTANT), the same thread samples it every few ms during a counter
 window, and a short window is reported as the integral of those samples instead. (On an
 H100 that field, too, is refreshed about every 100 ms: the integral does away with
-counting whole updates, not with the 100 ms resolution.) The pynvml module is
-injectable, so tests run the real logic on a fake library.
+counting whole updates, not with the 100 ms resolution.) The library itself (finding the
+board, what it can measure, the reads) is NvmlDevice in nvmldevice.py.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from types import ModuleType
 
 from .base import Availability, Meter
 from .locks import FileLock, NullLock, default_lock_dir
+from .nvmldevice import ENERGY_COUNTER, INSTANT_POWER_FIELD, NvmlDevice
 from .reading import Reading
 from .units import mj_to_j, mw_to_w
 
@@ -39,44 +40,6 @@ DEFAULT_INSTANT_INTERVAL_S = 0.005
 costs 5-8 us and the driver refreshes the value about every 100 ms (docs/measurements.md):
 sampled every 5 ms, each value is weighted by the time it held inside the window, to
 within 5 ms, where the counter can only count whole updates."""
-
-ENERGY_COUNTER = "energy-counter"
-POWER_SAMPLING = "power-sampling"
-
-INSTANT_POWER_FIELD = "NVML_FI_DEV_POWER_INSTANT"
-# c_nvmlValue_t member for each nvmlValueType_t.
-_VALUE_MEMBERS = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal",
-                  6: "usVal"}
-
-
-def cuda_index(device: str) -> int:
-    """The CUDA ordinal of a device string: 0 for "cuda", N for "cuda:N"."""
-    kind, _, idx = device.partition(":")
-    if not kind.startswith("cuda"):
-        return 0
-    try:
-        return int(idx) if idx else 0
-    except ValueError:
-        raise ValueError(f"bad CUDA device {device!r}; expected cuda or cuda:N") from None
-
-
-def visible_device(ordinal: int, visible: str | None) -> int | str:
-    """The NVML index (int) or UUID (str) of CUDA ordinal ``ordinal``.
-
-    CUDA numbers only the GPUs listed in CUDA_VISIBLE_DEVICES, NVML numbers all of them,
-    so "cuda:0" with CUDA_VISIBLE_DEVICES=2,3 is NVML index 2.
-    """
-    if not visible:
-        return ordinal
-    entries = [e.strip() for e in visible.split(",") if e.strip()]
-    if ordinal >= len(entries):
-        raise IndexError(f"cuda:{ordinal} but CUDA_VISIBLE_DEVICES={visible!r}")
-    entry = entries[ordinal]
-    return int(entry) if entry.isdigit() else entry
-
-
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def integrate_power_j(samples: Sequence[tuple[float, float]]) -> float:
@@ -115,7 +78,8 @@ class NvmlMeter(Meter):
         self.device_index = device_index
         self._exclusive = exclusive
         self._lock_dir = lock_dir
-        self._lib = pynvml
+        self.device = NvmlDevice(pynvml)
+        """The board's handle, facts and reads."""
         self._visible = (visible_devices if visible_devices is not None
                          else os.environ.get("CUDA_VISIBLE_DEVICES"))
         self.update_period_s = update_period_s
@@ -124,16 +88,10 @@ class NvmlMeter(Meter):
             raise ValueError(f"instant_interval_s must be >= 0, got {instant_interval_s}")
         self.instant_interval_s = instant_interval_s
         self._wall_clock = wall_clock
-        self._handle = None
-        self._initialised = False
-        self.mode: str | None = None
-        self.board = ""
-        self.physical = ""
         self.instant_power = False
         """Whether counter windows also sample the instant-power field (probed once)."""
         self.instant_power_reason = ""
         """Why not, when instant_power is False."""
-        self._instant_field: int | None = None
         self.last_method: str | None = None
         """How the last window's energy was taken: "instant-power", "counter",
         "power-x-time" or "power-sampling" (None: missing). For cross-checks."""
@@ -151,118 +109,40 @@ class NvmlMeter(Meter):
         self._sampler: threading.Thread | None = None
 
     # -- availability -------------------------------------------------------------------
-    def _library(self) -> ModuleType:
-        if self._lib is None:
-            import pynvml
+    @property
+    def mode(self) -> str | None:
+        """ENERGY_COUNTER or POWER_SAMPLING once available, else None."""
+        return self.device.mode
 
-            self._lib = pynvml
-        return self._lib
+    @property
+    def board(self) -> str:
+        return self.device.board
 
-    def _is_error(self, exc: BaseException) -> bool:
-        error_type = getattr(self._lib, "NVMLError", None)
-        return error_type is not None and isinstance(exc, error_type)
-
-    def _not_supported(self, exc: BaseException) -> bool:
-        code = getattr(self._lib, "NVML_ERROR_NOT_SUPPORTED", 3)
-        return getattr(exc, "value", None) == code
+    @property
+    def physical(self) -> str:
+        """The NVML index or UUID of the GPU metered ("" before availability)."""
+        return self.device.physical
 
     def _probe(self) -> Availability:
-        try:
-            lib = self._library()
-        except ImportError as exc:
-            return Availability(False, f"pynvml is not installed (pip install nvidia-ml-py): {exc}")
-        try:
-            lib.nvmlInit()
-            self._initialised = True
-            count = lib.nvmlDeviceGetCount()
-            if count == 0:
-                return Availability(False, "NVML found no NVIDIA GPU")
-            try:
-                which = visible_device(self.device_index, self._visible)
-            except IndexError as exc:
-                return Availability(False, str(exc))
-            if isinstance(which, str):
-                self._handle = lib.nvmlDeviceGetHandleByUUID(which)
-                self.physical = which
-            else:
-                if which >= count:
-                    return Availability(False, f"GPU {which} requested but NVML sees {count}")
-                self._handle = lib.nvmlDeviceGetHandleByIndex(which)
-                self.physical = str(which)
-            self.board = _text(lib.nvmlDeviceGetName(self._handle))
-        except Exception as exc:
-            if not self._is_error(exc):
-                raise
-            hint = ""
-            if getattr(exc, "value", None) in (getattr(lib, "NVML_ERROR_LIBRARY_NOT_FOUND", 12),
-                                               getattr(lib, "NVML_ERROR_DRIVER_NOT_LOADED", 9)):
-                hint = " (no NVIDIA driver on this machine)"
-            return Availability(False, f"NVML cannot start: {exc}{hint}")
-        try:
-            lib.nvmlDeviceGetTotalEnergyConsumption(self._handle)
-            self.mode = ENERGY_COUNTER
-        except Exception as exc:
-            if not self._is_error(exc):
-                raise
-            if not self._not_supported(exc):
-                return Availability(False, f"NVML energy counter of {self.board}: {exc}")
-            try:
-                lib.nvmlDeviceGetPowerUsage(self._handle)
-            except Exception as exc2:
-                if not self._is_error(exc2):
-                    raise
-                return Availability(False, f"{self.board} reports neither energy nor power: {exc2}")
-            self.mode = POWER_SAMPLING
+        av = self.device.open(self.device_index, self._visible)
+        if not av.available:
+            return av
         if self.mode == ENERGY_COUNTER:
             self._probe_instant_power()
         self._lock = (FileLock(self._lock_dir or default_lock_dir(), f"nvml-{self.physical}.lock")
                       if self._exclusive else NullLock())
-        return Availability(True, "")
+        return av
 
     def _probe_instant_power(self) -> None:
-        """Whether the instant board-power field can be read; recorded, never raised:
-        older drivers and boards lack it, and the counter works without it."""
+        """Whether counter windows sample the instant board-power field; recorded, never
+        raised: older drivers and boards lack it, and the counter works without it."""
         if self.instant_interval_s <= 0:
             self.instant_power_reason = "instant-power sampling turned off (instant_interval_s=0)"
             return
-        field = getattr(self._lib, INSTANT_POWER_FIELD, None)
-        if field is None:
-            self.instant_power_reason = f"this pynvml has no {INSTANT_POWER_FIELD}"
-            return
-        self._instant_field = field
-        try:
-            self._instant_power_w()
-        except Exception as exc:  # noqa: BLE001 - an optional field must not fail availability
-            self._instant_field = None
-            self.instant_power_reason = (f"{INSTANT_POWER_FIELD} unreadable on {self.board}: "
-                                         f"{self._error_text(exc)}")
-            return
-        self.instant_power = True
-
-    def _error_text(self, exc: BaseException) -> str:
-        return str(exc) if self._is_error(exc) else f"{type(exc).__name__}: {exc}"
+        self.instant_power_reason = self.device.probe_instant_power()
+        self.instant_power = not self.instant_power_reason
 
     # -- window -------------------------------------------------------------------------
-    def _power_mw(self) -> float:
-        return float(self._lib.nvmlDeviceGetPowerUsage(self._handle))
-
-    def _power_w(self) -> float:
-        return mw_to_w(self._power_mw())
-
-    def _instant_power_w(self) -> float:
-        """One read of the instant board-power field (milliwatts in NVML), in watts.
-
-        Not nvmlDeviceGetPowerUsage: on Ampere and newer boards that is a one-second
-        average, which under-read a 2 s burst on an H100 by 20%.
-        """
-        (value,) = self._lib.nvmlDeviceGetFieldValues(self._handle, [self._instant_field])
-        if value.nvmlReturn != 0:
-            raise self._lib.NVMLError(value.nvmlReturn)
-        member = _VALUE_MEMBERS.get(value.valueType)
-        if member is None:
-            raise ValueError(f"unknown NVML value type {value.valueType}")
-        return mw_to_w(float(getattr(value.value, member)))
-
     def _sample_loop(self, read_w: Callable[[], float], until: float | None) -> None:
         """Append (time, watts) every interval until stopped, or until the clock passes
         ``until`` (a window that long does not use the samples). A failed read ends the
@@ -275,7 +155,7 @@ class NvmlMeter(Meter):
                     return
                 self._samples.append((t, read_w()))
             except Exception as exc:  # noqa: BLE001 - recorded, reported by _end
-                self._sample_error = self._error_text(exc)
+                self._sample_error = self.device.error_text(exc)
                 return
 
     def _start_sampler(self, read_w: Callable[[], float], until: float | None = None) -> None:
@@ -290,34 +170,33 @@ class NvmlMeter(Meter):
         self._instant_note = None
         self._samples = []
         self.last_method = self.last_counter_j = None
-        lib = self._lib
         try:
             if self.mode == ENERGY_COUNTER:
-                self._e0_mj = lib.nvmlDeviceGetTotalEnergyConsumption(self._handle)
+                self._e0_mj = self.device.energy_mj()
                 self._p0_mw = self._power_or_none()
                 self._t0 = self._wall_clock()
                 if self.instant_power:
                     self._begin_instant_sampling()
                 return
             self._t0 = self._wall_clock()
-            self._samples = [(self._t0, self._power_w())]
+            self._samples = [(self._t0, self.device.power_w())]
         except Exception as exc:
-            if not self._is_error(exc):
+            if not self.device.is_error(exc):
                 raise
             self._error = f"NVML read failed at the window start: {exc}"
             self._t0 = self._wall_clock()
             return
-        self._start_sampler(self._power_w)
+        self._start_sampler(self.device.power_w)
 
     def _begin_instant_sampling(self) -> None:
         """Counter windows: instant power at the window's start, then every
         instant_interval_s until the window is long enough for the counter alone."""
         try:
-            self._samples = [(self._t0, self._instant_power_w())]
+            self._samples = [(self._t0, self.device.instant_power_w())]
         except Exception as exc:  # noqa: BLE001 - degrade to the counter, with a warning
-            self._instant_note = f"read failed at the window start ({self._error_text(exc)})"
+            self._instant_note = f"read failed at the window start ({self.device.error_text(exc)})"
             return
-        self._start_sampler(self._instant_power_w,
+        self._start_sampler(self.device.instant_power_w,
                             until=self._t0 + COARSE_WINDOW_UPDATES * self.update_period_s)
 
     def _cancel(self) -> None:
@@ -328,9 +207,9 @@ class NvmlMeter(Meter):
 
     def _power_or_none(self) -> float | None:
         try:
-            return self._power_mw()
+            return self.device.power_mw()
         except Exception as exc:
-            if not self._is_error(exc):
+            if not self.device.is_error(exc):
                 raise
             return None
 
@@ -348,7 +227,7 @@ class NvmlMeter(Meter):
         warnings: list[str] = []
         try:
             if self.mode == ENERGY_COUNTER:
-                e1_mj = self._lib.nvmlDeviceGetTotalEnergyConsumption(self._handle)
+                e1_mj = self.device.energy_mj()
                 delta_mj = e1_mj - self._e0_mj
                 self.last_counter_j = mj_to_j(delta_mj)
                 instant = self._instant_integral(instant_end) if short else None
@@ -372,11 +251,11 @@ class NvmlMeter(Meter):
                 if self._sample_error is not None:
                     return Reading.missing_reading(
                         "nvml", f"power sample failed: {self._sample_error}", duration_s)
-                self._samples.append((t1, self._power_w()))
+                self._samples.append((t1, self.device.power_w()))
                 energy_j = integrate_power_j(self._samples)
                 method = "power-sampling"
         except Exception as exc:
-            if not self._is_error(exc):
+            if not self.device.is_error(exc):
                 raise
             return Reading.missing_reading("nvml", f"NVML read failed: {exc}", duration_s)
         self.last_method = method
@@ -389,9 +268,9 @@ class NvmlMeter(Meter):
         if self.mode != ENERGY_COUNTER or not self._samples:
             return None
         try:
-            return (t1, self._instant_power_w())
+            return (t1, self.device.instant_power_w())
         except Exception as exc:  # noqa: BLE001 - degrade to the counter, with a warning
-            self._instant_note = f"read failed at the window end ({self._error_text(exc)})"
+            self._instant_note = f"read failed at the window end ({self.device.error_text(exc)})"
             return None
 
     def _instant_integral(self, end: tuple[float, float] | None
@@ -445,7 +324,7 @@ class NvmlMeter(Meter):
         The counter moves in ~update_period_s steps, so over a shorter window it reads
         either 0 or a whole step: both wrong. Power x time is the honest figure.
         """
-        powers_mw = [p for p in (self._p0_mw, self._power_mw()) if p is not None]
+        powers_mw = [p for p in (self._p0_mw, self.device.power_mw()) if p is not None]
         energy_j = mw_to_w(sum(powers_mw) / len(powers_mw)) * duration_s
         why = ("counter did not move" if delta_mj <= 0 and duration_s >= self.update_period_s
                else f"window {duration_s * 1e3:.1f} ms is shorter than the counter's "
@@ -473,10 +352,4 @@ class NvmlMeter(Meter):
     def close(self) -> None:
         if isinstance(self._lock, FileLock):
             self._lock.close()
-        if self._initialised:
-            try:
-                self._lib.nvmlShutdown()
-            except Exception as exc:
-                if not self._is_error(exc):
-                    raise
-            self._initialised = False
+        self.device.shutdown()
