@@ -29,12 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
+from gi_energy.config.genome import Genome
 from gi_energy.config.parse import load_problem
 from gi_energy.config.problem import Problem, SearchConfig
 from gi_energy.config.space import (
     Choice,
     Fixed,
-    Genome,
     IntRange,
     LayerSpace,
     RealRange,

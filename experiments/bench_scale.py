@@ -64,7 +64,7 @@ CASES = ("front", "compare", "grid", "table")
 def synthetic_outcomes(n: int, seed: int = 0):
     """``n`` distinct ok outcomes with accuracy, two energies and params (estimated
     readings), a front of a few hundred points, as a large sweep gives."""
-    from gi_energy.config.space import Genome
+    from gi_energy.config.genome import Genome
     from gi_energy.meters.reading import Reading
     from gi_energy.tasks.results import Evaluation, Outcome
 

@@ -63,8 +63,8 @@ os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE_CONFIG)
 
 import torch  # noqa: E402
 
+from gi_energy.config.genome import Genome  # noqa: E402
 from gi_energy.config.parse import load_problem  # noqa: E402
-from gi_energy.config.space import Genome  # noqa: E402
 from gi_energy.meters.nvml import NvmlMeter  # noqa: E402
 from gi_energy.meters.nvmldevice import ENERGY_COUNTER, visible_device  # noqa: E402
 

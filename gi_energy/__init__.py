@@ -14,9 +14,10 @@ Library entry points for research code::
     m.reading                                                # Reading: energy_j, backend, measured...
 """
 
+from gi_energy.config.genome import Genome
 from gi_energy.config.parse import load_problem, parse_problem
 from gi_energy.config.problem import Problem
-from gi_energy.config.space import Genome, Grid, SearchSpace
+from gi_energy.config.space import Grid, SearchSpace
 from gi_energy.meters.public import Meter, meter
 from gi_energy.meters.reading import Reading
 from gi_energy.report.compare import compare

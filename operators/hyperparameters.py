@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from gi_energy.config.space import Genome, SearchSpace
+from gi_energy.config.genome import Genome
+from gi_energy.config.space import SearchSpace
 
 from .steps import mutable, step_param
 

@@ -8,7 +8,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from gi_energy.config.space import Genome, SearchSpace
+from gi_energy.config.genome import Genome
+from gi_energy.config.space import SearchSpace
 
 from .registry import MUTATIONS, Mutation
 

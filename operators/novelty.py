@@ -6,7 +6,8 @@ from collections.abc import Callable, Container
 
 import numpy as np
 
-from gi_energy.config.space import Genome, SearchSpace
+from gi_energy.config.genome import Genome
+from gi_energy.config.space import SearchSpace
 
 from .mutate import mutate
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gi_energy.config.space import Genome, SearchSpace
+from gi_energy.config.genome import Genome
+from gi_energy.config.space import SearchSpace
 
 from .crossover import crossover
 from .hyperparameters import hyperparameter_targets, mutate_hyperparameter

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from gi_energy.config.space import Choice, Genome, IntRange, SearchSpace
+from gi_energy.config.genome import Genome
+from gi_energy.config.space import Choice, IntRange, SearchSpace
 
 from .steps import mutable, resample_choice, step_size
 

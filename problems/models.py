@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from gi_energy.config.space import Genome
+from gi_energy.config.genome import Genome
 from gi_energy.errors import ProblemError, did_you_mean
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {

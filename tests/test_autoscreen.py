@@ -13,7 +13,7 @@ import pytest
 from test_evolve import FakeEvaluator, SimulatedKill, make_problem
 
 from gi_energy import parse_problem
-from gi_energy.config.space import Genome
+from gi_energy.config.genome import Genome
 from gi_energy.search import autoscreen
 from gi_energy.search.evolve import evolve
 from gi_energy.tasks.results import Evaluation, Outcome

@@ -4,8 +4,8 @@ changed between the writes: more outcomes, a flag changed, a new column, fewer o
 
 from __future__ import annotations
 
+from gi_energy.config.genome import Genome
 from gi_energy.config.parse import parse_problem
-from gi_energy.config.space import Genome
 from gi_energy.meters.reading import Reading
 from gi_energy.runs import tables
 from gi_energy.runs.rundir import EVALUATIONS_CSV, RunDirectory

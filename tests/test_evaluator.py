@@ -8,8 +8,8 @@ import time
 
 import pytest
 
+from gi_energy.config.genome import Genome
 from gi_energy.config.parse import load_problem
-from gi_energy.config.space import Genome
 from gi_energy.evaluation.attempts import MAX_CRASH_ATTEMPTS, should_retry
 from gi_energy.evaluation.evaluator import Evaluator, evaluation_context
 from gi_energy.evaluation.store import Store

@@ -11,11 +11,11 @@ import time
 import numpy as np
 import pytest
 
+from gi_energy.config.genome import Genome
 from gi_energy.config.problem import Problem, SearchConfig
 from gi_energy.config.space import (
     Choice,
     Fixed,
-    Genome,
     IntRange,
     LayerSpace,
     RealRange,

@@ -6,7 +6,7 @@ import pytest
 import torch
 from gi_energy.problems.models import MODEL_BUILDERS, build_model, count_params, flops_per_sample
 
-from gi_energy.config.space import Genome
+from gi_energy.config.genome import Genome
 from gi_energy.errors import ProblemError
 
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from gi_energy.config.space import Genome
+from gi_energy.config.genome import Genome
 from gi_energy.meters.reading import Reading
 from gi_energy.pareto import constraint_violation
 from gi_energy.search.nsga2 import (

@@ -24,15 +24,14 @@ from gi_energy.operators.steps import step_int, step_level, step_param, step_rea
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gi_energy.config.genome import Genome, normalise_float
 from gi_energy.config.space import (
     Choice,
     Fixed,
-    Genome,
     IntRange,
     LayerSpace,
     RealRange,
     SearchSpace,
-    normalise_float,
 )
 
 PROPERTY = settings(max_examples=int(os.environ.get("GI_HYPOTHESIS_EXAMPLES", "60")), deadline=None)

@@ -40,7 +40,7 @@ def test_shape_is_checked_and_empty_is_empty():
 
 def _outcome(width: int, accuracy: float | None, energy_j: float, params: int | None = 100,
              status: str = "ok"):
-    from gi_energy.config.space import Genome
+    from gi_energy.config.genome import Genome
     from gi_energy.meters.reading import Reading
     from gi_energy.tasks.results import Evaluation, Outcome
 

@@ -17,8 +17,8 @@ import pytest
 
 pytest.importorskip("distributed")
 
+from gi_energy.config.genome import Genome  # noqa: E402
 from gi_energy.config.parse import load_problem  # noqa: E402
-from gi_energy.config.space import Genome  # noqa: E402
 from gi_energy.evaluation.evaluator import Evaluator  # noqa: E402
 from gi_energy.evaluation.store import Store  # noqa: E402
 from gi_energy.tasks.results import Evaluation  # noqa: E402

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gi_energy.config.genome import Genome
 from gi_energy.config.parse import load_problem
-from gi_energy.config.space import Choice, Fixed, Genome
+from gi_energy.config.space import Choice, Fixed
 from gi_energy.errors import UsageError
 from gi_energy.runs.replay import ReplayEvaluator, ReplayMissError, SyntheticEvaluator
 from gi_energy.search.grid import grid_genomes, run_grid

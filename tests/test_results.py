@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from gi_energy.config.space import Genome
+from gi_energy.config.genome import Genome
 from gi_energy.meters.reading import Reading
 from gi_energy.tasks.results import Evaluation, Outcome
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from gi_energy.config.genome import Genome
 from gi_energy.config.parse import parse_problem
-from gi_energy.config.space import Genome
 from gi_energy.errors import UsageError
 from gi_energy.meters.reading import Reading
 from gi_energy.pareto import feasible_only, unique_outcomes

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from gi_energy.config.space import Genome
+from gi_energy.config.genome import Genome
 from gi_energy.evaluation.store import Store
 from gi_energy.meters.reading import Reading
 from gi_energy.tasks.results import Evaluation

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from gi_energy.config.space import Genome
+from gi_energy.config.genome import Genome
 from gi_energy.errors import UsageError
 from gi_energy.evaluation import store as store_module
 from gi_energy.evaluation.leases import LeaseOwner

@@ -12,8 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from gi_energy.cli import main
+from gi_energy.config.genome import Genome
 from gi_energy.config.parse import load_problem
-from gi_energy.config.space import Choice, Fixed, Genome
+from gi_energy.config.space import Choice, Fixed
 from gi_energy.errors import ProblemError
 from gi_energy.evaluation.table import TableEvaluator
 

@@ -10,9 +10,9 @@ import time
 import pytest
 import torch
 
+from gi_energy.config.genome import Genome
 from gi_energy.config.parse import load_problem
 from gi_energy.config.problem import EvaluationConfig
-from gi_energy.config.space import Genome
 from gi_energy.errors import MeterError
 from gi_energy.evaluation.worker import run_evaluation
 from gi_energy.meters.reading import Reading

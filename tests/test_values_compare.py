@@ -13,9 +13,9 @@ import os
 
 import pytest
 
+from gi_energy.config.genome import Genome
 from gi_energy.config.parse import load_problem
 from gi_energy.config.problem import Problem
-from gi_energy.config.space import Genome
 from gi_energy.meters.reading import Reading
 from gi_energy.report.compare import compare_runs
 from gi_energy.runs.rundir import RunDirectory

@@ -26,9 +26,9 @@ import math
 import numpy as np
 import pytest
 
+from gi_energy.config.genome import Genome
 from gi_energy.config.parse import load_problem
 from gi_energy.config.problem import Problem
-from gi_energy.config.space import Genome
 from gi_energy.errors import UsageError
 from gi_energy.meters.reading import Reading
 from gi_energy.report.compare import (

@@ -10,11 +10,11 @@ import json
 import numpy as np
 import pytest
 
+from gi_energy.config.genome import Genome
 from gi_energy.config.parse import load_problem
 from gi_energy.config.space import (
     Choice,
     Fixed,
-    Genome,
     IntRange,
     LayerSpace,
     RealRange,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gi_energy.config.space import Genome
+from gi_energy.config.genome import Genome
 from gi_energy.meters.reading import Reading
 from gi_energy.pareto import nondominated
 from gi_energy.report.columns import RunColumns

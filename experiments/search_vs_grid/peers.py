@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gi_energy.config.space import Choice, Fixed, Genome, SearchSpace
+from gi_energy.config.genome import Genome
+from gi_energy.config.space import Choice, Fixed, SearchSpace
 from gi_energy.runs.replay import ReplayEvaluator
 from gi_energy.runs.rundir import RunDirectory
 

@@ -1,28 +1,27 @@
-"""The search space: parameter kinds, genomes, sampling, repair, grid and canonical keys.
+"""The search space: parameter kinds, layer structures, sampling, repair and the grid.
 
-A genome has two parts:
-
-* ``layers``: variable-length structures, each a tuple of per-layer sizes. ``hidden`` is
-  the dense hidden layers (widths) of every model family; ``conv`` is the convolution
-  blocks (channels) of the ``cnn`` family. A structure of a user's task may give each
-  layer further values (a kind, a kernel size): each is a *track* ``<structure>.<value>``
-  in ``layers``, a tuple with one entry per layer, kept aligned with the sizes.
-* ``values``: one value per hyperparameter (learning rate, batch size, ...).
-
-Every function that draws takes an ``np.random.Generator``; nothing here keeps state.
+What a genome is (layer structures plus hyperparameter values) and its canonical key are
+in :mod:`gi_energy.config.genome`; this module says what a genome may hold. Every
+function that draws takes an ``np.random.Generator``; nothing here keeps state.
 """
 
 from __future__ import annotations
 
-import functools
 import itertools
-import json
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from gi_energy.config.genome import (
+    Genome,
+    built_genome,
+    canonical_sizes,
+    canonical_value,
+    normalise_float,
+)
 
 # A structure is described by two space keys: its layer count and its per-layer size.
 STRUCTURES: dict[str, tuple[str, str]] = {
@@ -216,126 +215,6 @@ class LayerSpace:
         )
 
 
-def normalise_float(x: float) -> float:
-    """Round to 12 significant digits so that arithmetic noise gives one key."""
-    if x == 0 or not math.isfinite(x):
-        return float(x)
-    return float(f"{x:.12g}")
-
-
-def _canonical(value):
-    kind = type(value)
-    if kind is str or kind is int or kind is bool:  # the common cases first: a genome is built per child
-        return value
-    if kind is float:
-        return _canonical_float(value)
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        return _canonical_float(float(value))
-    return value
-
-
-def _canonical_sizes(sizes) -> tuple:
-    """A layer tuple with canonical entries (the tuple itself when it already is one: plain
-    ints, as every operator and repair builds them)."""
-    if type(sizes) is tuple:
-        for s in sizes:
-            if type(s) is not int:
-                break
-        else:
-            return sizes
-    return tuple(_canonical(s) for s in sizes)
-
-
-@functools.lru_cache(maxsize=4096)
-def _canonical_float(x: float):
-    """A float's canonical value (memoised: a search meets the same few levels again and
-    again, and the 12-digit round trip through a string is the costly part)."""
-    f = normalise_float(x)
-    return int(f) if f.is_integer() and abs(f) < 2**53 else f
-
-
-def _key_of(layers: Mapping[str, tuple], values: Mapping[str, Any]) -> str:
-    parts = [f"{k}={'-'.join(map(str, v)) or '0'}" for k, v in layers.items()]
-    parts += [f"{k}={v!r}" if isinstance(v, float) else f"{k}={v!s}" for k, v in values.items()]
-    return "|".join(parts)
-
-
-@dataclass(frozen=True)
-class Genome:
-    """One candidate: layer structures plus hyperparameter values. Hashable, picklable."""
-
-    layers: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
-    values: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self):
-        layers, values = self.layers, self.values
-        object.__setattr__(self, "layers", {k: _canonical_sizes(layers[k]) for k in sorted(layers)})
-        object.__setattr__(self, "values", {k: _canonical(values[k]) for k in sorted(values)})
-
-    def __hash__(self):
-        return hash(self.key)
-
-    def __eq__(self, other):
-        return isinstance(other, Genome) and self.key == other.key
-
-    @functools.cached_property
-    def key(self) -> str:
-        """Canonical key: stable across processes, runs and float spellings."""
-        # Built on first use, then an attribute: the search asks for it tens of times per
-        # genome (dedup, store, fitness), and never for the genomes an operator builds on
-        # its way to a child.
-        return _key_of(self.layers, self.values)
-
-    def to_dict(self) -> dict:
-        return {"layers": {k: list(v) for k, v in self.layers.items()}, "values": dict(self.values)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> Genome:
-        return cls(layers={k: tuple(v) for k, v in data["layers"].items()}, values=dict(data["values"]))
-
-    def to_json(self) -> str:
-        # Kept once built, as the key is: every rewrite of evaluations.csv asks again.
-        text = self.__dict__.get("_json")
-        if text is None:
-            text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-            object.__setattr__(self, "_json", text)
-        return text
-
-    @classmethod
-    def from_json(cls, text: str) -> Genome:
-        return cls.from_dict(json.loads(text))
-
-    def replace(self, layers: Mapping | None = None, values: Mapping | None = None) -> Genome:
-        """This genome with some layer tuples and values replaced (or added)."""
-        # Only the new parts are made canonical: this genome's own already are.
-        new_layers, new_values = dict(self.layers), dict(self.values)
-        if layers:
-            new_layers.update({k: _canonical_sizes(v) for k, v in layers.items()})
-            if not all(k in self.layers for k in layers):
-                new_layers = {k: new_layers[k] for k in sorted(new_layers)}
-        if values:
-            new_values.update({k: _canonical(v) for k, v in values.items()})
-            if not all(k in self.values for k in values):
-                new_values = {k: new_values[k] for k in sorted(new_values)}
-        return _built(new_layers, new_values)
-
-    def __repr__(self) -> str:
-        return f"Genome({self.key})"
-
-
-def _built(layers: dict, values: dict) -> Genome:
-    """The Genome of parts already canonical and in sorted key order, without
-    ``__post_init__`` making them so again (the operators' and repair's hot path)."""
-    g = object.__new__(Genome)
-    object.__setattr__(g, "layers", layers)
-    object.__setattr__(g, "values", values)
-    return g
-
-
 @dataclass(frozen=True)
 class SearchSpace:
     """What evolution may change: layer structures and hyperparameters."""
@@ -377,8 +256,8 @@ class SearchSpace:
         order = self.__dict__.get("_sorted_keys")
         if order is None:
             order = self.__dict__["_sorted_keys"] = (sorted(self.layer_keys()), sorted(self.params))
-        return _built({k: _canonical_sizes(out[k]) for k in order[0]},
-                      {k: _canonical(clipped[k]) for k in order[1]})
+        return built_genome({k: canonical_sizes(out[k]) for k in order[0]},
+                      {k: canonical_value(clipped[k]) for k in order[1]})
 
     def contains(self, genome: Genome) -> bool:
         return (

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from gi_energy.config.space import Genome
+from gi_energy.config.genome import Genome
 from gi_energy.tasks.results import Evaluation
 
 MAX_CRASH_ATTEMPTS = 2

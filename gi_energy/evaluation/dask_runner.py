@@ -14,8 +14,8 @@ import time
 from collections import deque
 from concurrent.futures import CancelledError
 
+from gi_energy.config.genome import Genome
 from gi_energy.config.problem import Problem
-from gi_energy.config.space import Genome
 from gi_energy.errors import GiEnergyError, RunInterrupted
 from gi_energy.tasks.results import Evaluation
 

@@ -36,8 +36,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
+from gi_energy.config.genome import Genome
 from gi_energy.config.problem import Problem
-from gi_energy.config.space import Genome
 from gi_energy.errors import GiEnergyError
 from gi_energy.tasks.loader import bind
 from gi_energy.tasks.results import Evaluation, Outcome

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from gi_energy.config.space import Genome
+from gi_energy.config.genome import Genome
 from gi_energy.tasks.results import Evaluation, Outcome
 
 OnResult = Callable[[Evaluation, bool], None]

@@ -45,8 +45,8 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 
+from gi_energy.config.genome import Genome
 from gi_energy.config.problem import Problem
-from gi_energy.config.space import Genome
 from gi_energy.errors import GiEnergyError
 from gi_energy.tasks.results import Evaluation
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import math
 
-from gi_energy.config.space import Genome, SearchSpace
+from gi_energy.config.genome import Genome
+from gi_energy.config.space import SearchSpace
 from gi_energy.config.table import read_frame
 from gi_energy.errors import UsageError
 from gi_energy.meters.reading import Reading

@@ -38,8 +38,8 @@ import traceback
 
 import torch
 
+from gi_energy.config.genome import Genome
 from gi_energy.config.problem import EnergyConfig, Problem
-from gi_energy.config.space import Genome
 from gi_energy.errors import MeterError
 from gi_energy.tasks.loader import task_from
 from gi_energy.tasks.results import Evaluation

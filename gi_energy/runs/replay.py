@@ -14,7 +14,8 @@ import math
 from collections.abc import Iterable, MutableMapping
 from pathlib import Path
 
-from gi_energy.config.space import Choice, Fixed, Genome, LayerSpace, SearchSpace, structure_keys
+from gi_energy.config.genome import Genome
+from gi_energy.config.space import Choice, Fixed, LayerSpace, SearchSpace, structure_keys
 from gi_energy.errors import GiEnergyError, UsageError
 from gi_energy.evaluation.lookup import LookupEvaluator, OnResult
 from gi_energy.meters.reading import Reading

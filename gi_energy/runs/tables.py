@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gi_energy.config.space import Genome, structure_keys
+from gi_energy.config.genome import Genome
+from gi_energy.config.space import structure_keys
 from gi_energy.meters.reading import Reading
 from gi_energy.tasks.results import Evaluation, Outcome
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gi_energy.config.space import Genome
+from gi_energy.config.genome import Genome
 from gi_energy.errors import UsageError
 from gi_energy.runs.files import atomic_open, write_json_atomic
 from gi_energy.tasks.results import Evaluation, Outcome

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gi_energy.config.genome import Genome
 from gi_energy.config.identity import run_identity
-from gi_energy.config.space import Genome
 from gi_energy.errors import ProblemError, RunInterrupted, UsageError
 from gi_energy.evaluation.store import default_store_path, resume_store_path
 from gi_energy.pareto import front_outcomes, nondominated, ok_points

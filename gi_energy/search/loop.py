@@ -23,8 +23,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from gi_energy.config.genome import Genome
 from gi_energy.config.problem import Problem
-from gi_energy.config.space import Genome, SearchSpace
+from gi_energy.config.space import SearchSpace
 from gi_energy.operators import crossover, make_novel, mutate
 from gi_energy.pareto import unique_outcomes
 from gi_energy.report.progress import Progress

@@ -36,10 +36,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from gi_energy.config.genome import Genome
 from gi_energy.config.space import (
     Choice,
     Fixed,
-    Genome,
     IntRange,
     LayerSpace,
     RealRange,

@@ -46,7 +46,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
-from gi_energy.config.space import Genome
+from gi_energy.config.genome import Genome
 from gi_energy.meters.reading import Reading
 
 

@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 
-from gi_energy.config.space import Genome
+from gi_energy.config.genome import Genome
 from gi_energy.meters.reading import Reading
 
 STATUSES = ("ok", "failed", "nan", "timeout", "crashed", "missing")  # missing: not in a [table]

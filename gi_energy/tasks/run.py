@@ -18,8 +18,8 @@ from collections.abc import Mapping
 
 import torch
 
+from gi_energy.config.genome import Genome
 from gi_energy.config.problem import EnergyConfig, Problem
-from gi_energy.config.space import Genome
 from gi_energy.meters.reading import Reading
 
 from .base import Diverged, Task, TaskError, Trial

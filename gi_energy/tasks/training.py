@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gi_energy.config.genome import Genome
 from gi_energy.config.problem import EvaluationConfig
-from gi_energy.config.space import Genome
 from gi_energy.problems.models import build_model
 
 # Rows predicted per forward call in inference and accuracy: the whole test set of the
