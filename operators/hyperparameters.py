@@ -19,7 +19,7 @@ def mutate_hyperparameter(genome: Genome, space: SearchSpace, rng: np.random.Gen
                           name: str) -> Genome:
     param = space.params[name]
     current = genome.values.get(name, param.center())
-    return space.repair(genome.replace(values={name: step_param(current, param, rng)}))
+    return space.with_value(genome, name, step_param(current, param, rng))
 
 
 def hyperparameter_targets(genome: Genome, space: SearchSpace) -> list[str]:

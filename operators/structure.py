@@ -38,7 +38,7 @@ def _rows(genome: Genome, space: SearchSpace, structure: str) -> tuple[list[str]
 
 
 def _from_rows(genome: Genome, space: SearchSpace, keys: list[str], rows: list[list]) -> Genome:
-    return space.repair(genome.replace(layers={k: tuple(r[j] for r in rows) for j, k in enumerate(keys)}))
+    return space.with_structure(genome, keys[0], {k: tuple(r[j] for r in rows) for j, k in enumerate(keys)})
 
 
 def add_layer(genome: Genome, space: SearchSpace, rng: np.random.Generator, structure: str) -> Genome:
@@ -86,7 +86,7 @@ def revalue_layer(genome: Genome, space: SearchSpace, rng: np.random.Generator, 
     new = step_size(values[i], param, rng) if not isinstance(param, Choice) or _numeric(param) else \
         resample_choice(values[i], param, rng)
     values = [new] * len(values) if ls.uniform else values[:i] + [new] + values[i + 1:]
-    return space.repair(genome.replace(layers={target: tuple(values)}))
+    return space.with_structure(genome, structure, {target: tuple(values)})
 
 
 def revalue_layer_targets(genome: Genome, space: SearchSpace) -> list[str]:
@@ -111,7 +111,7 @@ def resize_layer(genome: Genome, space: SearchSpace, rng: np.random.Generator, s
         layers = [new] * len(layers)
     else:
         layers[i] = new
-    return space.repair(genome.replace(layers={structure: tuple(layers)}))
+    return space.with_structure(genome, structure, {structure: tuple(layers)})
 
 
 def add_layer_targets(genome: Genome, space: SearchSpace) -> list[str]:

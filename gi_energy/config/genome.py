@@ -136,11 +136,24 @@ class Genome:
     def __repr__(self) -> str:
         return f"Genome({self.key})"
 
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != REPAIRED_IN}
 
-def built_genome(layers: dict, values: dict) -> Genome:
+
+def built_genome(layers: dict, values: dict, repaired_in=None) -> Genome:
     """The Genome of parts already canonical and in sorted key order, without
-    ``__post_init__`` making them so again (the operators' and repair's hot path)."""
+    ``__post_init__`` making them so again (the operators' and repair's hot path).
+    ``repaired_in``: the search space these parts were just repaired into, remembered so
+    that repairing the genome into it again is free (see ``SearchSpace.repair``)."""
     g = object.__new__(Genome)
-    object.__setattr__(g, "layers", layers)
-    object.__setattr__(g, "values", values)
+    d = g.__dict__  # frozen: the fields are set as __post_init__ would, past __setattr__
+    d["layers"] = layers
+    d["values"] = values
+    if repaired_in is not None:
+        d[REPAIRED_IN] = repaired_in
     return g
+
+
+# The __dict__ entry naming the space a genome was repaired into (never pickled: it is a
+# shortcut of one process, and a genome's pickle must not carry a whole space along).
+REPAIRED_IN = "_repaired_in"

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from gi_energy.config.genome import (
+    REPAIRED_IN,
     Genome,
     built_genome,
     canonical_sizes,
@@ -236,7 +237,34 @@ class SearchSpace:
 
     def repair(self, genome: Genome) -> Genome:
         """Clip every value into the space; missing parts take their default."""
+        if genome.__dict__.get(REPAIRED_IN) is self:
+            return genome  # repaired into this space already, and repair changes nothing twice
         return self.repair_parts(genome.layers, genome.values)
+
+    def with_value(self, genome: Genome, name: str, value) -> Genome:
+        """``repair(genome.replace(values={name: value}))``; when ``genome`` is repaired
+        into this space already, only the new value is clipped (a mutation's hot path)."""
+        p = self.params.get(name)
+        if p is None or genome.__dict__.get(REPAIRED_IN) is not self:
+            return self.repair(genome.replace(values={name: value}))
+        values = dict(genome.values)
+        values[name] = canonical_value(p.clip(canonical_value(value)))
+        return built_genome(genome.layers, values, self)
+
+    def with_structure(self, genome: Genome, structure: str, parts: Mapping[str, tuple]) -> Genome:
+        """``repair(genome.replace(layers=parts))`` for ``parts`` of one structure (its
+        sizes and its tracks); when ``genome`` is repaired into this space already, only
+        that structure is repaired again."""
+        ls = self.layers.get(structure)
+        if ls is None or genome.__dict__.get(REPAIRED_IN) is not self:
+            return self.repair(genome.replace(layers=parts))
+        new = {k: canonical_sizes(v) for k, v in parts.items()}
+        old = genome.layers
+        layers = dict(old)
+        layers[structure] = sizes = canonical_sizes(ls.repair(new.get(structure, old.get(structure, ()))))
+        for track, p in ls.tracks(structure):
+            layers[track] = canonical_sizes(ls.repair_track(p, new.get(track, old.get(track, ())), len(sizes)))
+        return built_genome(layers, genome.values, self)
 
     def repair_parts(self, layers: Mapping[str, tuple], values: Mapping[str, Any]) -> Genome:
         """:meth:`repair` of the genome these parts (canonical values, any key order)
@@ -257,7 +285,7 @@ class SearchSpace:
         if order is None:
             order = self.__dict__["_sorted_keys"] = (sorted(self.layer_keys()), sorted(self.params))
         return built_genome({k: canonical_sizes(out[k]) for k in order[0]},
-                      {k: canonical_value(clipped[k]) for k in order[1]})
+                            {k: canonical_value(clipped[k]) for k in order[1]}, self)
 
     def contains(self, genome: Genome) -> bool:
         return (
