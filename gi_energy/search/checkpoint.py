@@ -134,7 +134,14 @@ class CheckpointWriter:
 
 
 def _outcome_line(outcome: Outcome) -> str:
-    return json.dumps(outcome_to_dict(outcome), separators=(",", ":")) + "\n"
+    """``json.dumps(outcome_to_dict(outcome), separators=(",", ":"))`` and a newline, with
+    each genome's compact JSON (kept on the genome, and sorted as its dict is) put in
+    whole, not encoded again for the outcome and for every evaluation."""
+    evaluations = ",".join(
+        '{"genome":' + ev.genome.to_json() + "," + json.dumps(ev.to_dict(genome=False), separators=(",", ":"))[1:]
+        for ev in outcome.evaluations)
+    return (f'{{"key":{json.dumps(outcome.key)},"genome":{outcome.genome.to_json()},'
+            f'"cached":{"true" if outcome.cached else "false"},"evaluations":[{evaluations}]}}\n')
 
 
 def _write_lines_atomic(path: Path, outcomes, durable: bool = True) -> None:

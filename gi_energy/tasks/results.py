@@ -88,11 +88,16 @@ class Evaluation:
             return None
         return float(value)
 
-    def to_dict(self) -> dict:
+    def to_dict(self, *, genome: bool = True) -> dict:
+        """Every field as plain data, in field order (``genome`` first); ``genome=False``
+        leaves the genome out (a caller that has its JSON already)."""
         # Field by field, not asdict(): every nested value is converted below, and asdict's
         # deep copy was the largest cost of a replay's checkpoints.
         d = {name: getattr(self, name) for name in _EVALUATION_FIELDS}
-        d["genome"] = self.genome.to_dict()
+        if genome:
+            d["genome"] = self.genome.to_dict()
+        else:
+            del d["genome"]
         d["train"] = None if self.train is None else self.train.to_dict()
         d["inference"] = None if self.inference is None else self.inference.to_dict()
         d["extra"] = dict(self.extra)

@@ -1,0 +1,80 @@
+"""outcomes.jsonl lines are put together from each genome's kept JSON; they must be the
+very line ``json.dumps(outcome_to_dict(o))`` writes, and read back to the same outcome."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gi_energy.config.genome import Genome
+from gi_energy.meters.reading import Reading
+from gi_energy.search.checkpoint import _outcome_line, outcome_from_dict, outcome_to_dict
+from gi_energy.tasks.results import Evaluation, Outcome
+
+PROPERTY = settings(max_examples=int(os.environ.get("GI_HYPOTHESIS_EXAMPLES", "60")), deadline=None)
+
+text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=8)
+floats = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True))
+
+
+@st.composite
+def genomes(draw):
+    layers = {name: tuple(draw(st.lists(st.integers(1, 999), max_size=4)))
+              for name in draw(st.lists(st.sampled_from(["hidden", "conv", "blocks"]), unique=True))}
+    values = {name: draw(st.one_of(st.integers(-5, 10**6), st.floats(-1e6, 1e6, allow_nan=False), text,
+                                   st.booleans()))
+              for name in draw(st.lists(st.sampled_from(["learning_rate", "optimizer", "épochs", 'q"x', "z"]),
+                                        unique=True))}
+    return Genome(layers=layers, values=values)
+
+
+@st.composite
+def readings(draw, depth=0):
+    parts = () if depth else tuple(draw(st.lists(readings(depth=1), max_size=2)))
+    return Reading(backend=draw(st.sampled_from(["rapl", "nvml", "estimate", "combined", "replay"])),
+                   scope=draw(st.sampled_from(["package", "board", "none"])), measured=draw(st.booleans()),
+                   energy_j=draw(floats), duration_s=draw(st.floats(0, 1e4)),
+                   domains_j=draw(st.dictionaries(st.sampled_from(["package-0", "dram-0", "gpu-0"]),
+                                                  st.floats(0, 1e4))),
+                   warnings=tuple(draw(st.lists(text, max_size=2))),
+                   missing_reason=draw(st.one_of(st.none(), text)), parts=parts)
+
+
+@st.composite
+def outcomes(draw):
+    genome = draw(genomes())
+    evaluations = tuple(
+        Evaluation(genome=genome, status=draw(st.sampled_from(["ok", "failed", "nan"])), repeat=r,
+                   reason=draw(st.one_of(st.none(), text)), val_accuracy=draw(floats),
+                   train=draw(st.one_of(st.none(), readings())), inference=draw(st.one_of(st.none(), readings())),
+                   inference_samples=draw(st.one_of(st.none(), st.integers(0, 10**6))),
+                   params=draw(st.one_of(st.none(), st.integers(0, 10**9))), worker=draw(text),
+                   extra=draw(st.dictionaries(st.sampled_from(["a", "ß"]), st.floats(allow_nan=False))),
+                   metrics=draw(st.dictionaries(st.sampled_from(["f1", "latency"]), floats)))
+        for r in range(draw(st.integers(1, 3))))
+    return Outcome(genome=genome, evaluations=evaluations, cached=draw(st.booleans()))
+
+
+@PROPERTY
+@given(outcomes())
+def test_an_outcome_line_is_the_json_of_its_dict(outcome):
+    line = _outcome_line(outcome)
+    assert line == json.dumps(outcome_to_dict(outcome), separators=(",", ":")) + "\n"
+    back = outcome_from_dict(json.loads(line))
+    assert back.key == outcome.key and back.cached == outcome.cached
+    for a, b in zip(back.evaluations, outcome.evaluations, strict=True):
+        assert a.genome.to_json() == b.genome.to_json()
+        assert a.status == b.status and a.repeat == b.repeat and a.worker == b.worker
+        for x, y in ((a.val_accuracy, b.val_accuracy), (a.train_energy_j, b.train_energy_j)):
+            assert x == y or (x is not None and y is not None and math.isnan(x) and math.isnan(y))
+
+
+def test_an_evaluation_without_its_genome_keeps_every_other_field_in_order():
+    ev = Evaluation(genome=Genome(values={"x": 1}), status="ok", val_accuracy=0.5)
+    full, rest = ev.to_dict(), ev.to_dict(genome=False)
+    assert list(full)[0] == "genome" and list(full)[1:] == list(rest)
+    assert {k: v for k, v in full.items() if k != "genome"} == rest
