@@ -269,20 +269,40 @@ def _speeds(n: int, t0: float, c0: float) -> tuple[float, float]:
     return n / (time.perf_counter() - t0), n / (time.process_time() - c0)
 
 
+def _importable(tree: Path, shadow: Path) -> Path:
+    """A folder to put on PYTHONPATH so that ``gi_energy`` and its ``gi_energy.operators``
+    and ``gi_energy.problems`` all come from ``tree``: setup.cfg installs operators/ and
+    problems/ under those names, and the editable install maps them to this checkout's
+    folders, so another tree's gi_energy alone would import this checkout's operators."""
+    pkg = shadow / "gi_energy"
+    pkg.mkdir(parents=True)
+    for entry in (tree / "gi_energy").iterdir():
+        (pkg / entry.name).symlink_to(entry.resolve())
+    for name in ("operators", "problems"):
+        if (tree / name).is_dir() and not (pkg / name).exists():
+            (pkg / name).symlink_to((tree / name).resolve())
+    return shadow
+
+
 def throughput(baseline: str | None, repeats: int, evaluations: int, table_rows: int | None = None) -> None:
     import os
 
     trees = {"this tree": None} if baseline is None else {"baseline": baseline, "this tree": None}
+    shadows = tempfile.TemporaryDirectory()
+    paths = {label: _importable(Path(tree or Path(__file__).resolve().parents[1]).resolve(),
+                                Path(shadows.name) / str(i))
+             for i, (label, tree) in enumerate(trees.items())}
     speeds: dict[str, list[float]] = {k: [] for k in trees}
     cpu: dict[str, list[float]] = {k: [] for k in trees}
     for _ in range(repeats):
-        for label, tree in trees.items():  # alternating, so load changes hit both alike
+        for label in trees:  # alternating, so load changes hit both alike
             env = dict(os.environ)
-            # The tree's own gi_energy first (the editable install is only a fallback);
-            # run from a neutral folder, so the working directory's copy is not picked up.
-            env["PYTHONPATH"] = str(Path(tree or Path(__file__).resolve().parents[1]).resolve())
+            # The tree's own gi_energy, operators and problems first (the editable install
+            # is only a fallback); run from a neutral folder, so the working directory's
+            # copy is not picked up.
+            env["PYTHONPATH"] = str(paths[label])
             code = (f"import sys; sys.argv = ['x']; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); "
-                    f"import bench_scale, gi_energy; print(gi_energy.__file__); "
+                    f"import bench_scale, gi_energy, gi_energy.operators as ops; print(ops.__file__); "
                     + (f"print(*bench_scale.table_search_speed({table_rows}, {evaluations}))" if table_rows
                        else f"print(*bench_scale.replay_search_speed({evaluations}))"))
             proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
@@ -293,7 +313,7 @@ def throughput(baseline: str | None, repeats: int, evaluations: int, table_rows:
             wall, per_cpu = (float(x) for x in line.split())
             speeds[label].append(wall)
             cpu[label].append(per_cpu)
-            print(f"  {label} ({Path(where).parent.parent}): {wall:,.0f} evaluations/s "
+            print(f"  {label} ({Path(where).resolve().parent.parent}): {wall:,.0f} evaluations/s "
                   f"({per_cpu:,.0f} per CPU second)", flush=True)
     for label in trees:
         print(f"{label}: {_spread(speeds[label])} evaluations/s, {_spread(cpu[label])} per CPU second, "
