@@ -159,9 +159,11 @@ class SearchLoop:
         """Outcomes in input order; each new key is evaluated once, keys this run has
         already evaluated are answered from memory without counting again."""
         new: list[Genome] = []
+        asked: set[str] = set()
         for g in genomes:
-            if g.key not in self.by_key and all(g.key != n.key for n in new):
+            if g.key not in self.by_key and g.key not in asked:
                 new.append(g)
+                asked.add(g.key)
         self.pending = []
 
         reported: set[str] = set()
@@ -192,7 +194,7 @@ class SearchLoop:
         return None if self.journal is None else self.journal.spent_repeats(outcome)
 
     def new_evaluation_count(self, genomes: Sequence[Genome]) -> int:
-        return len({g.key for g in genomes} - set(self.by_key))
+        return sum(1 for key in {g.key for g in genomes} if key not in self.by_key)
 
     # -- variation
 
