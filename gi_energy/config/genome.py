@@ -74,6 +74,11 @@ def _key_of(layers: Mapping[str, tuple], values: Mapping[str, Any]) -> str:
     return "|".join(parts)
 
 
+# json.dumps(x, sort_keys=True, separators=(",", ":")) with one encoder made once (dumps
+# makes a new one per call when an argument is not the default).
+_COMPACT_SORTED = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+
+
 @dataclass(frozen=True)
 class Genome:
     """One candidate: layer structures plus hyperparameter values. Hashable, picklable."""
@@ -111,7 +116,7 @@ class Genome:
         # Kept once built, as the key is: every rewrite of evaluations.csv asks again.
         text = self.__dict__.get("_json")
         if text is None:
-            text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+            text = _COMPACT_SORTED(self.to_dict())
             object.__setattr__(self, "_json", text)
         return text
 

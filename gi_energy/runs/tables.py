@@ -184,6 +184,11 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+# json.dumps(x, sort_keys=True), with one encoder made once: dumps builds a new encoder per
+# call whenever an argument is not the default, and evaluations.csv asks four times a row.
+_sorted_json = json.JSONEncoder(sort_keys=True).encode
+
+
 def evaluation_row(ev: Evaluation, index: int, cached: bool, spent: bool | None = None) -> dict[str, object]:
     """One evaluations.csv row (genome columns come first).
 
@@ -204,10 +209,10 @@ def evaluation_row(ev: Evaluation, index: int, cached: bool, spent: bool | None 
         "device": ev.device, "worker": ev.worker, "cached": cached,
         "spent": (not cached) if spent is None else bool(spent),
         "genome_json": ev.genome.to_json(),
-        "train_json": None if ev.train is None else json.dumps(ev.train.to_dict(), sort_keys=True),
-        "inference_json": None if ev.inference is None else json.dumps(ev.inference.to_dict(), sort_keys=True),
-        "extra_json": json.dumps(dict(ev.extra), sort_keys=True) if ev.extra else "{}",
-        "metrics_json": json.dumps(dict(ev.metrics), sort_keys=True) if ev.metrics else None,
+        "train_json": None if ev.train is None else _sorted_json(ev.train.to_dict()),
+        "inference_json": None if ev.inference is None else _sorted_json(ev.inference.to_dict()),
+        "extra_json": _sorted_json(dict(ev.extra)) if ev.extra else "{}",
+        "metrics_json": _sorted_json(dict(ev.metrics)) if ev.metrics else None,
     })
     for name, value in ev.metrics.items():
         row.setdefault(name, value)  # readable; never over a genome or built-in column

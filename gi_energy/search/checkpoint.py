@@ -133,12 +133,16 @@ class CheckpointWriter:
         return path
 
 
+# json.dumps(x, separators=(",", ":")) with one encoder made once, not one per call.
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def _outcome_line(outcome: Outcome) -> str:
     """``json.dumps(outcome_to_dict(outcome), separators=(",", ":"))`` and a newline, with
     each genome's compact JSON (kept on the genome, and sorted as its dict is) put in
     whole, not encoded again for the outcome and for every evaluation."""
     evaluations = ",".join(
-        '{"genome":' + ev.genome.to_json() + "," + json.dumps(ev.to_dict(genome=False), separators=(",", ":"))[1:]
+        '{"genome":' + ev.genome.to_json() + "," + _compact_json(ev.to_dict(genome=False))[1:]
         for ev in outcome.evaluations)
     return (f'{{"key":{json.dumps(outcome.key)},"genome":{outcome.genome.to_json()},'
             f'"cached":{"true" if outcome.cached else "false"},"evaluations":[{evaluations}]}}\n')
