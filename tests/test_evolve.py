@@ -215,6 +215,24 @@ def test_failed_evaluations_never_on_the_front(tmp_path):
     assert all(o.key not in front_csv for o in r.evaluations if not o.ok)
 
 
+def test_each_generations_hypervolume_is_that_of_the_front_so_far(tmp_path):
+    """The history's hypervolume is kept while the front does not change; it must still be
+    the hypervolume of the front of everything evaluated up to that generation."""
+    from gi_energy.pareto import front_outcomes
+    from gi_energy.report.indicators import hypervolume
+
+    problem = make_problem(generations=12)
+    r = run(tmp_path, "a", problem=problem)
+    ref = np.asarray(r.reference_point, dtype=float)
+    unchanged = 0
+    for before, h in zip([None, *r.history], r.history):
+        front = front_outcomes(r.evaluations[:h["evaluations"]], problem.objectives, problem.constraints)
+        pts = np.array([o.objectives(problem.objectives) for o in front], dtype=float)
+        assert h["hypervolume"] == hypervolume(pts, ref)
+        unchanged += before is not None and before["hypervolume"] == h["hypervolume"]
+    assert 0 < len(r.history) - unchanged  # the front moved in some generations
+
+
 def test_everything_fails(tmp_path):
     r = run(tmp_path, "a", problem=make_problem(generations=2), evaluator=FakeEvaluator(fail_lr_above=0.0))
     assert r.front == []

@@ -113,6 +113,9 @@ class SearchLoop:
     # dominated once stays dominated, so each generation only sorts the front + newcomers.
     archive: list[int] = field(default_factory=list)
     archived: int = 0
+    # The front's hypervolume, kept with the front (archive) and reference it was taken on:
+    # late in a run most generations leave the front as it was.
+    hv_memo: tuple | None = None
     # Outcomes never change: their fitness is computed once (keyed by genome key).
     fitness_cache: dict[str, nsga2.Fitness] = field(default_factory=dict)
     # trained.jsonl: what this run trained (across resumes); decides whose energy counts.
@@ -326,12 +329,20 @@ class SearchLoop:
             "failures": self.totals.failures,
             "energy_spent_j": self.totals.energy_spent_j,
             "energy_unknown": self.totals.energy_unknown,
-            "hypervolume": self.hypervolume(front),
+            "hypervolume": self._front_hypervolume(front),
             "front_size": len(front),
             "wall_s": round(self.wall_s(), 3),
         }
         self.history.append(row)
         self.progress.generation_end(row)
+
+    def _front_hypervolume(self, front: Sequence[Outcome]) -> float | None:
+        """:meth:`hypervolume` of ``front`` (the run's front now), computed again only
+        when the front or the reference point changed."""
+        memo_key = (tuple(self.archive), None if self.reference_point is None else tuple(self.reference_point))
+        if self.hv_memo is None or self.hv_memo[0] != memo_key:
+            self.hv_memo = (memo_key, self.hypervolume(front))
+        return self.hv_memo[1]
 
     def hypervolume(self, front: Sequence[Outcome]) -> float | None:
         if self.reference_point is None:
@@ -381,7 +392,7 @@ class SearchLoop:
         self.started_s = time.perf_counter()
         self.generation = ckpt.generation
         self.reference_point = ckpt.reference_point
-        self.archive, self.archived = [], 0
+        self.archive, self.archived, self.hv_memo = [], 0, None
 
     def pending_outcomes(self) -> list[Outcome]:
         """The evaluations of the unfinished generation, grouped per genome."""
