@@ -76,10 +76,19 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "gi_energy.cli", *args]
 
 
+def _sigint_default() -> None:
+    # A non-interactive shell starts background jobs (`pytest ... &`) with SIGINT ignored,
+    # an ignored signal stays ignored across fork and exec, and Python then installs no
+    # KeyboardInterrupt handler: gi-energy would ignore the SIGINT these cases send and
+    # finish with status 0. What is tested is what a deliverable SIGINT does.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(args: list[str], cwd: Path) -> subprocess.Popen:
-    """A gi-energy process leading its own process group (pgid == pid)."""
+    """A gi-energy process leading its own process group (pgid == pid), with SIGINT at its
+    default whatever the test runner inherited."""
     return subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_sigint_default)
 
 
 def group_pids(pgid: int) -> list[int]:
