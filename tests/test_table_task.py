@@ -133,7 +133,7 @@ def test_table_energy_key_names_the_column_the_search_pays(tmp_path):
 
 def test_keys_built_per_column_are_genome_keys(tmp_path):
     ev = TableEvaluator(load_problem(_write(tmp_path)))
-    assert set(ev.groups) == {g.key for g in ev.genomes()}
+    assert set(ev.first_row) == {g.key for g in ev.genomes()}
     assert all(ev.lookup(g).ok or ev.lookup(g).status == "failed" for g in ev.genomes())
 
 
@@ -260,3 +260,11 @@ def test_grid_on_a_table_problem_says_the_table_is_the_baseline(tmp_path):
     problem = load_problem(_write(tmp_path))
     with pytest.raises(ProblemError, match=r"\[table\] problem is its own exhaustive baseline"):
         grid_genomes(problem)
+
+
+def test_rows_by_key_keeps_first_rows_in_table_order_and_repeats_in_row_order():
+    from gi_energy.evaluation.table import _rows_by_key
+
+    assert _rows_by_key(["b", "a", "c"]) == ({"b": 0, "a": 1, "c": 2}, {})
+    assert _rows_by_key(["b", "a", "b", "c", "a", "b"]) == ({"b": 0, "a": 1, "c": 3}, {"b": [0, 2, 5], "a": [1, 4]})
+    assert _rows_by_key([]) == ({}, {})

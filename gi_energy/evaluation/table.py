@@ -51,9 +51,9 @@ class TableEvaluator(LookupEvaluator):
         self.metric_columns = dict(cfg.metrics)
         self.wanted = [*problem.objectives, *problem.constraints]
         self.measured_rows = None if cfg.measured is None else frame[cfg.measured].to_numpy(dtype=bool)
-        self.groups: dict[str, list[int]] = {}
-        for i, key in enumerate(_keys(self.columns)):
-            self.groups.setdefault(key, []).append(i)  # repeats in the order of the table's rows
+        # Each configuration's first row, in the table's order, and the rows of those that
+        # repeat (seeds), in the order of the table's rows.
+        self.first_row, self.repeat_rows = _rows_by_key(_keys(self.columns))
         super().__init__()
         has_energy = any(name in self.metrics for name in ("train_energy_j", "inference_energy_j_per_1k"))
         self.measured = bool(has_energy and self.measured_rows is not None and self.measured_rows.all())
@@ -64,13 +64,13 @@ class TableEvaluator(LookupEvaluator):
         else:
             energy = (f"energy as the table records it, measured in {int(self.measured_rows.sum())} of "
                       f"{self.rows} rows (column {cfg.measured})")
-        self.meter_description = f"table {cfg.path} ({len(self.groups)} configurations; {energy})"
+        self.meter_description = f"table {cfg.path} ({len(self.first_row)} configurations; {energy})"
 
     def close(self) -> None:
         return None
 
     def __len__(self) -> int:
-        return len(self.groups)
+        return len(self.first_row)
 
     def restrict(self, space: SearchSpace | None = None) -> SearchSpace:
         """The table's levels (the space the problem was read with): every genome the
@@ -79,7 +79,7 @@ class TableEvaluator(LookupEvaluator):
 
     def genomes(self) -> list[Genome]:
         """Every configuration of the table, in the order of its first row."""
-        return [self._genome(rows[0]) for rows in self.groups.values()]
+        return [self._genome(i) for i in self.first_row.values()]
 
     def outcomes(self) -> list[Outcome]:
         return [self.lookup(g) for g in self.genomes()]
@@ -90,7 +90,7 @@ class TableEvaluator(LookupEvaluator):
         key = genome.key
         o = self._fresh.get(key)
         if o is None:
-            rows = self.groups.get(key)
+            rows = self.repeat_rows.get(key) or ([self.first_row[key]] if key in self.first_row else None)
             if rows is None:
                 evs = (Evaluation(genome=genome, status="missing", worker="table",
                                   reason=f"configuration not in the table {self.name}"),)
@@ -137,6 +137,19 @@ def _reading(energy_j: float, measured: bool, line: str, column: str) -> Reading
     if not math.isfinite(energy_j):
         return Reading.missing_reading("table", f"{line} has no {column}")
     return Reading(backend="table", scope="table", measured=measured, energy_j=energy_j, duration_s=0.0)
+
+
+def _rows_by_key(keys: list[str]) -> tuple[dict[str, int], dict[str, list[int]]]:
+    """(each key's first row, in the order of first rows; the rows of each key that has
+    more than one). A table without repeats takes one C-speed ``dict(zip(...))``: a list
+    per row of a 100,000-row table was most of its loading."""
+    first = dict(zip(keys, range(len(keys))))
+    if len(first) == len(keys):
+        return first, {}
+    rows: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        rows.setdefault(key, []).append(i)
+    return {k: r[0] for k, r in rows.items()}, {k: r for k, r in rows.items() if len(r) > 1}
 
 
 def _keys(columns: dict[str, list]) -> list[str]:
