@@ -34,6 +34,7 @@ from gi_energy.report.progress import (
 )
 from gi_energy.report.run import RunResult
 from gi_energy.runs.files import default_run_dir, now_iso
+from gi_energy.runs.interrupts import InterruptGate
 from gi_energy.runs.journal import TrainedJournal
 from gi_energy.runs.lock import RunLock, create_locked
 from gi_energy.runs.pacing import Pacer
@@ -253,6 +254,7 @@ def _run_batches(problem, rd: RunDirectory, genomes: Sequence[Genome], done: lis
     status = "failed"
     pending: dict[str, list[Evaluation]] = {}
     pending_cached: dict[str, bool] = {}
+    gate = InterruptGate().open()
     try:
         for start, stop in batches(len(todo), problem.evaluation.workers):
             batch = todo[start:stop]
@@ -262,19 +264,20 @@ def _run_batches(problem, rd: RunDirectory, genomes: Sequence[Genome], done: lis
             pending_cached.clear()
 
             def on_result(ev: Evaluation, cached: bool, progress=progress) -> None:
-                if not cached:
-                    journal.record(ev)  # at once: a kill -9 later loses nothing this run paid for
-                pending.setdefault(ev.key, []).append(ev)
-                pending_cached[ev.key] = pending_cached.get(ev.key, True) and cached
+                with gate:  # journaled and in pending, or neither (a signal waits for the end)
+                    if not cached:
+                        journal.record(ev)  # at once: a kill -9 later loses nothing this run paid for
+                    pending.setdefault(ev.key, []).append(ev)
+                    pending_cached[ev.key] = pending_cached.get(ev.key, True) and cached
                 progress(ev, cached)
 
             results = evaluator.evaluate(batch, on_result=on_result)
-            pending.clear()
             wall_s = time.perf_counter() - t0
             for o in results:
                 if not o.cached and not any((e.key, e.repeat) in journal for e in o.evaluations):
                     journal.seed([o])  # an evaluator that did not report through on_result
             outcomes.extend(results)
+            pending.clear()  # only now: until the batch is in outcomes, an interrupt writes it from here
             new = [o for o in results if any(journal.spent_repeats(o))]
             b_trained, b_spent_j, b_unknown = _spending(results, journal)
             trained, spent_j, unknown = trained + b_trained, spent_j + b_spent_j, unknown + b_unknown
@@ -308,9 +311,13 @@ def _run_batches(problem, rd: RunDirectory, genomes: Sequence[Genome], done: lis
         status = "interrupted"
         raise
     finally:
+        gate.close()  # the clean-up below runs with the signals' own handlers again
         if pending:
-            # Interrupted mid-batch: keep the points that finished (a resume skips them).
-            outcomes.extend(_finished(pending, pending_cached, problem.evaluation.repeats))
+            # Interrupted mid-batch: keep the points that finished (a resume skips them),
+            # unless the batch was already kept (an interrupt just before pending.clear()).
+            kept = {o.key for o in outcomes}
+            outcomes.extend(o for o in _finished(pending, pending_cached, problem.evaluation.repeats)
+                            if o.key not in kept)
             pending.clear()
         trained, spent_j, unknown = _spending(outcomes, journal)
         front = rd.write_results(outcomes, objectives, history, constraints=problem.constraints,

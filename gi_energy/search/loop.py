@@ -29,6 +29,7 @@ from gi_energy.config.space import SearchSpace
 from gi_energy.operators import crossover, make_novel, mutate
 from gi_energy.pareto import unique_outcomes
 from gi_energy.report.progress import Progress
+from gi_energy.runs.interrupts import InterruptGate
 from gi_energy.runs.journal import TrainedJournal
 from gi_energy.tasks.results import Evaluation, Outcome
 
@@ -120,6 +121,8 @@ class SearchLoop:
     fitness_cache: dict[str, nsga2.Fitness] = field(default_factory=dict)
     # trained.jsonl: what this run trained (across resumes); decides whose energy counts.
     journal: TrainedJournal | None = None
+    # Holds SIGINT/SIGTERM while a finished evaluation is recorded (opened by the session).
+    gate: InterruptGate = field(default_factory=InterruptGate)
     # Surrogate pre-screening ([search] surrogate): the genome encoder (built once) and the
     # seconds each screened generation spent fitting and predicting (for measurements).
     encoder: Any = None
@@ -172,21 +175,22 @@ class SearchLoop:
         reported: set[str] = set()
 
         def on_result(evaluation: Evaluation, cached: bool) -> None:
-            if not cached and self.journal is not None:
-                # Journaled the moment it finishes: a kill -9 after this line loses nothing.
-                self.journal.record(evaluation)
-            reported.add(evaluation.key)
-            self.pending.append((evaluation, cached))
+            with self.gate:  # journaled and in pending, or neither (a signal waits for the end)
+                if not cached and self.journal is not None:
+                    # Journaled the moment it finishes: a kill -9 after this line loses nothing.
+                    self.journal.record(evaluation)
+                reported.add(evaluation.key)
+                self.pending.append((evaluation, cached))
             self.progress.result(evaluation, cached)
 
         fresh = self.evaluator.evaluate(new, on_result) if new else []
-        self.pending = []
         for outcome in fresh:
             if self.journal is not None and not outcome.cached and outcome.key not in reported:
                 self.journal.seed([outcome])  # an evaluator that did not report through on_result
             self.outcomes.append(outcome)
             self.by_key[outcome.key] = outcome
             self.totals.add(outcome, self.spent(outcome))
+        self.pending = []  # only now: an interrupt in the loop above still finds the rest there
         return [self.by_key[g.key] for g in genomes]
 
     def spent(self, outcome: Outcome) -> list[bool] | None:
@@ -395,10 +399,13 @@ class SearchLoop:
         self.archive, self.archived, self.hv_memo = [], 0, None
 
     def pending_outcomes(self) -> list[Outcome]:
-        """The evaluations of the unfinished generation, grouped per genome."""
+        """The evaluations of the unfinished generation, grouped per genome (those of
+        genomes already among the run's outcomes left out)."""
         groups: dict[str, list[Evaluation]] = {}
         cached: dict[str, bool] = {}
         for ev, was_cached in self.pending:
+            if ev.key in self.by_key:
+                continue  # an interrupt after its outcome was kept, before pending was cleared
             groups.setdefault(ev.key, []).append(ev)
             cached[ev.key] = cached.get(ev.key, True) and was_cached
         return [Outcome(evs[0].genome, tuple(evs), cached[k]) for k, evs in groups.items()]

@@ -20,6 +20,7 @@ from gi_energy.errors import RunInterrupted
 from gi_energy.report.plots import write_front_png
 from gi_energy.report.progress import Progress, format_energy, meter_line
 from gi_energy.report.run import RunResult
+from gi_energy.runs.interrupts import InterruptGate
 from gi_energy.runs.journal import TrainedJournal
 from gi_energy.runs.pacing import Pacer
 from gi_energy.runs.tables import EvaluationLines
@@ -67,16 +68,18 @@ def run_in(problem: Problem, evaluator: EvaluatorLike, termination: AnyOf, rd, c
     rd.lines = EvaluationLines()  # each rewrite of evaluations.csv renders only its new rows
     if checkpoint is not None and not journal.exists():
         journal.seed(checkpoint.outcomes)  # a run checkpointed before journals existed
+    gate = InterruptGate().open()  # a finished evaluation's records are made whole (runs.interrupts)
     try:
-        return _run_search(problem, evaluator, termination, rd, checkpoint, progress, plot, journal)
+        return _run_search(problem, evaluator, termination, rd, checkpoint, progress, plot, journal, gate)
     finally:
+        gate.close()
         journal.close()
 
 
 def _run_search(problem: Problem, evaluator: EvaluatorLike, termination: AnyOf, rd, checkpoint: Checkpoint | None,
-                progress: Progress, plot: bool, journal: TrainedJournal) -> EvolveResult:
+                progress: Progress, plot: bool, journal: TrainedJournal, gate: InterruptGate) -> EvolveResult:
     search = SearchLoop(problem=problem, evaluator=evaluator, termination=termination,
-                     rng=np.random.default_rng(problem.seed), progress=progress, journal=journal)
+                        rng=np.random.default_rng(problem.seed), progress=progress, journal=journal, gate=gate)
     if checkpoint is not None:
         search.restore(checkpoint)
     last: list[Checkpoint] = [checkpoint] if checkpoint is not None else []
