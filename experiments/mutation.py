@@ -48,6 +48,8 @@ MODULES: dict[str, list[str]] = {
     "meters/counters.py": ["tests/test_meters_pyrapl.py", "tests/test_meters_wrap.py"],
     "meters/nvml.py": ["tests/test_meters_nvml.py", "tests/test_meters_nvml_exact.py",
                        "tests/test_meters_contract.py"],
+    "meters/nvmldevice.py": ["tests/test_meters_nvml.py", "tests/test_meters_nvml_exact.py",
+                             "tests/test_meters_contract.py"],
     "pareto.py": ["tests/test_pareto.py", "tests/test_nsga2.py", "tests/test_indicators.py"],
     "search/nsga2.py": ["tests/test_nsga2.py", "tests/test_survival_fast.py"],
     "report/indicators.py": ["tests/test_indicators.py", "tests/test_values_indicators.py"],
