@@ -107,3 +107,33 @@ def test_missing_plotly_is_said_plainly(runs, tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["compare", str(root / "evo"), "--out", str(tmp_path / "c")])
     assert result.exit_code == 0 and "no report.html" in result.output
     assert (tmp_path / "c" / "report.md").exists() and not (tmp_path / "c" / "report.html").exists()
+
+
+def test_a_large_run_draws_a_thinned_cloud_and_its_whole_front(runs, tmp_path, monkeypatch):
+    from gi_energy.report import html as html_mod
+    from gi_energy.report.run import RunResult
+
+    root, _ = runs
+    grid = RunResult(root / "grid")
+    front_keys = {o.key for o in grid.front}
+    cloud = [o for o in grid.outcomes if o.ok and o.key not in front_keys]
+    assert len(cloud) >= 5
+    monkeypatch.setattr(html_mod, "MAX_CLOUD_POINTS", 2)
+    fig = html_mod.fronts_plot([grid], None)
+    traces = {t.name: t for t in fig.data}
+    stride = -(-len(cloud) // 2)
+    shown = next(t for name, t in traces.items() if "evaluated" in name)
+    assert shown.name.endswith(f"(every {stride:,}th shown)")
+    assert len(shown.x) == len(cloud[::stride]) <= 2
+    front = next(t for name, t in traces.items() if "front" in name)
+    assert len(front.x) == len(grid.front)
+
+
+def test_thinning_keeps_every_stride_th_point_from_the_first():
+    from gi_energy.report.html import thinned
+
+    assert thinned(list(range(10)), 20) == (list(range(10)), 1)
+    assert thinned(list(range(10)), 10) == (list(range(10)), 1)
+    assert thinned(list(range(10)), 4) == ([0, 3, 6, 9], 3)
+    assert thinned(list(range(11)), 5) == ([0, 3, 6, 9], 3)
+    assert thinned([], 3) == ([], 1)

@@ -34,6 +34,20 @@ MISSING_PLOTLY = ("report.html needs plotly, which is not installed: pip install
 
 # Shown for every front point beside its objectives, when the run has them.
 EXTRA_METRICS = ("test_accuracy", "train_energy_j", "inference_energy_j_per_1k", "params")
+# Evaluated points drawn per run beside its front (the front is always drawn whole): a run
+# of 100,000 evaluations made a page of over 100 MB that no browser opens.
+MAX_CLOUD_POINTS = 5_000
+
+
+def thinned(points: Sequence, limit: int | None = None) -> tuple[list, int]:
+    """(at most ``limit`` (default MAX_CLOUD_POINTS) of ``points``: every stride-th, from
+    the first, in their order; the stride, 1 when all are kept)."""
+    limit = MAX_CLOUD_POINTS if limit is None else limit
+    n = len(points)
+    if n <= limit:
+        return list(points), 1
+    stride = math.ceil(n / limit)
+    return list(points[::stride]), stride
 
 
 def plotly_available() -> bool:
@@ -109,12 +123,13 @@ def fronts_plot(runs: Sequence[RunResult], kind: str | None):
         label = shown[run.path]
         colour = "#000000" if run.command == "grid" and len(runs) > 1 else palette[i % len(palette)]
         front_keys = {o.key for o in run.front}
-        rest = [o for o in run.outcomes if o.ok and o.key not in front_keys]
+        rest, stride = thinned([o for o in run.outcomes if o.ok and o.key not in front_keys])
+        cloud = f"{label}: evaluated" if stride == 1 else f"{label}: evaluated (every {stride:,}th shown)"
         for col, (yn, xn) in enumerate(pairs, start=1):
             legend = col == 1
             fig.add_trace(go.Scatter(
                 x=[o.metric(xn) for o in rest], y=[o.metric(yn) for o in rest], mode="markers",
-                name=f"{label}: evaluated", legendgroup=f"{i}-ev", showlegend=legend,
+                name=cloud, legendgroup=f"{i}-ev", showlegend=legend,
                 visible=True if len(runs) == 1 else "legendonly",
                 marker={"size": 5, "color": colour, "opacity": 0.25},
                 hovertext=[_hover(run, o, label) for o in rest], hoverinfo="text"), row=1, col=col)
