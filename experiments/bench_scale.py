@@ -21,6 +21,8 @@ another's):
     table    a replay search of 1,000 evaluations (plain NSGA-II, run directory and
              checkpoints included) on a 100,000-row [table] CSV: parsing the problem,
              loading the table, the search (n is the table's rows)
+    store    the evaluation store holding n evaluations: one batch of 4 written (one
+             transaction), 1,000 stored keys looked up, and the time to fill it
 
 Throughput (``--throughput``): the whole replay search, plain NSGA-II (``surrogate =
 "none"``, whatever the default is) with its run directory and checkpoints, in
@@ -55,7 +57,7 @@ from pathlib import Path
 
 import numpy as np
 
-CASES = ("front", "compare", "grid", "table")
+CASES = ("front", "compare", "grid", "table", "store")
 
 
 # ---------------------------------------------------------------- synthetic outcomes
@@ -165,6 +167,33 @@ def case_grid(n: int, tmp: Path) -> dict:
             "old_batch_s": recompute_s + write_s, "front": len(front)}
 
 
+def case_store(n: int, tmp: Path) -> dict:
+    """The evaluation store holding ``n`` evaluations: one batch of 4 results written (one
+    transaction, as the evaluator writes a batch; seconds), 1,000 stored keys looked up
+    (``get_many``, as a resumed run or a second run asks), and filling it in batches of
+    1,000 (fill_s, before the clock of the other two)."""
+    from gi_energy.evaluation.store import Store
+
+    outcomes = synthetic_outcomes(n + 4)
+    evaluations = [o.evaluations[0] for o in outcomes]
+    store = Store(tmp / "store.sqlite")
+    t0 = time.perf_counter()
+    for i in range(0, n, 1000):
+        store.put_many("bench", "cpu", evaluations[i:min(i + 1000, n)])
+    fill_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    store.put_many("bench", "cpu", evaluations[n:])
+    batch_s = time.perf_counter() - t0
+    keys = [evaluations[i].key for i in np.random.default_rng(0).choice(n, size=min(1000, n), replace=False)]
+    t0 = time.perf_counter()
+    found = store.get_many("bench", "cpu", keys)
+    lookup_s = time.perf_counter() - t0
+    assert len(found) == len(keys) and store.count("bench") == n + 4
+    store.close()
+    return {"seconds": batch_s, "lookup_1000_s": lookup_s, "fill_s": fill_s,
+            "file_mb": (tmp / "store.sqlite").stat().st_size / 1e6}
+
+
 def write_table(path: Path, rows: int, seed: int = 0) -> list[str]:
     """A synthetic benchmark table of ``rows`` configurations: five ordinal and
     categorical columns of 10 levels each (10^5 = 100,000 combinations), accuracy and an
@@ -211,7 +240,8 @@ def case_table(n: int, tmp: Path, evaluations: int = 1000) -> dict:
 
 def run_case(case: str, n: int) -> dict:
     warnings.simplefilter("ignore")  # "energy is estimated": known, these are synthetic
-    fn = {"front": case_front, "compare": case_compare, "grid": case_grid, "table": case_table}[case]
+    fn = {"front": case_front, "compare": case_compare, "grid": case_grid, "table": case_table,
+          "store": case_store}[case]
     _imports()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     with tempfile.TemporaryDirectory() as tmp:
