@@ -15,7 +15,6 @@ and the command line.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from gi_energy.tasks.results import Evaluation, Outcome
 from . import nsga2
 from .checkpoint import Checkpoint
 from .termination import AnyOf, SearchState
+from .totals import Totals
 
 # Margin added beyond the initial population's worst point, so the reference point stays
 # strictly worse than the points that fixed it (they then add volume).
@@ -50,44 +50,6 @@ class EvaluatorLike(Protocol):
 
     def evaluate(self, genomes: Sequence[Genome],
                  on_result: ResultCallback | None = None) -> list[Outcome]: ...
-
-
-@dataclass
-class Totals:
-    """Running totals of one run (carried across resumes through the checkpoint)."""
-
-    evaluations: int = 0
-    failures: int = 0
-    cached: int = 0
-    energy_spent_j: float = 0.0
-    energy_unknown: int = 0
-    evaluation_wall_s: float = 0.0
-    wall_s: float = 0.0
-
-    def add(self, outcome: Outcome, spent: Sequence[bool] | None = None) -> None:
-        """Count ``outcome`` once. ``spent`` says per evaluation whether its energy is this
-        run's (the run's journal: trained by this run, now or before a resume); without
-        it, every evaluation of an outcome that was not cached is. An outcome none of
-        whose evaluations is this run's counts as ``cached`` and costs nothing."""
-        self.evaluations += 1
-        self.failures += 0 if outcome.ok else 1
-        paid, joules = outcome.paid_energy(spent)
-        if not paid:
-            self.cached += 1
-            return
-        if joules is None:
-            self.energy_unknown += 1
-        else:
-            self.energy_spent_j += joules
-        self.evaluation_wall_s += sum(e.wall_time_s or 0.0 for e in outcome.paid_evaluations(spent))
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping) -> Totals:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 @dataclass

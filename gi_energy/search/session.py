@@ -27,8 +27,9 @@ from gi_energy.runs.tables import EvaluationLines
 from gi_energy.tasks.results import Outcome
 
 from .checkpoint import Checkpoint, CheckpointWriter
-from .loop import EvaluatorLike, SearchLoop, Totals
+from .loop import EvaluatorLike, SearchLoop
 from .termination import AnyOf
+from .totals import Totals
 
 # A replay writes no checkpoint or result files in its first second (runs.pacing): a
 # thousands-of-evaluations-a-second replay would otherwise spend a large part of a short
