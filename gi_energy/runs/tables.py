@@ -105,8 +105,6 @@ def union_keys(rows: Iterable[Mapping]) -> list[str]:
     return list(seen)
 
 
-
-
 def cells(row: Mapping, columns: Sequence[str]) -> list[str]:
     """``row``'s cells in ``columns`` order (:func:`_cell` of each value)."""
     out = []
@@ -160,9 +158,9 @@ def write_evaluations(path: Path, entries: Sequence[tuple], columns_of, cache: E
     """evaluations.csv from ``entries`` ((evaluation, index, cached, spent) per row);
     ``columns_of(keys)`` gives the file's columns from the union of the rows' keys. With
     ``cache``, the rows it holds unchanged are not rendered again (:class:`EvaluationLines`)."""
-    start = 0 if cache is None or len(cache.entries) > len(entries) else cache.prefix(entries)
+    start = 0 if cache is None else cache.prefix(entries)
     if cache is not None and start < len(cache.entries):
-        start = 0  # a row written before changed: render all
+        start = 0  # a row written before changed, or is gone: render all
     rows = [evaluation_row(*e) for e in entries[start:]]
     keys = dict(cache.keys) if start else {}
     keys.update(dict.fromkeys(union_keys(rows)))
