@@ -251,6 +251,10 @@ def test_constraints_respected(tmp_path):
     with open(r.run_dir / "front.csv") as fh:
         keys = {row["key"] for row in csv.DictReader(fh)}
     assert keys == {o.key for o in r.front}
+    # the search's own front is the one pareto.front_outcomes recomputes from every outcome
+    from gi_energy.pareto import front_outcomes
+
+    assert [o.key for o in r.front] == [o.key for o in front_outcomes(r.evaluations, problem.objectives, {"params": limit})]
 
 
 def test_checkpoint_is_json_and_round_trips(tmp_path):

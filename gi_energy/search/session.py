@@ -88,14 +88,14 @@ def _run_search(problem: Problem, evaluator: EvaluatorLike, termination: AnyOf, 
     # A replay's first write waits a second: a short replay writes its files once, at the end.
     pacer = Pacer(first_after_s=0.0 if journal.durable else REPLAY_FIRST_WRITE_S)
 
-    def write_results():
+    def write_results(front=None):
         return rd.write_results(search.outcomes, problem.objectives, search.history,
-                                constraints=problem.constraints, spent=_spent_set(search))
+                                constraints=problem.constraints, spent=_spent_set(search), front=front)
 
-    def update_run_json() -> None:
+    def update_run_json(**fields) -> None:
         rd.update_run_json(generation=search.generation, totals=_totals_json(search),
                            hypervolume_reference=_reference_json(search, problem),
-                           **_surrogate_json(search))
+                           **_surrogate_json(search), **fields)
 
     def after_generation() -> None:
         ckpt = search.checkpoint(problem.seed)
@@ -134,13 +134,11 @@ def _run_search(problem: Problem, evaluator: EvaluatorLike, termination: AnyOf, 
                            totals=_totals_json(search), generation=search.generation)
         raise
     _save_last(writer, last)
-    front = search.front()
-    written = write_results()
+    front = search.front()  # the feasible front of every outcome, as front_outcomes gives it
+    written = write_results(front)
     if plot:
         write_front_png(rd.path, search.outcomes, problem.objectives, written, label=f"{problem.name} evolve")
-    rd.update_run_json(status="complete", stop_reason=stop_reason, generation=search.generation,
-                       totals=_totals_json(search), front_size=len(front),
-                       hypervolume_reference=_reference_json(search, problem), **_surrogate_json(search))
+    update_run_json(status="complete", stop_reason=stop_reason, front_size=len(front))
     progress.finish(front, problem.objectives, _summary(search, rd, stop_reason, front), problem.space)
     return EvolveResult(front=front, evaluations=list(search.outcomes), run_dir=rd.path,
                         history=list(search.history), totals=_totals_json(search), status="complete",
