@@ -468,8 +468,9 @@ def test_cli_resume_refuses_another_population(tmp_path):
     assert info["generation"] == 3
 
 
-class _ReplayCtrlC:
-    """A replay that is interrupted (Ctrl-C) after ``after`` lookups."""
+class HookedReplay:
+    """A replay that looks genomes up one at a time and calls ``before_lookup()`` before
+    each (``asked``: the lookups made so far): a subclass stops or snapshots the run there."""
 
     def __init__(self, problem, grid, after):
         from gi_energy.runs.replay import ReplayEvaluator
@@ -481,14 +482,24 @@ class _ReplayCtrlC:
         self.meter_description, self.source = self.inner.meter_description, self.inner.source
         self.restrict = self.inner.restrict
 
+    def before_lookup(self) -> None:
+        pass
+
     def evaluate(self, genomes, on_result=None):
         out = []
         for g in genomes:
-            if self.asked >= self.after:
-                raise KeyboardInterrupt
+            self.before_lookup()
             self.asked += 1
             out += self.inner.evaluate([g], on_result)
         return out
+
+
+class _ReplayCtrlC(HookedReplay):
+    """A replay that is interrupted (Ctrl-C) after ``after`` lookups."""
+
+    def before_lookup(self) -> None:
+        if self.asked >= self.after:
+            raise KeyboardInterrupt
 
 
 def test_replay_interrupted_and_resumed_counts_energy_once(tmp_path):

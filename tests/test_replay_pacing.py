@@ -10,6 +10,7 @@ import shutil
 import warnings
 
 import pytest
+from test_evolve import HookedReplay
 
 import gi_energy.search.session as session
 from gi_energy.config.parse import parse_problem
@@ -84,25 +85,17 @@ def test_a_replay_paced_from_the_start_checkpoints_as_it_goes(tmp_path, grid, mo
     assert saved[0] == 0 and saved[-1] == 5 and saved == sorted(set(saved))
 
 
-class _Snapshot:
+class _Snapshot(HookedReplay):
     """A replay that copies its run directory after ``after`` lookups: what a kill -9 at
     that moment leaves on disk (every write is flushed; the lock dies with the process)."""
 
     def __init__(self, problem, grid, run_dir, copy_to, after):
-        self.inner = ReplayEvaluator(problem, grid)
-        self.run_dir, self.copy_to, self.after, self.asked = run_dir, copy_to, after, 0
-        self.replayed, self.measured = True, self.inner.measured
-        self.meter_description, self.source = self.inner.meter_description, self.inner.source
-        self.restrict = self.inner.restrict
+        super().__init__(problem, grid, after)
+        self.run_dir, self.copy_to = run_dir, copy_to
 
-    def evaluate(self, genomes, on_result=None):
-        out = []
-        for g in genomes:
-            if self.asked == self.after:
-                shutil.copytree(self.run_dir, self.copy_to)
-            self.asked += 1
-            out += self.inner.evaluate([g], on_result)
-        return out
+    def before_lookup(self) -> None:
+        if self.asked == self.after:
+            shutil.copytree(self.run_dir, self.copy_to)
 
 
 @pytest.mark.parametrize("first_write_s", [1.0, 0.0], ids=["no-checkpoint-yet", "paced-checkpoints"])
