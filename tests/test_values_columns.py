@@ -155,21 +155,21 @@ def test_a_file_without_the_columns_is_read_through_the_objects(tmp_path):
     new = RunColumns.read(path)
     csv_path = path / "evaluations.csv"
     rows = list(csv.DictReader(open(csv_path, newline="")))
+    def rewrite():
+        with open(csv_path, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+
     for r in rows:
         r["accuracy"] = r.pop("val_accuracy")
-    with open(csv_path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    rewrite()
     renamed = RunColumns.read(path)
     _same(renamed.metric("accuracy"), new.metric("accuracy"))
     assert renamed.task_metrics is not None and len(renamed.task_metrics) == 9
     for r in rows:
         del r["energy_spent_j"], r["spent"]
-    with open(csv_path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    rewrite()
     old = RunColumns.read(path)
     _same(old.metric("accuracy"), new.metric("accuracy"))
     for a, b in zip(old.paid(), new.paid()):
