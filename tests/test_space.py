@@ -55,6 +55,30 @@ def test_key_is_stable_across_processes():
     assert out == here.key == "hidden=64-32|activation=tanh|epochs=10|learning_rate=0.003"
 
 
+def test_key_spells_each_value_by_its_own_type_whichever_came_first(monkeypatch):
+    # 1, 1.0 and True are one dict key; the key's memo of (name, value) parts must still
+    # spell True as True and 2.5 as 2.5 after meeting 1 and 2 (and the other way round).
+    from gi_energy.config import genome as genome_mod
+
+    spelled = {}
+    for order in ([True, 1, 2, 2.5, "1"], ["1", 2.5, 2, 1, True]):
+        monkeypatch.setattr(genome_mod, "_VALUE_PARTS", {})
+        for v in order:
+            spelled.setdefault(repr(v), set()).add(Genome(values={"x": v}).key)
+    assert spelled == {"True": {"x=True"}, "1": {"x=1"}, "2": {"x=2"}, "2.5": {"x=2.5"}, "'1'": {"x=1"}}
+
+
+def test_key_memo_stays_bounded(monkeypatch):
+    from gi_energy.config import genome as genome_mod
+
+    monkeypatch.setattr(genome_mod, "_VALUE_PARTS", {})
+    monkeypatch.setattr(genome_mod, "_VALUE_PARTS_MAX", 8)
+    keys = [Genome(values={"learning_rate": i + 0.5}).key for i in range(50)]
+    assert len(genome_mod._VALUE_PARTS) <= 8
+    assert keys == [f"learning_rate={i}.5" for i in range(50)]
+    assert Genome(values={"learning_rate": 0.5}).key == keys[0]
+
+
 def test_genome_json_round_trip():
     g = load_problem("digits_cnn").space.sample(np.random.default_rng(1))
     assert Genome.from_json(g.to_json()) == g

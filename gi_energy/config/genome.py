@@ -70,8 +70,24 @@ def _canonical_float(x: float):
 
 def _key_of(layers: Mapping[str, tuple], values: Mapping[str, Any]) -> str:
     parts = [f"{k}={'-'.join(map(str, v)) or '0'}" for k, v in layers.items()]
-    parts += [f"{k}={v!r}" if isinstance(v, float) else f"{k}={v!s}" for k, v in values.items()]
+    memo = _VALUE_PARTS
+    for k, v in values.items():
+        # A search spells the same few (name, value) parts thousands of times. The memo is
+        # keyed by the value's type too: 1, 1.0 and True are equal keys of a dict but spell
+        # differently, and a key must not depend on which one a process met first.
+        part = memo.get((k, type(v), v))
+        if part is None:
+            if len(memo) >= _VALUE_PARTS_MAX:
+                memo.clear()  # a continuous space meets new values forever: stay bounded
+            part = memo[(k, type(v), v)] = f"{k}={v!r}" if isinstance(v, float) else f"{k}={v!s}"
+        parts.append(part)
     return "|".join(parts)
+
+
+# (name, type, value) -> "name=value", the key's parts of hyperparameter values met so far
+# (a memo of a pure function; bounded, so it never holds more than this many).
+_VALUE_PARTS: dict[tuple, str] = {}
+_VALUE_PARTS_MAX = 65536
 
 
 # json.dumps(x, sort_keys=True, separators=(",", ":")) with one encoder made once (dumps
