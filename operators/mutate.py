@@ -21,17 +21,18 @@ def mutation_moves(genome: Genome, space: SearchSpace,
 
 
 def _moves(genome: Genome, space: SearchSpace, operators: Mapping[str, Mutation]) -> tuple[tuple[str, str], ...]:
-    if not all(op.by_counts for op in operators.values()):
-        return _listed(genome, space, operators)
     # Remembered per space, operator table and layer counts: a search asks thousands of
     # times for the same few answers (the space is frozen; the memo is not one of its
     # fields). The table is checked entry by entry (by identity), so a table changed in
-    # place is never answered from the memo of the old one.
+    # place is never answered from the memo of the old one. A table with an operator
+    # whose moves depend on more than the layer counts is asked every time (memo None).
     table = (tuple(operators), tuple(operators.values()))
     memo = space.__dict__.get("_mutation_moves")
     if memo is None or memo[0] != table:
-        memo = (table, {})
+        memo = (table, {} if all(op.by_counts for op in operators.values()) else None)
         space.__dict__["_mutation_moves"] = memo
+    if memo[1] is None:
+        return _listed(genome, space, operators)
     layers = genome.layers
     counts = tuple([len(layers.get(s, ())) for s in space.layers])
     moves = memo[1].get(counts)

@@ -243,3 +243,24 @@ def test_same_generator_state_same_children():
 def test_unknown_operator_lists_valid_names():
     with pytest.raises(KeyError, match="add_layer"):
         get_mutation("add_neuron")
+
+
+def test_mutation_moves_memo_follows_the_table_and_asks_value_dependent_operators_each_time():
+    from gi_energy.operators.registry import Mutation
+
+    space = SearchSpace(layers={"hidden": LayerSpace(count=IntRange(1, 3), size=IntRange(4, 64))},
+                        params={"epochs": IntRange(1, 50)})
+    low = Genome(layers={"hidden": (8,)}, values={"epochs": 2})
+    high = Genome(layers={"hidden": (8,)}, values={"epochs": 40})  # the same layer counts as low
+    # an operator whose targets depend on a value, not only on the layer counts
+    only_low = Mutation(lambda g, s, rng, t: g, lambda g, s: ["epochs"] if g.values["epochs"] < 10 else [])
+    table = {"add_layer": MUTATIONS["add_layer"], "only_low": only_low}
+    assert mutation_moves(low, space, table) == [("add_layer", "hidden"), ("only_low", "epochs")]
+    assert mutation_moves(high, space, table) == [("add_layer", "hidden")]
+    assert mutation_moves(low, space, table) == [("add_layer", "hidden"), ("only_low", "epochs")]
+    counted = {"add_layer": MUTATIONS["add_layer"]}
+    assert mutation_moves(low, space, counted) == [("add_layer", "hidden")]
+    counted["remove_layer"] = MUTATIONS["remove_layer"]  # the table changed in place: asked again
+    assert mutation_moves(Genome(layers={"hidden": (8, 8)}, values={"epochs": 2}), space, counted) == \
+        [("add_layer", "hidden"), ("remove_layer", "hidden")]
+    assert mutation_moves(low, space, counted) == [("add_layer", "hidden")]
