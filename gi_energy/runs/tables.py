@@ -107,11 +107,8 @@ def union_keys(rows: Iterable[Mapping]) -> list[str]:
 
 def cells(row: Mapping, columns: Sequence[str]) -> list[str]:
     """``row``'s cells in ``columns`` order (:func:`_cell` of each value)."""
-    out = []
-    for value in map(row.get, columns):
-        convert = _CELLS.get(type(value))
-        out.append(convert(value) if convert is not None else _cell(value))
-    return out
+    get = _CELLS.get
+    return [get(type(value), _cell)(value) for value in map(row.get, columns)]
 
 
 def write_csv(path: Path, columns: Sequence[str], rows: Iterable[Mapping], *, durable: bool = True) -> None:
