@@ -46,6 +46,31 @@ def _outcome(width, acc, inf_j, repeat_accs=None, measured=True, status="ok"):
     return Outcome(genome=g, evaluations=tuple(evs))
 
 
+def test_versions_are_the_installed_metadata_versions():
+    import importlib.metadata
+
+    from gi_energy.runs import rundir
+
+    versions = rundir._versions()
+    for dist in ("gi-energy", "torch", "numpy", "deap", "moocore"):
+        assert versions[dist] == importlib.metadata.version(dist)
+
+
+def test_installed_version_reads_the_header_not_the_description(tmp_path):
+    import importlib.metadata
+
+    from gi_energy.runs.rundir import _installed_version
+
+    info = tmp_path / "pkg-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: pkg\nVersion: 1.2.3rc1 \nSummary: s\n\n"
+                                   "Version: 9.9 is not a header here\n")
+    dist = importlib.metadata.PathDistribution(info)
+    assert _installed_version(dist) == dist.version == "1.2.3rc1 "  # the e-mail parser keeps a trailing space
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: pkg\n\nVersion: 9.9\n")
+    assert _installed_version(dist) is None  # no Version header: what the metadata itself says
+
+
 def test_create_writes_run_json_and_problem(tmp_path):
     rd = RunDirectory.create(tmp_path / "r", _problem(), "grid", {"workers": 2})
     info = rd.read_run_json()
