@@ -34,12 +34,16 @@ from gi_energy.tasks.results import Evaluation, Outcome
 
 from . import nsga2
 from .checkpoint import Checkpoint
+from .initial import spread_genomes
 from .termination import AnyOf, SearchState
 from .totals import Totals
 
 # Margin added beyond the initial population's worst point, so the reference point stays
 # strictly worse than the points that fixed it (they then add volume).
 REFERENCE_MARGIN = 0.1
+# The first generation's design (gi_energy.search.initial): "random" samples, or "spread"
+# (a Latin hypercube over the factors; tried in experiments/tune_default.py, not kept).
+INITIAL_DESIGN = "random"
 
 
 ResultCallback = Callable[[Evaluation, bool], None]
@@ -168,12 +172,14 @@ class SearchLoop:
     # -- variation
 
     def initial_genomes(self, n: int) -> list[Genome]:
-        """``n`` sampled genomes, re-sampled (bounded) while a key repeats."""
+        """``n`` sampled genomes (with ``INITIAL_DESIGN = "spread"``, the spread design's),
+        re-sampled (bounded) while a key repeats."""
         max_tries = self.problem.search.max_remutations
         out: list[Genome] = []
         keys: set[str] = set()
+        design = iter(spread_genomes(self.space, n, self.rng) if INITIAL_DESIGN == "spread" else ())
         for _ in range(n):
-            g = self.space.sample(self.rng)
+            g = next(design, None) or self.space.sample(self.rng)
             tries = 0
             while g.key in keys and tries < max_tries:
                 g = self.space.sample(self.rng)
