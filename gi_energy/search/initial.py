@@ -23,6 +23,7 @@ import numpy as np
 from gi_energy.config.genome import Genome
 from gi_energy.config.space import Choice, Fixed, IntRange, RealRange, SearchSpace
 
+
 def spread_column(p, n: int, rng: np.random.Generator) -> list:
     """``n`` values of one factor ``p``, spread over its range (shuffled)."""
     if isinstance(p, Fixed):
