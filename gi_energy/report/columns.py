@@ -34,13 +34,29 @@ METRIC_CELLS = {"accuracy": "val_accuracy", "test_accuracy": "test_accuracy", "t
                 "params": "params", "flops_per_sample": "flops_per_sample"}
 _DERIVED = ("inference_time_s", "inference_samples")  # inference_time_s_per_1k
 _FLAGS = ("index", "key", "status", "cached", "spent", "energy_spent_j", "train_measured", "inference_measured")
-NEEDED = frozenset(_FLAGS) - {"spent"} | {*METRIC_CELLS.values(), *_DERIVED}  # spent: older files lack it
+# Each metered window and the cell of its joules: empty exactly when the window has no
+# reading or its reading is missing (evaluations.csv writes None as an empty cell).
+WINDOWS = (("train", "train_energy_j"), ("inference", "inference_energy_j"))
+NEEDED = frozenset(_FLAGS) - {"spent"} | {*METRIC_CELLS.values(), *_DERIVED, "inference_energy_j"}  # spent: older files lack it
 
 
 _NUMERIC = frozenset({"energy_spent_j", "accuracy", *METRIC_CELLS.values(), *_DERIVED})
+# Read as text (whether a window has a reading is whether its cell is empty) and made
+# floats afterwards.
+_JOULES = frozenset(cell for _, cell in WINDOWS)
 # A missing value is an empty cell; a non-finite one (as repr writes it) is missing too,
 # as Evaluation.metric has it.
 _NOT_FINITE = ["", "nan", "inf", "-inf"]
+
+
+def _floats(cells: np.ndarray, path, column: str) -> np.ndarray:
+    """Text cells as floats (every digit, as Python reads them); empty and non-finite
+    cells are NaN, as the numeric columns read."""
+    try:
+        values = np.array([math.nan if c in _NOT_FINITE else float(c) for c in cells.tolist()], dtype=float)
+    except ValueError as exc:
+        raise UsageError(f"{path}: unreadable: the {column} column: {exc}") from None
+    return np.where(np.isfinite(values), values, np.nan)
 
 
 def _exact_floats() -> dict:
@@ -66,6 +82,10 @@ class RunColumns:
     row_measured: np.ndarray
     cells: Mapping[str, np.ndarray]  # column -> per-row floats
     task_metrics: Sequence[Mapping] = ()  # per row: the task's own metrics
+    # per row and window (WINDOWS): a reading with its joules, and whether it was measured
+    row_read: np.ndarray | None = None
+    row_read_measured: np.ndarray | None = None
+    indexes: np.ndarray | None = None  # per outcome: its index in evaluations.csv (None: its position)
     _metrics: dict = field(default_factory=dict, repr=False)
     first: np.ndarray = field(init=False, repr=False)  # per outcome: its genome's first (unique_outcomes)
 
@@ -92,7 +112,7 @@ class RunColumns:
             if not NEEDED <= have:
                 return cls.from_outcomes(*RunDirectory.open(path).read_outcomes_and_spent())
             usecols = [c for c in header if c in NEEDED or c in ("spent", "accuracy", "metrics_json")]
-            numeric = [c for c in usecols if c in _NUMERIC]
+            numeric = [c for c in usecols if c in _NUMERIC and c not in _JOULES]
             table = pd.read_csv(csv_path, usecols=usecols, keep_default_na=False,
                                 dtype={c: float if c in numeric else str for c in usecols},
                                 na_values={c: _NOT_FINITE for c in numeric}, **_exact_floats())
@@ -109,6 +129,9 @@ class RunColumns:
         first = np.full(len(order), len(index))
         np.minimum.at(first, group, np.arange(len(index)))
         col = {c: table[c].to_numpy() for c in table.columns}
+        read = np.column_stack([col[cell] != "" for _, cell in WINDOWS])
+        for cell in _JOULES:
+            col[cell] = _floats(col[cell], csv_path, cell)
         cached = col["cached"] == "true"
         spent = col["spent"] if "spent" in col else np.full(len(index), "")
         task = [json.loads(t) if t not in ("", "{}") else {} for t in col.get("metrics_json", ())]
@@ -117,7 +140,10 @@ class RunColumns:
                    row_spent=np.where(spent == "", ~cached, spent == "true"),
                    row_joules=col["energy_spent_j"],
                    row_measured=(col["train_measured"] == "true") & (col["inference_measured"] == "true"),
-                   cells={c: col[c] for c in (*METRIC_CELLS.values(), *_DERIVED)}, task_metrics=task)
+                   cells={c: col[c] for c in (*METRIC_CELLS.values(), *_DERIVED)}, task_metrics=task,
+                   row_read=read.reshape(len(index), len(WINDOWS)),
+                   row_read_measured=np.column_stack([col[f"{w}_measured"] == "true" for w, _ in WINDOWS])
+                   .reshape(len(index), len(WINDOWS)), indexes=order)
 
     @classmethod
     def from_outcomes(cls, outcomes: Sequence[Outcome], spent: Sequence[Sequence[bool]] | None = None) -> RunColumns:
@@ -138,7 +164,18 @@ class RunColumns:
                    row_ok=np.array([e.ok for _, e in evs], dtype=bool), row_spent=np.array(flags, dtype=bool),
                    row_joules=col(e.energy_spent_j for _, e in evs),
                    row_measured=np.array([e.measured for _, e in evs], dtype=bool),
-                   cells=cells, task_metrics=[dict(e.metrics) for _, e in evs])
+                   cells=cells, task_metrics=[dict(e.metrics) for _, e in evs],
+                   row_read=np.array([[r is not None and not r.missing for r in (e.train, e.inference)]
+                                      for _, e in evs], dtype=bool).reshape(len(evs), len(WINDOWS)),
+                   row_read_measured=np.array([[r is not None and r.measured for r in (e.train, e.inference)]
+                                               for _, e in evs], dtype=bool).reshape(len(evs), len(WINDOWS)))
+
+    def reading_flags(self) -> list[bool]:
+        """The measured flag of each reading (with its joules) of the ok evaluations'
+        windows, in row order: what :func:`gi_energy.report.plots.energy_kind` weighs."""
+        if self.row_read is None:
+            return []
+        return self.row_read_measured[self.row_read & self.row_ok[:, None]].tolist()
 
     # -- per evaluation
 
