@@ -29,7 +29,7 @@ import json
 import os
 import platform
 import socket
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Collection, Container, Mapping, Sequence
 from pathlib import Path
 
 from gi_energy.errors import UsageError
@@ -269,9 +269,33 @@ class RunDirectory:
             flag = r.get("spent")
             spent.setdefault(i, []).append((flag == "true") if flag not in (None, "") else r.get("cached") != "true")
         order = sorted(groups)
-        outcomes = [Outcome(genome=groups[i][0].genome, evaluations=tuple(groups[i]), cached=cached[i])
-                    for i in order]
-        return outcomes, [tuple(spent[i]) for i in order]
+        return [_outcome_of(groups[i], cached[i]) for i in order], [tuple(spent[i]) for i in order]
+
+    def read_outcomes_at(self, indexes: Collection[int]) -> dict[int, Outcome]:
+        """{index: outcome} of the outcomes with these ``index`` values in evaluations.csv,
+        each as :meth:`read_outcomes` builds it, built from its own rows alone: a reader
+        that needs a few outcomes of a large run (a report's front and the points it
+        draws) does not build an Evaluation for every row."""
+        wanted = set(indexes)
+        groups: dict[int, list[Evaluation]] = {}
+        cached: dict[int, bool] = {}
+        path = self.path / EVALUATIONS_CSV
+        if not path.is_file():
+            raise UsageError(f"{self.path}: no {EVALUATIONS_CSV} (the run wrote no results yet)")
+        try:
+            with open(path, newline="", encoding="utf-8") as fh:
+                rows = csv.reader(fh)
+                header = next(rows, [])
+                at = header.index("index")
+                for cells in rows:  # a dict only for the rows wanted (as csv.DictReader makes it)
+                    i = int(cells[at])
+                    if i in wanted:
+                        r = dict(zip(header, cells))
+                        groups.setdefault(i, []).append(evaluation_from_row(r))
+                        cached[i] = r.get("cached") == "true"
+        except (OSError, csv.Error, UnicodeDecodeError, ValueError) as exc:
+            raise UsageError(f"{path}: unreadable: {exc}") from None
+        return {i: _outcome_of(evs, cached[i]) for i, evs in groups.items()}
 
     def read_outcomes(self) -> list[Outcome]:
         """Evaluations grouped back into Outcomes (one per genome evaluated), in order."""
@@ -299,6 +323,11 @@ class RunDirectory:
             return read_csv(path)
         except (OSError, csv.Error, UnicodeDecodeError) as exc:
             raise UsageError(f"{path}: unreadable: {exc}") from None
+
+
+def _outcome_of(evaluations: Sequence[Evaluation], cached: bool) -> Outcome:
+    """One outcome's evaluations (its rows, in file order) as the Outcome they were."""
+    return Outcome(genome=evaluations[0].genome, evaluations=tuple(evaluations), cached=cached)
 
 
 # ---------------------------------------------------------------- the journal
