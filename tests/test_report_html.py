@@ -137,3 +137,41 @@ def test_thinning_keeps_every_stride_th_point_from_the_first():
     assert thinned(list(range(10)), 4) == ([0, 3, 6, 9], 3)
     assert thinned(list(range(11)), 5) == ([0, 3, 6, 9], 3)
     assert thinned([], 3) == ([], 1)
+
+
+def test_a_report_builds_only_the_outcomes_it_draws_and_says_what_the_whole_read_says(runs, tmp_path, monkeypatch):
+    """render_html reads each run column-wise: no run is read whole, each run's front and
+    drawn points are built in one read, and the page's data are what a run read whole gives."""
+    from gi_energy.report import html as html_mod
+    from gi_energy.report.run import RunResult
+    from gi_energy.runs.rundir import RunDirectory
+
+    root, _ = runs
+    paths = [root / "evo", root / "grid"]
+    whole = [RunResult(p) for p in paths]
+    for r in whole:
+        assert r.outcomes  # read whole first: every answer comes from the objects
+    monkeypatch.setattr(html_mod, "MAX_CLOUD_POINTS", 3)
+    expected = _data(html_mod.render_html(whole))
+    reads = []
+    real = RunDirectory.read_outcomes_at
+
+    def counted(self, indexes):
+        reads.append((self.path.name, sorted(indexes)))
+        return real(self, indexes)
+
+    def refused(self):
+        raise AssertionError("a report read a run whole")
+
+    monkeypatch.setattr(RunDirectory, "read_outcomes_at", counted)
+    monkeypatch.setattr(RunDirectory, "read_outcomes_and_spent", refused)
+    parts = [RunResult(p) for p in paths]
+    assert _data(html_mod.render_html(parts)) == expected
+    assert [name for name, _ in reads] == ["evo", "grid"]  # one read per run
+    for (_, indexes), part, w in zip(reads, parts, whole):
+        front = w.front_positions()
+        drawn = html_mod.thinned(w.ok_positions(exclude={o.key for o in w.front}), 3)[0]
+        assert indexes == sorted(set(front + drawn)) and len(drawn) <= 3
+        assert part.outcome_count == len(w.outcomes) and part.energy_kind == w.energy_kind
+        assert part.front == w.front and part.summary() == w.summary()
+        assert part.outcomes_at(drawn) == [w.outcomes[p] for p in drawn]

@@ -329,3 +329,52 @@ def test_floats_are_parsed_exactly_on_each_pandas(monkeypatch):
     assert _exact_floats() == {"float_precision": "round_trip"}
     monkeypatch.setattr(pd, "__version__", "3.0.0")
     assert _exact_floats() == {}
+
+
+def test_the_energy_kind_is_the_evaluations_one(tmp_path):
+    """RunColumns.reading_flags weigh what plots.energy_kind weighs over the same
+    evaluations: the readings with joules of the ok evaluations, measured or not."""
+    from gi_energy.report.plots import energy_kind, kind_of
+
+    g = [_g(i) for i in range(3)]
+    estimate = Reading("estimate", "process-estimate", False, 1.0, 1.0)
+    cases = {
+        "all measured": [Outcome(g[0], (_ev(g[0]),))],
+        "one window estimated": _outcomes(),  # outcome 3 trains on an estimate
+        "estimated only": [Outcome(g[0], (Evaluation(genome=g[0], status="ok", val_accuracy=0.5, train=estimate,
+                                                     inference=estimate, inference_samples=10),))],
+        "the estimate is missing": [Outcome(g[0], (_ev(g[0]), Evaluation(
+            genome=g[0], status="ok", repeat=1, val_accuracy=0.5, inference_samples=10,
+            train=Reading.missing_reading("estimate", "no counter"), inference=None)))],
+        "the estimate failed": [Outcome(g[0], (_ev(g[0]),)), Outcome(g[1], (Evaluation(
+            genome=g[1], status="failed", reason="boom", train=estimate),))],
+        "no reading": [Outcome(g[2], (_ev(g[2], status="failed"),))],
+    }
+    for i, (name, outcomes) in enumerate(cases.items()):
+        path = _write(tmp_path / str(i), outcomes)
+        expected = energy_kind([e for o in outcomes for e in o.evaluations])[0]
+        assert kind_of(RunColumns.read(path).reading_flags()) == expected, name
+        assert kind_of(RunColumns.from_outcomes(outcomes).reading_flags()) == expected, name
+    assert [energy_kind([e for o in c for e in o.evaluations])[0] for c in cases.values()] == \
+        ["measured", "partly estimated", "estimated", "measured", "measured", None]
+
+
+def test_a_run_read_in_part_answers_as_the_run_read_whole(tmp_path):
+    """RunResult's counts, front, ok positions, energy kind and outcomes at positions,
+    read column-wise (repeats, a failed repeat, an estimate, a genome met twice), are
+    those of the same run read whole."""
+    from gi_energy.report.run import RunResult
+
+    path = _write(tmp_path, _outcomes())
+    whole = RunResult(path)
+    assert len(whole.outcomes) == 5
+    part = RunResult(path)
+    assert part.outcome_count == 5 and not part._whole
+    assert part.outcome_keys() == [o.key for o in whole.outcomes]
+    assert part.ok_positions() == whole.ok_positions() == [0, 1, 3, 4]
+    assert part.ok_positions(exclude={_g(0).key}) == [1, 3]
+    assert part.front_positions() == whole.front_positions()
+    assert part.front == whole.front and part.energy_kind == whole.energy_kind == "partly estimated"
+    assert part.outcomes_at([4, 2, 0]) == [whole.outcomes[p] for p in (4, 2, 0)]
+    assert part.outcomes_at([0])[0] is part.outcomes_at([0])[0]  # built once
+    assert part.summary() == whole.summary() and not part._whole

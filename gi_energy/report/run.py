@@ -14,7 +14,7 @@ pandas DataFrames of the tables and matplotlib Figures of the front and the hist
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Container, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,7 +32,8 @@ from gi_energy.runs.rundir import (
 )
 from gi_energy.tasks.results import Evaluation, Outcome
 
-from .plots import energy_kind, front_figure, front_title, history_figure
+from .columns import RunColumns
+from .plots import energy_kind, front_figure, front_title, history_figure, kind_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -64,7 +65,7 @@ class RunResult:
 
     def __repr__(self) -> str:
         return (f"RunResult({str(self.path)!r}: {self.command} of {self.info.get('problem')}, "
-                f"{self.status}, {len(self.outcomes)} evaluated, {len(self.front)} on the front)")
+                f"{self.status}, {self.outcome_count} evaluated, {len(self.front)} on the front)")
 
     # -- what ran
     @property
@@ -152,15 +153,69 @@ class RunResult:
     def evaluations(self) -> list[Evaluation]:
         return [e for o in self.outcomes for e in o.evaluations]
 
+    # A large run read in part (a report: counts, energy kind, the front and a sample of
+    # points): evaluations.csv column-wise, and objects built only for the outcomes asked.
+    @cached_property
+    def columns(self) -> RunColumns | None:
+        """evaluations.csv column-wise (:class:`~gi_energy.report.columns.RunColumns`); None
+        before the run wrote results."""
+        return RunColumns.read(self.path) if self.directory.has_results() else None
+
+    @property
+    def outcome_count(self) -> int:
+        """``len(outcomes)``, without building them."""
+        if self._whole:
+            return len(self.outcomes)
+        return 0 if self.columns is None else len(self.columns)
+
+    def outcome_keys(self) -> list[str]:
+        """``[o.key for o in outcomes]``, without building them."""
+        if self._whole or self.columns is None:
+            return [o.key for o in self.outcomes]
+        return self.columns.keys.tolist()
+
+    def ok_positions(self, exclude: Container[str] = ()) -> list[int]:
+        """Positions in :attr:`outcomes` of the ok outcomes whose key is not in ``exclude``."""
+        if self._whole:
+            return [p for p, o in enumerate(self.outcomes) if o.ok and o.key not in exclude]
+        if self.columns is None:
+            return []
+        return [p for p, (key, ok) in enumerate(zip(self.columns.keys.tolist(), self.columns.ok.tolist()))
+                if ok and key not in exclude]
+
+    def outcomes_at(self, positions: Sequence[int]) -> list[Outcome]:
+        """``[outcomes[p] for p in positions]``, building only those outcomes while the run
+        has not been read whole (the same objects when asked again)."""
+        if self._whole or not positions:
+            return [self.outcomes[p] for p in positions]
+        indexes = self.columns.indexes
+        built = self.__dict__.setdefault("_built", {})
+        missing = {int(indexes[p]) for p in positions} - set(built)
+        if missing:
+            built.update(self.directory.read_outcomes_at(missing))
+        return [built[int(indexes[p])] for p in positions]
+
+    @property
+    def _whole(self) -> bool:
+        """Have the outcomes been read whole already (then they answer)?"""
+        return "_outcomes_and_spent" in self.__dict__
+
     @cached_property
     def front(self) -> list[Outcome]:
         """front.csv's outcomes, in its order; recomputed where the file is missing."""
         if not (self.path / FRONT_CSV).is_file():
             return front_outcomes(self.outcomes, self.objectives, self.constraints)
-        by_key = {}
-        for o in self.outcomes:
-            by_key.setdefault(o.key, o)
-        return [by_key[r["key"]] for r in self.directory.read_front() if r.get("key") in by_key]
+        return self.outcomes_at(self.front_positions())
+
+    def front_positions(self) -> list[int]:
+        """Positions in :attr:`outcomes` of front.csv's outcomes (each key's first), in its
+        order ([] without the file)."""
+        if not (self.path / FRONT_CSV).is_file():
+            return []
+        first: dict[str, int] = {}
+        for p, key in enumerate(self.outcome_keys()):
+            first.setdefault(key, p)
+        return [first[r["key"]] for r in self.directory.read_front() if r.get("key") in first]
 
     @cached_property
     def history(self) -> list[dict]:
@@ -169,7 +224,9 @@ class RunResult:
     @property
     def energy_kind(self) -> str | None:
         """"measured", "estimated", "partly estimated", or None with no reading."""
-        return energy_kind(self.evaluations)[0]
+        if self._whole or self.columns is None:
+            return energy_kind(self.evaluations)[0]
+        return kind_of(self.columns.reading_flags())
 
     @property
     def measured(self) -> bool:
@@ -209,7 +266,7 @@ class RunResult:
         """A few figures in one dict: command, status, evaluations, front size, energy."""
         totals = self.info.get("totals") or {}
         return {"path": str(self.path), "label": self.label, "command": self.command, "status": self.status,
-                "seed": self.seed, "evaluations": len(self.outcomes), "front_size": len(self.front),
+                "seed": self.seed, "evaluations": self.outcome_count, "front_size": len(self.front),
                 "energy_spent_j": totals.get("energy_spent_j", self.info.get("energy_spent_j")),
                 "energy": self.energy_kind, "meter": self.meter}
 
