@@ -10,7 +10,10 @@ another's):
     front    pareto.front_outcomes over n outcomes (3 objectives, one constraint), the
              front the run directory writes and compare reads
     compare  report.compare.compare_runs on two runs and a reference of n evaluations each,
-             run directories synthesised with RunDirectory.write_results
+             run directories synthesised with RunDirectory.write_results; files_s is the
+             writing of its outputs after it (write_comparison: report.md, comparison.json,
+             the two PNGs, and report.html where plotly is installed), command_s both, as
+             ``gi-energy compare`` runs them
     grid     one batch of the grid's bookkeeping when the run holds n outcomes: now (the
              front, the hypervolume's points and the totals kept up batch by batch;
              seconds) and as it was before (old_batch_s: ok_points, front_outcomes and the
@@ -123,13 +126,18 @@ def _write_run(path: Path, outcomes, command: str, label: str) -> Path:
 
 
 def case_compare(n: int, tmp: Path) -> dict:
-    from gi_energy.report.compare import compare_runs
+    from gi_energy.report.compare import compare_runs, write_comparison
+    from gi_energy.report.html import plotly_available
 
     runs = [_write_run(tmp / f"run{s}", synthetic_outcomes(n, seed=s), "evolve", "bench") for s in (1, 2)]
     ref = _write_run(tmp / "reference", synthetic_outcomes(n, seed=0), "grid", "reference")
     t0 = time.perf_counter()
     cmp = compare_runs(runs, reference=ref)
-    return {"seconds": time.perf_counter() - t0, "runs": len(cmp.get("runs", []))}
+    t1 = time.perf_counter()
+    written = write_comparison(cmp, tmp / "comparison")  # what `gi-energy compare` writes besides
+    t2 = time.perf_counter()
+    return {"seconds": t1 - t0, "runs": len(cmp.get("runs", [])), "files_s": t2 - t1, "command_s": t2 - t0,
+            "report_html": plotly_available() and any(p.name == "report.html" for p in written)}
 
 
 def case_grid(n: int, tmp: Path) -> dict:
