@@ -378,3 +378,18 @@ def test_a_run_read_in_part_answers_as_the_run_read_whole(tmp_path):
     assert part.outcomes_at([4, 2, 0]) == [whole.outcomes[p] for p in (4, 2, 0)]
     assert part.outcomes_at([0])[0] is part.outcomes_at([0])[0]  # built once
     assert part.summary() == whole.summary() and not part._whole
+
+
+def test_a_run_of_an_older_file_read_in_part_goes_through_the_objects(tmp_path):
+    """A file without the columns the part read needs (here inference_energy_j) still
+    answers, the same, through the objects."""
+    from gi_energy.report.run import RunResult
+
+    path = _write(tmp_path, _outcomes())
+    whole = RunResult(path)
+    expected = ([o.key for o in whole.front], whole.energy_kind, whole.outcome_count, whole.summary())
+    _rewrite(path / "evaluations.csv", lambda r: r.pop("inference_energy_j"))
+    part = RunResult(path)
+    assert part.columns.indexes is None  # read through the objects
+    assert ([o.key for o in part.front], part.energy_kind, part.outcome_count, part.summary()) == expected
+    assert [o.key for o in part.outcomes_at([3, 0])] == [whole.outcomes[3].key, whole.outcomes[0].key]

@@ -186,9 +186,9 @@ class RunResult:
     def outcomes_at(self, positions: Sequence[int]) -> list[Outcome]:
         """``[outcomes[p] for p in positions]``, building only those outcomes while the run
         has not been read whole (the same objects when asked again)."""
-        if self._whole or not positions:
+        indexes = None if self.columns is None else self.columns.indexes
+        if self._whole or not positions or indexes is None:  # None: a file read through the objects
             return [self.outcomes[p] for p in positions]
-        indexes = self.columns.indexes
         built = self.__dict__.setdefault("_built", {})
         missing = {int(indexes[p]) for p in positions} - set(built)
         if missing:
