@@ -198,6 +198,24 @@ def test_screen_by_hvi_then_by_rank():
     assert screen(predicted, front, 4, rng, explore=0.0, acquisition="hvi") == [0, 1, 2, 4]
 
 
+def test_parego_picks_by_a_random_tchebycheff_scalarisation_per_pick():
+    from gi_energy.search.surrogate import parego_order
+
+    front = np.array([[0.0, 10.0], [10.0, 0.0]])  # the front's own scale: both objectives 0-10
+    predicted = np.array([[0.0, 9.0], [9.0, 0.0], [5.0, 5.0], [20.0, 20.0]])
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        w = np.random.default_rng(seed).dirichlet(np.ones(2))
+        d = predicted / 10.0 * w
+        first = int(np.argmin(d.max(axis=1) + 0.05 * d.sum(axis=1)))
+        picked = parego_order(predicted, front, range(4), 3, rng)
+        assert picked[0] == first and len(set(picked)) == 3 and 3 not in picked  # (20, 20) is never best
+    assert parego_order(predicted, front, [2, 3], 5, np.random.default_rng(0)) in ([2, 3], [3, 2])
+    rng = np.random.default_rng(1)
+    assert screen(predicted, front, 2, rng, explore=0.0, acquisition="parego") == \
+        sorted(parego_order(predicted, front, [0, 1, 2, 3], 2, np.random.default_rng(1)))
+
+
 def test_optimism_is_the_trees_mean_less_k_spreads():
     _, seen, pool = _seen_and_pool(6, 40, 30)
     model = ForestSurrogate(GenomeEncoder(SPACE), random_state=2).fit(seen, _truth(seen))

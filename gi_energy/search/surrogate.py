@@ -54,7 +54,8 @@ SURROGATES = ("auto", "none", "forest")
 EXPLORE = 0.1
 N_TREES = 48
 # How the exploited share is picked: "hvi" (greedy predicted HV gain on the front's own
-# scale, then as ranked) or "rank" (non-domination, then crowding, of the predicted points
+# scale, then as ranked), "parego" (a random augmented Tchebycheff scalarisation per pick;
+# tried, not kept) or "rank" (non-domination, then crowding, of the predicted points
 # among themselves and the front; the rule before issue 14).
 ACQUISITION = "hvi"
 # Screening ranks the optimistic bound mean - OPTIMISM x (spread of the trees) when > 0.
@@ -256,16 +257,7 @@ def hvi_order(predicted: np.ndarray, front: np.ndarray, candidates: Sequence[int
     the front's own ideal and nadir, reference point 10 % beyond its nadir."""
     from gi_energy.report.indicators import hypervolume
 
-    pred = np.asarray(predicted, dtype=float)
-    base = np.asarray(front, dtype=float).reshape(-1, pred.shape[1])
-    every = np.vstack([base, pred])
-    # the front's own ideal and nadir (the scale the front-scale HV ratio judges on);
-    # an objective the front does not spread on takes the pool's span
-    own = base if len(base) else every
-    low, high = own.min(axis=0), own.max(axis=0)
-    wide = every.max(axis=0) - every.min(axis=0)
-    span = np.where(high > low, high - low, np.where(wide > 0, wide, 1.0))
-    pts, s = (pred - low) / span, (base - low) / span
+    pts, s = _front_scaled(predicted, front)
     ref = (s.max(axis=0) if len(s) else pts.max(axis=0)) + 0.1
     chosen: list[int] = []
     # a point the front already dominates (or one beyond the reference) adds nothing, now or later
@@ -285,6 +277,38 @@ def hvi_order(predicted: np.ndarray, front: np.ndarray, candidates: Sequence[int
         chosen.append(i)
         s = np.vstack([s, pts[i]])
         hv_s += gains[j]
+    return chosen
+
+
+def _front_scaled(predicted: np.ndarray, front: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The predicted points and the front, normalised per objective by the front's own
+    ideal and nadir (the scale the front-scale HV ratio judges on); an objective the
+    front does not spread on takes the span of the front and the pool together."""
+    pred = np.asarray(predicted, dtype=float)
+    base = np.asarray(front, dtype=float).reshape(-1, pred.shape[1])
+    every = np.vstack([base, pred])
+    own = base if len(base) else every
+    low, high = own.min(axis=0), own.max(axis=0)
+    wide = every.max(axis=0) - every.min(axis=0)
+    span = np.where(high > low, high - low, np.where(wide > 0, wide, 1.0))
+    return (pred - low) / span, (base - low) / span
+
+
+def parego_order(predicted: np.ndarray, front: np.ndarray, candidates: Sequence[int], n: int,
+                 rng: np.random.Generator, rho: float = 0.05) -> list[int]:
+    """Up to ``n`` of ``candidates``, picked one at a time by ParEGO's augmented Tchebycheff
+    scalarisation of their predicted points (on the front's own scale, from its ideal):
+    ``max_j w_j f_j + rho * sum_j w_j f_j``, smallest first, under a weight vector ``w``
+    drawn uniformly from the simplex for each pick (Knowles 2006). (Tried on the suite's
+    development half, ``ACQUISITION = "parego"``; see experiments/README.md.)"""
+    pts, _ = _front_scaled(predicted, front)
+    left = [int(i) for i in candidates]
+    chosen: list[int] = []
+    while left and len(chosen) < n:
+        w = rng.dirichlet(np.ones(pts.shape[1]))
+        d = pts[left] * w
+        j = int(np.argmin(d.max(axis=1) + rho * d.sum(axis=1)))
+        chosen.append(left.pop(j))
     return chosen
 
 
@@ -313,8 +337,11 @@ def screen(predicted: np.ndarray, front: np.ndarray, n: int, rng: np.random.Gene
     points += [nsga2.Fitness(tuple(float(v) for v in row)) for row in front]
     ranks, crowding = nsga2.rank_and_crowding(points)
     order = sorted(range(m), key=lambda i: (ranks[i], -crowding[i], i))
-    if (ACQUISITION if acquisition is None else acquisition) == "hvi":  # by predicted hypervolume gain, then as ranked
-        picked = hvi_order(predicted, front, [i for i in order if viol[i] <= 0], n_exploit)
+    acquisition = ACQUISITION if acquisition is None else acquisition
+    if acquisition in ("hvi", "parego"):  # by predicted gain or scalarisation, then as ranked
+        feasible = [i for i in order if viol[i] <= 0]
+        picked = hvi_order(predicted, front, feasible, n_exploit) if acquisition == "hvi" else \
+            parego_order(predicted, front, feasible, n_exploit, rng)
         taken = set(picked)
         order = picked + [i for i in order if i not in taken]
     chosen = order[:n_exploit]
