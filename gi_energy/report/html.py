@@ -140,6 +140,7 @@ def fronts_plot(runs: Sequence[RunResult], kind: str | None, clouds: Mapping[Pat
         rest, stride = clouds[run.path] if clouds is not None else cloud_of(run)
         drawn += rest + run.front
         cloud = f"{label}: evaluated" if stride == 1 else f"{label}: evaluated (every {stride:,}th shown)"
+        hover = {id(o): _hover(run, o, label) for o in rest + run.front}  # once per point, not per panel
         for col, (yn, xn) in enumerate(pairs, start=1):
             legend = col == 1
             fig.add_trace(go.Scatter(
@@ -147,14 +148,14 @@ def fronts_plot(runs: Sequence[RunResult], kind: str | None, clouds: Mapping[Pat
                 name=cloud, legendgroup=f"{i}-ev", showlegend=legend,
                 visible=True if len(runs) == 1 else "legendonly",
                 marker={"size": 5, "color": colour, "opacity": 0.25},
-                hovertext=[_hover(run, o, label) for o in rest], hoverinfo="text"), row=1, col=col)
+                hovertext=[hover[id(o)] for o in rest], hoverinfo="text"), row=1, col=col)
             front = sorted(run.front, key=lambda o: o.metric(xn) or 0.0)
             fig.add_trace(go.Scatter(
                 x=[o.metric(xn) for o in front], y=[o.metric(yn) for o in front],
                 mode="lines+markers" if len(names) == 2 else "markers",
                 name=f"{label}: front ({len(front)})", legendgroup=f"{i}-front", showlegend=legend,
                 marker={"size": 8, "color": colour, "symbol": "square" if run.command == "grid" else "circle"},
-                line={"width": 1}, hovertext=[_hover(run, o, label) for o in front], hoverinfo="text"), row=1, col=col)
+                line={"width": 1}, hovertext=[hover[id(o)] for o in front], hoverinfo="text"), row=1, col=col)
     for col, (yn, xn) in enumerate(pairs, start=1):
         xs = [o.metric(xn) for o in drawn]  # the axis fits what is drawn
         fig.update_xaxes(title_text=metric_label(xn, kind), type="log" if _wide(xs) else "linear", row=1, col=col)
