@@ -64,7 +64,7 @@ def test_spread_genomes_are_in_the_space_seeded_and_spread_the_layers():
 
 def test_the_search_starts_from_the_spread_design(monkeypatch):
     from gi_energy.report.progress import SilentProgress
-    from gi_energy.search import loop as loop_mod
+    from gi_energy.search import initial as initial_mod
     from gi_energy.search.loop import SearchLoop
     from gi_energy.search.termination import from_config
 
@@ -73,7 +73,7 @@ def test_the_search_starts_from_the_spread_design(monkeypatch):
                             source="<test>")
 
     def first(design):
-        monkeypatch.setattr(loop_mod, "INITIAL_DESIGN", design)
+        monkeypatch.setattr(initial_mod, "DESIGN", design)
         search = SearchLoop(problem=problem, evaluator=None, termination=from_config(problem.search),
                             rng=np.random.default_rng(5), progress=SilentProgress())
         return search.initial_genomes(6)

@@ -1,6 +1,7 @@
 """Initial designs: the first generation of a search.
 
-``random``: each genome sampled independently from the space (``SearchSpace.sample``).
+``random`` (``DESIGN``, the default): each genome sampled independently from the space
+(``SearchSpace.sample``).
 
 ``spread`` (tried on the development tables with experiments/tune_default.py and not
 kept: no consistent gain, see experiments/README.md): a Latin
@@ -22,6 +23,10 @@ import numpy as np
 
 from gi_energy.config.genome import Genome
 from gi_energy.config.space import Choice, Fixed, IntRange, RealRange, SearchSpace
+
+# The first generation's design: "random", or "spread" (tried, not kept; set by
+# experiments/tune_default.py's variants).
+DESIGN = "random"
 
 
 def spread_column(p, n: int, rng: np.random.Generator) -> list:
@@ -64,4 +69,21 @@ def spread_genomes(space: SearchSpace, n: int, rng: np.random.Generator) -> list
             for t, col in tracks.items():
                 layers[t] = (col[i],) * counts[i]
         out.append(space.repair(Genome(layers=layers, values={k: col[i] for k, col in columns.items()})))
+    return out
+
+
+def first_generation(space: SearchSpace, n: int, rng: np.random.Generator, max_tries: int) -> list[Genome]:
+    """``n`` genomes of the ``DESIGN`` (sampled, or the spread design's), each re-sampled
+    (at most ``max_tries`` times) while its key repeats one drawn before."""
+    out: list[Genome] = []
+    keys: set[str] = set()
+    design = iter(spread_genomes(space, n, rng) if DESIGN == "spread" else ())
+    for _ in range(n):
+        g = next(design, None) or space.sample(rng)
+        tries = 0
+        while g.key in keys and tries < max_tries:
+            g = space.sample(rng)
+            tries += 1
+        out.append(g)
+        keys.add(g.key)
     return out

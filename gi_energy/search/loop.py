@@ -34,16 +34,13 @@ from gi_energy.tasks.results import Evaluation, Outcome
 
 from . import nsga2
 from .checkpoint import Checkpoint
-from .initial import spread_genomes
+from .initial import first_generation
 from .termination import AnyOf, SearchState
 from .totals import Totals
 
 # Margin added beyond the initial population's worst point, so the reference point stays
 # strictly worse than the points that fixed it (they then add volume).
 REFERENCE_MARGIN = 0.1
-# The first generation's design (gi_energy.search.initial): "random" samples, or "spread"
-# (a Latin hypercube over the factors; tried in experiments/tune_default.py, not kept).
-INITIAL_DESIGN = "random"
 
 
 ResultCallback = Callable[[Evaluation, bool], None]
@@ -172,21 +169,8 @@ class SearchLoop:
     # -- variation
 
     def initial_genomes(self, n: int) -> list[Genome]:
-        """``n`` sampled genomes (with ``INITIAL_DESIGN = "spread"``, the spread design's),
-        re-sampled (bounded) while a key repeats."""
-        max_tries = self.problem.search.max_remutations
-        out: list[Genome] = []
-        keys: set[str] = set()
-        design = iter(spread_genomes(self.space, n, self.rng) if INITIAL_DESIGN == "spread" else ())
-        for _ in range(n):
-            g = next(design, None) or self.space.sample(self.rng)
-            tries = 0
-            while g.key in keys and tries < max_tries:
-                g = self.space.sample(self.rng)
-                tries += 1
-            out.append(g)
-            keys.add(g.key)
-        return out
+        """The first generation: ``n`` genomes of :func:`~.initial.first_generation`."""
+        return first_generation(self.space, n, self.rng, self.problem.search.max_remutations)
 
     def offspring(self, n: int) -> list[Genome]:
         """``n`` children of the current population."""
