@@ -4,15 +4,15 @@
 (``SearchSpace.sample``).
 
 ``spread`` (tried on the development tables with experiments/tune_default.py and not
-kept: no consistent gain, see experiments/README.md): a Latin
-hypercube over the space's factors. Each hyperparameter and each structure's layer count
+kept: no consistent gain, see experiments/README.md): a Latin hypercube over the space's
+factors. Each hyperparameter and each structure's layer count
 is spread over the ``n`` genomes on its own: a choice's levels each taken ``n / k``
 times (rounded, the remainder drawn at random), a range cut into ``n`` equal strata
 (on the log scale where it is log) with one value drawn in each, each column shuffled
 on its own. Layer sizes are spread the same way over the genomes' first layers, and the
 further layers copy the first (a small, uniform network is as likely as a tapered one).
-A budget of 20 evaluations then sees every level of every factor instead of what six
-independent draws happen to hit.
+A first generation of ``n`` then takes every level of each factor of up to ``n`` levels,
+where ``n`` independent draws may miss some.
 """
 
 from __future__ import annotations
