@@ -51,9 +51,11 @@ def table_reference(problem, out: Path) -> Path:
     rep = open_replay(problem, Path(problem.table.path))
     rd = RunDirectory.create(out, problem, "grid", {"table": str(problem.table.path), "grid_points": len(rep)})
     outcomes = rep.outcomes()
+    # The results first, then "complete": a kill in between leaves a run that says it is
+    # unfinished, never one that says complete without its evaluations.csv.
+    rd.write_results(outcomes, problem.objectives, [], constraints=problem.constraints)
     rd.update_run_json(label="table", replayed=True, status="complete", evaluations=len(outcomes),
                        measured=rep.measured, meter=rep.meter_description)
-    rd.write_results(outcomes, problem.objectives, [], constraints=problem.constraints)
     return rd.path
 
 
@@ -148,9 +150,9 @@ class Budgeted:
 def _write(problem, out: Path, label: str, seed: int, grid_dir: Path, b: Budgeted, extra: dict | None = None) -> Path:
     rd = RunDirectory.create(out, problem, "peer", {"label": label, "replay": str(grid_dir), "budget": b.budget,
                                                      "proposals": b.proposals, **(extra or {})})
+    rd.write_results(b.outcomes, problem.objectives, [])  # then "complete" (see table_reference)
     rd.update_run_json(label=label, seed=seed, replayed=True, status="complete", evaluations=len(b.outcomes),
                        proposals=b.proposals, stop=b.stop or "budget")
-    rd.write_results(b.outcomes, problem.objectives, [])
     return rd.path
 
 
