@@ -13,7 +13,8 @@ a forest of its own, only candidates predicted feasible can be picked by gain, a
 predicted feasible ranks before any predicted infeasible. A share (``EXPLORE``) is drawn
 at random from the rest of the pool, so a wrong model cannot trap the search. (Tried on
 the suite's development half and left off: an optimistic bound, mean - k x the trees'
-spread, ``OPTIMISM``; see experiments/tune_default.py.)
+spread, ``OPTIMISM``; ParEGO's random scalarisations, ``ACQUISITION = "parego"``; see
+experiments/tune_default.py.)
 
 The model is one scikit-learn extremely randomised forest per objective on a
 deterministic encoding of the genome (:class:`GenomeEncoder`). An objective whose
@@ -319,7 +320,8 @@ def screen(predicted: np.ndarray, front: np.ndarray, n: int, rng: np.random.Gene
 
     ``predicted`` holds one predicted minimisation vector per pool member, ``front`` the
     run's current front (observed). ``n - n_explore`` members are picked by predicted
-    hypervolume gain (:func:`hvi_order`, ``acquisition`` "hvi", default ``ACQUISITION``),
+    hypervolume gain (:func:`hvi_order`, ``acquisition`` "hvi", default ``ACQUISITION``;
+    "parego": by :func:`parego_order`, which draws its weights from ``rng``),
     then as ranked by non-domination then crowding of the predicted vectors sorted
     together with the front (ties: pool order; ``acquisition`` "rank": by that ranking
     alone); ``n_explore = max(1, round(explore * n))`` (none when n is 1 or explore is 0) are drawn at
