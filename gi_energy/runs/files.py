@@ -14,6 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+# json.dumps(x, separators=(",", ":")) with one encoder made once: dumps builds a new
+# encoder per call whenever an argument is not the default (the journal's lines, the
+# checkpoint's outcome lines).
+compact_json = json.JSONEncoder(separators=(",", ":")).encode
+
 
 def timestamped_dir(root: Path, prefix: str) -> Path:
     """``root/<prefix>-<YYYYmmdd-HHMMSS>`` (local time); a numeric suffix when that name is

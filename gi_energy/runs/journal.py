@@ -9,10 +9,9 @@ from pathlib import Path
 
 from gi_energy.tasks.results import Evaluation, Outcome
 
-TRAINED_JOURNAL = "trained.jsonl"
+from .files import compact_json
 
-# json.dumps(x, separators=(",", ":")) with one encoder made once, not one per line.
-_compact_json = json.JSONEncoder(separators=(",", ":")).encode
+TRAINED_JOURNAL = "trained.jsonl"
 
 
 class TrainedJournal:
@@ -59,7 +58,7 @@ class TrainedJournal:
             self._fh = open(self.path, "a", encoding="utf-8")
             if torn:
                 self._fh.write("\n")  # end a line cut short by a kill, or the next entry joins it
-        self._fh.write(_compact_json({"key": item[0], "repeat": item[1], "energy_j": ev.energy_spent_j}) + "\n")
+        self._fh.write(compact_json({"key": item[0], "repeat": item[1], "energy_j": ev.energy_spent_j}) + "\n")
         self._fh.flush()
         if self.durable:
             os.fsync(self._fh.fileno())

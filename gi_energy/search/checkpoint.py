@@ -22,7 +22,7 @@ from typing import Any
 
 from gi_energy.config.genome import Genome
 from gi_energy.errors import UsageError
-from gi_energy.runs.files import atomic_open, write_json_atomic
+from gi_energy.runs.files import atomic_open, compact_json, write_json_atomic
 from gi_energy.tasks.results import Evaluation, Outcome
 
 CHECKPOINT_NAME = "checkpoint.json"
@@ -133,16 +133,12 @@ class CheckpointWriter:
         return path
 
 
-# json.dumps(x, separators=(",", ":")) with one encoder made once, not one per call.
-_compact_json = json.JSONEncoder(separators=(",", ":")).encode
-
-
 def _outcome_line(outcome: Outcome) -> str:
     """``json.dumps(outcome_to_dict(outcome), separators=(",", ":"))`` and a newline, with
     each genome's compact JSON (kept on the genome, and sorted as its dict is) put in
     whole, not encoded again for the outcome and for every evaluation."""
     evaluations = ",".join(
-        '{"genome":' + ev.genome.to_json() + "," + _compact_json(ev.to_dict(genome=False))[1:]
+        '{"genome":' + ev.genome.to_json() + "," + compact_json(ev.to_dict(genome=False))[1:]
         for ev in outcome.evaluations)
     return (f'{{"key":{json.dumps(outcome.key)},"genome":{outcome.genome.to_json()},'
             f'"cached":{"true" if outcome.cached else "false"},"evaluations":[{evaluations}]}}\n')
