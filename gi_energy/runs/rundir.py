@@ -29,7 +29,7 @@ import json
 import os
 import platform
 import socket
-from collections.abc import Collection, Container, Mapping, Sequence
+from collections.abc import Collection, Container, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from gi_energy.errors import UsageError
@@ -259,17 +259,9 @@ class RunDirectory:
         per genome evaluated, in order) and, per outcome and evaluation, whether its
         energy counts as spent by this run (the ``spent`` column; files written before it
         existed fall back to ``not cached``)."""
-        groups: dict[int, list[Evaluation]] = {}
-        spent: dict[int, list[bool]] = {}
-        cached: dict[int, bool] = {}
-        for r in self._rows(EVALUATIONS_CSV):
-            i = int(r["index"])
-            groups.setdefault(i, []).append(evaluation_from_row(r))
-            cached[i] = r.get("cached") == "true"
-            flag = r.get("spent")
-            spent.setdefault(i, []).append((flag == "true") if flag not in (None, "") else r.get("cached") != "true")
+        groups = _by_index(self._rows(EVALUATIONS_CSV))
         order = sorted(groups)
-        return [_outcome_of(groups[i], cached[i]) for i in order], [tuple(spent[i]) for i in order]
+        return [_outcome_of(groups[i]) for i in order], [tuple(_spent(r) for r in groups[i]) for i in order]
 
     def read_outcomes_at(self, indexes: Collection[int]) -> dict[int, Outcome]:
         """{index: outcome} of the outcomes with these ``index`` values in evaluations.csv,
@@ -277,8 +269,6 @@ class RunDirectory:
         that needs a few outcomes of a large run (a report's front and the points it
         draws) does not build an Evaluation for every row."""
         wanted = set(indexes)
-        groups: dict[int, list[Evaluation]] = {}
-        cached: dict[int, bool] = {}
         path = self.path / EVALUATIONS_CSV
         if not path.is_file():
             raise UsageError(f"{self.path}: no {EVALUATIONS_CSV} (the run wrote no results yet)")
@@ -287,15 +277,11 @@ class RunDirectory:
                 rows = csv.reader(fh)
                 header = next(rows, [])
                 at = header.index("index")
-                for cells in rows:  # a dict only for the rows wanted (as csv.DictReader makes it)
-                    i = int(cells[at])
-                    if i in wanted:
-                        r = dict(zip(header, cells))
-                        groups.setdefault(i, []).append(evaluation_from_row(r))
-                        cached[i] = r.get("cached") == "true"
+                # a dict (as csv.DictReader makes it) only for the rows wanted
+                groups = _by_index(dict(zip(header, cells)) for cells in rows if int(cells[at]) in wanted)
         except (OSError, csv.Error, UnicodeDecodeError, ValueError) as exc:
             raise UsageError(f"{path}: unreadable: {exc}") from None
-        return {i: _outcome_of(evs, cached[i]) for i, evs in groups.items()}
+        return {i: _outcome_of(r) for i, r in groups.items()}
 
     def read_outcomes(self) -> list[Outcome]:
         """Evaluations grouped back into Outcomes (one per genome evaluated), in order."""
@@ -325,9 +311,26 @@ class RunDirectory:
             raise UsageError(f"{path}: unreadable: {exc}") from None
 
 
-def _outcome_of(evaluations: Sequence[Evaluation], cached: bool) -> Outcome:
-    """One outcome's evaluations (its rows, in file order) as the Outcome they were."""
-    return Outcome(genome=evaluations[0].genome, evaluations=tuple(evaluations), cached=cached)
+def _by_index(rows: Iterable[Mapping[str, str]]) -> dict[int, list[Mapping[str, str]]]:
+    """evaluations.csv rows grouped by their outcome's ``index``, each group in file order."""
+    groups: dict[int, list[Mapping[str, str]]] = {}
+    for r in rows:
+        groups.setdefault(int(r["index"]), []).append(r)
+    return groups
+
+
+def _outcome_of(rows: Sequence[Mapping[str, str]]) -> Outcome:
+    """One outcome's rows (in file order) as the Outcome they were written from: cached as
+    its last row says."""
+    evaluations = tuple(evaluation_from_row(r) for r in rows)
+    return Outcome(genome=evaluations[0].genome, evaluations=evaluations, cached=rows[-1].get("cached") == "true")
+
+
+def _spent(row: Mapping[str, str]) -> bool:
+    """Does a row's energy count as spent by the run (the ``spent`` column; files written
+    before it existed: ``not cached``)?"""
+    flag = row.get("spent")
+    return (flag == "true") if flag not in (None, "") else row.get("cached") != "true"
 
 
 # ---------------------------------------------------------------- the journal
