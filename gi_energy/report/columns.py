@@ -141,9 +141,9 @@ class RunColumns:
                    row_joules=col["energy_spent_j"],
                    row_measured=(col["train_measured"] == "true") & (col["inference_measured"] == "true"),
                    cells={c: col[c] for c in (*METRIC_CELLS.values(), *_DERIVED)}, task_metrics=task,
-                   row_read=read.reshape(len(index), len(WINDOWS)),
-                   row_read_measured=np.column_stack([col[f"{w}_measured"] == "true" for w, _ in WINDOWS])
-                   .reshape(len(index), len(WINDOWS)), indexes=order)
+                   row_read=read,
+                   row_read_measured=np.column_stack([col[f"{w}_measured"] == "true" for w, _ in WINDOWS]),
+                   indexes=order)
 
     @classmethod
     def from_outcomes(cls, outcomes: Sequence[Outcome], spent: Sequence[Sequence[bool]] | None = None) -> RunColumns:

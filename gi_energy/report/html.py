@@ -118,8 +118,7 @@ def cloud_of(run: RunResult) -> tuple[list, int]:
     keys = run.outcome_keys()
     positions, stride = thinned(run.ok_positions(exclude={keys[p] for p in front_at} if front_at else
                                                  {o.key for o in run.front}))
-    run.outcomes_at(front_at + positions)
-    return run.outcomes_at(positions), stride
+    return run.outcomes_at(front_at + positions)[len(front_at):], stride
 
 
 def fronts_plot(runs: Sequence[RunResult], kind: str | None, clouds: Mapping[Path, tuple[list, int]] | None = None):
