@@ -198,9 +198,10 @@ def test_failed_points_fill_only_the_missing_places():
         == (math.inf, math.inf)
 
 
-def test_the_deap_path_for_large_populations_gives_the_same_answers(monkeypatch):
-    # Above _VECTOR_LIMIT valid points survival and ranking go through DEAP; with the limit
-    # at 3 the hand-worked fronts above take that path.
+def test_the_ranked_path_for_large_populations_gives_the_same_answers(monkeypatch):
+    # Above _VECTOR_LIMIT valid points survival and ranking take moocore's ranks; with the
+    # limit at 3 the hand-worked fronts above take that path. DEAP itself, the reference
+    # both paths are held to, gives the same.
     from gi_energy.search import nsga2
 
     monkeypatch.setattr(nsga2, "_VECTOR_LIMIT", 3)
@@ -211,3 +212,6 @@ def test_the_deap_path_for_large_populations_gives_the_same_answers(monkeypatch)
     assert crowding == pytest.approx([inf, 0.5, 2 / 3, inf, inf, 0.625, 2 / 3, inf, inf])
     failed = Fitness((math.inf, math.inf), math.inf)
     assert nsga2._survive_deap([failed, *fits([(1, 1)]), failed, failed], 2) == [1, 0]
+    monkeypatch.setattr(nsga2, "_VECTOR_LIMIT", 0)
+    assert survive([failed, *fits([(1, 1)]), failed, failed], 2) == [1, 0]
+    assert rank_and_crowding([failed, *fits([(1, 1)])]) == ([1, 0], [0.0, inf])

@@ -41,3 +41,54 @@ def test_real_valued_points_too():
     fits = [Fitness(tuple(rng.normal(size=3).tolist())) for _ in range(48)]
     assert nsga2.survive(fits, 24) == nsga2._survive_deap(fits, 24)
     assert nsga2.rank_and_crowding(fits) == nsga2._rank_and_crowding_deap(fits)
+
+
+# Beyond nsga2._VECTOR_LIMIT valid points the fronts are moocore's Pareto ranks, each
+# front in input order (not DEAP's): the ranks are DEAP's; so are the crowding distances
+# where no objective ties (the sorts then have one answer whatever the order); survival
+# keeps whole fronts and, in the last, points of DEAP's crowding distances.
+@pytest.mark.parametrize("seed", range(40))
+def test_ranked_fronts_give_deaps_ranks_and_survivors(seed, monkeypatch):
+    rng = np.random.default_rng(seed)
+    n, m = int(rng.integers(1, 80)), int(rng.integers(2, 4))
+    fits = _random_fitnesses(rng, n, m)
+    deap_ranks, _ = nsga2._rank_and_crowding_deap(fits)
+    monkeypatch.setattr(nsga2, "_VECTOR_LIMIT", 0)
+    ranks, _ = nsga2.rank_and_crowding(fits)
+    assert ranks == deap_ranks
+    for k in {1, max(1, n // 2), n, n + 3}:
+        survivors = nsga2.survive(fits, k)
+        deap = nsga2._survive_deap(fits, k)
+        assert len(survivors) == len(set(survivors)) == len(deap)
+        # whole fronts as DEAP keeps them, and as many of the last one
+        assert sorted(ranks[i] for i in survivors) == sorted(ranks[i] for i in deap), (n, m, k)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_ranked_fronts_without_ties_are_deaps_in_all_but_order(seed, monkeypatch):
+    rng = np.random.default_rng(100 + seed)
+    n, m = int(rng.integers(2, 120)), int(rng.integers(2, 4))
+    fits = [Fitness(tuple(rng.random(m).tolist()),
+                    0.0 if rng.random() < 0.8 else float(rng.integers(1, 4)) / 4) for _ in range(n)]
+    deap_ranks, deap_crowding = nsga2._rank_and_crowding_deap(fits)
+    monkeypatch.setattr(nsga2, "_VECTOR_LIMIT", 0)
+    assert nsga2.rank_and_crowding(fits) == (deap_ranks, deap_crowding)  # equal, not close
+    for k in {1, n // 2, n - 1}:
+        survivors, deap = nsga2.survive(fits, k), nsga2._survive_deap(fits, k)
+        key = [(deap_ranks[i], deap_crowding[i]) for i in range(n)]
+        assert sorted(key[i] for i in survivors) == sorted(key[i] for i in deap)
+
+
+def test_past_the_limit_the_ranked_fronts_are_used(monkeypatch):
+    # At the limit the numpy array (DEAP's order); one point more, moocore's ranks.
+    rng = np.random.default_rng(3)
+    fits = [Fitness(tuple(rng.random(2).tolist())) for _ in range(12)]
+    calls = []
+    monkeypatch.setattr(nsga2.moocore, "pareto_rank", lambda v, _real=nsga2.moocore.pareto_rank: (
+        calls.append(len(v)), _real(v))[1])
+    monkeypatch.setattr(nsga2, "_VECTOR_LIMIT", 12)
+    assert nsga2.survive(fits, 6) == nsga2._survive_deap(fits, 6)
+    assert calls == []
+    monkeypatch.setattr(nsga2, "_VECTOR_LIMIT", 11)
+    nsga2.survive(fits, 6)
+    assert calls == [12]
