@@ -92,3 +92,23 @@ def test_past_the_limit_the_ranked_fronts_are_used(monkeypatch):
     monkeypatch.setattr(nsga2, "_VECTOR_LIMIT", 11)
     nsga2.survive(fits, 6)
     assert calls == [12]
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_crowding_in_python_and_with_numpy_are_the_same_floats(seed):
+    # A small front's crowding is summed in Python, a large one's with numpy: both are
+    # DEAP's sorts and sums, so each gives the other's floats, ties and infinities included.
+    rng = np.random.default_rng(200 + seed)
+    n, m = int(rng.integers(1, 150)), int(rng.integers(1, 4))
+    pts = [tuple(float(v) for v in row) for row in np.round(rng.normal(size=(n, m)), int(rng.integers(0, 3)))]
+    pts[int(rng.integers(n))] = (math.inf,) * m
+    with np.errstate(invalid="ignore"):  # inf - inf: nan, in both
+        expected = nsga2._crowding_array(np.asarray(pts, dtype=float)).tolist()
+        got = nsga2._crowding(pts)
+    assert [repr(d) for d in got] == [repr(d) for d in expected]  # nan spelled as nan
+
+
+def test_crowding_with_nan_is_numpys():
+    pts = [(1.0, 2.0), (math.nan, 1.0), (0.5, 3.0), (2.0, 0.0)]
+    expected = nsga2._crowding_array(np.asarray(pts)).tolist()
+    assert [repr(d) for d in nsga2._crowding(pts)] == [repr(d) for d in expected]

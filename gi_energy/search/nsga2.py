@@ -116,7 +116,7 @@ def survive(fitnesses: Sequence[Fitness], k: int) -> list[int]:
         rest = k - len(chosen)
         if rest > 0:
             last = fronts[-1]
-            crowding = _crowding(np.asarray([vf[j].values for j in last], dtype=float))
+            crowding = np.asarray(_crowding([vf[j].values for j in last]))
             chosen += [last[j] for j in np.argsort(-crowding, kind="stable")[:rest]]
     else:
         chosen = [j for front in fronts for j in front]
@@ -151,8 +151,7 @@ def rank_and_crowding(fitnesses: Sequence[Fitness]) -> tuple[list[int], list[flo
     ranks = [len(fronts)] * len(fitnesses)
     crowding = [0.0] * len(fitnesses)
     for r, front in enumerate(fronts):
-        dist = _crowding(np.asarray([vf[j].values for j in front], dtype=float))
-        for j, d in zip(front, dist.tolist()):
+        for j, d in zip(front, _crowding([vf[j].values for j in front])):
             ranks[valid[j]] = r
             crowding[valid[j]] = d
     return ranks, crowding
@@ -225,29 +224,70 @@ def _fronts(fitnesses: Sequence[Fitness], k: int) -> list[list[int]]:
     members = list(groups.values())
     vals = np.asarray([ident[0] for ident in groups], dtype=float)
     viol = np.asarray([ident[1] for ident in groups], dtype=float)
-    le = np.all(vals[:, None, :] <= vals[None, :, :], axis=2)
-    lt = np.any(vals[:, None, :] < vals[None, :, :], axis=2)
+    # u <= v in every objective (le), < in one (lt); one n x n comparison per objective,
+    # which numpy does several times faster than reducing an n x n x m array.
+    le = np.ones((len(vals), len(vals)), dtype=bool)
+    lt = np.zeros((len(vals), len(vals)), dtype=bool)
+    for column in vals.T:
+        le &= column[:, None] <= column[None, :]
+        lt |= column[:, None] < column[None, :]
     feasible = viol == 0.0
     dom = np.where(viol[:, None] != viol[None, :], viol[:, None] < viol[None, :], feasible[:, None] & le & lt)
-    count = dom.sum(axis=0)
-    current = np.flatnonzero(count == 0)
-    fronts = [[i for u in current.tolist() for i in members[u]]]
+    # DEAP's counting loop itself, on the domination array: each point of a front, in the
+    # front's order, takes one off the count of every point it dominates (in input order);
+    # a point whose count reaches zero joins the next front then. Python over the pairs of
+    # the fronts taken is a few microseconds where numpy's calls per front cost more.
+    count = dom.sum(axis=0).tolist()
+    current = [u for u, c in enumerate(count) if c == 0]
+    fronts = [[i for u in current for i in members[u]]]
     done, wanted = len(fronts[0]), min(len(fitnesses), k)
     while done < wanted:
-        sub = dom[current]
-        count = count - sub.sum(axis=0)
-        hit = np.flatnonzero((count == 0) & sub.any(axis=0))
-        if not len(hit):  # cannot happen with finite values; never loop on
+        found = []
+        for u in current:
+            for v in np.flatnonzero(dom[u]).tolist():
+                count[v] -= 1
+                if count[v] == 0:
+                    found.append(v)
+        if not found:  # cannot happen with finite values; never loop on
             break
-        last = (len(current) - 1) - np.argmax(sub[::-1][:, hit], axis=0)
-        current = hit[np.lexsort((hit, last))]
-        fronts.append([i for u in current.tolist() for i in members[u]])
+        current = found
+        fronts.append([i for u in found for i in members[u]])
         done += len(fronts[-1])
     return fronts
 
 
-def _crowding(vals: np.ndarray) -> np.ndarray:
-    """DEAP's ``assignCrowdingDist`` on one front's values (same sorts, same sums)."""
+def _crowding(points: Sequence[Sequence[float]]) -> list[float]:
+    """DEAP's ``assignCrowdingDist`` on one front's values (same sorts, same sums, so the
+    same floats): in Python for a small front, where numpy's calls cost more than the
+    sums, with numpy for a large one (and for NaN, whose place in a sort numpy fixes)."""
+    n = len(points)
+    if n == 0:
+        return []
+    pts = [tuple(map(float, p)) for p in points]
+    if n > _SMALL_FRONT or any(x != x for p in pts for x in p):
+        return _crowding_array(np.asarray(pts, dtype=float).reshape(n, len(pts[0]))).tolist()
+    m = len(pts[0])
+    dist = [0.0] * n
+    order = list(range(n))
+    for i in range(m):
+        order.sort(key=lambda j: pts[j][i])
+        dist[order[0]] = math.inf
+        dist[order[-1]] = math.inf
+        lo, hi = pts[order[0]][i], pts[order[-1]][i]
+        if hi == lo:
+            continue
+        norm = m * (hi - lo)
+        for before, j, after in zip(order, order[1:-1], order[2:]):
+            dist[j] += (pts[after][i] - pts[before][i]) / norm
+    return dist
+
+
+# Up to this many points a front's crowding is summed in Python.
+_SMALL_FRONT = 64
+
+
+def _crowding_array(vals: np.ndarray) -> np.ndarray:
+    """:func:`_crowding` with numpy (n x m values)."""
     n, m = vals.shape
     dist = np.zeros(n)
     order = np.arange(n)
