@@ -355,6 +355,12 @@ def test_the_energy_kind_is_the_evaluations_one(tmp_path):
         expected = energy_kind([e for o in outcomes for e in o.evaluations])[0]
         assert kind_of(RunColumns.read(path).reading_flags()) == expected, name
         assert kind_of(RunColumns.from_outcomes(outcomes).reading_flags()) == expected, name
+        for metric, windows in (("train_energy_j", ("train",)), ("inference_energy_j_per_1k", ("inference",)),
+                                ("energy_spent_j", ("train", "inference"))):
+            # each energy metric's word and sources, as its axis label gives them
+            expected = energy_kind([e for o in outcomes for e in o.evaluations], metric)
+            assert RunColumns.read(path).energy_kind(windows) == expected, (name, metric)
+            assert RunColumns.from_outcomes(outcomes).energy_kind(windows) == expected, (name, metric)
     assert [energy_kind([e for o in c for e in o.evaluations])[0] for c in cases.values()] == \
         ["measured", "partly estimated", "estimated", "measured", "measured", None]
 
@@ -393,3 +399,44 @@ def test_a_run_of_an_older_file_read_in_part_goes_through_the_objects(tmp_path):
     assert part.columns.indexes is None  # read through the objects
     assert ([o.key for o in part.front], part.energy_kind, part.outcome_count, part.summary()) == expected
     assert [o.key for o in part.outcomes_at([3, 0])] == [whole.outcomes[3].key, whole.outcomes[0].key]
+
+
+def _drawn(fig):
+    """What a front figure shows: per panel, the cloud's points, the front's line, the
+    axis labels and scales; and the title."""
+    panels = []
+    for ax in fig.axes:
+        if not ax.axison:
+            panels.append([t.get_text() for t in ax.texts])
+            continue
+        cloud = [c.get_offsets().tolist() for c in ax.collections]
+        lines = [(line.get_xdata().tolist(), line.get_ydata().tolist()) for line in ax.get_lines()]
+        panels.append([cloud, lines, ax.get_xlabel(), ax.get_ylabel(), ax.get_xscale(), ax.get_yscale()])
+    return panels, fig._suptitle.get_text()
+
+
+def test_the_front_figure_from_the_columns_is_the_one_from_the_outcomes(tmp_path):
+    """RunResult.plot_front of a run not read whole draws from its columns: the same
+    points, front, labels (the readings' word and sources) and title as the figure of the
+    outcomes; two and three objectives, repeats, a failed repeat, an estimate, a genome
+    met twice, an older file without the readings' sources."""
+    from gi_energy.report.plots import columns_front_figure, front_figure
+    from gi_energy.report.run import RunResult
+
+    outcomes = _outcomes()
+    path = _write(tmp_path, outcomes)
+    whole = RunResult(path)
+    expected = _drawn(front_figure(whole.outcomes, whole.objectives, whole.front,
+                                   title=f"{whole.label}: 2 on the front of 5 evaluated"))
+    part = RunResult(path)
+    assert len(part.front) == 2
+    assert _drawn(part.plot_front()) == expected and not part._whole
+    three = {"accuracy": "max", "train_energy_j": "min", "params": "min"}
+    columns = RunColumns.read(path)
+    keys = {outcomes[0].key, outcomes[3].key}
+    front = [o for o in whole.outcomes if o.key in keys]
+    assert _drawn(columns_front_figure(columns, three, keys, "t")) == _drawn(front_figure(whole.outcomes, three,
+                                                                                         front, "t"))
+    _rewrite(path / "evaluations.csv", lambda r: r.pop("train_backend"))
+    assert columns_front_figure(RunColumns.read(path), three, keys, "t") is None  # the sources are unknown
+    assert _drawn(RunResult(path).plot_front()) == expected  # through the objects

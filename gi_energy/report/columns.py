@@ -49,6 +49,29 @@ _JOULES = frozenset(cell for _, cell in WINDOWS)
 _NOT_FINITE = ["", "nan", "inf", "-inf"]
 
 
+# Read where the file has them: older files lack "spent" and call validation accuracy
+# "accuracy"; the readings' backend and scope name their sources on an axis.
+_OPTIONAL = ("spent", "accuracy", "metrics_json",
+             *(f"{w}_{part}" for w, _ in WINDOWS for part in ("backend", "scope")))
+
+
+def _sources(col: Mapping[str, np.ndarray]) -> np.ndarray | None:
+    """Per row and window, "backend:scope" of the reading (None: the file lacks the columns)."""
+    names = [(f"{w}_backend", f"{w}_scope") for w, _ in WINDOWS]
+    if not all(b in col and s in col for b, s in names):
+        return None
+    return np.column_stack([col[b].astype(object) + ":" + col[s].astype(object) for b, s in names])
+
+
+def kind_of(measured: Sequence[bool]) -> str | None:
+    """Measured flags to the word a label carries."""
+    if not measured:
+        return None
+    if all(measured):
+        return "measured"
+    return "estimated" if not any(measured) else "partly estimated"
+
+
 def _floats(cells: np.ndarray, path, column: str) -> np.ndarray:
     """Text cells as floats (every digit, as Python reads them); empty and non-finite
     cells are NaN, as the numeric columns read."""
@@ -85,6 +108,7 @@ class RunColumns:
     # per row and window (WINDOWS): a reading with its joules, and whether it was measured
     row_read: np.ndarray | None = None
     row_read_measured: np.ndarray | None = None
+    row_sources: np.ndarray | None = None  # per row and window: "backend:scope" of its reading
     indexes: np.ndarray | None = None  # per outcome: its index in evaluations.csv (None: its position)
     _metrics: dict = field(default_factory=dict, repr=False)
     first: np.ndarray = field(init=False, repr=False)  # per outcome: its genome's first (unique_outcomes)
@@ -111,7 +135,7 @@ class RunColumns:
             have = set(header) | ({"val_accuracy"} if "accuracy" in header else set())
             if not NEEDED <= have:
                 return cls.from_outcomes(*RunDirectory.open(path).read_outcomes_and_spent())
-            usecols = [c for c in header if c in NEEDED or c in ("spent", "accuracy", "metrics_json")]
+            usecols = [c for c in header if c in NEEDED or c in _OPTIONAL]
             numeric = [c for c in usecols if c in _NUMERIC and c not in _JOULES]
             table = pd.read_csv(csv_path, usecols=usecols, keep_default_na=False,
                                 dtype={c: float if c in numeric else str for c in usecols},
@@ -143,7 +167,7 @@ class RunColumns:
                    cells={c: col[c] for c in (*METRIC_CELLS.values(), *_DERIVED)}, task_metrics=task,
                    row_read=read,
                    row_read_measured=np.column_stack([col[f"{w}_measured"] == "true" for w, _ in WINDOWS]),
-                   indexes=order)
+                   row_sources=_sources(col), indexes=order)
 
     @classmethod
     def from_outcomes(cls, outcomes: Sequence[Outcome], spent: Sequence[Sequence[bool]] | None = None) -> RunColumns:
@@ -168,7 +192,19 @@ class RunColumns:
                    row_read=np.array([[r is not None and not r.missing for r in (e.train, e.inference)]
                                       for _, e in evs], dtype=bool).reshape(len(evs), len(WINDOWS)),
                    row_read_measured=np.array([[r is not None and r.measured for r in (e.train, e.inference)]
-                                               for _, e in evs], dtype=bool).reshape(len(evs), len(WINDOWS)))
+                                               for _, e in evs], dtype=bool).reshape(len(evs), len(WINDOWS)),
+                   row_sources=np.array([["" if r is None else f"{r.backend}:{r.scope}" for r in (e.train, e.inference)]
+                                         for _, e in evs], dtype=object).reshape(len(evs), len(WINDOWS)))
+
+    def energy_kind(self, windows: Sequence[str] = ("train", "inference")) -> tuple[str | None, list[str]] | None:
+        """:func:`gi_energy.report.plots.energy_kind` of the ok evaluations' readings in
+        ``windows``: (the word, the sources); None where the file gave no sources."""
+        if self.row_read is None or self.row_sources is None:
+            return None
+        at = [i for i, (w, _) in enumerate(WINDOWS) if w in windows]
+        taken = self.row_read[:, at] & self.row_ok[:, None]
+        flags = self.row_read_measured[:, at][taken].tolist()
+        return kind_of(flags), sorted(set(self.row_sources[:, at][taken].tolist()))
 
     def reading_flags(self) -> list[bool]:
         """The measured flag of each reading (with its joules) of the ok evaluations'

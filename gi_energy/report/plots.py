@@ -11,7 +11,7 @@ labelled by name: a built-in one with its unit, an energy one with "measured" or
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ from gi_energy.runs.files import atomic_open
 from gi_energy.runs.rundir import FRONT_PNG
 from gi_energy.tasks.results import Evaluation, Outcome
 
+from .columns import RunColumns, kind_of
 from .figures import THRESHOLDS
 
 # How each metric is labelled on a plot axis, with its unit; energy metrics also say how
@@ -60,15 +61,6 @@ def energy_kind(evaluations: Iterable[Evaluation], name: str = "energy_spent_j")
     return kind_of([r.measured for r in readings]), sorted({f"{r.backend}:{r.scope}" for r in readings})
 
 
-def kind_of(measured: Sequence[bool]) -> str | None:
-    """Measured flags to the word a label carries."""
-    if not measured:
-        return None
-    if all(measured):
-        return "measured"
-    return "estimated" if not any(measured) else "partly estimated"
-
-
 def metric_label(name: str, kind: str | None = None, sources: Sequence[str] = ()) -> str:
     """An axis label: the metric with its unit; an energy says ``kind`` (and its sources)."""
     base = AXIS_NAMES.get(name, name)
@@ -77,13 +69,6 @@ def metric_label(name: str, kind: str | None = None, sources: Sequence[str] = ()
     if kind is None:
         return f"{base} (no reading)"
     return f"{base} ({kind}{', ' + ', '.join(sources) if sources else ''})"
-
-
-def energy_label(name: str, evaluations: Iterable[Evaluation]) -> str:
-    """An axis label that says whether the metric was measured or estimated, and by what."""
-    if not is_energy(name):
-        return AXIS_NAMES.get(name, name)
-    return metric_label(name, *energy_kind(evaluations, name))
 
 
 def _log_if_wide(ax, axis: str, values) -> None:
@@ -119,12 +104,39 @@ def front_figure(outcomes: Sequence[Outcome], objectives: Mapping[str, str], fro
     kept, _ = ok_points(outcomes, objectives)
     front_keys = {o.key for o in front}
     all_evals = [e for o in outcomes for e in o.evaluations]
-    labels = {n: energy_label(n, all_evals) for n in names}
-    # Panels carry the name, unit and measured/estimated; the diagonal adds the sources.
-    short = {n: metric_label(n, energy_kind(all_evals, n)[0]) if is_energy(n) else AXIS_NAMES.get(n, n)
-             for n in names}
+    kinds = {n: energy_kind(all_evals, n) for n in names if is_energy(n)}
     values = {n: np.array([o.metric(n) for o in kept], dtype=float) for n in names}
     is_front = np.array([o.key in front_keys for o in kept], dtype=bool)
+    return _front_panels(names, values, is_front, kinds, title)
+
+
+def columns_front_figure(columns: RunColumns, objectives: Mapping[str, str], front_keys: Container[str],
+                         title: str = "") -> Figure | None:
+    """:func:`front_figure` of a run read column-wise (:class:`~.columns.RunColumns`), the
+    front given by its outcomes' keys: the same figure, without an object per point. None
+    where the columns cannot name the readings' sources (an older file)."""
+    names = list(objectives)
+    kinds = {}
+    for n in names:
+        if is_energy(n):
+            kinds[n] = columns.energy_kind(_ENERGY_WINDOW[n])
+            if kinds[n] is None:
+                return None
+    metrics = {n: columns.metric(n) for n in names}
+    kept = np.ones(len(columns), dtype=bool)
+    for v in metrics.values():
+        kept &= ~np.isnan(v)
+    is_front = np.array([k in front_keys for k in columns.keys[kept].tolist()], dtype=bool)
+    return _front_panels(names, {n: v[kept] for n, v in metrics.items()}, is_front, kinds, title)
+
+
+def _front_panels(names: Sequence[str], values: Mapping[str, np.ndarray], is_front: np.ndarray,
+                  kinds: Mapping[str, tuple[str | None, list[str]]], title: str) -> Figure:
+    """:func:`front_figure` from the ok points' values per objective, which of them are on
+    the front, and each energy objective's :func:`energy_kind`."""
+    labels = {n: metric_label(n, *kinds[n]) if n in kinds else AXIS_NAMES.get(n, n) for n in names}
+    # Panels carry the name, unit and measured/estimated; the diagonal adds the sources.
+    short = {n: metric_label(n, kinds[n][0]) if n in kinds else AXIS_NAMES.get(n, n) for n in names}
 
     def scatter(ax, xn, yn, connect: bool):
         x, y = values[xn], values[yn]
@@ -142,7 +154,7 @@ def front_figure(outcomes: Sequence[Outcome], objectives: Mapping[str, str], fro
         yn, xn = names[0], names[1]
         fig = Figure(figsize=(6.8, 5.0))
         ax = fig.subplots()
-        if len(kept):
+        if len(is_front):
             scatter(ax, xn, yn, connect=True)
             ax.legend(loc="best", fontsize=8)
         else:
@@ -162,7 +174,7 @@ def front_figure(outcomes: Sequence[Outcome], objectives: Mapping[str, str], fro
                     ax.axis("off")
                     ax.text(0.5, 0.5, textwrap.fill(labels[xn], 28), ha="center", va="center", fontsize=8)
                     continue
-                if len(kept):
+                if len(is_front):
                     scatter(ax, xn, yn, connect=False)
                 ax.set_xlabel(textwrap.fill(short[xn], 32), fontsize=7)
                 ax.set_ylabel(textwrap.fill(short[yn], 32), fontsize=7)

@@ -32,8 +32,8 @@ from gi_energy.runs.rundir import (
 )
 from gi_energy.tasks.results import Evaluation, Outcome
 
-from .columns import RunColumns
-from .plots import energy_kind, front_figure, front_title, history_figure, kind_of
+from .columns import RunColumns, kind_of
+from .plots import columns_front_figure, energy_kind, front_figure, front_title, history_figure
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -253,9 +253,15 @@ class RunResult:
         return df
 
     def plot_front(self, title: str | None = None) -> Figure:
-        """The front over every evaluated point (as front.png), a matplotlib Figure."""
-        return front_figure(self.outcomes, self.objectives, self.front,
-                            title=title or front_title(self.label, self.front, self.outcomes))
+        """The front over every evaluated point (as front.png), a matplotlib Figure. A run
+        not read whole is drawn from its columns (the same figure, with objects built only
+        for the front)."""
+        title = title or front_title(self.label, self.front, range(self.outcome_count))
+        if not self._whole and self.columns is not None:
+            fig = columns_front_figure(self.columns, self.objectives, {o.key for o in self.front}, title)
+            if fig is not None:
+                return fig
+        return front_figure(self.outcomes, self.objectives, self.front, title=title)
 
     def plot_history(self, title: str | None = None) -> Figure:
         """Hypervolume (the run's own reference point, relative to its first generation or
