@@ -9,11 +9,17 @@ another's):
 
     front    pareto.front_outcomes over n outcomes (3 objectives, one constraint), the
              front the run directory writes and compare reads
+    survival NSGA-II survival of n/2 of n outcomes (nsga2.survive: the fitnesses made, then
+             rank and crowding; the same three objectives and constraint as front), and
+             rank_s, nsga2.rank_and_crowding of all n (what breeding's tournament asks)
     compare  report.compare.compare_runs on two runs and a reference of n evaluations each,
              run directories synthesised with RunDirectory.write_results; files_s is the
              writing of its outputs after it (write_comparison: report.md, comparison.json,
              the two PNGs, and report.html where plotly is installed), command_s both, as
              ``gi-energy compare`` runs them
+    open     a run of n evaluations opened as a researcher would (report.run.RunResult):
+             summary(), plot_front() (seconds: both, the first call reading the file) and
+             to_dataframe() (df_s)
     grid     one batch of the grid's bookkeeping when the run holds n outcomes: now (the
              front, the hypervolume's points and the totals kept up batch by batch;
              seconds) and as it was before (old_batch_s: ok_points, front_outcomes and the
@@ -60,7 +66,7 @@ from pathlib import Path
 
 import numpy as np
 
-CASES = ("front", "compare", "grid", "table", "store")
+CASES = ("front", "survival", "compare", "open", "grid", "table", "store")
 
 
 # ---------------------------------------------------------------- synthetic outcomes
@@ -115,6 +121,20 @@ def case_front(n: int, tmp: Path) -> dict:
     return {"seconds": time.perf_counter() - t0, "front": len(front)}
 
 
+def case_survival(n: int, tmp: Path) -> dict:
+    from gi_energy.search import nsga2
+
+    outcomes = synthetic_outcomes(n)
+    t0 = time.perf_counter()
+    fitnesses = [nsga2.fitness_of(o, OBJECTIVES, CONSTRAINTS) for o in outcomes]
+    survivors = nsga2.survive(fitnesses, n // 2)
+    seconds = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    ranks, _ = nsga2.rank_and_crowding(fitnesses)
+    return {"seconds": seconds, "rank_s": time.perf_counter() - t1, "survivors": len(survivors),
+            "fronts": max(ranks) + 1}
+
+
 def _write_run(path: Path, outcomes, command: str, label: str) -> Path:
     from gi_energy.runs.rundir import RunDirectory
 
@@ -138,6 +158,20 @@ def case_compare(n: int, tmp: Path) -> dict:
     t2 = time.perf_counter()
     return {"seconds": t1 - t0, "runs": len(cmp.get("runs", [])), "files_s": t2 - t1, "command_s": t2 - t0,
             "report_html": plotly_available() and any(p.name == "report.html" for p in written)}
+
+
+def case_open(n: int, tmp: Path) -> dict:
+    from gi_energy.report.run import RunResult
+
+    path = _write_run(tmp / "run", synthetic_outcomes(n), "grid", "run")
+    t0 = time.perf_counter()
+    run = RunResult(path)
+    summary = run.summary()
+    run.plot_front()
+    seconds = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    rows = len(run.to_dataframe())
+    return {"seconds": seconds, "df_s": time.perf_counter() - t1, "front": summary["front_size"], "rows": rows}
 
 
 def case_grid(n: int, tmp: Path) -> dict:
@@ -248,8 +282,8 @@ def case_table(n: int, tmp: Path, evaluations: int = 1000) -> dict:
 
 def run_case(case: str, n: int) -> dict:
     warnings.simplefilter("ignore")  # "energy is estimated": known, these are synthetic
-    fn = {"front": case_front, "compare": case_compare, "grid": case_grid, "table": case_table,
-          "store": case_store}[case]
+    fn = {"front": case_front, "survival": case_survival, "compare": case_compare, "open": case_open,
+          "grid": case_grid, "table": case_table, "store": case_store}[case]
     _imports()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     with tempfile.TemporaryDirectory() as tmp:
@@ -279,7 +313,7 @@ def replay_search_speed(evaluations: int) -> float:
         return _speeds(len(res.evaluations), t0, c0)
 
 
-def table_search_speed(rows: int, evaluations: int) -> float:
+def table_search_speed(rows: int, evaluations: int, population: int = 24) -> float:
     """Evaluations/s of one whole NSGA-II search on a [table] of ``rows`` rows (the clock
     starts after the problem is read; loading the table is inside it)."""
     from gi_energy.config.parse import load_problem
@@ -293,7 +327,7 @@ def table_search_speed(rows: int, evaluations: int) -> float:
             f'[problem]\nname = "bench-table"\nseed = 3\n[table]\npath = "t.csv"\n'
             f'configuration = {json.dumps(configuration)}\nenergy = "energy_j"\n'
             f'[objectives]\naccuracy = "max"\nenergy_j = "min"\n'
-            f'[search]\npopulation = 24\ngenerations = 100000\nmax_evaluations = {evaluations}\n'
+            f'[search]\npopulation = {population}\ngenerations = 100000\nmax_evaluations = {evaluations}\n'
             'surrogate = "none"\n')
         problem = load_problem(tmp / "p.toml")
         t0, c0 = time.perf_counter(), time.process_time()
@@ -322,7 +356,8 @@ def _importable(tree: Path, shadow: Path) -> Path:
     return shadow
 
 
-def throughput(baseline: str | None, repeats: int, evaluations: int, table_rows: int | None = None) -> None:
+def throughput(baseline: str | None, repeats: int, evaluations: int, table_rows: int | None = None,
+               population: int = 24) -> None:
     import os
 
     trees = {"this tree": None} if baseline is None else {"baseline": baseline, "this tree": None}
@@ -341,7 +376,7 @@ def throughput(baseline: str | None, repeats: int, evaluations: int, table_rows:
             env["PYTHONPATH"] = str(paths[label])
             code = (f"import sys; sys.argv = ['x']; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); "
                     f"import bench_scale, gi_energy, gi_energy.operators as ops; print(ops.__file__); "
-                    + (f"print(*bench_scale.table_search_speed({table_rows}, {evaluations}))" if table_rows
+                    + (f"print(*bench_scale.table_search_speed({table_rows}, {evaluations}, {population}))" if table_rows
                        else f"print(*bench_scale.replay_search_speed({evaluations}))"))
             proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                                   cwd=tempfile.gettempdir())
@@ -386,9 +421,10 @@ def main() -> None:
     ap.add_argument("--baseline", help="with --throughput: a source tree to run side by side")
     ap.add_argument("--evaluations", type=int, default=600)
     ap.add_argument("--table-rows", type=int, help="with --throughput: search a [table] of this many rows instead")
+    ap.add_argument("--population", type=int, default=24, help="with --table-rows: the search's population")
     args = ap.parse_args()
     if args.throughput:
-        throughput(args.baseline, args.repeats, args.evaluations, args.table_rows)
+        throughput(args.baseline, args.repeats, args.evaluations, args.table_rows, args.population)
         return
     if args.case:
         print(json.dumps(run_case(args.case, args.size)))
