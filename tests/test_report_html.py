@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -86,6 +87,35 @@ def test_compare_writes_report_html(runs, tmp_path):
     cmp = gi_energy.compare([evo.run_dir], reference=root / "grid", out=tmp_path / "c")
     page = (tmp_path / "c" / "report.html").read_text(encoding="utf-8")
     assert _data(page)["comparison"]["reference"]["front_size"] == cmp["reference"]["front_size"]
+
+
+def test_compare_and_report_read_each_run_column_wise_once(runs, tmp_path, monkeypatch):
+    """compare(out=...) and `gi-energy report --reference` draw report.html from the columns
+    the comparison read: each run's evaluations.csv is read column-wise once, and the page
+    is the one drawn from runs read afresh."""
+    from gi_energy.report import html as html_mod
+    from gi_energy.report.columns import RunColumns
+    from gi_energy.report.run import RunResult
+
+    root, evo = runs
+    reads = []
+    real = RunColumns.read.__func__
+
+    def counted(cls, path):
+        reads.append(Path(path).resolve().name)
+        return real(cls, path)
+
+    monkeypatch.setattr(RunColumns, "read", classmethod(counted))
+    cmp = gi_energy.compare([evo.run_dir], reference=root / "grid", out=tmp_path / "c")
+    assert sorted(reads) == ["evo", "grid"]
+    fresh = _data(html_mod.render_html([RunResult(root / "grid"), RunResult(evo.run_dir)], cmp))
+    page = _data((tmp_path / "c" / "report.html").read_text(encoding="utf-8"))
+    assert page == fresh
+    reads.clear()
+    result = CliRunner().invoke(main, ["report", str(root / "evo"), "--reference", str(root / "grid"),
+                                       "--out", str(tmp_path / "r.html")])
+    assert result.exit_code == 0, result.output
+    assert sorted(reads) == ["evo", "grid"]
 
 
 def test_missing_plotly_is_said_plainly(runs, tmp_path, monkeypatch):

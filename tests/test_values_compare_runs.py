@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -410,7 +411,8 @@ def test_report_html_is_written_by_default_with_the_runs_and_the_clean_compariso
     written = write_comparison(cmp, tmp_path / "w")
     assert [w.name for w in written] == ["report.md", "comparison.json", "report.html"]
     ((runs, path, data),) = fake_html
-    assert runs == [str(p), str(q)] and path == tmp_path / "w" / "report.html"
+    assert [r.path.resolve() for r in runs] == [Path(p).resolve(), Path(q).resolve()]
+    assert path == tmp_path / "w" / "report.html"
     assert data == _clean(cmp)
     compare([p, q], out=tmp_path / "c")  # compare() writes it too, by default
     assert fake_html[-1][1] == tmp_path / "c" / "report.html"

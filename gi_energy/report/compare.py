@@ -35,6 +35,7 @@ from gi_energy.errors import GiEnergyError, UsageError
 from gi_energy.pareto import nondominated
 from gi_energy.runs.files import atomic_open, now_iso, timestamped_dir, write_json_atomic
 
+from .columns import RunColumns
 from .comparison import Comparison
 from .figures import (
     REFERENCE_POINT,
@@ -78,6 +79,13 @@ def compare_runs(run_dirs: Sequence, reference=None, labels: Mapping[str, str] |
     front is the non-dominated union of every run's points. ``labels`` maps a run path
     to a method name (default: run.json ``label``, else the command).
     """
+    return compare_loaded(run_dirs, reference, labels)[0]
+
+
+def compare_loaded(run_dirs: Sequence, reference=None,
+                   labels: Mapping[str, str] | None = None) -> tuple[dict, dict[Path, RunColumns]]:
+    """:func:`compare_runs`, and each run's columns as it read them (by resolved path), so
+    that what is written next (report.html) need not read the runs again."""
     labels = {str(Path(k)): v for k, v in (labels or {}).items()}
     runs: list[Run] = []
     seen_paths = set()
@@ -151,7 +159,7 @@ def compare_runs(run_dirs: Sequence, reference=None, labels: Mapping[str, str] |
     if ref_run is not None:
         reference_info.update({k: ref_run.result[k] for k in ("evaluations", "trained", "energy_spent_j",
                                                               "measured", "headline")})
-    return {
+    cmp = {
         "created_at": now_iso(),
         "objectives": objectives,
         "constraints": constraints,
@@ -163,6 +171,7 @@ def compare_runs(run_dirs: Sequence, reference=None, labels: Mapping[str, str] |
         "groups": summarise_groups(searched, SUMMARY_METRICS),
         "tests": rank_sum_tests(searched) + rank_sum_tests(searched, "hv_ratio_front"),
     }
+    return cmp, {r.path.resolve(): r.columns for r in everything}
 
 
 # ---------------------------------------------------------------- outputs
@@ -195,9 +204,11 @@ def check_out(out: Path, force: bool, force_hint: str = "force=True") -> None:
                          f"{force_hint} to write over it")
 
 
-def write_comparison(cmp: dict, out: Path, *, force: bool = False, html: bool = True) -> list[Path]:
+def write_comparison(cmp: dict, out: Path, *, force: bool = False, html: bool = True,
+                     columns: Mapping[Path, RunColumns] | None = None) -> list[Path]:
     """report.md, comparison.json, fronts.png and hv_history.png under ``out`` (and
-    report.html where ``html`` and plotly is installed); returns the files written."""
+    report.html where ``html`` and plotly is installed); returns the files written.
+    ``columns``: the runs' columns :func:`compare_loaded` read, by resolved path."""
     out = Path(out)
     check_out(out, force)
     try:
@@ -213,7 +224,10 @@ def write_comparison(cmp: dict, out: Path, *, force: bool = False, html: bool = 
         from .html import REPORT_HTML, plotly_available, write_html_report
 
         if plotly_available():
-            runs = [r["path"] for r in cmp["runs"]]
+            from .run import RunResult
+
+            runs = [RunResult(r["path"], columns=(columns or {}).get(Path(r["path"]).resolve()))
+                    for r in cmp["runs"]]
             written.append(write_html_report(runs, out / REPORT_HTML, _clean(cmp)))
     return written
 
@@ -223,9 +237,9 @@ def compare(run_dirs: Sequence, reference=None, out=None, labels: Mapping[str, s
     """Library entry point: compare, write the outputs under ``out`` (if given: never into
     a run directory or over an earlier comparison unless ``force``), return the
     :class:`Comparison` (a dict of what comparison.json holds, with tables and figures)."""
-    cmp = compare_runs(run_dirs, reference, labels)
+    cmp, columns = compare_loaded(run_dirs, reference, labels)
     if out is not None:
-        write_comparison(cmp, Path(out), force=force, html=html)
+        write_comparison(cmp, Path(out), force=force, html=html, columns=columns)
     return Comparison(_clean(cmp), out=out)
 
 
@@ -247,9 +261,9 @@ def cli_compare(run_dirs, reference=None, out=None, as_json=False, force=False) 
 
     if out is not None:
         check_out(Path(out), force, "--force")
-    cmp = compare_runs(run_dirs, reference)
+    cmp, columns = compare_loaded(run_dirs, reference)
     out = Path(out) if out is not None else timestamped_dir(output_root(reference or run_dirs[0]), "compare")
-    written = write_comparison(cmp, out, force=True)
+    written = write_comparison(cmp, out, force=True, columns=columns)
     cmp = Comparison(_clean(cmp), out=out)
     if as_json:
         click.echo(json.dumps(cmp, indent=2))

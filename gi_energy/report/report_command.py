@@ -13,7 +13,7 @@ from pathlib import Path
 from gi_energy.errors import GiEnergyError, UsageError
 from gi_energy.runs.files import timestamped_dir
 
-from .compare import _clean, compare_runs, output_root
+from .compare import _clean, compare_loaded, output_root
 from .html import MISSING_PLOTLY, REPORT_HTML, plotly_available, write_html_report
 from .run import RunResult
 
@@ -36,10 +36,11 @@ def write_report(run_dirs, reference=None, out=None) -> Path:
         raise UsageError("no run directories to report on")
     paths = ([Path(reference)] if reference is not None else []) + \
         [p for p in run_dirs if reference is None or p.resolve() != Path(reference).resolve()]
-    runs = [RunResult(p) for p in paths]
-    comparison = None
+    comparison, columns = None, {}
     if reference is not None or len(run_dirs) > 1:
-        comparison = _clean(compare_runs(run_dirs, reference))
+        cmp, columns = compare_loaded(run_dirs, reference)
+        comparison = _clean(cmp)
+    runs = [RunResult(p, columns=columns.get(p.resolve())) for p in paths]
     path = Path(out) if out is not None else default_report_path(run_dirs, reference)
     if path.is_dir():
         path = path / REPORT_HTML

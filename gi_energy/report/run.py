@@ -58,10 +58,12 @@ class RunResult:
     batch (grid). A path that is not a run directory is a UsageError naming it.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, columns: RunColumns | None = None):
         self.directory = RunDirectory.open(path)
         self.path = self.directory.path
         self.info: dict = self.directory.read_run_json()
+        if columns is not None:  # read already (a comparison), not read again
+            self.__dict__["columns"] = columns
 
     def __repr__(self) -> str:
         return (f"RunResult({str(self.path)!r}: {self.command} of {self.info.get('problem')}, "
