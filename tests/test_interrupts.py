@@ -49,6 +49,15 @@ def _in_csv(run_dir) -> set[str]:
         return {row["key"] for row in csv.DictReader(fh)}
 
 
+@pytest.fixture(autouse=True)
+def sigint_raises():
+    """SIGINT raises KeyboardInterrupt while a test runs, as in a terminal, also where the
+    suite was started with SIGINT ignored (a shell's background job, nohup)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.fixture
 def sigterm_raises():
     """SIGTERM raises Terminated while a test runs, as the command line sets it up."""
