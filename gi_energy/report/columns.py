@@ -201,17 +201,23 @@ class RunColumns:
         ``windows``: (the word, the sources); None where the file gave no sources."""
         if self.row_read is None or self.row_sources is None:
             return None
-        at = [i for i, (w, _) in enumerate(WINDOWS) if w in windows]
-        taken = self.row_read[:, at] & self.row_ok[:, None]
+        at, taken = self._readings(windows)
         flags = self.row_read_measured[:, at][taken].tolist()
         return kind_of(flags), sorted(set(self.row_sources[:, at][taken].tolist()))
 
-    def reading_flags(self) -> list[bool]:
+    def reading_flags(self, windows: Sequence[str] = ("train", "inference")) -> list[bool]:
         """The measured flag of each reading (with its joules) of the ok evaluations'
-        windows, in row order: what :func:`gi_energy.report.plots.energy_kind` weighs."""
+        ``windows``, in row order: what :func:`gi_energy.report.plots.energy_kind` weighs."""
         if self.row_read is None:
             return []
-        return self.row_read_measured[self.row_read & self.row_ok[:, None]].tolist()
+        at, taken = self._readings(windows)
+        return self.row_read_measured[:, at][taken].tolist()
+
+    def _readings(self, windows: Sequence[str]) -> tuple[list[int], np.ndarray]:
+        """The columns of ``windows`` (WINDOWS order) and, per row and window, whether the
+        row is ok and its window has a reading with its joules."""
+        at = [i for i, (w, _) in enumerate(WINDOWS) if w in windows]
+        return at, self.row_read[:, at] & self.row_ok[:, None]
 
     # -- per evaluation
 
