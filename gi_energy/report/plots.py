@@ -193,8 +193,8 @@ def plot_front(path: Path, outcomes: Sequence[Outcome], objectives: Mapping[str,
     return save_figure(front_figure(outcomes, objectives, front, title), path)
 
 
-def front_title(label: str, front: Sequence, outcomes: Sequence) -> str:
-    title = f"{len(front)} on the front of {len(outcomes)} evaluated"
+def front_title(label: str, front_size: int, evaluated: int) -> str:
+    title = f"{front_size} on the front of {evaluated} evaluated"
     return f"{label}: {title}" if label else title
 
 
@@ -203,7 +203,7 @@ def write_front_png(run_dir, outcomes: Sequence[Outcome], objectives: Mapping[st
     """A run directory's front.png: :func:`front_figure` titled with how many of the
     evaluated points are on the front; ``label`` (e.g. "quickstart grid") starts the title."""
     return plot_front(Path(run_dir) / FRONT_PNG, outcomes, objectives, front,
-                      title=front_title(label, front, outcomes))
+                      title=front_title(label, len(front), len(outcomes)))
 
 
 def history_figure(history: Sequence[Mapping], kind: str | None, title: str = "") -> Figure:

@@ -258,7 +258,7 @@ class RunResult:
         """The front over every evaluated point (as front.png), a matplotlib Figure. A run
         not read whole is drawn from its columns (the same figure, with objects built only
         for the front)."""
-        title = title or front_title(self.label, self.front, range(self.outcome_count))
+        title = title or front_title(self.label, len(self.front), self.outcome_count)
         if not self._whole and self.columns is not None:
             fig = columns_front_figure(self.columns, self.objectives, {o.key for o in self.front}, title)
             if fig is not None:
