@@ -105,9 +105,10 @@ def survive(fitnesses: Sequence[Fitness], k: int) -> list[int]:
     ``selNSGA2`` (tests/test_survival_fast.py checks it on random inputs), the domination
     test one numpy comparison instead of DEAP's n^2 Python calls. Beyond it the fronts
     are moocore's Pareto ranks (:func:`_ranked_fronts`), so 100,000 points take about a
-    second where DEAP's loops took minutes for 10,000: the same ranks and crowding
-    distances, each front in input order, so where crowding distances tie at the cut
-    another of the tied points may survive.
+    second where DEAP's loops took minutes for 10,000: the same ranks, and the same
+    crowding distances wherever no objective ties, each front in input order; so tied
+    values may give their crowding to another of the tied points, and where crowding
+    distances tie at the cut another of the tied points may survive.
     """
     valid = [i for i, f in enumerate(fitnesses) if f.valid]
     vf = [fitnesses[i] for i in valid]
