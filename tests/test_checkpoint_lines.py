@@ -1,5 +1,7 @@
-"""outcomes.jsonl lines are put together from each genome's kept JSON; they must be the
-very line ``json.dumps(outcome_to_dict(o))`` writes, and read back to the same outcome."""
+"""outcomes.jsonl lines are put together from each genome's and reading's kept JSON; they
+must be the very line ``json.dumps`` writes of ``outcome_to_dict(o)`` (each evaluation's
+readings last, their keys sorted, as Reading.to_json spells them), and read back to the
+same outcome."""
 
 from __future__ import annotations
 
@@ -59,11 +61,23 @@ def outcomes(draw):
     return Outcome(genome=genome, evaluations=evaluations, cached=draw(st.booleans()))
 
 
+def _as_written(d: dict) -> dict:
+    """``outcome_to_dict``'s dict with each evaluation's readings moved last, keys sorted."""
+    evaluations = []
+    for e in d["evaluations"]:
+        e = dict(e)
+        for window in ("train", "inference"):
+            reading = e.pop(window)
+            e[window] = None if reading is None else json.loads(json.dumps(reading, sort_keys=True))
+        evaluations.append(e)
+    return {**d, "evaluations": evaluations}
+
+
 @PROPERTY
 @given(outcomes())
 def test_an_outcome_line_is_the_json_of_its_dict(outcome):
     line = _outcome_line(outcome)
-    assert line == json.dumps(outcome_to_dict(outcome), separators=(",", ":")) + "\n"
+    assert line == json.dumps(_as_written(outcome_to_dict(outcome)), separators=(",", ":")) + "\n"
     back = outcome_from_dict(json.loads(line))
     assert back.key == outcome.key and back.cached == outcome.cached
     for a, b in zip(back.evaluations, outcome.evaluations, strict=True):
@@ -78,3 +92,12 @@ def test_an_evaluation_without_its_genome_keeps_every_other_field_in_order():
     full, rest = ev.to_dict(), ev.to_dict(genome=False)
     assert list(full)[0] == "genome" and list(full)[1:] == list(rest)
     assert {k: v for k, v in full.items() if k != "genome"} == rest
+
+
+@PROPERTY
+@given(readings())
+def test_a_reading_s_json_is_kept_and_reads_back(reading):
+    text = reading.to_json()
+    assert text == json.dumps(reading.to_dict(), sort_keys=True, separators=(",", ":"))
+    assert reading.to_json() is text  # built once
+    assert Reading.from_dict(json.loads(text)).to_json() == text

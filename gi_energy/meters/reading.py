@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
@@ -57,6 +58,16 @@ class Reading:
         d["parts"] = [p.to_dict() for p in self.parts]
         return d
 
+    def to_json(self) -> str:
+        """:meth:`to_dict` as compact JSON with sorted keys. Kept once built (a reading never
+        changes): evaluations.csv and the checkpoint's outcome lines both hold it, and a
+        replay hands the same readings to run after run."""
+        text = self.__dict__.get("_json")
+        if text is None:
+            text = _COMPACT_SORTED(self.to_dict())
+            object.__setattr__(self, "_json", text)
+        return text
+
     @classmethod
     def from_dict(cls, d: Mapping) -> Reading:
         d = dict(d)
@@ -72,3 +83,4 @@ class Reading:
 
 
 _FIELDS = tuple(f.name for f in fields(Reading))
+_COMPACT_SORTED = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode

@@ -180,7 +180,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 # json.dumps(x, sort_keys=True), with one encoder made once: dumps builds a new encoder per
-# call whenever an argument is not the default, and evaluations.csv asks four times a row.
+# call whenever an argument is not the default, and evaluations.csv asks twice a row.
 _sorted_json = json.JSONEncoder(sort_keys=True).encode
 
 
@@ -204,8 +204,8 @@ def evaluation_row(ev: Evaluation, index: int, cached: bool, spent: bool | None 
         "device": ev.device, "worker": ev.worker, "cached": cached,
         "spent": (not cached) if spent is None else bool(spent),
         "genome_json": ev.genome.to_json(),
-        "train_json": None if ev.train is None else _sorted_json(ev.train.to_dict()),
-        "inference_json": None if ev.inference is None else _sorted_json(ev.inference.to_dict()),
+        "train_json": None if ev.train is None else ev.train.to_json(),
+        "inference_json": None if ev.inference is None else ev.inference.to_json(),
         "extra_json": _sorted_json(dict(ev.extra)) if ev.extra else "{}",
         "metrics_json": _sorted_json(dict(ev.metrics)) if ev.metrics else None,
     })

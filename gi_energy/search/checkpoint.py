@@ -134,14 +134,19 @@ class CheckpointWriter:
 
 
 def _outcome_line(outcome: Outcome) -> str:
-    """``json.dumps(outcome_to_dict(outcome), separators=(",", ":"))`` and a newline, with
-    each genome's compact JSON (kept on the genome, and sorted as its dict is) put in
-    whole, not encoded again for the outcome and for every evaluation."""
+    """The compact JSON of ``outcome_to_dict(outcome)`` and a newline. Each genome's and
+    reading's JSON (kept on the object, built once for this file and evaluations.csv
+    both) is put in whole, not encoded again for the outcome and for every evaluation."""
     evaluations = ",".join(
-        '{"genome":' + ev.genome.to_json() + "," + compact_json(ev.to_dict(genome=False))[1:]
+        '{"genome":' + ev.genome.to_json() + "," + compact_json(ev.to_dict(genome=False, readings=False))[1:-1]
+        + ',"train":' + _reading_json(ev.train) + ',"inference":' + _reading_json(ev.inference) + "}"
         for ev in outcome.evaluations)
     return (f'{{"key":{json.dumps(outcome.key)},"genome":{outcome.genome.to_json()},'
             f'"cached":{"true" if outcome.cached else "false"},"evaluations":[{evaluations}]}}\n')
+
+
+def _reading_json(reading) -> str:
+    return "null" if reading is None else reading.to_json()
 
 
 def _write_lines_atomic(path: Path, outcomes, durable: bool = True) -> None:

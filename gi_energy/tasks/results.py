@@ -88,9 +88,10 @@ class Evaluation:
             return None
         return float(value)
 
-    def to_dict(self, *, genome: bool = True) -> dict:
-        """Every field as plain data, in field order (``genome`` first); ``genome=False``
-        leaves the genome out (a caller that has its JSON already)."""
+    def to_dict(self, *, genome: bool = True, readings: bool = True) -> dict:
+        """Every field as plain data, in field order (``genome`` first). ``genome=False`` /
+        ``readings=False`` leave the genome / the train and inference readings out (a
+        caller that has their JSON already: :meth:`Genome.to_json`, :meth:`Reading.to_json`)."""
         # Field by field, not asdict(): every nested value is converted below, and asdict's
         # deep copy was the largest cost of a replay's checkpoints.
         d = {name: getattr(self, name) for name in _EVALUATION_FIELDS}
@@ -98,8 +99,11 @@ class Evaluation:
             d["genome"] = self.genome.to_dict()
         else:
             del d["genome"]
-        d["train"] = None if self.train is None else self.train.to_dict()
-        d["inference"] = None if self.inference is None else self.inference.to_dict()
+        if readings:
+            d["train"] = None if self.train is None else self.train.to_dict()
+            d["inference"] = None if self.inference is None else self.inference.to_dict()
+        else:
+            del d["train"], d["inference"]
         d["extra"] = dict(self.extra)
         d["metrics"] = dict(self.metrics)
         return d
