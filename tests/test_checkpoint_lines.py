@@ -101,3 +101,52 @@ def test_a_reading_s_json_is_kept_and_reads_back(reading):
     assert text == json.dumps(reading.to_dict(), sort_keys=True, separators=(",", ":"))
     assert reading.to_json() is text  # built once
     assert Reading.from_dict(json.loads(text)).to_json() == text
+
+
+@PROPERTY
+@given(readings())
+def test_a_reading_read_from_any_spelling_writes_its_canonical_json(reading):
+    canonical = json.dumps(reading.to_dict(), sort_keys=True, separators=(",", ":"))
+    spellings = (canonical, json.dumps(reading.to_dict()), json.dumps(reading.to_dict(), sort_keys=True),
+                 json.dumps(reading.to_dict(), separators=(",", ":")))
+    for text in spellings:  # kept only where it is the canonical text; encoded afresh elsewhere
+        back = Reading.from_json(text)
+        assert back.to_json() == canonical
+        assert json.dumps(back.to_dict(), sort_keys=True, separators=(",", ":")) == canonical
+
+
+def test_a_reading_written_before_a_field_existed_is_not_kept_short():
+    text = '{"backend":"rapl","domains_j":{},"duration_s":1.0,"energy_j":2.0,"measured":true,"scope":"package"}'
+    back = Reading.from_json(text)
+    assert back.to_json() == json.dumps(back.to_dict(), sort_keys=True, separators=(",", ":"))
+    assert '"wraps":0' in back.to_json()
+
+
+@PROPERTY
+@given(genomes())
+def test_a_genome_read_from_any_spelling_writes_its_canonical_json(genome):
+    canonical = json.dumps(genome.to_dict(), sort_keys=True, separators=(",", ":"))
+    assert genome.to_json() == canonical
+    d = genome.to_dict()
+    unsorted = {"values": dict(reversed(list(d["values"].items()))), "layers": d["layers"]}
+    spellings = (canonical, json.dumps(d), json.dumps(unsorted, separators=(",", ":")),
+                 json.dumps(d, separators=(",", ":"), ensure_ascii=False))
+    for text in spellings:  # kept only where it is the canonical text; encoded afresh elsewhere
+        back = Genome.from_json(text)
+        assert back.key == genome.key
+        assert back.to_json() == canonical
+
+
+def test_a_genome_spelled_with_a_float_it_canonicalises_is_encoded_afresh():
+    for value, spelled in ((0.1 + 0.2, "0.30000000000000004"), (2.0, "2.0")):
+        text = '{"layers":{"hidden":[8]},"values":{"learning_rate":' + spelled + "}}"
+        back = Genome.from_json(text)
+        assert back.to_json() == json.dumps(back.to_dict(), sort_keys=True, separators=(",", ":"))
+        assert back.to_json() != text and back.key == Genome({"hidden": (8,)}, {"learning_rate": value}).key
+
+
+def test_a_genome_spelled_out_of_key_order_is_encoded_afresh():
+    for values, canonical in (('{"optimizer":"adam","epochs":3}', '{"epochs":3,"optimizer":"adam"}'),
+                              ('{"z":1,"a":1}', '{"a":1,"z":1}')):
+        back = Genome.from_json('{"layers":{"hidden":[8]},"values":' + values + "}")
+        assert back.to_json() == '{"layers":{"hidden":[8]},"values":' + canonical + "}"

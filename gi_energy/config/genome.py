@@ -138,7 +138,14 @@ class Genome:
 
     @classmethod
     def from_json(cls, text: str) -> Genome:
-        return cls.from_dict(json.loads(text))
+        """The genome ``text`` holds. Text spelled as :meth:`to_json` spells it (compact,
+        sorted, ASCII, every value already canonical) is kept as its JSON, so a genome
+        read back (a replay's table) is not encoded again when it is written out."""
+        data = json.loads(text)
+        genome = cls.from_dict(data)
+        if _spelled_as_kept(text, data, genome):
+            object.__setattr__(genome, "_json", text)
+        return genome
 
     def replace(self, layers: Mapping | None = None, values: Mapping | None = None) -> Genome:
         """This genome with some layer tuples and values replaced (or added)."""
@@ -159,6 +166,22 @@ class Genome:
 
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != REPAIRED_IN}
+
+
+def _spelled_as_kept(text: str, data, genome: Genome) -> bool:
+    """Is ``text`` (parsed: ``data``) what ``genome.to_json()`` writes? Checked cheaply and
+    strictly: anything it cannot vouch for (a space, a float canonical_value changes, an
+    int spelled as a float, keys out of order) is encoded afresh when asked."""
+    if " " in text or not text.isascii() or list(data) != ["layers", "values"]:
+        return False
+    layers, values = data["layers"], data["values"]
+    if not isinstance(layers, dict) or not isinstance(values, dict):
+        return False
+    if list(layers) != list(genome.layers) or list(values) != list(genome.values):
+        return False
+    if not all(type(s) is int for sizes in layers.values() for s in sizes):
+        return False
+    return all(type(a) is type(b) and a == b for a, b in zip(values.values(), genome.values.values()))
 
 
 def built_genome(layers: dict, values: dict, repaired_in=None) -> Genome:

@@ -233,7 +233,7 @@ def evaluation_from_row(row: Mapping[str, str]) -> Evaluation:
         kw["val_accuracy"] = _parse_float(row.get("accuracy", ""))
     for window in ("train", "inference"):
         text = row.get(f"{window}_json", "")
-        kw[window] = Reading.from_dict(json.loads(text)) if text else None
+        kw[window] = Reading.from_json(text) if text else None
     kw["device"] = row.get("device", "cpu") or "cpu"
     kw["worker"] = row.get("worker", "")
     kw["extra"] = _json_table(row.get("extra_json"))
