@@ -150,6 +150,41 @@ class EvaluationLines:
         return n
 
 
+# The JSON columns, always evaluations.csv's last five (see the rundir's columns_of).
+_JSON_COLUMNS = METRIC_COLUMNS[-5:]
+
+
+def row_line(columns: Sequence[str]):
+    """A function from a row (a dict) to its CSV line in ``columns`` order: exactly what
+    ``csv.writer`` (excel: minimal quoting, CRLF) writes of ``cells(row, columns)``.
+
+    csv.writer quotes character by character, and most of a row's text is its JSON cells,
+    which always need quoting (their quotes doubled): str.replace does that at once. The
+    other cells, numbers and names, are joined as they are, after one check that none
+    holds a comma, quote or line break (else csv.writer writes the whole row)."""
+    writer = csv.writer(_Echo())
+    if tuple(columns[-len(_JSON_COLUMNS):]) != _JSON_COLUMNS:
+        return lambda row: writer.writerow(cells(row, columns))
+    head = columns[:-len(_JSON_COLUMNS)]
+    commas = len(head) - 1
+
+    def line(row: Mapping) -> str:
+        plain = cells(row, head)
+        text = ",".join(plain)
+        if text.count(",") != commas or '"' in text or "\n" in text or "\r" in text:
+            return writer.writerow(plain + cells(row, _JSON_COLUMNS))
+        return text + "," + ",".join(map(_quoted, cells(row, _JSON_COLUMNS))) + "\r\n"
+
+    return line
+
+
+def _quoted(cell: str) -> str:
+    """One cell as csv.writer's minimal quoting writes it."""
+    if '"' in cell or "," in cell or "\n" in cell or "\r" in cell:
+        return '"' + cell.replace('"', '""') + '"'
+    return cell
+
+
 def write_evaluations(path: Path, entries: Sequence[tuple], columns_of, cache: EvaluationLines | None, *,
                       durable: bool = True) -> None:
     """evaluations.csv from ``entries`` ((evaluation, index, cached, spent) per row);
@@ -166,7 +201,8 @@ def write_evaluations(path: Path, entries: Sequence[tuple], columns_of, cache: E
         start = 0
         rows = [evaluation_row(*e) for e in entries]
     writer = csv.writer(_Echo())
-    lines = (cache.lines[:start] if start else []) + [writer.writerow(cells(row, columns)) for row in rows]
+    line = row_line(columns)
+    lines = (cache.lines[:start] if start else []) + [line(row) for row in rows]
     with atomic_open(path, newline="", durable=durable) as fh:
         fh.write(writer.writerow(list(columns)))
         fh.write("".join(lines))
