@@ -98,7 +98,8 @@ _FIELDS = tuple(f.name for f in fields(Reading))
 _COMPACT_SORTED = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 # What to_json writes, recognised cheaply: sorted keys ("domains_j" right after "backend";
 # field order has "scope" there) and no space anywhere (the default separators put one
-# after every comma and colon). from_json also asks for ASCII (json escapes the rest), every
-# field and no parts (a file from before a field existed, a combined reading). What fails the test is encoded afresh,
-# so a text with a space inside a string (a warning) only costs the encoding it saves.
+# after every comma and colon). from_json also asks for ASCII (json escapes the rest),
+# every field and no parts (a file from before a field existed, a combined reading).
+# A text that fails is encoded afresh when written, so a space inside a string (a
+# warning) costs only the encoding keeping would have saved.
 _AS_KEPT = re.compile(r'\{"backend":"[^" ]*","domains_j":[^ ]*\Z')

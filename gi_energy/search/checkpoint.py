@@ -134,9 +134,10 @@ class CheckpointWriter:
 
 
 def _outcome_line(outcome: Outcome) -> str:
-    """The compact JSON of ``outcome_to_dict(outcome)`` and a newline. Each genome's and
-    reading's JSON (kept on the object, built once for this file and evaluations.csv
-    both) is put in whole, not encoded again for the outcome and for every evaluation."""
+    """The compact JSON of ``outcome_to_dict(outcome)`` and a newline; each evaluation's
+    readings come last, their keys sorted. Each genome's and reading's JSON (kept on the
+    object, built once for this file and evaluations.csv both) is put in whole, not
+    encoded again for the outcome and for every evaluation."""
     evaluations = ",".join(
         '{"genome":' + ev.genome.to_json() + "," + compact_json(ev.to_dict(genome=False, readings=False))[1:-1]
         + ',"train":' + _reading_json(ev.train) + ',"inference":' + _reading_json(ev.inference) + "}"
