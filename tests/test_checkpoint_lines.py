@@ -108,7 +108,8 @@ def test_a_reading_s_json_is_kept_and_reads_back(reading):
 def test_a_reading_read_from_any_spelling_writes_its_canonical_json(reading):
     canonical = json.dumps(reading.to_dict(), sort_keys=True, separators=(",", ":"))
     spellings = (canonical, json.dumps(reading.to_dict()), json.dumps(reading.to_dict(), sort_keys=True),
-                 json.dumps(reading.to_dict(), separators=(",", ":")))
+                 json.dumps(reading.to_dict(), separators=(",", ":")),
+                 json.dumps(reading.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False))
     for text in spellings:  # kept only where it is the canonical text; encoded afresh elsewhere
         back = Reading.from_json(text)
         assert back.to_json() == canonical
@@ -150,3 +151,39 @@ def test_a_genome_spelled_out_of_key_order_is_encoded_afresh():
                               ('{"z":1,"a":1}', '{"a":1,"z":1}')):
         back = Genome.from_json('{"layers":{"hidden":[8]},"values":' + values + "}")
         assert back.to_json() == '{"layers":{"hidden":[8]},"values":' + canonical + "}"
+
+
+def test_a_reading_spelled_almost_as_kept_is_encoded_afresh():
+    canonical = Reading(backend="rapl", scope="package", measured=True, energy_j=2.0, duration_s=1.0,
+                        domains_j={"dram-0": 0.5, "package-0": 1.5}).to_json()
+    texts = (canonical.replace('"domains_j":{"dram-0":0.5,"package-0":1.5}', '"domains_j":{"package-0":1.5,"dram-0":0.5}'),
+             canonical.replace('"duration_s":1.0,"dynamic_energy_j":null', '"dynamic_energy_j":null,"duration_s":1.0'))
+    for text in texts:  # compact, but keys out of order
+        assert text != canonical
+        assert Reading.from_json(text).to_json() == canonical
+    bare = Reading(backend="rapl", scope="package", measured=True, energy_j=2.0, duration_s=1.0).to_json()
+    for empty in ('"domains_j":{}', '"parts":[]', '"warnings":[]'):  # null where the reading has an empty one
+        text = bare.replace(empty, empty.split(":")[0] + ":null")
+        assert text != bare
+        assert Reading.from_json(text).to_json() == bare
+
+
+def test_a_text_with_a_raw_del_is_encoded_afresh():
+    # DEL is ASCII, but json's ensure_ascii escapes it: a raw one is not to_json's spelling.
+    genome = Genome({"hidden": (8,)}, {"optimizer": "a\x7fb"})
+    raw = json.dumps(genome.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert raw != genome.to_json() and Genome.from_json(raw).to_json() == genome.to_json()
+    reading = Reading(backend="rapl", scope="package", measured=True, energy_j=1.0, duration_s=1.0,
+                      warnings=("a\x7fb",))
+    raw = json.dumps(reading.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert raw != reading.to_json() and Reading.from_json(raw).to_json() == reading.to_json()
+
+
+def test_a_text_with_an_escape_json_would_not_write_is_encoded_afresh():
+    genome = Genome({"hidden": (8,)}, {"optimizer": "a/b"})
+    escaped = genome.to_json().replace("a/b", "a\\/b")  # "\/" is JSON for "/", never json's spelling
+    assert escaped != genome.to_json() and Genome.from_json(escaped).to_json() == genome.to_json()
+    reading = Reading(backend="rapl", scope="package", measured=True, energy_j=1.0, duration_s=1.0,
+                      missing_reason="A")
+    escaped = reading.to_json().replace('"missing_reason":"A"', '"missing_reason":"\\u0041"')
+    assert escaped != reading.to_json() and Reading.from_json(escaped).to_json() == reading.to_json()

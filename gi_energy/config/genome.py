@@ -139,8 +139,8 @@ class Genome:
     @classmethod
     def from_json(cls, text: str) -> Genome:
         """The genome ``text`` holds. Text spelled as :meth:`to_json` spells it (compact,
-        sorted, ASCII, every value already canonical) is kept as its JSON, so a genome
-        read back (a replay's table) is not encoded again when it is written out."""
+        sorted, nothing escaped, every value already canonical) is kept as its JSON, so a
+        genome read back (a replay's table) is not encoded again when it is written out."""
         data = json.loads(text)
         genome = cls.from_dict(data)
         if _spelled_as_kept(text, data, genome):
@@ -170,9 +170,12 @@ class Genome:
 
 def _spelled_as_kept(text: str, data, genome: Genome) -> bool:
     """Is ``text`` (parsed: ``data``) what ``genome.to_json()`` writes? Checked cheaply and
-    strictly: anything it cannot vouch for (a space, a float canonical_value changes, an
-    int spelled as a float, keys out of order) is encoded afresh when asked."""
-    if " " in text or not text.isascii() or list(data) != ["layers", "values"]:
+    strictly: anything it cannot vouch for (a space, a character json escapes: beyond
+    ASCII or DEL, any escape at all, a float canonical_value changes, an int spelled as a
+    float, keys out of order) is encoded afresh when asked."""
+    if " " in text or not text.isascii() or "\x7f" in text or "\\" in text:
+        return False
+    if list(data) != ["layers", "values"]:
         return False
     layers, values = data["layers"], data["values"]
     if not isinstance(layers, dict) or not isinstance(values, dict):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
@@ -84,7 +83,7 @@ class Reading:
         written out; any other spelling is encoded afresh when asked."""
         data = json.loads(text)
         reading = cls.from_dict(data)
-        if len(data) == len(_FIELDS) and not data["parts"] and text.isascii() and _AS_KEPT.match(text):
+        if _spelled_as_kept(text, data):
             object.__setattr__(reading, "_json", text)
         return reading
 
@@ -96,10 +95,20 @@ class Reading:
 
 _FIELDS = tuple(f.name for f in fields(Reading))
 _COMPACT_SORTED = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
-# What to_json writes, recognised cheaply: sorted keys ("domains_j" right after "backend";
-# field order has "scope" there) and no space anywhere (the default separators put one
-# after every comma and colon). from_json also asks for ASCII (json escapes the rest),
-# every field and no parts (a file from before a field existed, a combined reading).
-# A text that fails is encoded afresh when written, so a space inside a string (a
-# warning) costs only the encoding keeping would have saved.
-_AS_KEPT = re.compile(r'\{"backend":"[^" ]*","domains_j":[^ ]*\Z')
+
+
+def _spelled_as_kept(text: str, data) -> bool:
+    """Is ``text`` (parsed: ``data``) what :meth:`Reading.to_json` writes? Checked cheaply
+    and strictly: no space (the default separators put one after every comma and colon),
+    no character json would escape (beyond ASCII, DEL) and no escape at all (another
+    writer's escapes may differ from json's), every field, keys sorted, the nested ones as
+    to_dict builds them (no parts: a combined reading is encoded afresh). What fails is
+    encoded afresh when written, so a space inside a string (a warning) costs only the
+    encoding keeping would have saved."""
+    if " " in text or not text.isascii() or "\x7f" in text or "\\" in text:
+        return False
+    if len(data) != len(_FIELDS) or list(data) != sorted(data):
+        return False
+    domains = data["domains_j"]
+    return (isinstance(domains, dict) and list(domains) == sorted(domains)
+            and isinstance(data["warnings"], list) and data["parts"] == [])
