@@ -365,8 +365,10 @@ def resolve_problem_path(path_or_name: str | Path) -> Path:
                        + did_you_mean(str(path_or_name), bundled) + f"; bundled: {', '.join(bundled)}")
 
 
-def load_problem(path_or_name: str | Path) -> Problem:
-    """Load and validate a problem file, or a bundled problem by short name."""
+def load_problem(path_or_name: str | Path, base_dir: Path | None = None) -> Problem:
+    """Load and validate a problem file, or a bundled problem by short name. Relative
+    paths in it are relative to its folder, or to ``base_dir`` when given (a run's copy
+    of a problem file: relative to where the original was)."""
     path = resolve_problem_path(path_or_name)
     source = str(path_or_name) if Path(path_or_name).is_file() else str(path)
     try:
@@ -377,4 +379,4 @@ def load_problem(path_or_name: str | Path) -> Problem:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProblemError(source, "", f"is not valid TOML: {exc}") from None
-    return parse_problem(data, source=source, base_dir=path.parent, text=text)
+    return parse_problem(data, source=source, base_dir=path.parent if base_dir is None else Path(base_dir), text=text)

@@ -215,6 +215,10 @@ class Problem:
         A CSV dataset's bytes are hashed once per (path, mtime, size), not on every call:
         the loop asks every generation.
         """
+        text = json.dumps(self._fingerprint_payload(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def _fingerprint_payload(self) -> dict:
         d = dataclasses.asdict(self.dataset)
         if d["path"] is not None:
             d["path"] = _file_digest(Path(d["path"]))
@@ -243,8 +247,26 @@ class Problem:
             payload["table"] = {"source": _file_digest(self.table.path), "configuration": self.table.configuration,
                                 "seed": self.table.seed, "measured": self.table.measured,
                                 "metrics": self.table.metrics}
-        text = json.dumps(payload, sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return payload
+
+    def fingerprint_parts(self) -> dict[str, str]:
+        """A short digest of each part :meth:`fingerprint` covers ("dataset", "model",
+        "task", "table", ...): run.json keeps them, so a refused resume can say which part
+        changed since the run (the table's bytes, the task's code)."""
+        return {key: hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:12]
+                for key, value in self._fingerprint_payload().items()}
+
+    def fingerprint_change(self, recorded: Mapping | None) -> str:
+        """Words for what changed since a run whose run.json holds ``recorded`` parts
+        (empty when it holds none, or nothing it holds differs)."""
+        if not isinstance(recorded, Mapping):
+            return ""
+        now = self.fingerprint_parts()
+        changed = sorted(k for k in {*recorded, *now} if recorded.get(k) != now.get(k))
+        words = {"table": f"the table {self.table.path} changed" if self.table is not None else "the table changed",
+                 "dataset": "the dataset (its file's bytes or how it is read) changed",
+                 "task": "the task's code or options changed", "model": "the model family changed"}
+        return "; ".join(words.get(k, f"{k} changed") for k in changed)
 
     def with_overrides(self, **sections) -> Problem:
         """A copy with fields of sections replaced, e.g. ``search={"population": 8}``."""

@@ -23,7 +23,7 @@ from gi_energy.config.space import SearchSpace
 from gi_energy.config.table import read_frame
 from gi_energy.errors import UsageError
 from gi_energy.meters.reading import Reading
-from gi_energy.tasks.results import Evaluation, Outcome
+from gi_energy.tasks.results import Evaluation, Outcome, whole_or_float
 
 from .lookup import LookupEvaluator
 
@@ -119,7 +119,7 @@ class TableEvaluator(LookupEvaluator):
             if name in _FLOAT_FIELDS:
                 kw[_FLOAT_FIELDS[name]] = v if finite else None
             elif name in _INT_FIELDS:
-                kw[name] = int(v) if finite else None
+                kw[name] = whole_or_float(v) if finite else None
             elif name == "train_energy_j":
                 kw["train"] = _reading(v, measured, line, name)
             elif name == "inference_energy_j_per_1k":

@@ -63,6 +63,12 @@ def _sources(col: Mapping[str, np.ndarray]) -> np.ndarray | None:
     return np.column_stack([col[b].astype(object) + ":" + col[s].astype(object) for b, s in names])
 
 
+def _row_measured(train: np.ndarray, inference: np.ndarray) -> np.ndarray:
+    """Evaluation.measured from the cells: every window with a reading (its measured cell
+    is written only then) says true, and one has a reading."""
+    return ((train != "") | (inference != "")) & np.isin(train, ("", "true")) & np.isin(inference, ("", "true"))
+
+
 def kind_of(measured: Sequence[bool]) -> str | None:
     """Measured flags to the word a label carries."""
     if not measured:
@@ -163,7 +169,7 @@ class RunColumns:
                    row_ok=col["status"] == "ok",
                    row_spent=np.where(spent == "", ~cached, spent == "true"),
                    row_joules=col["energy_spent_j"],
-                   row_measured=(col["train_measured"] == "true") & (col["inference_measured"] == "true"),
+                   row_measured=_row_measured(col["train_measured"], col["inference_measured"]),
                    cells={c: col[c] for c in (*METRIC_CELLS.values(), *_DERIVED)}, task_metrics=task,
                    row_read=read,
                    row_read_measured=np.column_stack([col[f"{w}_measured"] == "true" for w, _ in WINDOWS]),

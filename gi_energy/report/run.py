@@ -104,21 +104,30 @@ class RunResult:
         gives the recorded fingerprint, so paths relative to it hold; else the copy."""
         from gi_energy.config.parse import load_problem
         from gi_energy.errors import GiEnergyError
+        from gi_energy.tasks.loader import bind
 
         source = self.info.get("problem_source")
+        copy = self.path / PROBLEM_TOML
         if source:
             try:
                 problem = load_problem(source)
+                # The fingerprint run.json holds was taken with the task bound (its
+                # declared version and metrics are in it).
+                same = (copy.is_file() and problem.to_toml() == copy.read_text(encoding="utf-8")
+                        and bind(problem).fingerprint() == self.info.get("fingerprint"))
             except GiEnergyError:
-                problem = None
-            copy = self.path / PROBLEM_TOML
-            same = copy.is_file() and problem is not None and problem.to_toml() == copy.read_text(encoding="utf-8")
-            if same and problem.fingerprint() == self.info.get("fingerprint"):
+                same = False
+            if same:
                 return problem
-        path = self.path / PROBLEM_TOML
-        if not path.is_file():
+        if not copy.is_file():
             raise UsageError(f"{self.path}: no {PROBLEM_TOML} in the run directory")
-        return load_problem(path)
+        # The copy's relative paths (a [table], a dataset file, a task's .py) start where
+        # the original file was; a run recorded before problem_source was absolute has
+        # only the working directory to go by.
+        base = Path(source).parent if source and Path(source).is_absolute() else None
+        if base is not None and not base.is_dir():
+            base = None
+        return load_problem(copy, base_dir=base)
 
     @property
     def objectives(self) -> dict[str, str]:

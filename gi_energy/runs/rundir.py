@@ -67,6 +67,13 @@ def evaluator_settings(evaluator) -> Mapping[str, object]:
             "meter": getattr(evaluator, "meter_description", None)}
 
 
+def _absolute(source: str) -> str:
+    """A problem file's path made absolute (a resume or a reader elsewhere finds it, and
+    the folder its relative paths start from); anything else as it is."""
+    path = Path(source)
+    return str(path.resolve()) if path.is_file() else source
+
+
 def _versions() -> dict[str, str | None]:
     out: dict[str, str | None] = {"python": platform.python_version()}
     # Package metadata, not imports: importing torch just to name its version costs seconds.
@@ -159,8 +166,9 @@ class RunDirectory:
         write_json_atomic(path / RUN_JSON, {
             "format": RUN_FORMAT_VERSION,
             "problem": problem.name,
-            "problem_source": problem.source,
+            "problem_source": _absolute(problem.source),
             "fingerprint": problem.fingerprint(),
+            "fingerprint_parts": problem.fingerprint_parts(),
             "seed": problem.seed,
             "command": command,
             "objectives": dict(problem.objectives),

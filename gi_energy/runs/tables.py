@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -63,8 +63,15 @@ def _parse_float(text: str) -> float | None:
     return None if text == "" else float(text)
 
 
-def _parse_int(text: str) -> int | None:
-    return None if text == "" else int(text)
+def _parse_int(text: str) -> int | float | None:
+    """An integer cell; a count that is not whole (a table's params in millions, 0.592)
+    was written as a float and reads back as one."""
+    if text == "":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
 
 
 def parse_scalar(text: str):
@@ -81,9 +88,24 @@ def parse_scalar(text: str):
     return text
 
 
-def genome_columns(genome: Genome) -> dict[str, object]:
+def genome_columns(genome: Genome, taken: Container[str] = ()) -> dict[str, object]:
     """The genome as readable columns: ``hidden_layers``, ``widths`` ("64-32"), each
-    hyperparameter by name."""
+    hyperparameter by name. A name in ``taken`` (a column the file writes itself: a
+    table's configuration column called ``device`` or ``index``) is ``config_`` + name,
+    so the configuration's values are never written over, nor write over the file's."""
+    cols = _genome_columns(genome)
+    if not taken or not any(name in taken for name in cols):
+        return cols
+    out: dict[str, object] = {}
+    for name, value in cols.items():
+        column = name
+        while column in taken or column in out or (column != name and column in cols):
+            column = "config_" + column
+        out[column] = value
+    return out
+
+
+def _genome_columns(genome: Genome) -> dict[str, object]:
     cols: dict[str, object] = {}
     for name, sizes in genome.layers.items():
         if "." in name:  # a per-layer value's track: "blocks.kernel" -> blocks_kernels "3-5"
@@ -148,6 +170,11 @@ class EvaluationLines:
                 break
             n += 1
         return n
+
+
+# The columns evaluations.csv and front.csv write themselves. A genome column of one of
+# these names is written as config_<name> (genome_columns), the same in both files.
+_TAKEN = frozenset({"index", "key", *METRIC_COLUMNS, "train_source", "inference_source", "measured", "repeats"})
 
 
 # The JSON columns, always evaluations.csv's last five (see the rundir's columns_of).
@@ -228,7 +255,7 @@ def evaluation_row(ev: Evaluation, index: int, cached: bool, spent: bool | None 
     resume); default ``not cached``."""
     inf_j = None if ev.inference is None else ev.inference.energy_j
     row: dict[str, object] = {"index": index, "key": ev.key}
-    row.update(genome_columns(ev.genome))
+    row.update(genome_columns(ev.genome, _TAKEN))
     row.update({
         "repeat": ev.repeat, "status": ev.status, "reason": ev.reason,
         "val_accuracy": ev.val_accuracy, "test_accuracy": ev.test_accuracy,
@@ -294,7 +321,7 @@ def task_metric_columns(rows: Iterable[Evaluation]) -> list[str]:
 def front_row(outcome: Outcome, index: int, objectives: Mapping[str, str]) -> dict[str, object]:
     """One front.csv row: the genome, its median objectives and where its energy came from."""
     row: dict[str, object] = {"index": index, "key": outcome.key}
-    row.update(genome_columns(outcome.genome))
+    row.update(genome_columns(outcome.genome, _TAKEN.union(objectives)))
     for name in objectives:
         row[name] = outcome.metric(name)
     for name in ("test_accuracy", "params", "flops_per_sample"):

@@ -209,8 +209,10 @@ def evolve(
             raise UsageError(f"{rd.path}: a {info.get('command')!r} run, not an evolve run; evolve --resume only "
                              "continues evolve runs (a grid run resumes with gi-energy grid --resume)")
         if info.get("fingerprint") not in (None, problem.fingerprint()):
+            change = problem.fingerprint_change(info.get("fingerprint_parts"))
             raise UsageError(f"{rd.path} ran a different problem (fingerprint {info.get('fingerprint')}, "
-                             f"this one {problem.fingerprint()}); resume it with the problem.toml it holds")
+                             f"this one {problem.fingerprint()}{': ' + change if change else ''}); "
+                             "its results would not be what this problem gives, so it cannot go on with it")
         recorded = info.get("settings") or {}
         problem = _resume_problem(problem, info, recorded, seed, overrides, rd.path, cli)
         recorded_replay = recorded_replay_source(recorded)

@@ -178,8 +178,9 @@ def _reopen(problem, resume, genomes, stack: contextlib.ExitStack):
     if info.get("command") != "grid":
         raise UsageError(f"{resume}: a {info.get('command')!r} run, not a grid run; resume it with its own command")
     if info.get("fingerprint") not in (None, problem.fingerprint()):
+        change = problem.fingerprint_change(info.get("fingerprint_parts"))
         raise UsageError(f"{resume}: recorded for another problem setup (fingerprint {info.get('fingerprint')}, "
-                         f"this problem {problem.fingerprint()})")
+                         f"this problem {problem.fingerprint()}{': ' + change if change else ''})")
     check_identity(rd.path, info, run_identity(problem, "grid"))
     # Before the first write: a second resume of the folder stops here, touching nothing.
     stack.enter_context(RunLock(rd.path))

@@ -33,8 +33,8 @@ class Evaluation:
     train_time_s: float | None = None
     inference_time_s: float | None = None
     inference_samples: int | None = None
-    params: int | None = None
-    flops_per_sample: int | None = None
+    params: int | float | None = None  # a count; a float where a table gives one (millions)
+    flops_per_sample: int | float | None = None
     co2_g: float | None = None
     wall_time_s: float | None = None
     device: str = "cpu"
@@ -77,7 +77,11 @@ class Evaluation:
 
     @property
     def measured(self) -> bool:
-        return all(r is not None and r.measured for r in (self.train, self.inference))
+        """Every energy reading this evaluation has is measured (and it has one). A window
+        it never had (a table with one energy column) is not a missing reading; a reading
+        that failed (Reading.missing_reading) is, and is never measured."""
+        readings = [r for r in (self.train, self.inference) if r is not None]
+        return bool(readings) and all(r.measured for r in readings)
 
     def metric(self, name: str) -> float | None:
         """A metric by the name used in [objectives] / [constraints]: a built-in one, else
@@ -256,3 +260,10 @@ def median(vals):
     s = sorted(vals)
     n = len(s)
     return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+
+
+def whole_or_float(value) -> int | float:
+    """A count as given: an int where it is whole, else the float itself (a table's or a
+    task's params in millions, 0.592, is never cut to 0)."""
+    value = float(value)
+    return int(value) if value.is_integer() else value

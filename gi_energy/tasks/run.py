@@ -23,7 +23,7 @@ from gi_energy.config.problem import EnergyConfig, Problem
 from gi_energy.meters.reading import Reading
 
 from .base import Diverged, Task, TaskError, Trial
-from .results import Evaluation
+from .results import Evaluation, whole_or_float
 from .training import configure_determinism, derive_seed
 
 JOULES_PER_KWH = 3.6e6
@@ -110,7 +110,7 @@ def _sort_metrics(returned, task: Task) -> tuple[dict, dict, str | None]:
             bad = bad or name
             continue
         if name in _INT_FIELDS:
-            fields[_INT_FIELDS[name]] = int(value)
+            fields[_INT_FIELDS[name]] = whole_or_float(value)
         elif name in _FLOAT_FIELDS:
             fields[_FLOAT_FIELDS[name]] = float(value)
         else:
