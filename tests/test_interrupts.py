@@ -177,3 +177,53 @@ def test_outside_the_main_thread_the_gate_routes_nothing():
     t.start()
     t.join()
     assert seen == [signal.default_int_handler]
+
+
+def _signal_in_write_results(monkeypatch, signum: int, when) -> list[int]:
+    """RunDirectory.write_results sending ``signum`` to this process at its start when
+    ``when(front)`` holds (the write itself then goes on, as a real signal lets it)."""
+    from gi_energy.runs.rundir import RunDirectory
+
+    real = RunDirectory.write_results
+    sent = []
+
+    def write_results(self, *args, front=None, **kwargs):
+        if not sent and when(front):
+            sent.append(signum)
+            os.kill(os.getpid(), signum)
+        return real(self, *args, front=front, **kwargs)
+
+    monkeypatch.setattr(RunDirectory, "write_results", write_results)
+    return sent
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_in_the_final_write_out_leaves_every_evaluation_in_an_interrupted_run(
+        tmp_path, monkeypatch, sigterm_raises, signum):
+    sent = _signal_in_write_results(monkeypatch, signum, when=lambda front: front is not None)
+    with pytest.raises(Terminated if signum == signal.SIGTERM else KeyboardInterrupt):
+        evolve(make_problem(generations=3), out=tmp_path / "e", evaluator=FakeEvaluator(), plot=False)
+    assert sent
+    run_dir = tmp_path / "e"
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "interrupted"
+    assert _in_csv(run_dir) == _journaled(run_dir) and len(_journaled(run_dir)) == info["totals"]["evaluations"]
+    assert (run_dir / "checkpoint.json").exists()
+
+
+@pytest.mark.parametrize("first,second", [(signal.SIGINT, signal.SIGINT), (signal.SIGTERM, signal.SIGINT),
+                                          (signal.SIGINT, signal.SIGTERM)])
+def test_a_second_signal_does_not_cut_the_saving_short(tmp_path, monkeypatch, sigterm_raises, first, second):
+    calls = _signal_in_fsync(monkeypatch, first, on_call=11)
+    sent = _signal_in_write_results(monkeypatch, second, when=lambda front: calls[0] >= 11)
+    # The first signal's exit stands (Terminated for a SIGTERM: exit 143).
+    with pytest.raises(Terminated if first == signal.SIGTERM else KeyboardInterrupt) as caught:
+        evolve(make_problem(generations=6), out=tmp_path / "e", evaluator=FakeEvaluator(), plot=False)
+    assert sent == [second]
+    assert (first == signal.SIGTERM) == isinstance(caught.value, Terminated)
+    run_dir = tmp_path / "e"
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "interrupted"
+    journaled = _journaled(run_dir)
+    assert len(journaled) >= 11 and journaled <= _in_csv(run_dir)
+    assert (run_dir / "front.csv").exists() and (run_dir / "history.csv").exists()

@@ -14,6 +14,7 @@ it can wrap every evaluation of a replay that runs thousands a second.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -62,6 +63,19 @@ class InterruptGate:
             signum = self.caught[0]
             self.caught.clear()
             self._deliver(signum)
+
+    @contextlib.contextmanager
+    def shielded(self):
+        """A held section whose signals are dropped at its end: the saving a first Ctrl-C
+        or SIGTERM started is what a second one asks for, so it is not cut short (the
+        first signal's exit status stands; kill -9 still stops it)."""
+        self.depth += 1
+        try:
+            yield self
+        finally:
+            self.depth -= 1
+            if not self.depth:
+                self.caught.clear()
 
     def _on_signal(self, signum: int, frame) -> None:
         if self.depth:

@@ -124,21 +124,29 @@ def _run_search(problem: Problem, evaluator: EvaluatorLike, termination: AnyOf, 
 
     try:
         stop_reason = search.run()
+        # The final write-out is whole or not begun: a signal now waits for its end, and
+        # then stops the run as anywhere else (the interrupted run's files are complete).
+        with gate:
+            _save_last(writer, last)
+            front = search.front()  # the feasible front of every outcome, as front_outcomes gives it
+            written = write_results(front)
+            if plot:
+                write_front_png(rd.path, search.outcomes, problem.objectives, written,
+                                label=f"{problem.name} evolve")
+            update_run_json(status="complete", stop_reason=stop_reason, front_size=len(front))
     except (KeyboardInterrupt, RunInterrupted):  # Ctrl-C, SIGTERM, a lost Dask scheduler
-        _interrupted(search, rd, last, writer, problem, plot)
+        with gate.shielded():  # a second Ctrl-C does not cut the saving short
+            _interrupted(search, rd, last, writer, problem, plot)
         raise
     except BaseException as exc:
-        with contextlib.suppress(Exception):  # the error that stopped the run is the one to raise
-            _save_last(writer, last)
-        rd.update_run_json(status="failed", error=f"{type(exc).__name__}: {exc}",
-                           totals=_totals_json(search), generation=search.generation)
+        with gate.shielded():
+            with contextlib.suppress(Exception):  # the error that stopped the run is the one to raise
+                _save_last(writer, last)
+            with contextlib.suppress(Exception):  # what finished is in the run's files too
+                write_results()
+            rd.update_run_json(status="failed", error=f"{type(exc).__name__}: {exc}",
+                               totals=_totals_json(search), generation=search.generation)
         raise
-    _save_last(writer, last)
-    front = search.front()  # the feasible front of every outcome, as front_outcomes gives it
-    written = write_results(front)
-    if plot:
-        write_front_png(rd.path, search.outcomes, problem.objectives, written, label=f"{problem.name} evolve")
-    update_run_json(status="complete", stop_reason=stop_reason, front_size=len(front))
     progress.finish(front, problem.objectives, _summary(search, rd, stop_reason, front), problem.space)
     return EvolveResult(front=front, evaluations=list(search.outcomes), run_dir=rd.path,
                         history=list(search.history), totals=_totals_json(search), status="complete",
