@@ -112,7 +112,7 @@ def validate(problem: str | None, list_bundled: bool) -> None:
 @click.argument("problem", required=False)
 @click.option("--out", type=click.Path(), help="Run directory (default runs/<problem>-evolve-<time>).")
 @click.option("--store", type=click.Path(), help="Evaluation store (default runs/gi-energy.sqlite).")
-@click.option("--seed", type=int, help="Search seed (overrides [problem] seed).")
+@click.option("--seed", type=click.IntRange(min=0), help="Search seed (overrides [problem] seed).")
 @click.option("--workers", type=click.IntRange(min=1), help="Worker processes.")
 @click.option("--population", type=click.IntRange(min=2), help="Population size.")
 @click.option("--generations", type=click.IntRange(min=0), help="Generations.")

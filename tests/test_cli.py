@@ -53,3 +53,12 @@ def test_unexpected_error_is_one_line_exit_1(monkeypatch, tmp_path):
     out = result.output.strip()
     assert len(out.splitlines()) == 1 and "Traceback" not in out
     assert "FileNotFoundError" in out and "/proc/x/y.sqlite" in out
+
+
+def test_a_negative_seed_is_bad_usage_before_any_run_directory(tmp_path):
+    """numpy refuses a negative seed: it was an unexpected ValueError (exit 1) after the
+    run directory was made, left "running"."""
+    result = CliRunner().invoke(main, ["evolve", "quickstart", "--seed", "-1", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert "--seed" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()

@@ -448,3 +448,17 @@ def test_validate_summarises_a_user_space_with_per_layer_values(tmp_path):
     assert result.exit_code == 0, result.output
     assert "task      tasks.py:Ridge" in result.output
     assert "depth_kind" in result.output and "one of conv, sep, dilated" in result.output
+
+
+@pytest.mark.parametrize(("name", "what"), [
+    ("key", "a column the run's files write"), ("status", "a column the run's files write"),
+    ("energy_spent_j", "a column the run's files write"), ("measured", "a column the run's files write"),
+    ("alpha", "a setting of the search space"), ("depth_layers", "a setting of the search space"),
+])
+def test_a_metric_named_like_a_column_or_a_setting_is_refused(tmp_path, name, what):
+    """Its column would stand for two things: evaluations.csv's ``key`` twice made the
+    run read back with an empty front; a metric ``lr`` hid the hyperparameter."""
+    (tmp_path / "named.py").write_text(USER_TASK.replace('metrics = ("mse", "weight_norm")', f'metrics = ("{name}",)'))
+    with pytest.raises(ProblemError, match="task.entry") as info:
+        bind(_parse(tmp_path, entry="named.py:Ridge", objectives={"mse": "min", "train_energy_j": "min"}))
+    assert f"{name!r} is {what}" in str(info.value)

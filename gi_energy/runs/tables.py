@@ -14,25 +14,9 @@ import numpy as np
 from gi_energy.config.genome import Genome
 from gi_energy.config.space import structure_keys
 from gi_energy.meters.reading import Reading
-from gi_energy.tasks.results import Evaluation, Outcome
+from gi_energy.tasks.results import METRIC_COLUMNS, Evaluation, Outcome
 
 from .files import atomic_open
-
-# evaluations.csv columns after the readable genome columns (and the task's own metrics,
-# each under its own name). The *_json columns carry what a flat cell cannot (genome,
-# full readings, the task's metrics) so an Evaluation rebuilds exactly. Validation
-# accuracy is "val_accuracy" (the objective "accuracy"); files written before the rename
-# call it "accuracy" and still read.
-METRIC_COLUMNS = (
-    "repeat", "status", "reason", "val_accuracy", "test_accuracy",
-    "train_energy_j", "inference_energy_j", "inference_energy_j_per_1k", "energy_spent_j",
-    "train_backend", "train_scope", "train_measured",
-    "inference_backend", "inference_scope", "inference_measured",
-    "train_time_s", "inference_time_s", "inference_samples", "wall_time_s",
-    "params", "flops_per_sample", "co2_g", "device", "worker", "cached", "spent",
-    "genome_json", "train_json", "inference_json", "extra_json", "metrics_json",
-)
-
 
 _INT_FIELDS = {"repeat": "repeat", "inference_samples": "inference_samples", "params": "params",
                "flops_per_sample": "flops_per_sample"}
