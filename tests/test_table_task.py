@@ -250,7 +250,7 @@ def test_parquet_without_an_engine_says_what_to_install(tmp_path):
     (tmp_path / "p.toml").write_text('[problem]\nname = "pq"\n[table]\npath = "t.parquet"\nconfiguration = ["a"]\n'
                                      '[objectives]\nm = "max"\nn = "min"\n')
     result = CliRunner().invoke(main, ["validate", str(tmp_path / "p.toml")])
-    assert result.exit_code == 2
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
     assert "[table.path] t.parquet: reading Parquet needs pyarrow (pip install pyarrow)" in result.output
 
 
