@@ -214,3 +214,37 @@ def _outcome(problem: Path, width, opt):
 def test_an_na_objective_fails_its_row_as_having_no_value(tmp_path, spelling):
     o = _outcome(_problem(tmp_path, HEADER + ROWS[0] + "\n" + f"16,adam,0.85,{spelling},b\n"), 16, "adam")
     assert o.status == "failed" and o.reason == "t.csv line 3 has no value for energy_j"
+
+
+# -- failed rows' reasons name the row as messages do, and say when a value is not finite
+
+
+def test_a_failed_rows_reason_names_its_line_in_the_file(tmp_path):
+    text = HEADER + ROWS[0] + "\n\n\n" + "16,adam,,2.0,b\n"
+    o = _outcome(_problem(tmp_path, text), 16, "adam")
+    assert o.status == "failed" and o.reason == "t.csv line 5 has no value for acc"
+
+
+def test_a_failed_parquet_rows_reason_names_its_row(tmp_path, monkeypatch):
+    _fake_parquet(monkeypatch, pd.DataFrame({"width": [8, 16], "opt": ["adam", "adam"], "acc": [0.8, None],
+                                             "energy_j": [1.0, 2.0]}))
+    o = _outcome(_problem(tmp_path, "PAR1", name="t.parquet"), 16, "adam")
+    assert o.reason == "t.parquet row 2 has no value for acc"
+
+
+@pytest.mark.parametrize(("cell", "words"), [("inf", "acc = inf"), ("-inf", "acc = -inf")])
+def test_an_infinite_objective_fails_its_row_as_not_finite(tmp_path, cell, words):
+    o = _outcome(_problem(tmp_path, HEADER + ROWS[0] + "\n" + f"16,adam,{cell},2.0,b\n"), 16, "adam")
+    assert o.status == "failed" and o.reason == f"t.csv line 3 has {words}, not a finite number"
+
+
+def test_an_infinite_energy_is_a_missing_reading_saying_so(tmp_path):
+    text = "width,opt,acc,energy_j,train_energy_j\n8,adam,0.8,1.0,inf\n16,adam,0.85,2.0,3.0\n"
+    e = _outcome(_problem(tmp_path, text), 8, "adam").evaluations[0]
+    assert e.train.energy_j is None
+    assert "t.csv line 2 has train_energy_j = inf, not a finite number" in e.train.missing_reason
+
+
+def test_a_constraint_in_a_problem_file_is_named_as_a_constraint(tmp_path):
+    problem = _problem(tmp_path, HEADER + "\n".join(ROWS) + "\n", constraints="[constraints]\nlatency = {max = 5}\n")
+    assert "[constraints.latency] no column 'latency' in t.csv" in _refused(problem)

@@ -337,7 +337,7 @@ def _with_table(root: Table, base_dir: Path | None, fields: dict) -> Problem:
                            'e.g. accuracy = "max" and energy_j = "min"')
     objectives = custom.read_metric_objectives(root.table("objectives"))
     constraints = custom.read_metric_constraints(root.table("constraints"))
-    cfg = table.read_section(root.table("table"), base_dir, [*objectives, *constraints])
+    cfg = table.read_section(root.table("table"), base_dir, [*objectives, *constraints], tuple(constraints))
     space = table.table_space(table.read_frame(cfg, root.source), cfg)
     return Problem(**fields, table=cfg, space=space, objectives=objectives, constraints=constraints,
                    search=_read_search(root.table("search")),

@@ -20,7 +20,7 @@ import math
 
 from gi_energy.config.genome import Genome
 from gi_energy.config.space import SearchSpace
-from gi_energy.config.table import read_frame
+from gi_energy.config.table import place, read_frame
 from gi_energy.errors import UsageError
 from gi_energy.meters.reading import Reading
 from gi_energy.tasks.results import Evaluation, Outcome, whole_or_float
@@ -46,6 +46,7 @@ class TableEvaluator(LookupEvaluator):
         self.name = cfg.path.name
         frame = read_frame(cfg, problem.source)
         self.rows = len(frame)
+        self.numbers = frame.index.to_numpy()  # each row's line (CSV) or row (Parquet), as messages name it
         self.columns = {c: frame[c].tolist() for c in cfg.configuration}
         self.metrics = {name: frame[column].to_numpy(dtype=float) for name, column in cfg.metrics}
         self.metric_columns = dict(cfg.metrics)
@@ -106,13 +107,14 @@ class TableEvaluator(LookupEvaluator):
         return Genome(values={c: values[i] for c, values in self.columns.items()})
 
     def _evaluation(self, genome: Genome, i: int, repeat: int) -> Evaluation:
-        line = f"{self.name} line {i + 2}"
+        line = f"{self.name} {place(self.name, self.numbers[i])}"
         values = {name: float(arr[i]) for name, arr in self.metrics.items()}
         lacking = [name for name in self.wanted if not math.isfinite(values.get(name, math.nan))]
         measured = False if self.measured_rows is None else bool(self.measured_rows[i])
         kw: dict = {"genome": genome, "status": "ok", "repeat": repeat, "worker": "table", "device": "table"}
         if lacking:
-            kw.update(status="failed", reason=f"{line} has no value for {self.metric_columns[lacking[0]]}")
+            first = lacking[0]
+            kw.update(status="failed", reason=_lacking(line, self.metric_columns[first], values[first]))
         metrics = {}
         for name, v in values.items():
             finite = math.isfinite(v)
@@ -133,9 +135,18 @@ class TableEvaluator(LookupEvaluator):
         return Evaluation(**kw, metrics=metrics)
 
 
+def _lacking(line: str, column: str, value: float) -> str:
+    """Why a row without a finite objective or constraint failed: no value (an empty or NA
+    cell), or one that is not finite (inf, -inf as the table holds it)."""
+    if math.isnan(value):
+        return f"{line} has no value for {column}"
+    return f"{line} has {column} = {value}, not a finite number"
+
+
 def _reading(energy_j: float, measured: bool, line: str, column: str) -> Reading:
     if not math.isfinite(energy_j):
-        return Reading.missing_reading("table", f"{line} has no {column}")
+        why = f"no {column}" if math.isnan(energy_j) else f"{column} = {energy_j}, not a finite number"
+        return Reading.missing_reading("table", f"{line} has {why}")
     return Reading(backend="table", scope="table", measured=measured, energy_j=energy_j, duration_s=0.0)
 
 
