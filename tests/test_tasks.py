@@ -462,3 +462,15 @@ def test_a_metric_named_like_a_column_or_a_setting_is_refused(tmp_path, name, wh
     with pytest.raises(ProblemError, match="task.entry") as info:
         bind(_parse(tmp_path, entry="named.py:Ridge", objectives={"mse": "min", "train_energy_j": "min"}))
     assert f"{name!r} is {what}" in str(info.value)
+
+
+def test_an_objective_the_task_does_not_return_fails_that_evaluation_saying_so(tmp_path):
+    """A misspelt key in evaluate()'s dict was an "ok" evaluation off every front, a
+    clean-looking run with an empty front; the energies it took are kept."""
+    (tmp_path / "forgets.py").write_text(USER_TASK.replace('"mse": mse, ', ""))
+    problem = bind(_parse(tmp_path, entry="forgets.py:Ridge"))
+    genome = problem.space.sample(np.random.default_rng(0))
+    ev = run_evaluation(problem, genome, 0, meter=EstimateMeter(cpu_watts_per_core=10.0))
+    assert ev.status == "failed"
+    assert ev.reason == "Ridge.run() returned no 'mse', which the problem's objectives or constraints name"
+    assert ev.train is not None and ev.train.energy_j is not None

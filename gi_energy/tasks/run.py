@@ -10,6 +10,7 @@ fields, every other declared name is kept under its own name; gi-energy's measur
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import socket
@@ -18,6 +19,7 @@ from collections.abc import Mapping
 
 import torch
 
+from gi_energy.config.custom import MEASURED_METRICS
 from gi_energy.config.genome import Genome
 from gi_energy.config.problem import EnergyConfig, Problem
 from gi_energy.meters.reading import Reading
@@ -84,9 +86,19 @@ def run_task(task: Task, problem: Problem, genome: Genome, repeat: int, *, data,
     readings = (trial.train_reading, trial.inference_reading)
     if all(r is not None and r.energy_j is not None for r in readings):
         spent = readings[0].energy_j + readings[1].energy_j
-    return Evaluation(status="ok", inference=trial.inference_reading, inference_time_s=trial.inference_time_s,
-                      inference_samples=trial.inference_samples, co2_g=co2_grams(spent, problem.energy),
-                      metrics=metrics, wall_time_s=time.perf_counter() - wall_start, **fields, **common)
+    ev = Evaluation(status="ok", inference=trial.inference_reading, inference_time_s=trial.inference_time_s,
+                    inference_samples=trial.inference_samples, co2_g=co2_grams(spent, problem.energy),
+                    metrics=metrics, wall_time_s=time.perf_counter() - wall_start, **fields, **common)
+    # An objective or constraint the task was to return and did not (a misspelt key) is
+    # this evaluation's failure, said so, never an "ok" that silently leaves the front.
+    # The energies gi-energy measures are not the task's to return: one missing is a
+    # missing reading, and says so in its own reason.
+    lacking = [name for name in (*problem.objectives, *problem.constraints)
+               if name not in MEASURED_METRICS and ev.metric(name) is None]
+    if lacking:
+        return dataclasses.replace(ev, status="failed", reason=f"{type(task).__name__}.run() returned no "
+                                   f"{lacking[0]!r}, which the problem's objectives or constraints name")
+    return ev
 
 
 def _sort_metrics(returned, task: Task) -> tuple[dict, dict, str | None]:
