@@ -214,6 +214,13 @@ class SearchLoop:
         if len(train) < surrogate.min_points(self.encoder, search.population):
             return self.offspring(n)
         pool = self.offspring(n * search.surrogate_pool)
+        # Only children not evaluated yet are worth screening: where re-mutation ran out of
+        # new keys (a small table nearly all evaluated) the pool holds repeats, and a pick
+        # of them made whole generations that evaluated nothing, ending a run with budget
+        # and configurations left. Fewer new ones than n: all of them, topped up with repeats.
+        pool, repeats = _new_first(pool, self.by_key)
+        if repeats and len(pool) <= n:
+            return (pool + repeats)[:n]
         t0 = time.perf_counter()
         model = surrogate.ForestSurrogate(self.encoder, int(self.rng.integers(2**31 - 1)))
         model.fit([g for g, _ in train], np.asarray([v for _, v in train], dtype=float))
@@ -361,6 +368,20 @@ class SearchLoop:
             groups.setdefault(ev.key, []).append(ev)
             cached[ev.key] = cached.get(ev.key, True) and was_cached
         return [Outcome(evs[0].genome, tuple(evs), cached[k]) for k, evs in groups.items()]
+
+
+def _new_first(genomes: Sequence[Genome], evaluated: Mapping[str, Any]) -> tuple[list[Genome], list[Genome]]:
+    """(the genomes whose keys are not evaluated, each key once, in order; the rest)."""
+    new: list[Genome] = []
+    rest: list[Genome] = []
+    seen: set[str] = set()
+    for g in genomes:
+        if g.key in evaluated or g.key in seen:
+            rest.append(g)
+        else:
+            seen.add(g.key)
+            new.append(g)
+    return new, rest
 
 
 class _SeenKeys:
