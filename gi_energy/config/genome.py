@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,9 +80,23 @@ def _key_of(layers: Mapping[str, tuple], values: Mapping[str, Any]) -> str:
         if part is None:
             if len(memo) >= _VALUE_PARTS_MAX:
                 memo.clear()  # a continuous space meets new values forever: stay bounded
-            part = memo[(k, type(v), v)] = f"{k}={v!r}" if isinstance(v, float) else f"{k}={v!s}"
+            part = memo[(k, type(v), v)] = f"{k}={_spelled(v)}"
         parts.append(part)
     return "|".join(parts)
+
+
+def _spelled(v) -> str:
+    """A value as a key spells it: a float by repr, a text as it is unless it holds a
+    character that would let two genomes share a key ("|" and "=" part the key; a quote or
+    backslash would let a plain text pass for a quoted one), which is quoted by repr."""
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, str) and _KEY_SPECIAL.search(v):
+        return repr(v)
+    return str(v)
+
+
+_KEY_SPECIAL = re.compile(r"[|='\"\\]")
 
 
 # (name, type, value) -> "name=value", the key's parts of hyperparameter values met so far
