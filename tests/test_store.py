@@ -388,3 +388,25 @@ def test_a_resume_keeps_the_store_its_run_recorded(tmp_path, monkeypatch):
         resume_store_path(problem, None, {"store": "s.sqlite"}, "run")
     Store(elsewhere / "s.sqlite").close()
     assert resume_store_path(problem, None, {"store": "s.sqlite"}, "run") == elsewhere / "s.sqlite"
+
+
+def test_a_damaged_row_is_bad_input_naming_the_store(tmp_path):
+    """A sound SQLite file whose row text is not an evaluation (a hand edit, a foreign
+    writer): exit 2 naming the store, not an unexpected JSONDecodeError mid-run."""
+    import sqlite3
+
+    from gi_energy.errors import UsageError
+
+    path = tmp_path / "s.sqlite"
+    ev = evaluation(3)
+    with Store(path) as store:
+        store.put_many("fp", "cpu/estimate", [ev])
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE evaluations SET payload = '{not json'")
+    with Store(path) as store:
+        for read in (lambda: store.get("fp", ev.key, 0, "cpu/estimate"),
+                     lambda: store.get_many("fp", "cpu/estimate", [ev.key]),
+                     lambda: store.evaluations("fp")):
+            with pytest.raises(UsageError, match="s.sqlite' holds a damaged evaluation") as info:
+                read()
+            assert info.value.exit_code == 2

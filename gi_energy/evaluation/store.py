@@ -136,12 +136,21 @@ class Store:
 
     # ------------------------------------------------------------------ reading
 
+    def _parsed(self, payload) -> Evaluation:
+        """A stored row's evaluation; a row whose text is not one (damaged, or written by
+        hand) is bad input naming this store, not an unexpected error mid-run."""
+        try:
+            return Evaluation.from_json(payload)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise UsageError(f"evaluation store {str(self.path)!r} holds a damaged evaluation "
+                             f"({type(exc).__name__}: {exc}); restore a copy or use another --store") from None
+
     def get(self, fingerprint: str, key: str, repeat: int, context: str) -> Evaluation | None:
         """The stored evaluation of one repeat of one genome, or None."""
         row = self._retrying(lambda: self._conn.execute(
             "SELECT payload FROM evaluations WHERE fingerprint = ? AND context = ? AND key = ? "
             "AND repeat = ?", (fingerprint, context, key, int(repeat))).fetchone())
-        return None if row is None else Evaluation.from_json(row[0])
+        return None if row is None else self._parsed(row[0])
 
     def get_many(self, fingerprint: str, context: str,
                  keys: Iterable[str]) -> dict[tuple[str, int], Evaluation]:
@@ -155,7 +164,7 @@ class Store:
                 f"SELECT key, repeat, payload FROM evaluations WHERE fingerprint = ? AND context = ? "
                 f"AND key IN ({m})", (fingerprint, context, *c)).fetchall())
             for key, repeat, payload in rows:
-                out[(key, int(repeat))] = Evaluation.from_json(payload)
+                out[(key, int(repeat))] = self._parsed(payload)
         return out
 
     def evaluations(self, fingerprint: str, context: str | None = None) -> list[Evaluation]:
@@ -167,7 +176,7 @@ class Store:
             sql, args = ("SELECT payload FROM evaluations WHERE fingerprint = ? AND context = ? "
                          "ORDER BY key, repeat", (fingerprint, context))
         rows = self._retrying(lambda: self._conn.execute(sql, args).fetchall())
-        return [Evaluation.from_json(r[0]) for r in rows]
+        return [self._parsed(r[0]) for r in rows]
 
     def count(self, fingerprint: str | None = None) -> int:
         """Number of stored evaluations (of one problem, or all)."""
@@ -210,7 +219,7 @@ class Store:
             self._conn.execute("INSERT INTO evaluations (fingerprint, context, key, repeat, status, payload, "
                                "stored_at_s) VALUES (?, ?, ?, ?, ?, ?, ?)", (*where, ev.status, ev.to_json(), now))
             return ev
-        stored = Evaluation.from_json(row[1])
+        stored = self._parsed(row[1])
         if not supersedes(ev, stored):
             return stored
         self._conn.execute("INSERT INTO superseded (fingerprint, context, key, repeat, status, payload, "
@@ -227,7 +236,7 @@ class Store:
             "SELECT payload FROM superseded WHERE fingerprint = ? AND context = ? AND key = ? AND repeat = ? "
             "ORDER BY superseded_at_s", where).fetchall())
         current = self.get(fingerprint, key, repeat, context)
-        return [Evaluation.from_json(r[0]) for r in rows] + ([] if current is None else [current])
+        return [self._parsed(r[0]) for r in rows] + ([] if current is None else [current])
 
     # ------------------------------------------------------------------ leases
 
@@ -251,7 +260,7 @@ class Store:
                 where = (fingerprint, context, key, int(repeat))
                 row = self._conn.execute("SELECT payload FROM evaluations WHERE fingerprint = ? AND context = ? "
                                          "AND key = ? AND repeat = ?", where).fetchone()
-                ev = None if row is None else Evaluation.from_json(row[0])
+                ev = None if row is None else self._parsed(row[0])
                 if ev is not None and not retry(ev):
                     stored[(key, repeat)] = ev
                     continue
