@@ -19,7 +19,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gi_energy.config.space import STRUCTURES
+from gi_energy.config.space import STRUCTURES, structure_keys
 from gi_energy.errors import UsageError
 from gi_energy.pareto import front_outcomes
 from gi_energy.runs.lock import holder_gone
@@ -33,6 +33,7 @@ from gi_energy.runs.rundir import (
 from gi_energy.tasks.results import Evaluation, Outcome
 
 from .columns import RunColumns, kind_of
+from .frames import read_table
 from .plots import columns_front_figure, energy_kind, front_figure, front_title, history_figure
 
 if TYPE_CHECKING:
@@ -47,6 +48,23 @@ TABLES = {"evaluations": EVALUATIONS_CSV, "front": FRONT_CSV, "history": HISTORY
 _TEXT_COLUMNS = ("key", "status", "reason", "device", "worker", "train_backend", "train_scope",
                  "inference_backend", "inference_scope", "train_source", "inference_source",
                  *(size + "s" for _, size in STRUCTURES.values()))
+
+
+def text_columns_of(identity: Mapping) -> set[str]:
+    """The configuration columns of run.json's ``identity`` that hold text whatever their
+    cells look like: a structure's sizes and per-layer values ("64" is one layer), and a
+    choice with a text option ("1" beside "relu" is the word, not the number)."""
+    text = set()
+    for key, spec in identity.items():
+        if not key.startswith("space.") or not isinstance(spec, Mapping):
+            continue
+        name = key[len("space."):]
+        if "count" in spec and "size" in spec:
+            text.add(structure_keys(name)[1] + "s")
+            text.update(f"{name}_{attr}s" for attr, _ in spec.get("per_layer") or ())
+        elif any(isinstance(o, str) for o in spec.get("options") or ()):
+            text.add(name)
+    return text
 
 
 class RunResult:
@@ -247,10 +265,10 @@ class RunResult:
     # -- tables and figures
     def to_dataframe(self, table: str = "evaluations") -> pd.DataFrame:
         """``table`` ("evaluations", "front" or "history") as a pandas DataFrame, read from
-        its CSV: missing readings are NaN (never 0), true/false cells are booleans, and the
-        ``*_json`` columns (the exact records, for :attr:`evaluations`) are left out."""
-        import pandas as pd
-
+        its CSV: missing readings are NaN (never 0), true/false cells are booleans, text is
+        as written (only an empty cell is missing: the status ``nan`` and a choice "None"
+        stay words; :mod:`.frames`), and the ``*_json`` columns (the exact records, for
+        :attr:`evaluations`) are left out."""
         if table not in TABLES:
             raise ValueError(f"table={table!r}: expected one of {', '.join(TABLES)}")
         path = self.path / TABLES[table]
@@ -258,10 +276,8 @@ class RunResult:
             raise UsageError(f"{self.path}: no {TABLES[table]} (the run wrote no results yet)")
         with open(path, encoding="utf-8") as fh:
             header = fh.readline().strip().split(",")
-        text = {c: "string" for c in _TEXT_COLUMNS if c in header}
-        df = pd.read_csv(path, dtype=text, true_values=["true"], false_values=["false"],
-                         usecols=[c for c in header if not c.endswith("_json")])
-        return df
+        return read_table(path, [c for c in header if not c.endswith("_json")],
+                          text={*_TEXT_COLUMNS, *text_columns_of(self.info.get("identity") or {})})
 
     def plot_front(self, title: str | None = None) -> Figure:
         """The front over every evaluated point (as front.png), a matplotlib Figure. A run
