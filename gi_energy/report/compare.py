@@ -5,7 +5,12 @@ reference, and measured against one fixed reference point (1.1 in normalised spa
 the indicators of different runs are on one scale. Runs of one method (several seeds) are
 summarised as median and interquartile range, with a Wilcoxon rank-sum test between
 methods (:mod:`.stats`). The headline follows the seed papers: the largest inference-energy saving
-available for at most one accuracy point lost relative to the most accurate model.
+available for at most one accuracy point lost relative to the most accurate model; where
+accuracy is not an objective, one point of the problem's one maximised quality objective
+(none or several: no headline, and comparison.json's ``headline`` says why).
+
+A run's energy spent is unknown (None) while a reading it sums is missing; its known part
+(``energy_known_j``) and the count of missing readings (``energy_unknown``) are beside it.
 
 Only feasible points count: the runs' [constraints] (run.json settings.constraints) are
 applied with the search's own test (``pareto.constraint_violation == 0``) before anything
@@ -38,10 +43,12 @@ from gi_energy.runs.files import atomic_open, now_iso, timestamped_dir, write_js
 from .columns import RunColumns
 from .comparison import Comparison
 from .figures import (
+    ACCURACY_TOLERANCE,
     REFERENCE_POINT,
     THRESHOLDS,
     Run,
     feasible_points,
+    headline_metric,
     load_run,
     normalised_span,
     objectives_of,
@@ -158,7 +165,9 @@ def compare_loaded(run_dirs: Sequence, reference=None,
     }
     if ref_run is not None:
         reference_info.update({k: ref_run.result[k] for k in ("evaluations", "trained", "energy_spent_j",
+                                                              "energy_known_j", "energy_unknown",
                                                               "measured", "headline")})
+    metric, why = headline_metric(objectives)
     cmp = {
         "created_at": now_iso(),
         "objectives": objectives,
@@ -167,6 +176,8 @@ def compare_loaded(run_dirs: Sequence, reference=None,
                           "bounds from the union of every run's ok points"},
         "reference_point": ref_point,
         "reference": reference_info,
+        # what the headline trades for energy; None (and why) where there is no one quality
+        "headline": {"metric": metric, "tolerance": ACCURACY_TOLERANCE, **({"note": why} if why else {})},
         "runs": results,
         "groups": summarise_groups(searched, SUMMARY_METRICS),
         "tests": rank_sum_tests(searched) + rank_sum_tests(searched, "hv_ratio_front"),

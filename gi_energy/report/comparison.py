@@ -53,20 +53,25 @@ class Comparison(dict):
         return comparison_kind(self)
 
     def to_dataframe(self, table: str = "runs") -> pd.DataFrame:
-        """``"runs"``: one row per run (the reference first) with every per-run figure and
-        the headline saving; ``"groups"``: one row per method, each figure's median, q25
+        """``"runs"``: one row per run (the reference first) with every per-run figure, the
+        headline saving and what it lost (``accuracy_lost``, or ``<metric>_lost`` for the
+        problem's own quality objective; energy a run does not know in full is NaN, its
+        known part ``energy_known_j`` and ``energy_unknown`` beside it); ``"groups"``: one row per method, each figure's median, q25
         and q75 as columns ``<figure>_median`` etc.; ``"tests"``: the rank-sum tests."""
         import pandas as pd
 
         if table == "runs":
             rows = []
+            # the headline's metric: accuracy, the problem's one quality objective, or None
+            metric = (self.get("headline") or {"metric": "accuracy"})["metric"]
             for r in self["runs"]:
                 row = {k: v for k, v in r.items() if k not in _NOT_SCALAR}
                 h = r.get("headline") or {}
                 row["saving"] = h.get("saving")
-                row["accuracy_lost"] = h.get("accuracy_lost")
+                if metric is not None:
+                    row[f"{metric}_lost"] = h.get(f"{metric}_lost")
                 rows.append(row)
-            return pd.DataFrame(rows)
+            return _numbers_as_floats(pd.DataFrame(rows))
         if table == "groups":
             rows = []
             for g in self["groups"]:
@@ -91,3 +96,14 @@ class Comparison(dict):
     def open_runs(self) -> list[RunResult]:
         """Every compared run (the reference first, where there is one) as a RunResult."""
         return [RunResult(r["path"]) for r in self["runs"]]
+
+
+def _numbers_as_floats(df: pd.DataFrame) -> pd.DataFrame:
+    """A column of numbers with None among them (a figure a run does not have: unknown
+    energy, a threshold not reached) as floats with NaN, as a missing value reads in
+    every other DataFrame; a column of only None too."""
+    for c in df.columns:
+        values = [v for v in df[c].tolist() if v is not None]
+        if df[c].dtype == object and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+            df[c] = df[c].astype(float)
+    return df

@@ -1,6 +1,7 @@
 """One run as a comparison sees it, and its figures against a reference front:
 hypervolume (ratio, trajectory, evaluations and joules to reach a threshold), IGD+,
-additive epsilon, coverage, and the headline energy saving for one accuracy point.
+additive epsilon, coverage, and the headline energy saving for one accuracy point (or one
+point of the problem's one maximised quality objective where accuracy is not an objective).
 
 Every figure is taken in one normalised space (bounds from the union of all runs and the
 reference) against one reference point, ``REFERENCE_POINT`` per objective.
@@ -17,7 +18,7 @@ import numpy as np
 from gi_energy.errors import UsageError
 from gi_energy.pareto import nondominated
 from gi_energy.runs.rundir import RunDirectory
-from gi_energy.tasks.results import Outcome
+from gi_energy.tasks.results import BUILTIN_METRICS, Outcome
 
 from .columns import RunColumns
 from .indicators import Normaliser, coverage, epsilon_additive, hypervolume, igd_plus
@@ -205,19 +206,40 @@ def _first_reaching(target: float, front: np.ndarray, pts: np.ndarray, at: np.nd
     return int(at[-1]) + 1
 
 
+# Built-in metrics that are costs, never the quality a headline keeps.
+_COSTS = frozenset(BUILTIN_METRICS) - {"accuracy", "test_accuracy"}
+
+
+def headline_metric(objectives: Mapping[str, str]) -> tuple[str | None, str]:
+    """The quality the headline trades for energy, and why: "accuracy" where it is an
+    objective (as the seed papers have it); else the one maximised objective that is not
+    a built-in cost (a task's F1, say); else None (none or several: no single quality to
+    trade), with the sentence that says so."""
+    if "accuracy" in objectives:
+        return "accuracy", ""
+    quality = [n for n, d in objectives.items() if d == "max" and n not in _COSTS]
+    if len(quality) == 1:
+        return quality[0], ""
+    why = ("no objective is maximised" if not quality
+           else f"several objectives are maximised ({', '.join(quality)})")
+    return None, f"accuracy is not an objective and {why}, so no one quality is traded for energy."
+
+
 def energy_saving(outcomes: Sequence[Outcome], tolerance: float = ACCURACY_TOLERANCE,
-                  constraints: Mapping[str, float] | None = None) -> dict | None:
-    """The largest inference-energy saving among models within ``tolerance`` accuracy of
-    the most accurate one, relative to that most accurate model (ties in accuracy: the
-    cheapest of them, so the saving is never flattered). Only models meeting
-    ``constraints`` take part."""
-    return saving_of(RunColumns.from_outcomes(outcomes), tolerance, constraints)
+                  constraints: Mapping[str, float] | None = None, metric: str = "accuracy") -> dict | None:
+    """The largest inference-energy saving among models within ``tolerance`` of the best
+    ``metric`` (validation accuracy by default; higher is better), relative to that best
+    model (ties: the cheapest of them, so the saving is never flattered). Only models
+    meeting ``constraints`` take part."""
+    return saving_of(RunColumns.from_outcomes(outcomes), tolerance, constraints, metric)
 
 
 def saving_of(columns: RunColumns, tolerance: float = ACCURACY_TOLERANCE,
-              constraints: Mapping[str, float] | None = None) -> dict | None:
-    """:func:`energy_saving` of a run's columns (each genome's first outcome)."""
-    acc, e = columns.metric("accuracy"), columns.metric(ENERGY_METRIC)
+              constraints: Mapping[str, float] | None = None, metric: str = "accuracy") -> dict | None:
+    """:func:`energy_saving` of a run's columns (each genome's first outcome): the best
+    and the chosen model (``most_accurate``, ``chosen``: each with its ``metric`` value),
+    the saving (a fraction), ``<metric>_lost`` and the ``metric`` itself."""
+    acc, e = columns.metric(metric), columns.metric(ENERGY_METRIC)
     rows = np.flatnonzero(columns.first & columns.feasible(constraints)
                           & ~np.isnan(acc) & ~np.isnan(e))
     if not len(rows):
@@ -230,13 +252,13 @@ def saving_of(columns: RunColumns, tolerance: float = ACCURACY_TOLERANCE,
     test_acc, measured = columns.metric("test_accuracy"), columns.measured
 
     def desc(i):
-        return {"key": str(columns.keys[i]), "accuracy": float(acc[i]), ENERGY_METRIC: float(e[i]),
+        return {"key": str(columns.keys[i]), metric: float(acc[i]), ENERGY_METRIC: float(e[i]),
                 "test_accuracy": None if np.isnan(test_acc[i]) else float(test_acc[i]),
                 "measured": bool(measured[i])}
 
     saving = 1.0 - float(e[pick]) / float(e[base]) if e[base] > 0 else 0.0
-    return {"most_accurate": desc(base), "chosen": desc(pick), "saving": saving,
-            "accuracy_lost": float(best_acc - acc[pick]), "tolerance": tolerance}
+    return {"metric": metric, "most_accurate": desc(base), "chosen": desc(pick), "saving": saving,
+            f"{metric}_lost": float(best_acc - acc[pick]), "tolerance": tolerance}
 
 
 def normalised_span(norm: Normaliser) -> np.ndarray:
@@ -269,28 +291,39 @@ def run_figures(run: Run, pts: np.ndarray, objectives, norm, ref_point, ref_fron
     paid, joules = c.paid()
     paid_j = joules[paid]
     energy = spent_so_far(c)
+    known_j = float(energy[-1]) if len(energy) else 0.0
+    unknown = int(np.isnan(paid_j).sum())
+    unknown_so_far = np.cumsum(paid & np.isnan(joules))
     first = c.first
+    metric, _ = headline_metric(objectives)
     out = {
         "path": str(run.path), "label": run.label, "command": run.info.get("command"),
         "seed": run.info.get("seed"), "replayed": run.replayed, "measured": run.measured,
         "reference": run.is_reference,
         "evaluations": len(c), "trained": int(paid.sum()),
         "failures": int((first & ~c.ok).sum()),
-        "energy_spent_j": float(energy[-1]) if len(energy) else 0.0,
-        "energy_unknown": int(np.isnan(paid_j).sum()),
+        # The total is unknown while any reading it sums is: None, never the known part
+        # alone; that part and the count of unknown readings are beside it.
+        "energy_spent_j": known_j if unknown == 0 else None,
+        "energy_known_j": known_j,
+        "energy_unknown": unknown,
         "front_size": int(len(front_n)),
         "hypervolume": hv, "hv_ratio": hv / hv_ref if hv_ref > 0 else None,
         "hv_ratio_front": hv_front / hv_ref_front if hv_ref_front > 0 else None,
         "igd_plus": igd_plus(front_n, ref_front_n), "epsilon_additive": epsilon_additive(front_n, ref_front_n),
         "coverage": coverage(front_n, ref_front_n),
-        "headline": saving_of(c, constraints=constraints),
+        "headline": None if metric is None else saving_of(c, constraints=constraints, metric=metric),
         # raw minimisation vectors of the run's front, for the fronts plot and JSON readers
         "front_points": pts[on_front].tolist(),
     }
     for q, hit in zip(THRESHOLDS, hits):
         tag = f"{round(q * 100)}"
         out[f"evaluations_to_{tag}"] = hit
-        out[f"energy_j_to_{tag}"] = None if hit is None else float(energy[hit - 1])
+        # Joules to reach it are unknown (None) when a reading before it is missing; how
+        # many are is beside it, so that None is not read as "never reached".
+        missing = 0 if hit is None else int(unknown_so_far[hit - 1])
+        out[f"energy_j_to_{tag}"] = None if hit is None or missing else float(energy[hit - 1])
+        out[f"energy_j_to_{tag}_unknown"] = missing
     out["trajectory"] = traj
     out["trajectory"]["hv_ratio"] = [h / hv_ref if hv_ref > 0 else None for h in traj["hypervolume"]]
     return out

@@ -24,6 +24,7 @@ from gi_energy.runs.files import atomic_open, now_iso
 from gi_energy.runs.tables import genome_columns
 
 from .figures import THRESHOLDS
+from .markdown import energy_text
 from .plots import AXIS_NAMES, is_energy, metric_label
 from .progress import energy_source
 from .run import RunResult
@@ -247,7 +248,9 @@ def _runs_table(runs: Sequence[RunResult]) -> str:
     for r in runs:
         s = r.summary()
         rows.append({"run": r.label, "command": r.command, "status": r.status, "evaluations": s["evaluations"],
-                     "front": s["front_size"], "energy spent [J]": s["energy_spent_j"],
+                     "front": s["front_size"],
+                     "energy spent [J]": s["energy_spent_j"] if not s["energy_unknown"]
+                     else energy_text(s["energy_known_j"], s["energy_unknown"], ".4g"),
                      "energy": s["energy"] or "no reading", "meter": s["meter"] or "–", "directory": str(r.path)})
     return _table(cols, rows, {}, "runs")
 
@@ -259,7 +262,9 @@ def _comparison_table(cmp: Mapping, kind: str | None) -> str:
                "hv_ratio_front": "HV ratio (front scale)", "igd_plus": "IGD+", "epsilon_additive": "additive ε",
                "coverage": "ref. front covered", "evaluations_to_95": "evaluations to 95 % HV"}
     rows = [{"run": Path(r["path"]).name + (" (reference)" if r["reference"] else ""), "method": r["label"],
-             "evaluations": r["evaluations"], "energy": r["energy_spent_j"], "front": r["front_size"],
+             "evaluations": r["evaluations"], "front": r["front_size"],
+             "energy": r["energy_spent_j"] if not r.get("energy_unknown")
+             else energy_text(r.get("energy_known_j"), r["energy_unknown"], ".4g"),
              "hv_ratio": r["hv_ratio"], "hv_ratio_front": r["hv_ratio_front"], "igd_plus": r["igd_plus"],
              "epsilon_additive": r["epsilon_additive"], "coverage": r["coverage"],
              "evaluations_to_95": r["evaluations_to_95"]} for r in cmp["runs"]]

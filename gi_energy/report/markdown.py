@@ -13,10 +13,24 @@ def _f(x, spec=".3f") -> str:
     return "–" if x is None else format(x, spec)
 
 
+def energy_text(known_j: float | None, unknown: int = 0, spec: str = ".1f") -> str:
+    """Joules spent as a table shows them: the number while every reading is known; else
+    the known part and the count of unknown readings ("12.3 + 4 unknown"), or "–" and the
+    count when no joule is known. Never a bare 0 for energy nobody read."""
+    if not unknown:
+        return _f(known_j, spec)
+    if not known_j:
+        return f"– ({unknown} unknown)"
+    return f"{format(known_j, spec)} + {unknown} unknown"
+
+
 def _mi(s: Mapping, spec=".3f") -> str:
-    """'median [q25, q75]' or 'not reached (k/n)'."""
+    """'median [q25, q75]', 'not reached (k/n)' or, for a figure some runs do not know,
+    '– (k/n unknown)'."""
     if not s or s.get("n", 0) == 0:
         return "–"
+    if s.get("unknown"):
+        return f"– ({s['unknown']}/{s['n']} unknown)"
     if s["median"] is None:
         return f"not reached ({s['finite']}/{s['n']})"
     text = _f(s["median"], spec)
@@ -27,12 +41,46 @@ def _mi(s: Mapping, spec=".3f") -> str:
     return text
 
 
-def _headline_row(name: str, h: Mapping | None) -> str:
+def _headline_row(name: str, h: Mapping | None, metric: str) -> str:
     if not h:
         return f"| {name} | – | – | – | – | – |"
     m, c = h["most_accurate"], h["chosen"]
-    return (f"| {name} | {m['accuracy']:.4f} | {m[ENERGY_METRIC]:.4g} | {c['accuracy']:.4f} | "
+    return (f"| {name} | {m[metric]:.4f} | {m[ENERGY_METRIC]:.4g} | {c[metric]:.4f} | "
             f"{c[ENERGY_METRIC]:.4g} | **{100 * h['saving']:.1f}%** |")
+
+
+def _headline(cmp: Mapping) -> list[str]:
+    """The headline section: the saving for at most one point of the headline's metric
+    (accuracy, else the problem's one maximised quality objective), or the one line that
+    says why there is none."""
+    about = cmp.get("headline") or {"metric": "accuracy"}  # written before the key: accuracy
+    metric = about["metric"]
+    if metric is None:
+        return ["", "## Headline", "", f"No headline: {about.get('note', 'no one quality objective.')}"]
+    point = "one accuracy point" if metric == "accuracy" else f"one point ({about.get('tolerance', 0.01):g}) of {metric}"
+    best = "most accurate model" if metric == "accuracy" else f"model with the best {metric}"
+    name = "accuracy" if metric == "accuracy" else metric
+    lines = ["", f"## Headline: energy saved for at most {point} lost", "",
+             f"Relative to the {best} found; inference energy in J per 1,000 samples.", "",
+             f"| run | best {name} | its energy | chosen {name} | chosen energy | saving |",
+             "|---|---|---|---|---|---|"]
+    ref, runs = cmp["reference"], cmp["runs"]
+    if ref.get("headline"):
+        lines.append(_headline_row("reference (grid)", ref["headline"], metric))
+    for g in cmp["groups"]:
+        if g["saving"].get("n"):
+            lines.append(f"| {g['label']} (median of {g['runs']}) | | | | | {_mi(g['saving'], '.1%')} |")
+    if len(runs) <= 12:
+        for r in runs:
+            if not r["reference"]:
+                lines.append(_headline_row(f"{r['label']} `{Path(r['path']).name}`", r["headline"], metric))
+    return lines
+
+
+def _spent(r: Mapping) -> str:
+    """A run's (or the reference's) joules spent; files written before energy_known_j
+    held the known part in energy_spent_j."""
+    return energy_text(r.get("energy_known_j", r.get("energy_spent_j")), r.get("energy_unknown", 0))
 
 
 def render_report(cmp: Mapping) -> str:
@@ -52,7 +100,7 @@ def render_report(cmp: Mapping) -> str:
                      + "), as in each run's front.csv.")
     if "evaluations" in ref:
         kind = "measured" if ref.get("measured") else "estimated"
-        lines.append(f"The reference grid cost {ref['evaluations']} evaluations and {ref['energy_spent_j']:.1f} J "
+        lines.append(f"The reference grid cost {ref['evaluations']} evaluations and {_spent(ref)} J "
                      f"({kind}).")
     notes = []
     if any_replayed:
@@ -62,19 +110,7 @@ def render_report(cmp: Mapping) -> str:
         notes.append("Some energies are **estimated**, not measured (see each run's meter in run.json).")
     lines += [""] + notes if notes else []
 
-    lines += ["", "## Headline: energy saved for at most one accuracy point lost", "",
-              "Relative to the most accurate model found; inference energy in J per 1,000 samples.", "",
-              "| run | best accuracy | its energy | chosen accuracy | chosen energy | saving |",
-              "|---|---|---|---|---|---|"]
-    if ref.get("headline"):
-        lines.append(_headline_row("reference (grid)", ref["headline"]))
-    for g in cmp["groups"]:
-        if g["saving"].get("n"):
-            lines.append(f"| {g['label']} (median of {g['runs']}) | | | | | {_mi(g['saving'], '.1%')} |")
-    if len(runs) <= 12:
-        for r in runs:
-            if not r["reference"]:
-                lines.append(_headline_row(f"{r['label']} `{Path(r['path']).name}`", r["headline"]))
+    lines += _headline(cmp)
 
     lines += ["", "## Per method: median [interquartile range]", "",
               "| method | runs | HV ratio | HV ratio (front scale) | IGD+ | additive ε | ref. front covered | evaluations | energy spent (J) |"
@@ -106,7 +142,7 @@ def render_report(cmp: Mapping) -> str:
                         for t in (90, 95, 99))
         name = Path(r["path"]).name + (" (reference)" if r["reference"] else "")
         lines.append(f"| `{name}` | {r['label']} | {r['seed'] if r['seed'] is not None else '–'} | {r['evaluations']} | "
-                     f"{r['trained']} | {r['energy_spent_j']:.1f} | {r['front_size']} | {_f(r['hv_ratio'], '.4f')} | "
+                     f"{r['trained']} | {_spent(r)} | {r['front_size']} | {_f(r['hv_ratio'], '.4f')} | "
                      f"{_f(finite(r['igd_plus']), '.4f')} | {_f(finite(r['epsilon_additive']), '.4f')} | "
                      f"{r['coverage']:.0%} | {to} |")
     lines += ["", "HV ratio: hypervolume over the reference front's, both normalised by the bounds of every "
@@ -115,7 +151,9 @@ def render_report(cmp: Mapping) -> str:
               "means the run found points beyond the reference front (better than its best in some objective), "
               "which only a non-exhaustive reference allows.", "",
               "Energy spent: the joules each run counted as its own (evaluations it trained, before or after "
-              "a resume; evaluations another run had put in the store cost nothing).", "",
+              "a resume; evaluations another run had put in the store cost nothing). Where some readings are "
+              "missing the total is unknown: the known joules are shown with the count of unknown readings "
+              "(\"12.3 + 4 unknown\"), never as 0.", "",
               "Files: `comparison.json` (every figure), `fronts.png` (fronts over the reference), "
               "`hv_history.png` (hypervolume ratio against evaluations and joules spent).", ""]
     return "\n".join(lines)

@@ -19,6 +19,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from gi_energy.config.space import STRUCTURES, structure_keys
 from gi_energy.errors import UsageError
 from gi_energy.pareto import front_outcomes
@@ -296,12 +298,30 @@ class RunResult:
         return history_figure(self.history, self.energy_kind, title=title or f"{self.label}: hypervolume history")
 
     def summary(self) -> Mapping[str, object]:
-        """A few figures in one dict: command, status, evaluations, front size, energy."""
-        totals = self.info.get("totals") or {}
+        """A few figures in one dict: command, status, evaluations, front size, energy.
+
+        ``energy_spent_j`` is the joules the run spent (run.json's totals), None while any
+        reading it sums is missing (or before the run counted any): then
+        ``energy_known_j`` is the part that was read and ``energy_unknown`` how many
+        evaluations' energy is missing. ``energy`` says "measured", "estimated" or
+        "partly estimated"."""
+        known, unknown = self._energy_totals()
         return {"path": str(self.path), "label": self.label, "command": self.command, "status": self.status,
                 "seed": self.seed, "evaluations": self.outcome_count, "front_size": len(self.front),
-                "energy_spent_j": totals.get("energy_spent_j", self.info.get("energy_spent_j")),
-                "energy": self.energy_kind, "meter": self.meter}
+                "energy_spent_j": known if not unknown else None, "energy_known_j": known,
+                "energy_unknown": unknown, "energy": self.energy_kind, "meter": self.meter}
+
+    def _energy_totals(self) -> tuple[float | None, int]:
+        """(known joules spent, evaluations whose energy is missing) as run.json counted
+        them (an evolve's ``totals``, a grid's top level); a file that does not count the
+        missing ones is counted from evaluations.csv."""
+        totals = self.info.get("totals") or self.info
+        known = totals.get("energy_spent_j")
+        unknown = totals.get("energy_unknown")
+        if unknown is None and self.columns is not None:
+            paid, joules = self.columns.paid()
+            unknown = int(np.isnan(joules[paid]).sum())
+        return (None if known is None else float(known)), int(unknown or 0)
 
 
 def open_run(path: str | Path) -> RunResult:

@@ -27,9 +27,27 @@ def median_iqr(values: Sequence) -> dict:
             "q75": finite(float(q75)), "iqr": finite(float(q75 - q25)) if reached == n else None}
 
 
+def median_iqr_known(values: Sequence, unknown: Sequence[bool]) -> dict:
+    """:func:`median_iqr`, unless some values are unknown (a run's joules while a reading
+    they sum is missing): then the median is unknown too, and ``unknown`` counts them."""
+    flags = [bool(u) for u in unknown]
+    if not any(flags):
+        return median_iqr(values)
+    finite = sum(v is not None and math.isfinite(v) and not u for v, u in zip(values, flags))
+    return {"n": len(values), "finite": finite, "unknown": sum(flags), "median": None, "q25": None,
+            "q75": None, "iqr": None}
+
+
+# Per-run figures in joules -> the per-run count of missing readings behind them: where
+# it is not 0 the figure is unknown (None), not "never reached".
+UNKNOWN_COUNTS = {"energy_spent_j": "energy_unknown",
+                  **{f"energy_j_to_{t}": f"energy_j_to_{t}_unknown" for t in (90, 95, 99)}}
+
+
 def summarise_groups(results: Sequence[dict], metrics: Sequence[str]) -> list[dict]:
     """Per label (method): the number of runs, ``metrics`` and the headline saving as
-    :func:`median_iqr`."""
+    :func:`median_iqr` (a figure in joules that some run does not know: unknown, with
+    their count, :func:`median_iqr_known`)."""
     groups: dict[str, list[dict]] = {}
     for r in results:
         groups.setdefault(r["label"], []).append(r)
@@ -37,7 +55,8 @@ def summarise_groups(results: Sequence[dict], metrics: Sequence[str]) -> list[di
     for label, rs in groups.items():
         g = {"label": label, "runs": len(rs), "replayed": any(r["replayed"] for r in rs)}
         for m in metrics:
-            g[m] = median_iqr([r[m] for r in rs])
+            count = UNKNOWN_COUNTS.get(m)
+            g[m] = median_iqr_known([r[m] for r in rs], [count is not None and r.get(count) for r in rs])
         savings = [r["headline"]["saving"] for r in rs if r["headline"]]
         g["saving"] = median_iqr(savings)
         out.append(g)
