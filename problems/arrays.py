@@ -5,7 +5,9 @@ Either gives ``(x, y)`` (gi-energy then makes the seeded train / validation / te
 splits) or the six arrays already split: ``x_train, y_train, x_val, y_val, x_test,
 y_test``. Rows of more than one dimension (images) are flattened, and their shape becomes
 the dataset's ``image_shape``. A loader is imported by name in each process that loads the
-data, so a function, not data, crosses to the workers.
+data, so a function, not data, crosses to the workers. Errors about the loader's data carry
+no problem file (``ProblemError("", ...)``): :func:`gi_energy.problems.datasets.load_dataset`
+names the one it was given.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from gi_energy.config.problem import DatasetConfig
-from gi_energy.config.userfile import import_file
+from gi_energy.config.userfile import import_file, raised
 from gi_energy.errors import ProblemError
 
 SPLITS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
@@ -42,8 +44,8 @@ def load_with_loader(cfg: DatasetConfig, seed: int):
     kwargs = {"seed": seed} if "seed" in inspect.signature(fn).parameters else {}
     try:
         result = fn(**kwargs)
-    except Exception as exc:  # noqa: BLE001 - the user's loader failing is bad input, named
-        raise ProblemError("", "dataset.loader", f"{cfg.loader} raised {type(exc).__name__}: {exc}") from None
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's loader failing is bad input, named
+        raise ProblemError("", "dataset.loader", f"{cfg.loader} raised {raised(exc)}") from None
     if isinstance(result, tuple) and len(result) == 2:
         result = {"x": result[0], "y": result[1]}
     if not isinstance(result, Mapping):
@@ -56,11 +58,12 @@ def _loader(cfg: DatasetConfig):
     if cfg.loader_module is not None:
         try:
             module = importlib.import_module(cfg.loader_module)
-        except Exception as exc:  # noqa: BLE001 - not found, or raising while imported
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - not found, or raising (exiting) while imported
             raise ProblemError("", "dataset.loader", f"cannot import {cfg.loader_module!r}: "
-                               f"{type(exc).__name__}: {exc}") from None
+                               f"{raised(exc)}") from None
     else:
-        module = import_file(cfg.path, "gi_energy_loader", str(cfg.path), "dataset.loader")
+        # "": the problem file is named by whoever loads the data (datasets.load_dataset)
+        module = import_file(cfg.path, "gi_energy_loader", "", "dataset.loader")
     fn = getattr(module, cfg.loader_name, None)
     if not callable(fn):
         raise ProblemError("", "dataset.loader", f"{cfg.loader!r}: no function {cfg.loader_name!r} there")

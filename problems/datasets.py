@@ -7,6 +7,7 @@ Results are cached per process, so a worker loads each dataset once.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from collections.abc import Callable
@@ -86,16 +87,32 @@ IMAGE_SHAPES = {"digits": (1, 8, 8)}
 OWN_DATA = {"npz": arrays.load_npz, "loader": arrays.load_with_loader}
 
 
-def load_dataset(cfg: DatasetConfig, seed: int = 0) -> Dataset:
-    """Load and split the dataset; cached per process on (config, seed)."""
-    return _load_cached(cfg, seed)
+def load_dataset(cfg: DatasetConfig, seed: int = 0, source: str = "") -> Dataset:
+    """Load and split the dataset; cached per process on (config, seed). ``source``, the
+    problem file, is named in a ProblemError that names no file of its own."""
+    with _naming(source):
+        return _load_cached(cfg, seed)
 
 
 @functools.lru_cache(maxsize=8)
-def check_dataset(cfg: DatasetConfig, seed: int = 0) -> None:
+def check_dataset(cfg: DatasetConfig, seed: int = 0, source: str = "") -> None:
     """Load and split the dataset once and drop it: a ProblemError (bad input) now, in
-    this process, rather than in every worker. Remembers only that the check passed."""
-    _load(cfg, seed)
+    this process, rather than in every worker. Remembers only that the check passed.
+    ``source`` as for :func:`load_dataset`."""
+    with _naming(source):
+        _load(cfg, seed)
+
+
+@contextlib.contextmanager
+def _naming(source: str):
+    """A ProblemError about the data that names no file (a loader's or built-in dataset's
+    key) names the problem file ``source``; one naming its data file (a CSV, an .npz) keeps it."""
+    try:
+        yield
+    except ProblemError as exc:
+        if exc.source or not source:
+            raise
+        raise ProblemError(source, exc.key, exc.expected) from None
 
 
 def check_splittable(x: np.ndarray, labels: np.ndarray, cfg: DatasetConfig) -> None:

@@ -55,6 +55,10 @@ def read_entry(t: Table, key: str, entry: str, base_dir: Path | None) -> tuple[s
     if not _MODULE_ENTRY.match(entry):
         raise t.error(key, f'expected "package.module:Name" or "file.py:Name", got {entry!r}')
     module, name = entry.split(":")
+    if module in ("__main__", "__mp_main__"):
+        # Workers import the entry by name, and a worker's __main__ is not the parent's script.
+        raise t.error(key, f"{entry!r}: worker processes cannot import the running script's __main__; "
+                      f'put {name} in a file of its own and name it "file.py:{name}"')
     return module, None, name
 
 

@@ -41,6 +41,7 @@ import torch
 from gi_energy.config.genome import Genome
 from gi_energy.config.problem import EnergyConfig, Problem
 from gi_energy.errors import MeterError
+from gi_energy.tasks.base import TaskError
 from gi_energy.tasks.loader import task_from
 from gi_energy.tasks.results import Evaluation
 from gi_energy.tasks.run import run_task, worker_label
@@ -82,7 +83,21 @@ def task_data(task_config, family: str, source: str, dataset_config, seed: int, 
     windows are not charged for it)."""
     from gi_energy.problems.datasets import load_dataset
 
-    return task_from(task_config, family, source).prepare(load_dataset(dataset_config, seed), device)
+    task = task_from(task_config, family, source)
+    dataset = load_dataset(dataset_config, seed, source)
+    try:
+        return task.prepare(dataset, device)
+    except Exception as exc:  # noqa: BLE001 - said as the task's, wherever it surfaces
+        # It surfaces as a worker that failed to start (or every evaluation failing): its
+        # own message alone ("'label'" for a KeyError) would not say where it came from.
+        raise TaskError(f"{type(task).__name__}.prepare() raised {type(exc).__name__}: {exc}"
+                        f"{_where(exc)}") from exc
+
+
+def _where(exc: BaseException) -> str:
+    """`` (at file.py:12)``: the line that raised ``exc``, or "" without a traceback."""
+    last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    return f" (at {last[0].filename.rsplit('/', 1)[-1]}:{last[0].lineno})" if last else ""
 
 
 def _data(problem: Problem, device: str):
@@ -134,8 +149,8 @@ def _run_evaluation(problem: Problem, genome: Genome, repeat: int, meter) -> Eva
         task = task_from(problem.task, problem.model.family, problem.source)
         return run_task(task, problem, genome, repeat, data=data, meter=meter, device=device)
     except Exception as exc:  # noqa: BLE001 - every failure is data for the search
-        last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
-        where = f" (at {last[0].filename.rsplit('/', 1)[-1]}:{last[0].lineno})" if last else ""
+        # A TaskError says what the task did wrong; the line of gi-energy's that noticed it is no help.
+        where = "" if isinstance(exc, TaskError) else _where(exc)
         transient = is_transient(exc)
         if transient:
             _recover(exc, meter if cached_meter else None)

@@ -42,9 +42,12 @@ spent).
 from __future__ import annotations
 
 import contextlib
+import operator
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
+
+import numpy as np
 
 from gi_energy.config.genome import Genome
 from gi_energy.meters.reading import Reading
@@ -154,13 +157,33 @@ class Trial:
         with self.inference_window() as w:
             start = time.perf_counter()
             while True:
-                n = one_pass()
+                n = sample_count(one_pass())
                 self._sync()
-                if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
-                    raise TaskError(f"infer() must return the number of samples it predicted (> 0), got {n!r}")
                 w.samples += n
                 if time.perf_counter() - start >= self.min_inference_s:
                     break
+
+
+def sample_count(n: Any) -> int:
+    """``n`` as the number of samples an inference pass predicted: any integer, numpy's
+    and torch's included (``np.int64(40)``, ``len(x)``), above 0; never a bool, whatever
+    its type (True would read as one sample)."""
+    if not is_bool(n):
+        try:
+            count = operator.index(n)
+        except TypeError:
+            count = None
+        if count is not None and count > 0:
+            return count
+    raise TaskError(f"infer() must return the number of samples it predicted (an integer > 0), got {n!r}")
+
+
+def is_bool(value: Any) -> bool:
+    """Whether ``value`` is a boolean: Python's, numpy's ``bool_`` or a 0-d boolean array
+    or tensor. Not a number to gi-energy, though each converts to 0 or 1."""
+    if isinstance(value, bool | np.bool_):
+        return True
+    return str(getattr(value, "dtype", "")) in ("bool", "torch.bool")
 
 
 class Task:

@@ -18,7 +18,7 @@ import json
 from gi_energy.config.custom import MEASURED_METRICS
 from gi_energy.config.problem import OBJECTIVE_NAMES, Problem, TaskConfig
 from gi_energy.config.space import structure_keys
-from gi_energy.config.userfile import import_file
+from gi_energy.config.userfile import import_file, raised
 from gi_energy.errors import ProblemError, did_you_mean
 
 from .base import Task
@@ -54,9 +54,9 @@ def _user_task(config: TaskConfig, source: str) -> Task:
     cls = _import(config, source)
     try:
         return cls(**dict(config.options))
-    except Exception as exc:  # noqa: BLE001 - any error constructing user code is bad input
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - any error constructing user code is bad input
         raise ProblemError(source, "task.options", f"{config.entry}({_kwargs(config)}) raised "
-                           f"{type(exc).__name__}: {exc}") from None
+                           f"{raised(exc)}") from None
 
 
 def _kwargs(config: TaskConfig) -> str:
@@ -72,9 +72,9 @@ def _import(config: TaskConfig, source: str) -> type[Task]:
         except ModuleNotFoundError as exc:
             raise ProblemError(source, "task.entry", f"no module {exc.name!r} (from {config.entry!r}; "
                                "is it installed or on PYTHONPATH?)") from None
-        except Exception as exc:  # noqa: BLE001 - the user's module raised while importing
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's module raised (or exited) while importing
             raise ProblemError(source, "task.entry", f"importing {config.module!r} raised "
-                               f"{type(exc).__name__}: {exc}") from None
+                               f"{raised(exc)}") from None
     cls = getattr(module, config.name, None)
     if cls is None:
         names = [n for n in vars(module) if not n.startswith("_")]
@@ -82,8 +82,21 @@ def _import(config: TaskConfig, source: str) -> type[Task]:
                            + did_you_mean(config.name, names))
     if not (isinstance(cls, type) and issubclass(cls, Task)):
         raise ProblemError(source, "task.entry", f"{config.entry!r} is not a task: expected a subclass of "
-                           f"gi_energy.Task, got {type(cls).__name__} {cls!r}")
+                           f"gi_energy.Task, got {_described(cls)}")
     return cls
+
+
+def _described(obj) -> str:
+    """What an entry names, in the user's words: a file's module is registered under a
+    name of gi-energy's own (``gi_energy_task_<digest>``), which the user never wrote."""
+    if isinstance(obj, type):
+        bases = ", ".join(b.__name__ for b in obj.__bases__)
+        return f"class {obj.__qualname__}({bases})"
+    if hasattr(obj, "__qualname__"):  # a function
+        return f"{type(obj).__name__} {obj.__qualname__}"
+    if type(obj).__module__ == "builtins":
+        return f"{type(obj).__name__} {obj!r}"
+    return f"an instance of {type(obj).__qualname__}"
 
 
 def _import_file(config: TaskConfig, source: str):

@@ -24,7 +24,7 @@ from gi_energy.config.genome import Genome
 from gi_energy.config.problem import EnergyConfig, Problem
 from gi_energy.meters.reading import Reading
 
-from .base import Diverged, Task, TaskError, Trial
+from .base import Diverged, Task, TaskError, Trial, is_bool
 from .results import Evaluation, whole_or_float
 from .training import configure_determinism, derive_seed
 
@@ -76,19 +76,18 @@ def run_task(task: Task, problem: Problem, genome: Genome, repeat: int, *, data,
     extra = {**{k: float(v) for k, v in trial.extra.items()}, "threads": float(torch.get_num_threads())}
     common = dict(genome=genome, repeat=repeat, train=trial.train_reading, train_time_s=trial.train_time_s,
                   device=device, worker=worker_label(), extra=extra)
-    if diverged is not None or bad:
-        spent = None if trial.train_reading is None else trial.train_reading.energy_j
-        return Evaluation(status="nan", reason=diverged or f"metric {bad} is not finite",
-                          co2_g=co2_grams(spent, problem.energy), params=fields.get("params"),
-                          flops_per_sample=fields.get("flops_per_sample"),
-                          wall_time_s=time.perf_counter() - wall_start, **common)
-    spent = None
-    readings = (trial.train_reading, trial.inference_reading)
-    if all(r is not None and r.energy_j is not None for r in readings):
-        spent = readings[0].energy_j + readings[1].energy_j
-    ev = Evaluation(status="ok", inference=trial.inference_reading, inference_time_s=trial.inference_time_s,
+    # Every reading the task took counts, a "nan" evaluation's too: that energy was spent.
+    taken = [r for r in (trial.train_reading, trial.inference_reading) if r is not None]
+    spent = sum(r.energy_j for r in taken) if all(r.energy_j is not None for r in taken) else None
+    measured = dict(inference=trial.inference_reading, inference_time_s=trial.inference_time_s,
                     inference_samples=trial.inference_samples, co2_g=co2_grams(spent, problem.energy),
-                    metrics=metrics, wall_time_s=time.perf_counter() - wall_start, **fields, **common)
+                    metrics=metrics, **fields, **common)
+    if diverged is not None or bad:
+        # The metrics that were finite and the readings taken are kept: only the one that
+        # was not finite (or all, when training diverged before evaluate()) is missing.
+        return Evaluation(status="nan", reason=diverged or f"metric {bad} is not finite",
+                          wall_time_s=time.perf_counter() - wall_start, **measured)
+    ev = Evaluation(status="ok", wall_time_s=time.perf_counter() - wall_start, **measured)
     # An objective or constraint the task was to return and did not (a misspelt key) is
     # this evaluation's failure, said so, never an "ok" that silently leaves the front.
     # The energies gi-energy measures are not the task's to return: one missing is a
@@ -113,7 +112,9 @@ def _sort_metrics(returned, task: Task) -> tuple[dict, dict, str | None]:
             raise TaskError(f"{name!r} is measured by gi-energy around the task; a task cannot report it")
         if name not in declared and name not in _INT_FIELDS and name not in _FLOAT_FIELDS:
             raise TaskError(f"metric {name!r} is not declared: add it to {type(task).__name__}.metrics")
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if is_bool(value):  # True is no accuracy of 1.0, nor np.True_ one
+            raise TaskError(f"metric {name!r} must be a number, got {type(value).__name__} {value!r}")
+        if not isinstance(value, int | float):
             try:
                 value = float(value)  # a numpy or torch scalar
             except (TypeError, ValueError):
