@@ -207,3 +207,11 @@ def test_headline_keeps_accuracy_where_it_is_an_objective(tmp_path):
     assert cmp["headline"]["metric"] == "accuracy" and h["most_accurate"]["key"] == "hidden=8"
     assert h["chosen"]["key"] == "hidden=10" and h["accuracy_lost"] == pytest.approx(0.01)
     assert "## Headline: energy saved for at most one accuracy point lost" in render_report(cmp)
+
+
+def test_the_progress_line_never_says_0_j_for_energy_nobody_read():
+    from gi_energy.report.progress import format_energy
+
+    assert format_energy(0.0, 4) == "– (4 unknown)"
+    assert format_energy(12.3, 4) == "12.3 J (+4 unknown)"
+    assert format_energy(12.3) == "12.3 J"

@@ -40,6 +40,11 @@ TPE = "Optuna TPE (multi-objective)"
 OURS_TRAINED = "gi-energy NSGA-II, real training"
 
 
+def _joules(value) -> str:
+    """A median of joules, or "unknown J" where a run's readings were missing (None)."""
+    return "unknown J" if value is None else f"{value:.0f} J"
+
+
 def ensure_grid(problem, out: Path, workers: int | None, grid_dir: Path | None = None) -> Path:
     grid_dir = grid_dir or out / "grid"
     store = grid_dir.parent / "store.sqlite"
@@ -263,7 +268,7 @@ def render_summary(s: dict) -> str:
     if t:
         lines += ["", f"Ours with real training in the full space ({t['runs']} seeds, {t['budget']} evaluations, "
                   f"fresh store each): HV ratio {t['hv_ratio_median']:.4f} [{t['hv_ratio_q25']:.4f}, "
-                  f"{t['hv_ratio_q75']:.4f}] (front scale {t['hv_ratio_front_median']:.4f}) against the grid front, for a median {t['energy_spent_j_median']:.0f} J "
+                  f"{t['hv_ratio_q75']:.4f}] (front scale {t['hv_ratio_front_median']:.4f}) against the grid front, for a median {_joules(t['energy_spent_j_median'])} "
                   f"({kind}) against the grid's {s['grid_energy_j']:.0f} J."]
     if s["skipped"]:
         lines += ["", "Skipped peers: " + "; ".join(f"{k}: {v}" for k, v in s["skipped"].items())]

@@ -50,6 +50,10 @@ def energy_source(outcome: Outcome) -> str:
 
 
 def format_energy(energy_j: float, unknown: int = 0) -> str:
+    """The joules read, and how many readings are missing: "12.3 J (+4 unknown)", and
+    "– (4 unknown)" where none was read (never "0 J")."""
+    if unknown and not energy_j:
+        return f"– ({unknown} unknown)"
     text = f"{energy_j:.4g} J"
     return text + (f" (+{unknown} unknown)" if unknown else "")
 
