@@ -281,3 +281,16 @@ def test_a_task_file_imports_a_helper_beside_it_in_the_parent_and_two_workers(tm
     values = [r.split(",") for r in rows[1:]]
     assert values and all(v[status] == "ok" and float(v[norm]) == 3.5 for v in values)
     assert len({v[worker] for v in values}) == 2  # both workers imported the helper
+
+
+def test_evolve_none_with_resume_goes_on_with_the_runs_own_problem(tmp_path):
+    import gi_energy
+    from gi_energy.errors import UsageError
+    from gi_energy.runs.replay import SyntheticEvaluator
+
+    problem = gi_energy.load_problem("quickstart").with_overrides(search={"max_evaluations": 8, "population": 4})
+    gi_energy.evolve(problem, out=tmp_path / "run", evaluator=SyntheticEvaluator(problem), plot=False)
+    res = gi_energy.evolve(None, resume=tmp_path / "run", evaluator=SyntheticEvaluator(problem), plot=False)
+    assert len(res.evaluations) == 8
+    with pytest.raises(UsageError, match=r"evolve\(None\)"):
+        gi_energy.evolve(None)

@@ -86,7 +86,7 @@ def check_data(problem: Problem) -> None:
     worker starts: in a worker it would fail every genome, or every worker's start."""
     from gi_energy.problems.datasets import check_dataset
 
-    check_dataset(problem.dataset, problem.evaluation.seed)
+    check_dataset(problem.dataset, problem.evaluation.seed, problem.source)  # errors name the problem file
 
 
 class _Slot:

@@ -19,7 +19,7 @@ def describe_problem(p: Problem) -> str:
                      + f"; energy {'measured per column ' + t.measured if t.measured else 'not measured'}")
         lines.append("  metrics " + ", ".join(f"{m} <- {c}" if m != c else m for m, c in t.metrics))
     else:
-        lines.append(f"dataset   {load_dataset(p.dataset, p.evaluation.seed).describe()}")
+        lines.append(f"dataset   {load_dataset(p.dataset, p.evaluation.seed, p.source).describe()}")
         if p.task is None:
             lines.append(f"model     {p.model.family} (built-in task)")
         else:

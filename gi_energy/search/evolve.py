@@ -151,7 +151,7 @@ def _settings(problem: Problem, termination: AnyOf, store_path: Path | None, eva
 
 
 def evolve(
-    problem: Problem | str | Path,
+    problem: Problem | str | Path | None,
     *,
     out: str | Path | None = None,
     store: str | Path | None = None,
@@ -165,7 +165,8 @@ def evolve(
     overrides: Mapping | None = None,
     dataset=None,
 ) -> EvolveResult:
-    """Run NSGA-II on ``problem`` (a Problem, a TOML path or a bundled name).
+    """Run NSGA-II on ``problem`` (a Problem, a TOML path or a bundled name; None with
+    ``resume``: the run's own problem, as ``gi-energy evolve --resume RUN_DIR``).
 
     ``out`` is the run directory (default ``<[output] directory>/<name>-evolve-<time>``);
     ``resume`` continues the evolve run in that directory from its last checkpoint with
@@ -189,6 +190,10 @@ def evolve(
     from gi_energy.runs.files import default_run_dir
     from gi_energy.runs.rundir import RunDirectory
 
+    if problem is None:
+        if resume is None:
+            raise UsageError("evolve(None): give a problem, or resume=RUN_DIR to go on with the run's own")
+        problem = resumed_problem(resume, "evolve")
     problem = _resolve_problem(problem, seed, workers, dataset)
     if evaluator is None and problem.table is not None:
         from gi_energy.evaluation.table import TableEvaluator
