@@ -114,3 +114,21 @@ def test_resume_after_the_table_changed_is_refused_naming_the_table(tmp_path, mo
     assert res.exit_code == 2
     assert f"the table {tmp_path / 't.csv'} changed" in res.output
     assert "Traceback" not in res.output
+
+
+def test_gi_energy_grid_writes_a_table_as_its_grid_run_for_compare_and_replay(tmp_path, monkeypatch):
+    """A researcher with their own table makes the exhaustive reference from the command
+    line (before: exit 2 pointing at a script of the repository's experiments/)."""
+    _problem(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    res = runner.invoke(main, ["grid", "p.toml", "--out", "ref"])
+    assert res.exit_code == 0, res.output
+    assert "6 configurations are written as the grid run ref (nothing trained)" in res.output
+    ref = gi_energy.open_run(tmp_path / "ref")
+    assert ref.status == "complete" and ref.command == "grid" and ref.outcome_count == 6
+    assert runner.invoke(main, ["evolve", "p.toml", "--out", "run", "--max-evaluations", "4"]).exit_code == 0
+    cmp = runner.invoke(main, ["compare", "run", "--reference", "ref", "--out", "cmp"])
+    assert cmp.exit_code == 0, cmp.output
+    again = runner.invoke(main, ["grid", "p.toml", "--out", "ref"])
+    assert again.exit_code == 2 and "already holds a run" in again.output

@@ -47,16 +47,11 @@ def open_replay(problem, grid_dir: Path):
 
 def table_reference(problem, out: Path) -> Path:
     """Every configuration of the problem's [table] as a run directory (command "grid"),
-    the exhaustive reference that ``gi-energy compare --reference`` reads."""
-    rep = open_replay(problem, Path(problem.table.path))
-    rd = RunDirectory.create(out, problem, "grid", {"table": str(problem.table.path), "grid_points": len(rep)})
-    outcomes = rep.outcomes()
-    # The results first, then "complete": a kill in between leaves a run that says it is
-    # unfinished, never one that says complete without its evaluations.csv.
-    rd.write_results(outcomes, problem.objectives, [], constraints=problem.constraints)
-    rd.update_run_json(label="table", replayed=True, status="complete", evaluations=len(outcomes),
-                       measured=rep.measured, meter=rep.meter_description)
-    return rd.path
+    the exhaustive reference that ``gi-energy compare --reference`` reads: what
+    ``gi-energy grid`` writes for a [table] problem."""
+    from gi_energy.search.table_grid import table_reference as write
+
+    return write(problem, out).run_dir
 
 
 class Axes:
