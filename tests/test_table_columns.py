@@ -132,3 +132,13 @@ def test_gi_energy_grid_writes_a_table_as_its_grid_run_for_compare_and_replay(tm
     assert cmp.exit_code == 0, cmp.output
     again = runner.invoke(main, ["grid", "p.toml", "--out", "ref"])
     assert again.exit_code == 2 and "already holds a run" in again.output
+
+
+def test_a_table_run_resumed_with_another_problem_says_so(tmp_path, monkeypatch):
+    _problem(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    assert runner.invoke(main, ["evolve", "p.toml", "--out", "run", "--max-evaluations", "4"]).exit_code == 0
+    res = runner.invoke(main, ["evolve", "quickstart", "--resume", "run"])
+    assert res.exit_code == 2
+    assert f"run searched the table {tmp_path / 't.csv'}" in res.output and "not a run directory" not in res.output

@@ -306,6 +306,9 @@ def cli_evolve(*, problem, out=None, store=None, seed=None, workers=None, popula
     closing = []
     if resume is not None:
         replay_dir = _resume_replay_dir(resume, replay)
+        if replay_dir is not None and p.table is None and not Path(replay_dir).is_dir():
+            raise UsageError(f"{resume} searched the table {replay_dir}, which {p.source} does not name; "
+                             f"resume it with its own problem: gi-energy evolve --resume {resume}")
     else:
         replay_dir = replay if replay is not None else p.evaluation.replay
     if p.table is not None and replay is not None:
