@@ -2,7 +2,8 @@
 
 RAPL and NVML count a whole package or board, so two workers metering at once would each
 be charged for the other's work. Under ``attribution = "exclusive"`` every metered window
-holds an ``fcntl.flock`` on one file per package or GPU, so windows never overlap.
+holds an ``fcntl.flock`` on one file per package or GPU, so windows never overlap, except
+that a window may nest inside another of the same thread (see :class:`FileLock`).
 
 The lock files live in a directory only this user can write (:func:`default_lock_dir`,
 checked by :func:`private_dir`) and are opened with ``O_NOFOLLOW``: another local user
@@ -17,6 +18,7 @@ import fcntl
 import os
 import stat
 import tempfile
+import threading
 from pathlib import Path
 
 from gi_energy.errors import MeterError
@@ -93,19 +95,77 @@ def private_dir(path: Path) -> Path:
                      "made it: remove it (or set XDG_RUNTIME_DIR to a private directory)")
 
 
-class FileLock(WindowLock):
-    """An exclusive ``flock`` on ``lock_dir / name``.
+class _Holder:
+    """This process's hold on one lock file: the thread whose window took it, how many of
+    that thread's windows are open on it (nested ones included), and the descriptor the
+    ``flock`` was taken on (a ``dup`` kept here, so closing a meter cannot drop a lock that
+    a nested window still needs)."""
 
-    The file is opened once per process and kept open, so a window costs two system
+    __slots__ = ("thread", "thread_name", "count", "fd")
+
+    def __init__(self) -> None:
+        self.thread = threading.get_ident()
+        self.thread_name = threading.current_thread().name
+        self.count = 1
+        self.fd: int | None = None  # None while the flock is still being waited for
+
+
+# The lock registry: this process's holds, by the lock file's (st_dev, st_ino), so two
+# spellings of one path are one lock. Needed because flock belongs to the open file
+# description: a second open+flock of a file this process already holds blocks forever.
+_REGISTRY = threading.Lock()
+_HOLDERS: dict[tuple[int, int], _Holder] = {}
+
+
+def _forget_holders() -> None:
+    """In a forked child: the parent's holds are not the child's (it must wait for them
+    like any other process), and the registry's lock may have been taken by a thread that
+    does not exist here."""
+    global _REGISTRY
+    _REGISTRY = threading.Lock()
+    for holder in _HOLDERS.values():
+        if holder.fd is not None:
+            os.close(holder.fd)  # the parent's copy keeps its lock
+    _HOLDERS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_holders)
+
+
+class FileLock(WindowLock):
+    """An exclusive ``flock`` on ``lock_dir / name``, reentrant within one thread.
+
+    The file is opened once per process and kept open, so a window costs a few system
     calls. flock belongs to the open file description, which a forked child shares with
     its parent; the descriptor is therefore reopened when the process id changes, or a
     parent and child would both "hold" the same lock.
+
+    Nesting: a window opened while the same thread already holds this lock file (through
+    this or any other FileLock of the same file: the user's ``gi_energy.meter()`` inside
+    gi-energy's training window) re-enters it: a count goes up, no second flock is taken,
+    and the file stays locked until the last of the thread's windows on it is released.
+    That is honest: the outer window already keeps every other process out, and each
+    window's reading is still its own interval's.
+
+    Another thread of this process asking while one thread holds (or waits for) the lock is
+    refused with a MeterError, not let in and not made to wait: its window would not be
+    nested but concurrent, charging each window with the other's energy, which exclusive
+    attribution promises never happens; and waiting would block forever in the common case
+    where the holding thread waits for that thread (a train() that starts a thread and
+    joins it). Other processes wait, as ever.
+
+    Taking a second lock file inside a window (an ``nvml`` window inside a ``rapl`` one)
+    waits for it while holding the first; that is deadlock-free only while every process
+    takes them in one order (the combined meter takes RAPL before NVML).
     """
 
     def __init__(self, lock_dir: Path, name: str) -> None:
         self.path = Path(lock_dir) / name
         self._fd: int | None = None
         self._pid: int | None = None
+        self._key: tuple[int, int] | None = None
+        self._holds: list[tuple[int, int]] = []  # the keys this object's acquires took, in order
 
     def _descriptor(self) -> int:
         pid = os.getpid()
@@ -119,21 +179,75 @@ class FileLock(WindowLock):
                     raise MeterError(f"refusing the meter lock {self.path}: it is a symbolic link, which "
                                      "gi-energy does not follow; remove it") from exc
                 raise MeterError(f"cannot open meter lock {self.path}: {exc}") from exc
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
                 os.close(fd)
                 raise MeterError(f"refusing the meter lock {self.path}: not a regular file; remove it")
             self._fd = fd
             self._pid = pid
+            self._key = (st.st_dev, st.st_ino)
         return self._fd
 
     def acquire(self) -> None:
-        fcntl.flock(self._descriptor(), fcntl.LOCK_EX)
+        fd = self._descriptor()
+        key = self._key
+        with _REGISTRY:
+            holder = _HOLDERS.get(key)
+            if holder is not None:
+                if holder.thread != threading.get_ident():
+                    raise MeterError(
+                        f"cannot open an exclusive meter window on {self.path} in thread "
+                        f"{threading.current_thread().name!r}: thread {holder.thread_name!r} of this "
+                        "process has one open (or is waiting for it), and a window can nest only in "
+                        "the thread that opened the outer one (from another thread it would overlap "
+                        "that window and each would be charged the other's energy); open it in that "
+                        "thread, or use attribution='cpu-share'")
+                holder.count += 1
+                self._holds.append(key)
+                return
+            holder = _HOLDERS[key] = _Holder()
+        # Waited for outside the registry, so other locks and the refusal above stay quick.
+        try:
+            held = os.dup(fd)
+            try:
+                fcntl.flock(held, fcntl.LOCK_EX)
+            except BaseException:
+                os.close(held)
+                raise
+        except BaseException:
+            with _REGISTRY:
+                del _HOLDERS[key]
+            raise
+        holder.fd = held
+        self._holds.append(key)
 
     def release(self) -> None:
-        if self._fd is not None and self._pid == os.getpid():
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        """Undo this object's latest acquire; the file is unlocked when this process's last
+        window on it is released. A no-op without one (and in a forked child, which holds
+        none of its parent's locks)."""
+        if not self._holds:
+            return
+        key = self._holds.pop()
+        if self._pid != os.getpid():
+            return
+        with _REGISTRY:
+            holder = _HOLDERS.get(key)
+            if holder is None or holder.fd is None:
+                return
+            holder.count -= 1
+            if holder.count > 0:
+                return
+            del _HOLDERS[key]
+        try:
+            fcntl.flock(holder.fd, fcntl.LOCK_UN)
+        finally:
+            os.close(holder.fd)
 
     def close(self) -> None:
+        """Close the file, releasing what this object still holds (as closing the one
+        descriptor did when each object took its own flock)."""
+        while self._holds:
+            self.release()
         if self._fd is not None and self._pid == os.getpid():
             os.close(self._fd)
         self._fd = None
