@@ -474,3 +474,16 @@ def test_an_objective_the_task_does_not_return_fails_that_evaluation_saying_so(t
     assert ev.status == "failed"
     assert ev.reason == "Ridge.run() returned no 'mse', which the problem's objectives or constraints name"
     assert ev.train is not None and ev.train.energy_j is not None
+
+
+def test_a_task_that_raises_after_training_keeps_the_energy_it_spent(tmp_path):
+    """Its training window closed before evaluate() raised: the failed evaluation keeps
+    that reading (the energy was spent), rather than counting it as unknown."""
+    (tmp_path / "raises.py").write_text(USER_TASK.replace(
+        "        pred = trial.data.x_val @ model[\"w\"]\n", "        raise RuntimeError(\"evaluate broke\")\n"))
+    problem = bind(_parse(tmp_path, entry="raises.py:Ridge"))
+    genome = problem.space.sample(np.random.default_rng(0))
+    ev = run_evaluation(problem, genome, 0, meter=EstimateMeter(cpu_watts_per_core=10.0))
+    assert ev.status == "failed" and ev.reason.startswith("RuntimeError: evaluate broke")
+    assert ev.train is not None and ev.train.energy_j is not None and not ev.train.measured
+    assert ev.train_time_s is not None and ev.inference is None

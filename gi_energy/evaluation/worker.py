@@ -154,8 +154,13 @@ def _run_evaluation(problem: Problem, genome: Genome, repeat: int, meter) -> Eva
         transient = is_transient(exc)
         if transient:
             _recover(exc, meter if cached_meter else None)
+        # A task that raised after its training window still spent that energy: a failed
+        # evaluation keeps the readings it took (a crash's meter is not to be trusted).
+        train, train_s, inference = (None, None, None) if transient else getattr(exc, "gi_energy_readings",
+                                                                                 (None, None, None))
         return Evaluation(genome=genome, status="crashed" if transient else "failed", repeat=repeat,
-                          reason=f"{type(exc).__name__}: {exc}{where}",
+                          reason=f"{type(exc).__name__}: {exc}{where}", train=train, train_time_s=train_s,
+                          inference=inference,
                           wall_time_s=time.perf_counter() - start, device=device, worker=worker_label())
 
 

@@ -10,6 +10,7 @@ fields, every other declared name is kept under its own name; gi-energy's measur
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -67,6 +68,12 @@ def run_task(task: Task, problem: Problem, genome: Genome, repeat: int, *, data,
             returned = task.run(trial)
         except Diverged as exc:
             diverged, returned = str(exc) or "training diverged", {}
+        except Exception as exc:
+            # The readings the task took before it raised are energy it spent: the worker
+            # keeps them on the "failed" evaluation it makes of this exception.
+            with contextlib.suppress(AttributeError):
+                exc.gi_energy_readings = (trial.train_reading, trial.train_time_s, trial.inference_reading)
+            raise
     fields, metrics, bad = _sort_metrics({**trial.metrics, **returned}, task)
     name = getattr(meter, "name", "unknown")
     if trial.train_reading is None:  # a task of the low-level form that never opened it
