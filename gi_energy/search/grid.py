@@ -394,28 +394,16 @@ def cli_grid(problem, out=None, store=None, workers=None, resume=None) -> GridRe
     from .evolve import resumed_problem
 
     p = load_problem(problem) if problem is not None else resumed_problem(resume, "grid")
-    if p.table is not None:
-        return _cli_table(p, out, resume, click.echo)
+    if p.table is not None:  # the table is its own grid: written whole, nothing trained
+        from .table_grid import cli_table
+
+        return cli_table(p, out, resume, click.echo)
     if out is not None and resume is not None:
         raise UsageError("give --out or --resume, not both (--resume continues in RUN_DIR itself)")
     if out is not None and (Path(out) / "run.json").exists():
         raise UsageError(f"{out} already holds a run; use --resume {out} to continue it, or choose another --out")
     return run_grid(p, out=out, store=store, workers=workers, resume=resume, progress=True, echo=click.echo,
                     warn=lambda s: click.echo(s, err=True))
-
-
-def _cli_table(problem, out, resume, echo) -> GridResult:
-    from .table_grid import table_reference
-
-    if resume is not None:
-        raise UsageError(f"{resume}: a [table] problem's grid run is written whole at once, never left to "
-                         "resume; run gi-energy grid again with another --out")
-    if out is not None and (Path(out) / "run.json").exists():
-        raise UsageError(f"{out} already holds a run; choose another --out")
-    res = table_reference(problem, out)
-    echo(f"{problem.name}: the table {problem.table.path} is its own grid; its {len(res.outcomes)} configurations "
-         f"are written as the grid run {res.run_dir} (nothing trained), {len(res.front)} on the front")
-    return res
 
 
 __all__ = ["GridResult", "run_grid", "cli_grid", "grid_genomes", "batches"]

@@ -5,17 +5,23 @@ reference that ``gi-energy compare --reference`` and ``--replay`` read."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 from gi_energy.config.problem import Problem
 from gi_energy.errors import UsageError
 from gi_energy.evaluation.table import TableEvaluator
 from gi_energy.runs.files import default_run_dir
 from gi_energy.runs.lock import create_locked
+from gi_energy.tasks.results import Outcome
 
-from .grid import GridResult
+
+class TableReference(NamedTuple):
+    run_dir: Path
+    outcomes: list[Outcome]
+    front: list[Outcome]
 
 
-def table_reference(problem: Problem, out: str | Path | None = None) -> GridResult:
+def table_reference(problem: Problem, out: str | Path | None = None) -> TableReference:
     """Every configuration of ``problem``'s [table] as a grid run in ``out`` (default
     ``<[output] directory>/<name>-grid-<time>``); its energy is the table's, counted as
     replayed, never as spent by this command."""
@@ -34,4 +40,17 @@ def table_reference(problem: Problem, out: str | Path | None = None) -> GridResu
                            measured=table.measured, meter=table.meter_description, front_size=len(front))
     finally:
         lock.release()
-    return GridResult(run_dir=rd.path, outcomes=outcomes, front=list(front))
+    return TableReference(rd.path, outcomes, list(front))
+
+
+def cli_table(problem: Problem, out, resume, echo) -> TableReference:
+    """``gi-energy grid`` of a [table] problem."""
+    if resume is not None:
+        raise UsageError(f"{resume}: a [table] problem's grid run is written whole at once, never left to "
+                         "resume; run gi-energy grid again with another --out")
+    if out is not None and (Path(out) / "run.json").exists():
+        raise UsageError(f"{out} already holds a run; choose another --out")
+    res = table_reference(problem, out)
+    echo(f"{problem.name}: the table {problem.table.path} is its own grid; its {len(res.outcomes)} configurations "
+         f"are written as the grid run {res.run_dir} (nothing trained), {len(res.front)} on the front")
+    return res
