@@ -296,3 +296,16 @@ def test_evolve_none_with_resume_goes_on_with_the_runs_own_problem(tmp_path):
     assert len(res.evaluations) == 8
     with pytest.raises(UsageError, match=r"evolve\(None\)"):
         gi_energy.evolve(None)
+
+
+def test_a_machine_fault_in_prepare_stays_a_crash_tried_again(tmp_path, monkeypatch):
+    """CUDA out of memory (or a meter fault) raised in prepare() is the machine's, not the
+    genome's: "crashed" (retried, the cache emptied), never a stored "failed"."""
+    monkeypatch.setattr(sys.modules[__name__], "TASKS", TASKS + '''
+import torch
+class PrepOOM(Ridge):
+    def prepare(self, dataset, device):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+''')
+    ev = _evaluate(_parse(tmp_path, "tasks.py:PrepOOM"))
+    assert ev.status == "crashed" and ev.reason.startswith("OutOfMemoryError: CUDA out of memory")

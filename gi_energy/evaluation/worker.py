@@ -88,6 +88,8 @@ def task_data(task_config, family: str, source: str, dataset_config, seed: int, 
     try:
         return task.prepare(dataset, device)
     except Exception as exc:  # noqa: BLE001 - said as the task's, wherever it surfaces
+        if is_transient(exc):  # a machine fault (CUDA out of memory, a meter): crashed and retried, as anywhere
+            raise
         # It surfaces as a worker that failed to start (or every evaluation failing): its
         # own message alone ("'label'" for a KeyError) would not say where it came from.
         raise TaskError(f"{type(task).__name__}.prepare() raised {type(exc).__name__}: {exc}"
