@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 import gi_energy
-from gi_energy.errors import MeterError
 from gi_energy.meters.fakes import FakeNvml, FakePowercap
 from gi_energy.meters.locks import FileLock
 from gi_energy.meters.nvml import NvmlMeter
@@ -123,20 +122,19 @@ def test_the_file_stays_locked_until_the_last_nested_release_in_any_order(tmp_pa
     assert not _locked_elsewhere(a.path)
 
 
-def test_another_thread_is_refused_not_blocked(tmp_path):
+def test_another_thread_waits_its_turn_and_then_reads_its_own_window(tmp_path):
+    """Two threads each timing their own work take turns (their windows never overlap, so
+    neither is charged the other's energy), as when each window took its own flock."""
     tree = _tree(tmp_path)
     outer = _rapl(tmp_path, tree)
+    other = _rapl(tmp_path, tree)
+    opened = threading.Event()
+    worker = threading.Thread(target=lambda: (other.__enter__(), opened.set(), other.__exit__(None, None, None)))
     with outer:
-        other = _rapl(tmp_path, tree)
-        with pytest.raises(MeterError, match="thread") as info:
-            _in_time(lambda: other.__enter__())
-        assert "cpu-share" in str(info.value)
-    # Once no window is open, any thread may open one.
-    def window():
-        with other:
-            pass
-
-    _in_time(window)
+        worker.start()
+        assert not opened.wait(0.3), "a second thread's window opened inside the first"
+    assert opened.wait(10), "the second thread still waits after the first window closed"
+    worker.join(10)
     assert other.reading is not None and not _locked_elsewhere(tmp_path / "locks" / "rapl.lock")
 
 

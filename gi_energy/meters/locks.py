@@ -101,11 +101,10 @@ class _Holder:
     ``flock`` was taken on (a ``dup`` kept here, so closing a meter cannot drop a lock that
     a nested window still needs)."""
 
-    __slots__ = ("thread", "thread_name", "count", "fd")
+    __slots__ = ("thread", "count", "fd")
 
     def __init__(self) -> None:
         self.thread = threading.get_ident()
-        self.thread_name = threading.current_thread().name
         self.count = 1
         self.fd: int | None = None  # None while the flock is still being waited for
 
@@ -114,6 +113,7 @@ class _Holder:
 # spellings of one path are one lock. Needed because flock belongs to the open file
 # description: a second open+flock of a file this process already holds blocks forever.
 _REGISTRY = threading.Lock()
+_FREED = threading.Condition(_REGISTRY)  # a hold ended: a thread waiting its turn may take it
 _HOLDERS: dict[tuple[int, int], _Holder] = {}
 
 
@@ -121,8 +121,9 @@ def _forget_holders() -> None:
     """In a forked child: the parent's holds are not the child's (it must wait for them
     like any other process), and the registry's lock may have been taken by a thread that
     does not exist here."""
-    global _REGISTRY
+    global _REGISTRY, _FREED
     _REGISTRY = threading.Lock()
+    _FREED = threading.Condition(_REGISTRY)
     for holder in _HOLDERS.values():
         if holder.fd is not None:
             os.close(holder.fd)  # the parent's copy keeps its lock
@@ -148,12 +149,13 @@ class FileLock(WindowLock):
     That is honest: the outer window already keeps every other process out, and each
     window's reading is still its own interval's.
 
-    Another thread of this process asking while one thread holds (or waits for) the lock is
-    refused with a MeterError, not let in and not made to wait: its window would not be
-    nested but concurrent, charging each window with the other's energy, which exclusive
-    attribution promises never happens; and waiting would block forever in the common case
-    where the holding thread waits for that thread (a train() that starts a thread and
-    joins it). Other processes wait, as ever.
+    Another thread of this process asking while one thread holds (or waits for) the lock
+    waits its turn, as another process does: its window would not be nested but concurrent,
+    charging each window with the other's energy, which exclusive attribution promises
+    never happens; so two threads that each time their own work take turns, as they did
+    when each window took its own flock. (A holder that waits for the thread it keeps
+    waiting, a train() that joins a thread opening its own window, waits forever, as it
+    always did; the evaluation's timeout ends it.)
 
     Taking a second lock file inside a window (an ``nvml`` window inside a ``rapl`` one)
     waits for it while holding the first; that is deadlock-free only while every process
@@ -191,17 +193,11 @@ class FileLock(WindowLock):
     def acquire(self) -> None:
         fd = self._descriptor()
         key = self._key
-        with _REGISTRY:
-            holder = _HOLDERS.get(key)
+        me = threading.get_ident()
+        with _FREED:
+            while (holder := _HOLDERS.get(key)) is not None and holder.thread != me:
+                _FREED.wait()  # another thread of this process holds it: its turn first
             if holder is not None:
-                if holder.thread != threading.get_ident():
-                    raise MeterError(
-                        f"cannot open an exclusive meter window on {self.path} in thread "
-                        f"{threading.current_thread().name!r}: thread {holder.thread_name!r} of this "
-                        "process has one open (or is waiting for it), and a window can nest only in "
-                        "the thread that opened the outer one (from another thread it would overlap "
-                        "that window and each would be charged the other's energy); open it in that "
-                        "thread, or use attribution='cpu-share'")
                 holder.count += 1
                 self._holds.append(key)
                 return
@@ -215,8 +211,9 @@ class FileLock(WindowLock):
                 os.close(held)
                 raise
         except BaseException:
-            with _REGISTRY:
+            with _FREED:
                 del _HOLDERS[key]
+                _FREED.notify_all()
             raise
         holder.fd = held
         self._holds.append(key)
@@ -230,7 +227,7 @@ class FileLock(WindowLock):
         key = self._holds.pop()
         if self._pid != os.getpid():
             return
-        with _REGISTRY:
+        with _FREED:
             holder = _HOLDERS.get(key)
             if holder is None or holder.fd is None:
                 return
@@ -238,6 +235,9 @@ class FileLock(WindowLock):
             if holder.count > 0:
                 return
             del _HOLDERS[key]
+            # A thread that wakes now may reach its flock before ours is undone below: it
+            # then waits there the moment it takes to undo it.
+            _FREED.notify_all()
         try:
             fcntl.flock(holder.fd, fcntl.LOCK_UN)
         finally:
