@@ -309,3 +309,20 @@ class PrepOOM(Ridge):
 ''')
     ev = _evaluate(_parse(tmp_path, "tasks.py:PrepOOM"))
     assert ev.status == "crashed" and ev.reason.startswith("OutOfMemoryError: CUDA out of memory")
+
+
+def test_an_edit_to_a_helper_beside_the_task_file_changes_the_fingerprint(tmp_path):
+    """The helper's code decides the results as much as the task file's: an edit must not
+    reuse the store's results of the old code (a task without helpers keeps its key)."""
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "fp_helped.py").write_text(HELPER_TASK.replace("ridge_helpers", "fp_helpers"))
+    (sub / "fp_helpers.py").write_text("WEIGHT_NORM = 3.5\n")
+    doc = _doc(tmp_path, "sub/fp_helped.py:Ridge")
+    first = bind(parse_problem(doc, source=str(tmp_path / "p.toml"), base_dir=tmp_path))
+    assert '"helpers": {"fp_helpers"' in first.task.declared
+    (sub / "fp_helpers.py").write_text("WEIGHT_NORM = 4.0\n")
+    second = bind(parse_problem(doc, source=str(tmp_path / "p.toml"), base_dir=tmp_path))
+    assert second.fingerprint() != first.fingerprint()
+    plain = bind(_parse(tmp_path))
+    assert "helpers" not in plain.task.declared

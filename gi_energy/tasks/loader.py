@@ -10,10 +10,14 @@ and metric names) in the store key.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import hashlib
 import importlib
 import json
+import sys
+from pathlib import Path
 
 from gi_energy.config.custom import MEASURED_METRICS
 from gi_energy.config.problem import OBJECTIVE_NAMES, Problem, TaskConfig
@@ -148,5 +152,28 @@ def bind(problem: Problem) -> Problem:
                                    f"metric {name!r}" + did_you_mean(name, valid)
                                    + f"; its metrics: {', '.join(declared) or 'none declared'} (Task.metrics), "
                                    f"built in: {', '.join(OBJECTIVE_NAMES)}")
-    stamp = json.dumps({"version": str(task.version), "metrics": list(declared)}, sort_keys=True)
+    declared_stamp = {"version": str(task.version), "metrics": list(declared)}
+    helpers = _helper_digests(problem.task.file)
+    if helpers:  # absent when there are none: the store keys of tasks without helpers stay
+        declared_stamp["helpers"] = helpers
+    stamp = json.dumps(declared_stamp, sort_keys=True)
     return dataclasses.replace(problem, task=dataclasses.replace(problem.task, declared=stamp))
+
+
+def _helper_digests(task_file) -> dict[str, str]:
+    """{module name: sha256 of its bytes} of the modules imported from the task file's
+    folder (its helpers: "from helpers import f1" beside it): their code decides the
+    results as much as the task file's, so an edit to one must not reuse stored results."""
+    if task_file is None:
+        return {}
+    folder = Path(task_file).resolve().parent
+    out = {}
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if not path or name.startswith("gi_energy_"):  # the task and loader files themselves
+            continue
+        path = Path(path).resolve()
+        if path.parent == folder and path.suffix == ".py" and path != Path(task_file).resolve():
+            with contextlib.suppress(OSError):
+                out[name] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return dict(sorted(out.items()))
