@@ -142,3 +142,18 @@ def test_a_table_run_resumed_with_another_problem_says_so(tmp_path, monkeypatch)
     res = runner.invoke(main, ["evolve", "quickstart", "--resume", "run"])
     assert res.exit_code == 2
     assert f"run searched the table {tmp_path / 't.csv'}" in res.output and "not a run directory" not in res.output
+
+
+def test_validate_of_a_table_says_its_rows_are_the_repeats_not_a_meter(tmp_path):
+    """A table trains nothing: validate said "workers 2, device cpu, repeats 1" and named a
+    meter, even for a table whose seed column gives three rows a configuration."""
+    rows = ["width,seed,acc,energy_j"] + [f"{w},{s},{0.5 + w / 100 + s / 1000},{w * 1.5}" for w in (8, 16)
+                                          for s in range(3)]
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "p.toml").write_text('[problem]\nname = "s"\n[table]\npath = "t.csv"\nconfiguration = ["width"]\n'
+                                     'seed = "seed"\nenergy = "energy_j"\n[objectives]\nacc = "max"\nenergy_j = "min"\n')
+    res = CliRunner().invoke(main, ["validate", str(tmp_path / "p.toml")])
+    assert res.exit_code == 0, res.output
+    assert "evaluation looked up in t.csv, nothing trained; repeats every row of a configuration (seed column seed)" \
+        in res.output
+    assert "repeats 1" not in res.output and "meter" not in res.output

@@ -46,6 +46,11 @@ def describe_problem(p: Problem) -> str:
     budget = [f"population {s.population}", f"generations {s.generations}"]
     budget += [f"{k} {getattr(s, k):g}" for k in ("max_evaluations", "max_wall_s", "energy_budget_j") if getattr(s, k)]
     lines.append("search    " + ", ".join(budget))
+    if p.table is not None:  # nothing trained: no workers, device, meter; repeats are the table's rows
+        repeats = (f"every row of a configuration (seed column {', '.join(p.table.seed)})" if p.table.seed
+                   else "1 (a configuration's row)")
+        lines.append(f"evaluation looked up in {p.table.path.name}, nothing trained; repeats {repeats}")
+        return "\n".join(lines)
     lines.append(f"evaluation workers {e.workers} ({e.backend}), device {e.device}, repeats {e.repeats}, "
                  f"timeout {e.timeout_s:g} s")
     lines.append(f"energy    meter {en.meter}, attribution {en.attribution}")
