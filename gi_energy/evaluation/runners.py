@@ -231,11 +231,15 @@ class LokyRunner(Runner):
                              wall_time_s=elapsed_s, worker=worker)
             return Evaluation(genome=job.genome, status="failed", repeat=job.repeat, reason=reason,
                               wall_time_s=elapsed_s, device=self.device, worker=worker)
+        except KeyboardInterrupt:
+            # A Ctrl-C reached the workers too (the terminal signals the whole group): this
+            # process stops as interrupted, even where its own SIGINT fell inside a finalizer
+            # and was lost. (A task raising KeyboardInterrupt itself is taken for one as well.)
+            raise
         except BaseException as exc:  # noqa: BLE001
-            # KeyboardInterrupt or SystemExit raised in the worker (a task's own sys.exit(),
-            # or a Ctrl-C that reached the workers): it stops that evaluation, never this
-            # process, which stops on a signal of its own. "crashed", as a worker that died
-            # (tried again), never the genome's own "failed".
+            # SystemExit raised in the worker (a task's own sys.exit()): it ends that
+            # evaluation, never this process. "crashed", as a worker that died (tried
+            # again), never the genome's own "failed".
             said = str(exc).strip()
             return lost(job, "crashed", f"{type(exc).__name__} raised in the worker" + (f": {said}" if said else ""),
                         device=self.device, timeout_s=timeout_s, wall_time_s=elapsed_s, worker=worker)
