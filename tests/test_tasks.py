@@ -454,6 +454,7 @@ def test_validate_summarises_a_user_space_with_per_layer_values(tmp_path):
     ("key", "a column the run's files write"), ("status", "a column the run's files write"),
     ("energy_spent_j", "a column the run's files write"), ("measured", "a column the run's files write"),
     ("alpha", "a setting of the search space"), ("depth_layers", "a setting of the search space"),
+    ("depth_kinds", "a setting of the search space"),  # a per-layer value's column
 ])
 def test_a_metric_named_like_a_column_or_a_setting_is_refused(tmp_path, name, what):
     """Its column would stand for two things: evaluations.csv's ``key`` twice made the

@@ -37,6 +37,17 @@ def structure_keys(name: str) -> tuple[str, str]:
     return STRUCTURES.get(name, (f"{name}_layers", f"{name}_size"))
 
 
+def layer_columns(key: str) -> tuple[str, ...]:
+    """The readable columns a genome's ``layers`` entry ``key`` is written as (evaluations.csv,
+    front.csv): a structure's layer count and its sizes ("hidden" -> hidden_layers, widths),
+    a per-layer value's track its values ("blocks.kernel" -> blocks_kernels)."""
+    if "." in key:
+        structure, value = key.split(".", 1)
+        return (f"{structure}_{value}s",)
+    count_key, size_key = structure_keys(key)
+    return (count_key, size_key + "s")
+
+
 @dataclass(frozen=True)
 class IntRange:
     """Integers in [low, high]; ``log`` steps and samples on a log scale."""

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gi_energy.config.space import STRUCTURES, structure_keys
+from gi_energy.config.space import STRUCTURES, layer_columns
 from gi_energy.errors import UsageError
 from gi_energy.pareto import front_outcomes
 from gi_energy.runs.lock import holder_gone
@@ -62,8 +62,8 @@ def text_columns_of(identity: Mapping) -> set[str]:
             continue
         name = key[len("space."):]
         if "count" in spec and "size" in spec:
-            text.add(structure_keys(name)[1] + "s")
-            text.update(f"{name}_{attr}s" for attr, _ in spec.get("per_layer") or ())
+            text.add(layer_columns(name)[1])  # its sizes ("64-32"); the count is a number
+            text.update(layer_columns(f"{name}.{attr}")[0] for attr, _ in spec.get("per_layer") or ())
         elif any(isinstance(o, str) for o in spec.get("options") or ()):
             text.add(name)
     return text

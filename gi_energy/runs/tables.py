@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from gi_energy.config.genome import Genome
-from gi_energy.config.space import structure_keys
+from gi_energy.config.space import layer_columns
 from gi_energy.meters.reading import Reading
-from gi_energy.tasks.results import METRIC_COLUMNS, Evaluation, Outcome
+from gi_energy.tasks.results import FILE_COLUMNS, METRIC_COLUMNS, Evaluation, Outcome
 
 from .files import atomic_open
 
@@ -92,13 +92,14 @@ def genome_columns(genome: Genome, taken: Container[str] = ()) -> dict[str, obje
 def _genome_columns(genome: Genome) -> dict[str, object]:
     cols: dict[str, object] = {}
     for name, sizes in genome.layers.items():
+        text = "-".join(map(str, sizes))
         if "." in name:  # a per-layer value's track: "blocks.kernel" -> blocks_kernels "3-5"
-            structure, value = name.split(".", 1)
-            cols[f"{structure}_{value}s"] = "-".join(map(str, sizes))
+            (values_key,) = layer_columns(name)
+            cols[values_key] = text
             continue
-        count_key, size_key = structure_keys(name)
+        count_key, sizes_key = layer_columns(name)
         cols[count_key] = len(sizes)
-        cols[size_key + "s"] = "-".join(map(str, sizes))
+        cols[sizes_key] = text
     cols.update(genome.values)
     return cols
 
@@ -156,9 +157,9 @@ class EvaluationLines:
         return n
 
 
-# The columns evaluations.csv and front.csv write themselves. A genome column of one of
+# The columns evaluations.csv and front.csv write themselves: a genome column of one of
 # these names is written as config_<name> (genome_columns), the same in both files.
-_TAKEN = frozenset({"index", "key", *METRIC_COLUMNS, "train_source", "inference_source", "measured", "repeats"})
+_TAKEN = FILE_COLUMNS
 
 
 # The JSON columns, always evaluations.csv's last five (see the rundir's columns_of).

@@ -21,12 +21,12 @@ from pathlib import Path
 
 from gi_energy.config.custom import MEASURED_METRICS
 from gi_energy.config.problem import OBJECTIVE_NAMES, Problem, TaskConfig
-from gi_energy.config.space import structure_keys
+from gi_energy.config.space import layer_columns
 from gi_energy.config.userfile import import_file, raised
 from gi_energy.errors import ProblemError, did_you_mean
 
 from .base import Task
-from .results import METRIC_COLUMNS
+from .results import FILE_COLUMNS
 
 # Metric names a task's evaluate() may return with a fixed meaning (Evaluation fields).
 BUILTIN_RETURNED = ("accuracy", "test_accuracy", "params", "flops_per_sample")
@@ -116,10 +116,6 @@ def declared_metrics(problem: Problem) -> tuple[str, ...]:
     return OBJECTIVE_NAMES + ("test_accuracy",) + tuple(task.metrics)
 
 
-# Columns evaluations.csv and front.csv write besides METRIC_COLUMNS.
-_FILE_COLUMNS = ("index", "key", "train_source", "inference_source", "measured", "repeats")
-
-
 def bind(problem: Problem) -> Problem:
     """``problem`` with its task loaded and checked: importable, a :class:`Task`,
     constructible with ``[task] options``, declaring the metrics that [objectives] and
@@ -130,9 +126,9 @@ def bind(problem: Problem) -> Problem:
     task = task_for(problem)
     declared = tuple(task.metrics)
     space = problem.space
-    # the genome's own columns: each setting, each structure's count and sizes (runs.tables)
-    genome_names = {*space.params, *space.layer_keys(),
-                    *(k for name in space.layers for k, s in [structure_keys(name)] for k in (k, s + "s"))}
+    # the genome's own columns: each setting, each structure's count and sizes, each
+    # per-layer value's track (as runs.tables writes them), and the layer keys themselves
+    genome_names = {*space.params, *space.layer_keys(), *(c for k in space.layer_keys() for c in layer_columns(k))}
     for m in declared:
         if not isinstance(m, str) or not m.isidentifier():
             raise ProblemError(problem.source, "task.entry", f"{problem.task.entry}.metrics: expected names "
@@ -140,7 +136,7 @@ def bind(problem: Problem) -> Problem:
         if m in MEASURED_METRICS or m in OBJECTIVE_NAMES or m == "test_accuracy":
             raise ProblemError(problem.source, "task.entry", f"{problem.task.entry}.metrics: {m!r} is a built-in "
                                "metric; return it from evaluate() without declaring it")
-        if m in _FILE_COLUMNS or m in METRIC_COLUMNS or m in genome_names:
+        if m in FILE_COLUMNS or m in genome_names:
             what = "a setting of the search space" if m in genome_names else "a column the run's files write"
             raise ProblemError(problem.source, "task.entry", f"{problem.task.entry}.metrics: {m!r} is {what}; "
                                "a metric needs a name of its own (its column would stand for both)")

@@ -27,6 +27,10 @@ METRIC_COLUMNS = (
     "params", "flops_per_sample", "co2_g", "device", "worker", "cached", "spent",
     "genome_json", "train_json", "inference_json", "extra_json", "metrics_json",
 )
+# Every column evaluations.csv and front.csv write themselves (beside the genome's and the
+# task's metrics): no configuration value or metric of a user's may take one of these names.
+FILE_COLUMNS = frozenset({"index", "key", *METRIC_COLUMNS, "train_source", "inference_source", "measured",
+                          "repeats"})
 
 
 @dataclass(frozen=True)
