@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 
-import pandas as pd
 import pytest
 
 import gi_energy
@@ -16,7 +15,7 @@ from gi_energy.config.genome import Genome
 from gi_energy.config.parse import load_problem
 from gi_energy.config.problem import Problem
 from gi_energy.meters.reading import Reading
-from gi_energy.report.frames import typed_column
+from gi_energy.report.frames import read_table
 from gi_energy.report.markdown import energy_text, render_report
 from gi_energy.runs.replay import SyntheticEvaluator
 from gi_energy.runs.rundir import RunDirectory
@@ -65,9 +64,11 @@ def test_to_dataframe_keeps_status_nan_and_words_like_none_as_written(tmp_path):
     assert set(front["norm"]) <= set(norms) and not front["norm"].isna().any()
 
 
-def test_typed_column_reads_numbers_with_nan_for_non_finite_and_words_as_text():
-    def col(*cells):
-        return typed_column(pd.Series(list(cells), dtype=object))
+def test_read_table_reads_numbers_with_nan_for_non_finite_and_words_as_text(tmp_path):
+    def col(*cells, text=False):
+        path = tmp_path / "c.csv"
+        path.write_text("c\n" + "".join(f"{c}\n" if c else '""\n' for c in cells))
+        return read_table(path, ["c"], text={"c"} if text else ())["c"]
 
     floats = col("0.1", "nan", "", "inf", "-inf", "1e-05")
     assert floats.dtype == "float64" and floats.isna().tolist() == [False, True, True, True, True, False]
@@ -77,7 +78,7 @@ def test_typed_column_reads_numbers_with_nan_for_non_finite_and_words_as_text():
     assert words.dtype == "string" and words.isna().tolist() == [False, False, False, False, True, False]
     assert words.tolist()[:4] == ["nan", "None", "NA", "null"]
     assert col("true", "false").dtype == bool
-    assert typed_column(pd.Series(["64", "1"], dtype=object), text=True).tolist() == ["64", "1"]
+    assert col("64", "1", text=True).tolist() == ["64", "1"]
 
 
 # -- energy that was not read is not 0 J ------------------------------------------------

@@ -323,12 +323,12 @@ def test_floats_are_parsed_exactly_on_each_pandas(monkeypatch):
     round-trip one."""
     import pandas as pd
 
-    from gi_energy.report.columns import _exact_floats
+    from gi_energy.report.columns import exact_floats
 
     monkeypatch.setattr(pd, "__version__", "2.2.3")
-    assert _exact_floats() == {"float_precision": "round_trip"}
+    assert exact_floats() == {"float_precision": "round_trip"}
     monkeypatch.setattr(pd, "__version__", "3.0.0")
-    assert _exact_floats() == {}
+    assert exact_floats() == {}
 
 
 def test_the_energy_kind_is_the_evaluations_one(tmp_path):

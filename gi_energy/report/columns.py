@@ -46,7 +46,7 @@ _NUMERIC = frozenset({"energy_spent_j", "accuracy", *METRIC_CELLS.values(), *_DE
 _JOULES = frozenset(cell for _, cell in WINDOWS)
 # A missing value is an empty cell; a non-finite one (as repr writes it) is missing too,
 # as Evaluation.metric has it.
-_NOT_FINITE = ["", "nan", "inf", "-inf"]
+NOT_FINITE_CELLS = ["", "nan", "inf", "-inf"]
 
 
 # Read where the file has them: older files lack "spent" and call validation accuracy
@@ -82,13 +82,13 @@ def _floats(cells: np.ndarray, path, column: str) -> np.ndarray:
     """Text cells as floats (every digit, as Python reads them); empty and non-finite
     cells are NaN, as the numeric columns read."""
     try:
-        values = np.array([math.nan if c in _NOT_FINITE else float(c) for c in cells.tolist()], dtype=float)
+        values = np.array([math.nan if c in NOT_FINITE_CELLS else float(c) for c in cells.tolist()], dtype=float)
     except ValueError as exc:
         raise UsageError(f"{path}: unreadable: the {column} column: {exc}") from None
     return np.where(np.isfinite(values), values, np.nan)
 
 
-def _exact_floats() -> dict:
+def exact_floats() -> dict:
     """Read every float back to the digit: pandas 3's parser is exact; before it, only its
     round-trip one (slower) is."""
     import pandas as pd
@@ -145,7 +145,7 @@ class RunColumns:
             numeric = [c for c in usecols if c in _NUMERIC and c not in _JOULES]
             table = pd.read_csv(csv_path, usecols=usecols, keep_default_na=False,
                                 dtype={c: float if c in numeric else str for c in usecols},
-                                na_values={c: _NOT_FINITE for c in numeric}, **_exact_floats())
+                                na_values={c: NOT_FINITE_CELLS for c in numeric}, **exact_floats())
         except (OSError, csv.Error, UnicodeDecodeError, ValueError) as exc:
             raise UsageError(f"{csv_path}: unreadable: {exc}") from None
         if "val_accuracy" not in table:  # written before the column was renamed
