@@ -35,15 +35,44 @@ class RunLock:
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / LOCK_NAME
         self._fd: int | None = None
+        self._stamped = False
 
     def acquire(self) -> RunLock:
         """Take the lock, or raise RunDirectoryBusy naming the holder (never waits)."""
+        if self._fd is None:
+            self._lock(os.O_CREAT)
+        if not self._stamped:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
+                os.pwrite(self._fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                                "since": now_iso()}).encode() + b"\n", 0)
+            self._stamped = True
+        return self
+
+    def acquire_existing(self) -> bool:
+        """Take the lock if the folder has its lock file already, creating and writing
+        nothing (:meth:`acquire` later names this process in it); False where there is no
+        lock file, so no holder. RunDirectoryBusy if another process holds it.
+
+        A new run takes it before it opens anything outside the folder (the store): a run
+        refused because another process works in ``--out`` then leaves no trace."""
         if self._fd is not None:
-            return self
-        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+            return True
+        if not self.run_dir.is_dir():
+            return False  # no folder yet (or not a folder: create_locked says so)
+        try:
+            self._lock(0)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def _lock(self, create: int) -> None:
+        flags = os.O_RDWR | create | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
         try:
             fd = os.open(self.path, flags, 0o644)
         except OSError as exc:
+            if not create and isinstance(exc, FileNotFoundError):
+                raise  # no lock file: acquire_existing's answer
             raise UsageError(f"{self.run_dir}: cannot open its lock file {LOCK_NAME}: {exc}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -55,12 +84,8 @@ class RunLock:
         except OSError as exc:
             os.close(fd)
             raise UsageError(f"{self.run_dir}: cannot lock {LOCK_NAME}: {exc}") from None
-        with contextlib.suppress(OSError):
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                      "since": now_iso()}).encode() + b"\n", 0)
         self._fd = fd
-        return self
+        self._stamped = False
 
     def release(self) -> None:
         if self._fd is not None:
@@ -82,11 +107,12 @@ class RunLock:
         self.release()
 
 
-def create_locked(path, problem, command: str, settings=None, **create):
+def create_locked(path, problem, command: str, settings=None, *, lock: RunLock | None = None, **create):
     """A new run directory (:meth:`RunDirectory.create`, given ``create``'s keywords) and
     its lock, taken before anything is written: of two processes starting a run in the
     same folder at once, the second stops at the lock (or finds the first's run.json),
-    never writing over it."""
+    never writing over it. ``lock``: the folder's lock taken earlier
+    (:meth:`RunLock.acquire_existing`), now held for the run."""
     from .rundir import RunDirectory
 
     path = Path(path)
@@ -96,7 +122,7 @@ def create_locked(path, problem, command: str, settings=None, **create):
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create run directory {path}: {exc}") from None
-    lock = RunLock(path).acquire()
+    lock = (lock or RunLock(path)).acquire()
     try:
         return RunDirectory.create(path, problem, command, settings, **create), lock
     except BaseException:

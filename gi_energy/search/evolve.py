@@ -251,6 +251,9 @@ def evolve(
         # resume of the folder stops here, having touched nothing.
         check_identity(rd.path, info, run_identity(_searched(problem, evaluator), "evolve"))
         owned.append(RunLock(rd.path).acquire())
+    else:
+        path = Path(out) if out is not None else default_run_dir(problem, "evolve", Path(problem.output.directory))
+        owned.append(_claim_new(path, cli))
     store_path: Path | None = None
     if evaluator is None:
         try:
@@ -272,20 +275,29 @@ def evolve(
             rd.update_run_json(status="running", resumed_from_generation=(
                 None if checkpoint is None else checkpoint.generation), settings=run_settings)
         else:
-            root = Path(problem.output.directory)
-            path = Path(out) if out is not None else default_run_dir(problem, "evolve", root)
-            if not cli and (path / "run.json").exists():
-                raise UsageError(f"{path} already holds a run; continue it with resume={str(path)!r}, "
-                                 "or choose another out=")
             # A replay's files are flushed, not fsynced: its every write can be redone free.
-            rd, lock = create_locked(path, problem, "evolve", run_settings,
-                                     durable=not getattr(evaluator, "replayed", False),
-                                     fields={"identity": run_identity(problem, "evolve")})
-            owned.insert(0, lock)
+            rd, _ = create_locked(path, problem, "evolve", run_settings, lock=owned[0],
+                                  durable=not getattr(evaluator, "replayed", False),
+                                  fields={"identity": run_identity(problem, "evolve")})
         return run_in(problem, evaluator, termination, rd, checkpoint, progress, plot)
     finally:
         for thing in reversed(owned):  # the run directory's lock last, once the workers are gone
             thing.close()
+
+
+def _claim_new(path: Path, cli: bool) -> RunLock:
+    """The lock of a new run's folder, taken if the folder is there already, before the
+    store is opened: a run refused because ``path`` holds a run, or another process works
+    in it, creates and changes nothing (no store file, nothing in the folder).
+    :func:`create_locked` takes it for good once the store is open."""
+    lock = RunLock(path)
+    lock.acquire_existing()  # another process working in it is named first
+    if (path / "run.json").exists():
+        lock.release()
+        hint = f"use --resume {path} to continue it, or choose another --out" if cli else \
+            f"continue it with resume={str(path)!r}, or choose another out="
+        raise UsageError(f"{path} already holds a run; {hint}")
+    return lock
 
 
 # ---------------------------------------------------------------- the command line

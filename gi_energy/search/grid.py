@@ -134,27 +134,34 @@ def run_grid(problem, *, out=None, store=None, workers: int | None = None, resum
         else resume_store_path(problem, store, RunDirectory.open(resume).read_run_json(), resume)
 
     with contextlib.ExitStack() as stack:
+        # The run directory's lock before the store: a run refused because another process
+        # works in the folder (or it holds a run already) creates and changes nothing.
+        if resume is not None:
+            rd = _reopen(problem, resume, stack)
+        else:
+            path = Path(out) if out is not None else default_run_dir(problem, "grid", problem.output.directory)
+            early = RunLock(path)
+            early.acquire_existing()
+            stack.callback(early.release)
+            if (path / "run.json").exists():
+                raise UsageError(f"{path} already holds a run; continue it with resume={str(path)!r}, "
+                                 "or choose another out=")
         store_obj = None
         if evaluator is None:
             from gi_energy.evaluation.runners import check_data
             from gi_energy.evaluation.store import Store
 
-            # Bad data or a bad --store path fail before a run directory exists.
+            # Bad data or a bad --store path fail before a run directory exists (or changes).
             check_data(problem)
             store_obj = stack.enter_context(Store(store_path))
         if resume is not None:
-            rd, done, history, ref = _reopen(problem, resume, genomes, stack)
+            done, history, ref = _resumed(rd, genomes)
         else:
-            path = Path(out) if out is not None else default_run_dir(problem, "grid", problem.output.directory)
-            if (path / "run.json").exists():
-                raise UsageError(f"{path} already holds a run; continue it with resume={str(path)!r}, "
-                                 "or choose another out=")
             settings = {"workers": n_workers, "store": None if evaluator is not None else str(store_path),
                         "grid_points": len(genomes),
                         "levels": {k: list(v) for k, v in problem.grid.levels.items()},
                         "constraints": dict(problem.constraints)}
-            rd, lock = create_locked(path, problem, "grid", settings)
-            stack.enter_context(lock)
+            rd, _ = create_locked(path, problem, "grid", settings, lock=early)
             rd.update_run_json(identity=run_identity(problem, "grid"))
             done, history, ref = [], [], None
 
@@ -172,7 +179,9 @@ def run_grid(problem, *, out=None, store=None, workers: int | None = None, resum
         return _run(problem, rd, genomes, done, history, ref, evaluator, objectives, echo, warn)
 
 
-def _reopen(problem, resume, genomes, stack: contextlib.ExitStack):
+def _reopen(problem, resume, stack: contextlib.ExitStack) -> RunDirectory:
+    """The grid run ``resume``, checked against ``problem`` and locked (the lock held by
+    ``stack``); nothing written yet."""
     rd = RunDirectory.open(resume)
     info = rd.read_run_json()
     if info.get("command") != "grid":
@@ -184,6 +193,13 @@ def _reopen(problem, resume, genomes, stack: contextlib.ExitStack):
     check_identity(rd.path, info, run_identity(problem, "grid"))
     # Before the first write: a second resume of the folder stops here, touching nothing.
     stack.enter_context(RunLock(rd.path))
+    return rd
+
+
+def _resumed(rd: RunDirectory, genomes):
+    """(the points done, the history, the history's reference point) of the locked run
+    ``rd``, now marked running again."""
+    info = rd.read_run_json()
     wanted = {g.key for g in genomes}
     done = [o for o in rd.read_outcomes() if o.key in wanted] if rd.has_results() else []
     if not TrainedJournal(rd.path).exists():
@@ -193,7 +209,7 @@ def _reopen(problem, resume, genomes, stack: contextlib.ExitStack):
         journal.close()
     history = rd.read_history() if rd.has_results() else []
     rd.update_run_json(status="running", resumed_at=now_iso())
-    return rd, done, history, info.get("history_reference_point")
+    return done, history, info.get("history_reference_point")
 
 
 def _run(problem, rd: RunDirectory, genomes: Sequence[Genome], done: list[Outcome], history: list[dict], ref,
