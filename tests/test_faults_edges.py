@@ -3,10 +3,13 @@
 - A run refused because its ``--out`` is in use (another process holds the folder's lock)
   or already holds a run creates and changes nothing: no store file, nothing new in the
   folder.
+- ``--resume`` of a run that is complete, with budgets it has spent, says so and changes
+  nothing (every file byte-identical, exit 0); with a budget raised it goes on.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -159,3 +162,65 @@ def test_the_library_refuses_a_held_folder_before_opening_the_store(tmp_path, pr
         holder.wait()
     assert not (tmp_path / "e.sqlite").exists() and not (tmp_path / "g.sqlite").exists()
     assert sorted(p.name for p in held.iterdir()) == ["run.lock"]
+
+
+# ---------------------------------------------------------------- 2. resuming a complete run
+
+
+def _everything(folder: Path) -> dict[str, bytes]:
+    assert folder_bytes(folder)
+    return folder_bytes(folder)
+
+
+def test_cli_resume_of_a_complete_run_changes_nothing_until_a_budget_is_raised(tmp_path):
+    from click.testing import CliRunner
+    from test_evolve import _grid_run
+
+    from gi_energy.cli import main
+
+    _, grid = _grid_run(tmp_path)
+    run = tmp_path / "e"
+    first = CliRunner().invoke(main, ["evolve", "quickstart", "--replay", str(grid), "--population", "6",
+                                      "--generations", "1", "--out", str(run)])
+    assert first.exit_code == 0, first.output
+    before = _everything(run)
+    for again in (["--resume", str(run)], ["--resume", str(run), "--generations", "1"],
+                  ["--resume", str(run), "--generations", "0"]):
+        result = CliRunner().invoke(main, ["evolve", "quickstart", *again])
+        assert result.exit_code == 0, result.output
+        assert f"{run} is already complete: stopped by generations after generation 1" in result.output
+        assert "nothing was run or changed" in result.output and "--generations N" in result.output
+        assert _everything(run) == before  # run.json, evaluations.csv, front.csv, ... byte for byte
+    longer = CliRunner().invoke(main, ["evolve", "quickstart", "--resume", str(run), "--generations", "2"])
+    assert longer.exit_code == 0, longer.output
+    assert "already complete" not in longer.output
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "complete" and info["generation"] == 2 and info["settings"]["generations"] == 2
+    assert info["settings"]["flags"]["resume"] == str(run)
+
+
+def test_library_resume_of_a_complete_run_evaluates_nothing(tmp_path):
+    from test_evolve import FakeEvaluator, front_signature, make_problem
+
+    from gi_energy.search.evolve import evolve
+
+    class Refusing(FakeEvaluator):
+        def evaluate(self, genomes, on_result=None):
+            raise AssertionError("a complete run was evaluated again")
+
+    problem = make_problem(generations=5, max_evaluations=15)
+    store: dict = {}
+    whole = evolve(problem, out=tmp_path / "a", evaluator=FakeEvaluator(store), plot=False)
+    assert whole.stop_reason == "max_evaluations"
+    before = _everything(tmp_path / "a")
+    # the same budgets, a lower one, and a raised one that another spent budget still stops
+    for overrides in ({}, {"max_evaluations": 10}, {"generations": 9}):
+        again = evolve(problem, resume=tmp_path / "a", evaluator=Refusing(store), plot=False, overrides=overrides)
+        assert again.status == "complete" and again.stop_reason == "max_evaluations"
+        assert front_signature(again) == front_signature(whole)
+        assert [o.key for o in again.evaluations] == [o.key for o in whole.evaluations]
+        assert again.totals == json.loads((tmp_path / "a" / "run.json").read_text())["totals"]
+        assert _everything(tmp_path / "a") == before
+    more = evolve(problem, resume=tmp_path / "a", evaluator=FakeEvaluator(store), plot=False,
+                  overrides={"max_evaluations": 30})
+    assert more.totals["evaluations"] > whole.totals["evaluations"]

@@ -36,7 +36,7 @@ from gi_energy.tasks.loader import bind
 
 from .checkpoint import load_checkpoint
 from .loop import EvaluatorLike
-from .session import EvolveResult, run_in
+from .session import EvolveResult, already_complete, run_in
 from .termination import AnyOf, from_config
 
 # ---------------------------------------------------------------- the library API
@@ -175,7 +175,8 @@ def evolve(
     line's flags): on a new run they replace the problem's; on a resume the budgets
     (generations, max_evaluations, max_wall_s, energy_budget_j) may extend the run, any
     other setting that differs from the recorded one is a UsageError, as is a ``seed``
-    other than the recorded one. ``evaluator`` replaces the real one (tests, replay of a
+    other than the recorded one. Resuming a complete run whose budgets leave no room
+    returns its result as it stands, saying so, and writes nothing. ``evaluator`` replaces the real one (tests, replay of a
     grid); it is not closed here. ``progress=True`` prints progress and the front to stdout
     (a :class:`Progress` prints where it says); silent by default, when the warning that
     energies are estimated is a Python warning.
@@ -250,7 +251,18 @@ def evolve(
         # against the one the run holds; then, before the first write, the lock: a second
         # resume of the folder stops here, having touched nothing.
         check_identity(rd.path, info, run_identity(_searched(problem, evaluator), "evolve"))
-        owned.append(RunLock(rd.path).acquire())
+        lock = RunLock(rd.path)
+        lock.acquire_existing()  # not yet named in the lock file: a run already complete changes nothing
+        try:
+            done = already_complete(_searched(problem, evaluator), from_config(problem.search), rd, checkpoint,
+                                    progress, _raise_hint(cli))
+        except BaseException:
+            lock.release()
+            raise
+        if done is not None:
+            lock.release()
+            return done
+        owned.append(lock.acquire())
     else:
         path = Path(out) if out is not None else default_run_dir(problem, "evolve", Path(problem.output.directory))
         owned.append(_claim_new(path, cli))
@@ -283,6 +295,13 @@ def evolve(
     finally:
         for thing in reversed(owned):  # the run directory's lock last, once the workers are gone
             thing.close()
+
+
+def _raise_hint(cli: bool) -> str:
+    """How a completed run's budget is raised, as the caller spells it."""
+    if cli:
+        return "raise a budget: --generations N or --max-evaluations N with --resume"
+    return "raise a budget: overrides={'generations': N} (or max_evaluations, max_wall_s, energy_budget_j)"
 
 
 def _claim_new(path: Path, cli: bool) -> RunLock:

@@ -153,6 +153,35 @@ def _run_search(problem: Problem, evaluator: EvaluatorLike, termination: AnyOf, 
                         stop_reason=stop_reason, problem=problem, reference_point=search.reference_point)
 
 
+def already_complete(problem: Problem, termination: AnyOf, rd, checkpoint: Checkpoint | None, progress: Progress,
+                     hint: str) -> EvolveResult | None:
+    """A run whose run.json says complete, resumed with budgets it has spent already: its
+    result as it stands, said so, with nothing run and nothing written (a resume would
+    only rewrite run.json's flags and times). None where a budget leaves room (one was
+    raised): the run goes on. ``hint`` says how to raise one."""
+    info = rd.read_run_json()
+    if info.get("status") != "complete" or checkpoint is None:
+        return None
+    search = SearchLoop(problem=problem, evaluator=None, termination=termination,
+                        rng=np.random.default_rng(problem.seed), progress=progress)
+    search.restore(checkpoint)
+    state = search.state()
+    reason = termination.reason(state)
+    if reason is None and search.population and termination.evaluations_left(state) != 0:
+        return None
+    reason = reason or "max_evaluations"  # as SearchLoop.run says when no evaluation is left
+    front = search.front()
+    totals = dict(info.get("totals") or _totals_json(search))
+    progress.start([f"{rd.path} is already complete: stopped by {reason} after generation {checkpoint.generation} "
+                    f"({len(checkpoint.outcomes)} evaluations), within the budgets asked for "
+                    f"({termination.describe()}); nothing was run or changed. To go on, {hint}"], None)
+    progress.finish(front, problem.objectives, [f"{len(front)} on the front; results in {rd.path}"], problem.space)
+    return EvolveResult(front=front, evaluations=list(search.outcomes), run_dir=rd.path,
+                        history=list(search.history), totals=totals, status="complete",
+                        stop_reason=info.get("stop_reason") or reason, problem=problem,
+                        reference_point=search.reference_point)
+
+
 def _interrupted(search: SearchLoop, rd, last: list[Checkpoint], writer: CheckpointWriter, problem: Problem,
                  plot: bool) -> None:
     """Ctrl-C: keep the last generation's checkpoint (its generator state is where a resume
