@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -91,16 +92,33 @@ def load_dataset(cfg: DatasetConfig, seed: int = 0, source: str = "") -> Dataset
     """Load and split the dataset; cached per process on (config, seed). ``source``, the
     problem file, is named in a ProblemError that names no file of its own."""
     with _naming(source):
-        return _load_cached(cfg, seed)
+        return _load_cached(cfg, seed, dataset_stamp(cfg))
 
 
-@functools.lru_cache(maxsize=8)
 def check_dataset(cfg: DatasetConfig, seed: int = 0, source: str = "") -> None:
     """Load and split the dataset once and drop it: a ProblemError (bad input) now, in
     this process, rather than in every worker. Remembers only that the check passed.
     ``source`` as for :func:`load_dataset`."""
+    _checked(cfg, seed, source, dataset_stamp(cfg))
+
+
+@functools.lru_cache(maxsize=8)
+def _checked(cfg: DatasetConfig, seed: int, source: str, stamp) -> None:
     with _naming(source):
         _load(cfg, seed)
+
+
+def dataset_stamp(cfg: DatasetConfig) -> tuple[int, int] | None:
+    """The (mtime, size) of the dataset's file (a CSV, an .npz, a loader's .py), None when
+    it has none: part of the caches' keys, so data edited or rewritten in a process that
+    loaded it before is loaded again (the problem's fingerprint is the file's bytes now)."""
+    if cfg.path is None:
+        return None
+    try:
+        st = os.stat(cfg.path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
 
 
 @contextlib.contextmanager
@@ -151,7 +169,7 @@ def _too_small(n, k, least, count, cfg, sizes) -> str:
 
 
 @functools.lru_cache(maxsize=8)
-def _load_cached(cfg: DatasetConfig, seed: int) -> Dataset:
+def _load_cached(cfg: DatasetConfig, seed: int, stamp) -> Dataset:
     return _load(cfg, seed)
 
 

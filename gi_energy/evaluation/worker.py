@@ -75,15 +75,38 @@ def worker_threads(problem: Problem) -> int:
     return threads_per_worker(problem.evaluation, worker_threads=dask_worker_threads())
 
 
-@functools.lru_cache(maxsize=4)
 def task_data(task_config, family: str, source: str, dataset_config, seed: int, device: str):
     """What the problem's task reads as ``trial.data``: the dataset's splits, loaded once
     per process and (task, dataset, seed, device), then given to :meth:`Task.prepare` (the
     built-in tasks put them on ``device`` and warm torch up, so the first evaluation's
-    windows are not charged for it)."""
+    windows are not charged for it). A task file or data file edited since is a new task
+    or new data (see :func:`~gi_energy.config.userfile.import_file`), prepared afresh."""
+    from gi_energy.problems.datasets import dataset_stamp
+
+    task = _Same(task_from(task_config, family, source))
+    return _prepared(task, source, dataset_config, seed, device, dataset_stamp(dataset_config))
+
+
+class _Same:
+    """A task as a cache key by identity (a user's task may define == or be unhashable)."""
+
+    __slots__ = ("task",)
+
+    def __init__(self, task):
+        self.task = task
+
+    def __hash__(self) -> int:
+        return id(self.task)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, _Same) and other.task is self.task
+
+
+@functools.lru_cache(maxsize=4)
+def _prepared(same: _Same, source: str, dataset_config, seed: int, device: str, stamp):
     from gi_energy.problems.datasets import load_dataset
 
-    task = task_from(task_config, family, source)
+    task = same.task
     dataset = load_dataset(dataset_config, seed, source)
     try:
         return task.prepare(dataset, device)

@@ -22,7 +22,7 @@ from pathlib import Path
 from gi_energy.config.custom import MEASURED_METRICS
 from gi_energy.config.problem import OBJECTIVE_NAMES, Problem, TaskConfig
 from gi_energy.config.space import layer_columns
-from gi_energy.config.userfile import import_file, raised
+from gi_energy.config.userfile import helper_modules, import_file, raised
 from gi_energy.errors import ProblemError, did_you_mean
 
 from .base import Task
@@ -33,8 +33,8 @@ BUILTIN_RETURNED = ("accuracy", "test_accuracy", "params", "flops_per_sample")
 
 
 def task_for(problem: Problem) -> Task:
-    """The task instance that evaluates ``problem`` in this process (made once per process
-    and task config)."""
+    """The task instance that evaluates ``problem`` in this process (made once per process,
+    task config and state of the task's file: a file edited since is imported afresh)."""
     return task_from(problem.task, problem.model.family, problem.source)
 
 
@@ -53,9 +53,14 @@ def _builtin(family: str) -> Task:
     return BUILTIN_TASKS[family]()
 
 
-@functools.lru_cache(maxsize=8)
 def _user_task(config: TaskConfig, source: str) -> Task:
-    cls = _import(config, source)
+    # The class is asked for each time (free unless the file was edited: then it is a new
+    # class, of the code on disk, and so a new instance); the instance is made once per class.
+    return _constructed(_import(config, source), config, source)
+
+
+@functools.lru_cache(maxsize=8)
+def _constructed(cls: type[Task], config: TaskConfig, source: str) -> Task:
     try:
         return cls(**dict(config.options))
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - any error constructing user code is bad input
@@ -162,14 +167,8 @@ def _helper_digests(task_file) -> dict[str, str]:
     results as much as the task file's, so an edit to one must not reuse stored results."""
     if task_file is None:
         return {}
-    folder = Path(task_file).resolve().parent
     out = {}
-    for name, module in list(sys.modules.items()):
-        path = getattr(module, "__file__", None)
-        if not path or name.startswith("gi_energy_"):  # the task and loader files themselves
-            continue
-        path = Path(path).resolve()
-        if path.parent == folder and path.suffix == ".py" and path != Path(task_file).resolve():
-            with contextlib.suppress(OSError):
-                out[name] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    for name in helper_modules(Path(task_file).parent):
+        with contextlib.suppress(OSError):
+            out[name] = hashlib.sha256(Path(sys.modules[name].__file__).read_bytes()).hexdigest()[:16]
     return dict(sorted(out.items()))

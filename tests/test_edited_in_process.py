@@ -1,0 +1,139 @@
+"""A task file, a helper beside it or a data file edited while one process goes on (a
+notebook that edits and runs again; a worker kept between runs): the next evaluation runs
+the code and reads the data on disk, which is what the problem's fingerprint names. And a
+helper whose name this process gives to another file is refused, naming both files."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gi_energy.config.parse import parse_problem
+from gi_energy.errors import ProblemError
+from gi_energy.evaluation.worker import run_evaluation
+from gi_energy.meters import EstimateMeter
+from gi_energy.tasks.loader import bind
+
+TASK = '''
+import gi_energy
+from {helper} import SCALE
+
+class Scaled(gi_energy.Task):
+    metrics = ("score", "n_train")
+
+    def build(self, trial):
+        return {{}}
+
+    def train(self, model, trial):
+        pass
+
+    def evaluate(self, model, trial):
+        return {{"accuracy": 0.5, "score": SCALE * {factor}, "n_train": float(len(trial.data.x_train))}}
+
+    def infer(self, model, trial):
+        return len(trial.data.x_test)
+'''
+
+
+def _write(path: Path, text: str) -> None:
+    """Write ``text`` and move the file's mtime on, as a later edit would (two writes in
+    one test can fall in one tick of the file system's clock)."""
+    before = path.stat().st_mtime_ns if path.exists() else 0
+    path.write_text(text)
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, max(st.st_mtime_ns, before + 10_000_000)))
+
+
+def _problem(tmp_path: Path, entry: str, dataset: dict | None = None):
+    doc = {"problem": {"name": "edited", "seed": 1},
+           "dataset": dataset or {"source": "synthetic", "n_samples": 120, "n_features": 4},
+           "task": {"entry": entry},
+           "space": {"alpha": {"min": 1e-3, "max": 10.0, "log": True}},
+           "objectives": {"score": "min", "inference_energy_j_per_1k": "min"},
+           "evaluation": {"min_inference_s": 0.0},
+           "energy": {"meter": "estimate"}}
+    return bind(parse_problem(doc, source=str(tmp_path / "p.toml"), base_dir=tmp_path))
+
+
+def _metrics(problem) -> dict:
+    ev = run_evaluation(problem, problem.space.sample(np.random.default_rng(0)), 0,
+                        meter=EstimateMeter(cpu_watts_per_core=10.0))
+    assert ev.status == "ok", ev.reason
+    return ev.metrics
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """A task folder whose helper module name is this test's own (sys.modules is shared
+    by the whole test session)."""
+    yield tmp_path
+    for name in [n for n, m in sys.modules.items() if str(getattr(m, "__file__", "") or "").startswith(str(tmp_path))]:
+        del sys.modules[name]
+    for entry in [p for p in sys.path if p.startswith(str(tmp_path))]:
+        sys.path.remove(entry)
+
+
+def test_an_edited_task_file_runs_its_new_code_in_the_same_process(folder):
+    (folder / "edit_helper_a.py").write_text("SCALE = 1.0\n")
+    _write(folder / "task.py", TASK.format(helper="edit_helper_a", factor=2.0))
+    first = _problem(folder, "task.py:Scaled")
+    key = first.fingerprint()
+    assert _metrics(first)["score"] == 2.0
+    _write(folder / "task.py", TASK.format(helper="edit_helper_a", factor=3.0))
+    second = _problem(folder, "task.py:Scaled")
+    assert second.fingerprint() != key
+    assert _metrics(second)["score"] == 3.0  # the code the new key names, not the old module
+
+
+def test_an_edited_helper_runs_its_new_code_and_changes_the_store_key(folder):
+    (folder / "edit_helper_b.py").write_text("SCALE = 1.0\n")
+    _write(folder / "task.py", TASK.format(helper="edit_helper_b", factor=1.0))
+    first = _problem(folder, "task.py:Scaled")
+    key = first.fingerprint()
+    assert _metrics(first)["score"] == 1.0
+    _write(folder / "edit_helper_b.py", "SCALE = 5.0\n")
+    second = _problem(folder, "task.py:Scaled")
+    assert second.fingerprint() != key
+    assert _metrics(second)["score"] == 5.0  # the code the new key names, not the old module
+
+
+def test_a_helper_named_like_another_task_s_helper_is_refused_naming_both(folder):
+    for sub, scale in (("one", 1.0), ("two", 2.0)):
+        (folder / sub).mkdir()
+        (folder / sub / "edit_helper_c.py").write_text(f"SCALE = {scale}\n")
+        _write(folder / sub / f"task_{sub}.py", TASK.format(helper="edit_helper_c", factor=1.0))
+    assert _metrics(_problem(folder, "one/task_one.py:Scaled"))["score"] == 1.0
+    with pytest.raises(ProblemError) as info:
+        _problem(folder, "two/task_two.py:Scaled")
+    text = str(info.value)
+    assert info.value.key == "task.entry"
+    assert str(folder / "one" / "edit_helper_c.py") in text and "edit_helper_c.py beside it" in text
+    assert str(folder / "two") not in sys.path  # nothing of the refused import left behind
+    # The first task still runs its own helper.
+    assert _metrics(_problem(folder, "one/task_one.py:Scaled"))["score"] == 1.0
+
+
+def test_a_helper_named_like_an_installed_module_is_refused(folder):
+    (folder / "click.py").write_text("SCALE = 1.0\n")  # click is installed (gi-energy's CLI)
+    _write(folder / "task.py", TASK.format(helper="click", factor=1.0))
+    with pytest.raises(ProblemError, match=r"imports click, and this process would give it .*site-packages"):
+        _problem(folder, "task.py:Scaled")
+
+
+def test_a_rewritten_csv_is_read_again_in_the_same_process(folder):
+    (folder / "edit_helper_d.py").write_text("SCALE = 1.0\n")
+    _write(folder / "task.py", TASK.format(helper="edit_helper_d", factor=1.0))
+    rows = ["x1,x2,label"] + [f"{i % 7},{i % 5},{i % 2}" for i in range(60)]
+    _write(folder / "data.csv", "\n".join(rows) + "\n")
+    dataset = {"source": "csv", "path": "data.csv", "target": "label"}
+    first = _problem(folder, "task.py:Scaled", dataset)
+    key = first.fingerprint()
+    before = _metrics(first)["n_train"]
+    _write(folder / "data.csv", "\n".join(rows + rows[1:]) + "\n")
+    second = _problem(folder, "task.py:Scaled", dataset)
+    assert second.fingerprint() != key
+    assert _metrics(second)["n_train"] > before  # twice the rows
