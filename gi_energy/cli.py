@@ -8,6 +8,7 @@ Errors are one line on stderr; ``--debug`` shows the traceback.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import signal
 import sys
@@ -16,7 +17,20 @@ import traceback
 
 import click
 
-from .errors import GiEnergyError, Terminated
+from .errors import GiEnergyError, Terminated, UsageError
+
+
+class _PathArg(click.Path):
+    """A path on the command line: never empty (an unset shell variable in ``--out $DIR``
+    would otherwise put a run, or a comparison, in the working directory itself)."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and not value.strip():
+            self.fail("an empty path (is a shell variable unset?)", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+PATH = _PathArg()
 
 
 @contextlib.contextmanager
@@ -68,11 +82,25 @@ def _guard(fn):
         except Exception as exc:  # noqa: BLE001 - the last resort: one line, never a traceback
             if debug:
                 traceback.print_exc()
+            if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:
+                # Only a path given on the command line or in a problem file (or a problem
+                # name, which names run directories) can be too long: bad input.
+                click.echo(f"gi-energy: error: {_too_long(exc)}", err=True)
+                ctx.exit(2)
             hint = "" if debug else " (run `gi-energy --debug ...` for the traceback)"
             click.echo(f"gi-energy: error: unexpected {type(exc).__name__}: {exc}{hint}", err=True)
             ctx.exit(1)
 
     return wrapper
+
+
+def _too_long(exc: OSError) -> str:
+    """The one line for a path the file system refuses as too long, the path shortened."""
+    name = str(exc.filename) if exc.filename is not None else ""
+    if len(name) > 120:
+        name = f"{name[:60]}...{name[-40:]} ({len(name)} characters)"
+    return (f"path too long for the file system: {name} (a name of a folder or file may have at most "
+            "255 bytes, a whole path 4096): choose a shorter --out, --store or problem name")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -87,7 +115,7 @@ def main(debug: bool) -> None:
 
 
 @main.command()
-@click.argument("problem", required=False)
+@click.argument("problem", required=False, type=PATH)
 @click.option("--list", "list_bundled", is_flag=True, help="List the bundled problems.")
 @_guard
 def validate(problem: str | None, list_bundled: bool) -> None:
@@ -109,16 +137,22 @@ def validate(problem: str | None, list_bundled: bool) -> None:
 
 
 @main.command()
-@click.argument("problem", required=False)
-@click.option("--out", type=click.Path(), help="Run directory (default runs/<problem>-evolve-<time>).")
-@click.option("--store", type=click.Path(), help="Evaluation store (default runs/gi-energy.sqlite).")
-@click.option("--seed", type=click.IntRange(min=0), help="Search seed (overrides [problem] seed).")
-@click.option("--workers", type=click.IntRange(min=1), help="Worker processes.")
-@click.option("--population", type=click.IntRange(min=2), help="Population size.")
-@click.option("--generations", type=click.IntRange(min=0), help="Generations.")
-@click.option("--max-evaluations", type=click.IntRange(min=1), help="Stop after this many evaluations.")
-@click.option("--resume", type=click.Path(), help="Continue the run in RUN_DIR.")
-@click.option("--replay", type=click.Path(), help="Look results up in a finished grid run instead of training.")
+@click.argument("problem", required=False, type=PATH)
+@click.option("--out", type=PATH, metavar="DIR",
+              help="The run directory (default <[output] directory>/<problem>-evolve-<time>; runs/ unless the "
+                   "problem file sets it).")
+@click.option("--store", type=PATH, metavar="PATH",
+              help="Evaluation store (default [output] store, else runs/gi-energy.sqlite).")
+@click.option("--seed", type=click.IntRange(min=0), metavar="N", help="Search seed (overrides [problem] seed).")
+@click.option("--workers", type=click.IntRange(min=1), metavar="N", help="Worker processes.")
+@click.option("--population", type=click.IntRange(min=2), metavar="N", help="Population size.")
+@click.option("--generations", type=click.IntRange(min=0), metavar="N",
+              help="Generations after the initial population.")
+@click.option("--max-evaluations", type=click.IntRange(min=1), metavar="N",
+              help="Stop after this many new evaluations.")
+@click.option("--resume", type=PATH, metavar="RUN_DIR", help="Continue the evolve run in RUN_DIR, in place.")
+@click.option("--replay", type=PATH, metavar="GRID_RUN_DIR",
+              help="Look results up in a finished grid run instead of training.")
 @_guard
 def evolve(problem, out, store, seed, workers, population, generations, max_evaluations, resume, replay):
     """Run NSGA-II over the problem's search space.
@@ -128,17 +162,23 @@ def evolve(problem, out, store, seed, workers, population, generations, max_eval
 
     if problem is None and resume is None:
         raise click.UsageError("missing PROBLEM (or --resume RUN_DIR, which takes the run's own problem)")
+    if out is not None and resume is not None:
+        # A resume continues in RUN_DIR itself; --out was silently ignored.
+        raise UsageError("give --out or --resume, not both (--resume continues in RUN_DIR itself)")
 
     cli_evolve(problem=problem, out=out, store=store, seed=seed, workers=workers, population=population,
                generations=generations, max_evaluations=max_evaluations, resume=resume, replay=replay)
 
 
 @main.command()
-@click.argument("problem", required=False)
-@click.option("--out", type=click.Path(), help="Run directory (default runs/<problem>-grid-<time>).")
-@click.option("--store", type=click.Path(), help="Evaluation store (default runs/gi-energy.sqlite).")
-@click.option("--workers", type=click.IntRange(min=1), help="Worker processes.")
-@click.option("--resume", type=click.Path(), help="Continue the grid run in RUN_DIR.")
+@click.argument("problem", required=False, type=PATH)
+@click.option("--out", type=PATH, metavar="DIR",
+              help="The run directory (default <[output] directory>/<problem>-grid-<time>; runs/ unless the "
+                   "problem file sets it).")
+@click.option("--store", type=PATH, metavar="PATH",
+              help="Evaluation store (default [output] store, else runs/gi-energy.sqlite).")
+@click.option("--workers", type=click.IntRange(min=1), metavar="N", help="Worker processes.")
+@click.option("--resume", type=PATH, metavar="RUN_DIR", help="Continue the grid run in RUN_DIR, in place.")
 @_guard
 def grid(problem, out, store, workers, resume):
     """Evaluate every point of the problem's [grid] (the exhaustive baseline).
@@ -153,9 +193,9 @@ def grid(problem, out, store, workers, resume):
 
 
 @main.command()
-@click.argument("run_dirs", nargs=-1, required=True, type=click.Path())
-@click.option("--reference", type=click.Path(), help="Grid run whose front is the reference.")
-@click.option("--out", type=click.Path(),
+@click.argument("run_dirs", nargs=-1, required=True, type=PATH, metavar="RUN_DIR...")
+@click.option("--reference", type=PATH, metavar="GRID_RUN_DIR", help="Grid run whose front is the reference.")
+@click.option("--out", type=PATH, metavar="DIR",
               help="Directory for report.md, report.html, comparison.json and plots "
                    "(default <[output] directory>/compare-<time>).")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
@@ -169,9 +209,9 @@ def compare(run_dirs, reference, out, as_json, force):
 
 
 @main.command()
-@click.argument("run_dirs", nargs=-1, required=True, type=click.Path())
-@click.option("--reference", type=click.Path(), help="Grid run whose front is the reference.")
-@click.option("--out", type=click.Path(),
+@click.argument("run_dirs", nargs=-1, required=True, type=PATH, metavar="RUN_DIR...")
+@click.option("--reference", type=PATH, metavar="GRID_RUN_DIR", help="Grid run whose front is the reference.")
+@click.option("--out", type=PATH, metavar="FILE",
               help="The HTML file (default RUN_DIR/report.html for one run, else "
                    "<[output] directory>/report-<time>.html).")
 @_guard
@@ -184,7 +224,7 @@ def report(run_dirs, reference, out):
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the backends as JSON.")
-@click.option("--probe", type=click.FloatRange(min=0.0, min_open=True),
+@click.option("--probe", type=click.FloatRange(min=0.0, min_open=True), metavar="SECONDS",
               help='Meter a busy loop of SECONDS with the auto meter. With --json the output becomes '
                    '{"backends": [...], "probe": {...}}.')
 @_guard
