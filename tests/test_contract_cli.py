@@ -119,3 +119,29 @@ def test_a_path_too_long_for_the_file_system_is_bad_input(args, tmp_path, monkey
     out = result.output.strip()
     assert len(out.splitlines()) == 1 and "Traceback" not in out and "unexpected" not in out
     assert out.startswith("gi-energy: error: path too long") and f"({len(args[-1])} characters)" in out
+
+
+def test_a_problem_name_too_long_for_a_run_directory_is_refused_by_validate(tmp_path):
+    """A 300-character [problem] name passed validate, then evolve failed with an
+    unexpected OSError (exit 1) making runs/<name>-evolve-<time>."""
+    problem = tmp_path / "long.toml"
+    problem.write_text(f'[problem]\nname = "{"n" * 201}"\n', encoding="utf-8")
+    result = CliRunner().invoke(main, ["validate", str(problem)])
+    assert result.exit_code == 2
+    assert "[problem.name] expected a name of at most 200 bytes" in result.output
+    problem.write_text(f'[problem]\nname = "{"n" * 200}"\n', encoding="utf-8")
+    assert CliRunner().invoke(main, ["validate", str(problem)]).exit_code == 0
+
+
+@pytest.mark.parametrize("is_run", [False, True])
+def test_a_directory_given_as_the_problem_is_named_so(tmp_path, is_run):
+    """A folder (a run directory, say) given as PROBLEM was "no such problem file"."""
+    folder = tmp_path / "runs.toml"
+    folder.mkdir()
+    if is_run:
+        (folder / "run.json").write_text("{}", encoding="utf-8")
+    result = CliRunner().invoke(main, ["validate", str(folder)])
+    assert result.exit_code == 2
+    expected = "is a run directory, not a problem file" if is_run else "is a directory, not a problem file"
+    assert expected in result.output
+    assert (f"--resume {folder}" in result.output) == is_run

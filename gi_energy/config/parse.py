@@ -251,12 +251,20 @@ def _read_output(t: Table, base_dir: Path | None) -> OutputConfig:
                         directory=resolve(directory) if directory else OutputConfig.directory)
 
 
+# A run directory's name is the problem's, "-evolve-" and a timestamp (with room for a
+# "-2" where two runs start in one second): it must stay under the file system's 255 bytes.
+MAX_NAME_BYTES = 200
+
+
 def _check_name(t: Table, name: str) -> str:
     """A problem's name names its run directories (``<name>-evolve-<time>``): a name, not
     a path, so a run can never be written outside its output directory."""
     if not name.strip() or any(c in name for c in "/\\\0") or ".." in name \
             or any(not c.isprintable() for c in name):
         raise t.error("name", f"expected a plain name (no '/', '\\', '..' or control characters), got {name!r}")
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise t.error("name", f"expected a name of at most {MAX_NAME_BYTES} bytes (it names run directories, "
+                              f"<name>-evolve-<time>, and a file system takes 255), got {len(name.encode('utf-8'))}")
     return name
 
 
@@ -359,6 +367,10 @@ def resolve_problem_path(path_or_name: str | Path) -> Path:
     bundled = bundled_problems()
     if str(path_or_name) in bundled:
         return bundled[str(path_or_name)]
+    if p.is_dir():
+        hint = f"; to continue the run: --resume {path_or_name}" if (p / "run.json").is_file() else ""
+        raise ProblemError(str(path_or_name), "", f"is a {'run ' if hint else ''}directory, not a problem file "
+                                                  f"(a TOML file or a bundled problem's name){hint}")
     if p.suffix == ".toml" or "/" in str(path_or_name):
         raise ProblemError(str(path_or_name), "", "no such problem file")
     raise ProblemError(str(path_or_name), "", "no such problem file or bundled problem"
