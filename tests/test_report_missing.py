@@ -216,3 +216,17 @@ def test_the_progress_line_never_says_0_j_for_energy_nobody_read():
     assert format_energy(0.0, 4) == "– (4 unknown)"
     assert format_energy(12.3, 4) == "12.3 J (+4 unknown)"
     assert format_energy(12.3) == "12.3 J"
+
+
+@pytest.mark.parametrize("unknown", [1, 4, 120])
+def test_no_joule_known_is_spelled_once_for_the_progress_line_and_the_tables(unknown):
+    """progress.format_energy and markdown.energy_text each spelled "– (N unknown)"; both
+    now write report.joules.none_known, and html's tables the same."""
+    from gi_energy.report import html, markdown, progress
+    from gi_energy.report.joules import none_known
+
+    assert none_known(unknown) == f"– ({unknown} unknown)"
+    assert progress.format_energy(0.0, unknown) == none_known(unknown)
+    assert markdown.energy_text(0.0, unknown) == none_known(unknown)
+    assert markdown.energy_text(None, unknown) == none_known(unknown)
+    assert html.energy_text is markdown.energy_text

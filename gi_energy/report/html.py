@@ -24,7 +24,7 @@ from gi_energy.runs.files import atomic_open, now_iso
 from gi_energy.runs.tables import genome_columns
 
 from .figures import THRESHOLDS
-from .markdown import energy_text
+from .joules import energy_text
 from .plots import AXIS_NAMES, is_energy, metric_label
 from .progress import energy_source
 from .run import RunResult

@@ -6,22 +6,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .figures import ENERGY_METRIC
+from .joules import energy_text
 from .stats import finite
 
 
 def _f(x, spec=".3f") -> str:
     return "–" if x is None else format(x, spec)
-
-
-def energy_text(known_j: float | None, unknown: int = 0, spec: str = ".1f") -> str:
-    """Joules spent as a table shows them: the number while every reading is known; else
-    the known part and the count of unknown readings ("12.3 + 4 unknown"), or "–" and the
-    count when no joule is known. Never a bare 0 for energy nobody read."""
-    if not unknown:
-        return _f(known_j, spec)
-    if not known_j:
-        return f"– ({unknown} unknown)"
-    return f"{format(known_j, spec)} + {unknown} unknown"
 
 
 def _mi(s: Mapping, spec=".3f") -> str:

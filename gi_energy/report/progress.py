@@ -21,6 +21,8 @@ from gi_energy.config.space import Fixed, SearchSpace
 from gi_energy.runs.tables import genome_columns
 from gi_energy.tasks.results import Evaluation, Outcome
 
+from .joules import format_energy  # the progress line's joules (search.session prints them too)
+
 BAR_WIDTH = 24
 
 
@@ -47,15 +49,6 @@ def energy_source(outcome: Outcome) -> str:
             if reading is not None and reading.source not in labels:
                 labels.append(reading.source)
     return " + ".join(labels) if labels else "no reading"
-
-
-def format_energy(energy_j: float, unknown: int = 0) -> str:
-    """The joules read, and how many readings are missing: "12.3 J (+4 unknown)", and
-    "– (4 unknown)" where none was read (never "0 J")."""
-    if unknown and not energy_j:
-        return f"– ({unknown} unknown)"
-    text = f"{energy_j:.4g} J"
-    return text + (f" (+{unknown} unknown)" if unknown else "")
 
 
 def format_value(value) -> str:
