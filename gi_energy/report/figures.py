@@ -17,6 +17,7 @@ import numpy as np
 
 from gi_energy.errors import UsageError
 from gi_energy.pareto import nondominated
+from gi_energy.runs.lock import holder_gone
 from gi_energy.runs.rundir import RunDirectory
 from gi_energy.tasks.results import BUILTIN_METRICS, Outcome
 
@@ -48,6 +49,17 @@ class Run:
     is_reference: bool = False
     result: dict = field(default_factory=dict)
     constraints: dict[str, float] | None = None  # None: the run did not record any
+    status: str = "unknown"
+
+
+def run_status(path, info: Mapping) -> str:
+    """run.json's status ("complete", "interrupted", "failed", "running"); "interrupted"
+    for a run that says "running" while the process that held its lock is gone (killed
+    before it could write its status)."""
+    status = str(info.get("status", "unknown"))
+    if status == "running" and holder_gone(Path(path)):
+        return "interrupted"
+    return status
 
 
 def load_run(path, label: str | None = None) -> Run:
@@ -65,7 +77,7 @@ def load_run(path, label: str | None = None) -> Run:
         str(info.get("command", "run")) + (" (replay)" if replayed and info.get("command") != "grid" else ""))
     return Run(path=Path(path), info=info, label=str(name), columns=columns, replayed=replayed,
                measured=bool(ok.any()) and bool(columns.row_measured[ok].all()),
-               constraints=_constraints_of(Path(path), settings))
+               constraints=_constraints_of(Path(path), settings), status=run_status(path, info))
 
 
 def _constraints_of(path: Path, settings: Mapping) -> dict[str, float] | None:
@@ -299,7 +311,7 @@ def run_figures(run: Run, pts: np.ndarray, objectives, norm, ref_point, ref_fron
     out = {
         "path": str(run.path), "label": run.label, "command": run.info.get("command"),
         "seed": run.info.get("seed"), "replayed": run.replayed, "measured": run.measured,
-        "reference": run.is_reference,
+        "reference": run.is_reference, "status": run.status,
         "evaluations": len(c), "trained": int(paid.sum()),
         "failures": int((first & ~c.ok).sum()),
         # The total is unknown while any reading it sums is: None, never the known part

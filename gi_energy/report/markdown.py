@@ -73,6 +73,12 @@ def _spent(r: Mapping) -> str:
     return energy_text(r.get("energy_known_j", r.get("energy_spent_j")), r.get("energy_unknown", 0))
 
 
+def _unfinished(r: Mapping) -> bool:
+    """A run that did not finish (interrupted, failed, still running); comparisons
+    written before runs carried a status say nothing."""
+    return r.get("status", "complete") != "complete"
+
+
 def render_report(cmp: Mapping) -> str:
     obj = cmp["objectives"]
     ref = cmp["reference"]
@@ -98,6 +104,12 @@ def render_report(cmp: Mapping) -> str:
                      "energy is the grid's recorded energy for the same configurations, counted as spent.")
     if not all_measured:
         notes.append("Some energies are **estimated**, not measured (see each run's meter in run.json).")
+    unfinished = [r for r in runs if _unfinished(r)]
+    if unfinished:
+        notes.append("Not every run finished: " + ", ".join(f"`{Path(r['path']).name}` ({r['status']})"
+                                                            for r in unfinished)
+                     + "; each is compared on what it had evaluated when it stopped (`--resume` continues an "
+                       "interrupted run).")
     lines += [""] + notes if notes else []
 
     lines += _headline(cmp)
@@ -130,7 +142,8 @@ def render_report(cmp: Mapping) -> str:
     for r in runs:
         to = " / ".join(_f(r[f"evaluations_to_{t}"], "d") if r[f"evaluations_to_{t}"] is not None else "–"
                         for t in (90, 95, 99))
-        name = Path(r["path"]).name + (" (reference)" if r["reference"] else "")
+        name = Path(r["path"]).name + (" (reference)" if r["reference"] else "") \
+            + (f" ({r['status']})" if _unfinished(r) else "")
         lines.append(f"| `{name}` | {r['label']} | {r['seed'] if r['seed'] is not None else '–'} | {r['evaluations']} | "
                      f"{r['trained']} | {_spent(r)} | {r['front_size']} | {_f(r['hv_ratio'], '.4f')} | "
                      f"{_f(finite(r['igd_plus']), '.4f')} | {_f(finite(r['epsilon_additive']), '.4f')} | "

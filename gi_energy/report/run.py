@@ -24,7 +24,6 @@ import numpy as np
 from gi_energy.config.space import STRUCTURES, layer_columns
 from gi_energy.errors import UsageError
 from gi_energy.pareto import front_outcomes
-from gi_energy.runs.lock import holder_gone
 from gi_energy.runs.rundir import (
     EVALUATIONS_CSV,
     FRONT_CSV,
@@ -35,6 +34,7 @@ from gi_energy.runs.rundir import (
 from gi_energy.tasks.results import Evaluation, Outcome
 
 from .columns import RunColumns, kind_of
+from .figures import run_status
 from .frames import read_table
 from .plots import columns_front_figure, energy_kind, front_figure, front_title, history_figure
 
@@ -98,10 +98,7 @@ class RunResult:
     def status(self) -> str:
         """run.json's status; "interrupted" for a run that says "running" while the
         process that held its lock is gone (killed before it could write its status)."""
-        status = str(self.info.get("status", "unknown"))
-        if status == "running" and holder_gone(self.path):
-            return "interrupted"
-        return status
+        return run_status(self.path, self.info)
 
     @property
     def seed(self) -> int | None:
