@@ -137,3 +137,62 @@ def test_a_rewritten_csv_is_read_again_in_the_same_process(folder):
     second = _problem(folder, "task.py:Scaled", dataset)
     assert second.fingerprint() != key
     assert _metrics(second)["n_train"] > before  # twice the rows
+
+
+# ---------------------------------------------------------------- a run's pinned sources
+
+def _in_a_new_process(problem, tmp_path: Path) -> tuple[str, str | None, dict]:
+    """(status, reason, metrics) of one evaluation of ``problem`` in a process of its own:
+    a worker that starts after the run did (the problem pickled, as a worker receives it)."""
+    import pickle
+    import subprocess
+
+    (tmp_path / "problem.pkl").write_bytes(pickle.dumps(problem))
+    code = ("import pickle, sys, numpy as np; from gi_energy.evaluation.worker import run_evaluation; "
+            "from gi_energy.meters import EstimateMeter; "
+            f"p = pickle.loads(open({str(tmp_path / 'problem.pkl')!r}, 'rb').read()); "
+            "ev = run_evaluation(p, p.space.sample(np.random.default_rng(0)), 0, meter=EstimateMeter(cpu_watts_per_core=10.0)); "
+            "print(repr((ev.status, ev.reason, dict(ev.metrics))))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    import ast
+
+    return ast.literal_eval(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_run_goes_on_with_the_code_it_started_with_when_the_file_is_edited(folder):
+    (folder / "edit_helper_e.py").write_text("SCALE = 1.0\n")
+    _write(folder / "task.py", TASK.format(helper="edit_helper_e", factor=2.0))
+    run = _problem(folder, "task.py:Scaled")  # the run starts: bind pins task.py and its helper
+    key = run.fingerprint()
+    assert _metrics(run)["score"] == 2.0
+    _write(folder / "task.py", TASK.format(helper="edit_helper_e", factor=3.0))  # edited mid-run
+    assert _metrics(run)["score"] == 2.0  # this process has the run's code: it goes on with it
+    # A worker that starts now has not: it refuses rather than run the edit under the old key.
+    status, reason, _ = _in_a_new_process(run, folder)
+    assert status == "crashed" and "SourceChanged" in reason and "changed since the run started" in reason
+    assert str(folder / "task.py") in reason
+    # The next run is of the edit, and a new key; the old run, asked again here, still refuses
+    # to run the edit (this process now holds the new code, not the run's).
+    new = _problem(folder, "task.py:Scaled")
+    assert new.fingerprint() != key and _metrics(new)["score"] == 3.0
+    ev = run_evaluation(run, run.space.sample(np.random.default_rng(0)), 0, meter=EstimateMeter(cpu_watts_per_core=10.0))
+    assert ev.status == "crashed" and "SourceChanged" in ev.reason
+    # Put back as it was (the bytes the run pinned, whatever the mtime): the run's code again.
+    _write(folder / "task.py", TASK.format(helper="edit_helper_e", factor=2.0))
+    assert _metrics(run)["score"] == 2.0
+
+
+def test_a_run_goes_on_with_the_data_it_started_with_when_the_file_is_rewritten(folder):
+    (folder / "edit_helper_f.py").write_text("SCALE = 1.0\n")
+    _write(folder / "task.py", TASK.format(helper="edit_helper_f", factor=1.0))
+    rows = ["x1,x2,label"] + [f"{i % 7},{i % 5},{i % 2}" for i in range(60)]
+    _write(folder / "data.csv", "\n".join(rows) + "\n")
+    dataset = {"source": "csv", "path": "data.csv", "target": "label"}
+    run = _problem(folder, "task.py:Scaled", dataset)
+    n = _metrics(run)["n_train"]
+    _write(folder / "data.csv", "\n".join(rows + rows[1:]) + "\n")
+    assert _metrics(run)["n_train"] == n  # the data this process loaded for the run
+    status, reason, _ = _in_a_new_process(run, folder)
+    assert status == "crashed" and "the dataset's file" in reason and str(folder / "data.csv") in reason
+    assert _metrics(_problem(folder, "task.py:Scaled", dataset))["n_train"] > n  # a new run reads the new data

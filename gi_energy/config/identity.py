@@ -30,7 +30,7 @@ from .problem import Problem
 
 BUDGETS = ("generations", "max_evaluations", "max_wall_s", "energy_budget_j")
 _LEFT_OUT = {
-    "problem": {"name", "description", "source", "text", "output"},
+    "problem": {"name", "description", "source", "text", "output", "pinned"},
     "evaluation": {"workers", "backend", "scheduler", "timeout_s", "replay"},
     "search": set(BUDGETS),
     "energy": {"carbon_intensity_g_per_kwh"},

@@ -8,7 +8,6 @@ edge; the core of gi-energy only ever sees these typed objects, never a dict of 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from .space import Grid, SearchSpace
+from .userfile import Pins
+from .userfile import digest_of as _digest_of  # one memo for the fingerprint and the pins
 
 BUILTIN_DATASETS = ("digits", "breast_cancer", "wine", "iris")
 DATASET_SOURCES = BUILTIN_DATASETS + ("csv", "synthetic", "npz", "loader")
@@ -206,6 +207,9 @@ class Problem:
     table: TableConfig | None = None
     source: str = "<python>"
     text: str = ""
+    # The source files a run pinned when it started (set by tasks.loader.bind): no part of
+    # what the problem is, so not compared; a worker evaluates that code and data or none.
+    pinned: Pins = field(default_factory=Pins, compare=False, repr=False)
 
     def fingerprint(self) -> str:
         """Hash of everything that changes what one evaluation of a genome yields.
@@ -302,15 +306,6 @@ def _file_digest(path: Path) -> str:
     except OSError:
         return str(path)
     return _digest_of(str(path), st.st_mtime_ns, st.st_size)
-
-
-@functools.lru_cache(maxsize=32)
-def _digest_of(path: str, mtime_ns: int, size: int) -> str:
-    """sha256 of a file's bytes; memoised on its stat, so an edited file is hashed anew."""
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
-    except OSError:
-        return path
 
 
 # ---------------------------------------------------------------- reading TOML

@@ -11,45 +11,79 @@ installed package imports. An import that fails (``sys.exit()`` at module level 
 is one ProblemError naming the problem file and the key, and leaves nothing registered
 behind: neither the module nor the folder.
 
-One process may import a file again after it was edited (a notebook that edits the task
-and runs it again; a worker kept for the next run): the problem's fingerprint is taken
-from the bytes on disk, so the code that runs must be those bytes too. The module keeps
-the stat (mtime, size) of its file and of the helpers beside it that it imported; when
-one has changed, the module and those helpers are imported afresh. A helper the file
-imports by name must be the one beside it: where that name is taken already (another
-task's helper of the same name, imported first in this process, or an installed module)
-the import is refused, naming both files, rather than run code the problem does not name.
+A file can be edited while a process that imported it goes on. The module keeps the
+state (mtime, size, digest of the bytes) of its file and of the helpers beside it that it
+imported, its *sources*, and which code an import gives is then decided by who asks:
+
+* with no ``pinned`` sources (``bind``, at the start of a run, and any direct call): the
+  code on disk. A module whose sources changed since is imported afresh with its helpers,
+  so a notebook that edits the task and runs again runs the edit, which is also what the
+  problem's fingerprint (the bytes on disk) names.
+* with ``pinned`` sources (a worker evaluating for a run, which pinned them when it
+  started): that code, so a run's results stay those of the code its store key names
+  when the file is edited mid-run (for the next experiment). A process that has that
+  code loaded goes on with it; one that would have to import it and finds the file
+  changed raises :class:`SourceChanged` (a crashed evaluation, retried), never running
+  the edit under the run's key.
+
+A helper the file imports by name must be the one beside it: where that name is taken
+already (another task's helper of the same name, imported first in this process, or an
+installed module) the import is refused, naming both files, rather than run code the
+problem does not name.
 """
 
 from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 from gi_energy.errors import ProblemError
 
-# The module attribute holding {file: (mtime_ns, size)} of the file and its helpers.
-_STATS = "__gi_energy_stats__"
+# The module attribute holding its sources: a FileState of its file and of each helper.
+_SOURCES = "__gi_energy_sources__"
+
+# (path, mtime_ns, size, sha256 of the bytes, 16 hex digits)
+FileState = tuple[str, int, int, str]
 
 
-def import_file(path: Path, prefix: str, source: str, key: str) -> ModuleType:
-    """The module of ``path``, imported as ``<prefix>_<digest of the path>`` (afresh when
-    the file or a helper beside it it imported was edited since)."""
+@dataclass(frozen=True)
+class Pins:
+    """The source files a run pinned when it started (``bind``): the task file with its
+    helpers, and the dataset's file (a CSV, an .npz, a loader's .py); None where there is
+    none, or the task is imported by module name (Python's own import rules hold there)."""
+
+    task: tuple[FileState, ...] | None = None
+    dataset: FileState | None = None
+
+
+class SourceChanged(RuntimeError):
+    """A run's pinned source file changed on disk, and this process has not its code (or
+    data) loaded: it cannot evaluate for that run (see the module docstring)."""
+
+
+def import_file(path: Path, prefix: str, source: str, key: str,
+                pinned: tuple[FileState, ...] | None = None) -> ModuleType:
+    """The module of ``path``, imported as ``<prefix>_<digest of the path>``: the code on
+    disk, or with ``pinned`` sources that code (see the module docstring)."""
     name = f"{prefix}_" + hashlib.sha256(str(path).encode()).hexdigest()[:12]
     module = sys.modules.get(name)
     if module is not None:
-        stats = getattr(module, _STATS, None)
-        if stats is None or all(_stat(f) == s for f, s in stats.items()):
+        kept = getattr(module, _SOURCES, ())
+        if (_digests(kept) == _digests(pinned)) if pinned is not None else all(map(unchanged, kept)):
             return module
-        for helper in helper_modules(Path(path).parent):  # edited since: every part afresh
-            del sys.modules[helper]
+        for helper in helper_modules(Path(path).parent):  # another version wanted: every part afresh
+            sys.modules.pop(helper, None)
         del sys.modules[name]
+    if pinned is not None:
+        _still(pinned)
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ProblemError(source, key, f"{str(path)!r} cannot be imported as Python")
@@ -66,14 +100,76 @@ def import_file(path: Path, prefix: str, source: str, key: str) -> ModuleType:
             _check_helpers(Path(path), source, key)  # a helper taken by another file is the cause to name
             raise ProblemError(source, key, f"importing {str(path)!r} raised {raised(exc)}") from None
         _check_helpers(Path(path), source, key)
-    except ProblemError:
+        files = [str(path), *(sys.modules[m].__file__ for m in helper_modules(Path(path).parent))]
+        sources = tuple(s for s in map(file_state, files) if s is not None)
+        if pinned is not None and _digests(sources) != _digests(pinned):  # edited while importing
+            raise SourceChanged(f"{str(path)!r} or a helper beside it changed since the run started; "
+                                "the run's results are those of the code it started with")
+    except (ProblemError, SourceChanged):
         del sys.modules[name]
         if added and folder in sys.path:
             sys.path.remove(folder)
         raise
-    files = [str(path), *(sys.modules[m].__file__ for m in helper_modules(Path(path).parent))]
-    setattr(module, _STATS, {f: _stat(f) for f in files})
+    setattr(module, _SOURCES, sources)
     return module
+
+
+def module_sources(module: ModuleType) -> tuple[FileState, ...]:
+    """The sources of a module :func:`import_file` gave (what a run pins)."""
+    return getattr(module, _SOURCES, ())
+
+
+def file_state(file) -> FileState | None:
+    """``file``'s FileState now; None when it cannot be read."""
+    try:
+        st = os.stat(file)
+    except OSError:
+        return None
+    digest = digest_of(str(file), st.st_mtime_ns, st.st_size)
+    return None if digest == str(file) else (str(file), st.st_mtime_ns, st.st_size, digest)
+
+
+@functools.lru_cache(maxsize=64)
+def digest_of(path: str, mtime_ns: int, size: int) -> str:
+    """sha256 of a file's bytes (16 hex digits), or the path itself when it cannot be
+    read; memoised on its stat, so an edited file is hashed anew (the problem's
+    fingerprint and a run's pins each ask for a data file's digest)."""
+    try:
+        with open(path, "rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest()[:16]
+    except OSError:
+        return path
+
+
+def unchanged(state: FileState) -> bool:
+    """Does the file hold what ``state`` recorded? (Its stat alone says so when unchanged;
+    a file touched but not edited reads the same bytes.)"""
+    path, mtime_ns, size, digest = state
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    if (st.st_mtime_ns, st.st_size) == (mtime_ns, size):
+        return True
+    now = file_state(path)
+    return now is not None and now[3] == digest
+
+
+def still(state: FileState | None, what: str) -> None:
+    """Raise :class:`SourceChanged` unless the file of a run's pinned ``state`` is unchanged."""
+    if state is not None and not unchanged(state):
+        raise SourceChanged(f"{what} {state[0]!r} changed since the run started; the run's results are "
+                            "those of the file it started with, which this process has not loaded "
+                            "(start a new run to use the edited file)")
+
+
+def _still(pinned: tuple[FileState, ...]) -> None:
+    for state in pinned:
+        still(state, "the task's file" if state is pinned[0] else "the task's helper")
+
+
+def _digests(sources) -> dict[str, str] | None:
+    return None if sources is None else {s[0]: s[3] for s in sources}
 
 
 def helper_modules(folder: Path) -> list[str]:
@@ -125,14 +221,6 @@ def _imported_names(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module.split(".")[0])
     return names
-
-
-def _stat(file: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(file)
-    except OSError:
-        return None
-    return st.st_mtime_ns, st.st_size
 
 
 def raised(exc: BaseException) -> str:

@@ -9,8 +9,10 @@ pool never sees a task error. Which status says whose fault it was:
 
 * "crashed" for faults of the machine, not the genome (:func:`is_transient`): a meter
   error (a counter that could not be read, a vendor library error), CUDA running out of
-  memory (other processes share the GPU), a result that could not be (un)pickled. The
-  evaluator retries these a bounded number of times. After a meter error the process's
+  memory (other processes share the GPU), a result that could not be (un)pickled, a
+  task or data file edited since the run started that this process has not loaded (a
+  SourceChanged: the run's key names the old version). The evaluator retries these a
+  bounded number of times. After a meter error the process's
   cached meter is closed and dropped, so the next evaluation starts with a fresh one.
 * "failed" for everything else: a bad genome config, an exception from the model or the
   training code. Deterministic, never retried.
@@ -40,6 +42,7 @@ import torch
 
 from gi_energy.config.genome import Genome
 from gi_energy.config.problem import EnergyConfig, Problem
+from gi_energy.config.userfile import Pins, SourceChanged, still
 from gi_energy.errors import MeterError
 from gi_energy.tasks.base import TaskError
 from gi_energy.tasks.loader import task_from
@@ -55,7 +58,7 @@ def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` is a fault of the machine rather than of the genome: status
     "crashed" (retried a bounded number of times), not "failed" (see the module docstring)."""
     return isinstance(exc, (MeterError, torch.cuda.OutOfMemoryError, pickle.PicklingError,
-                            pickle.UnpicklingError))
+                            pickle.UnpicklingError, SourceChanged))
 
 
 def dask_worker_threads() -> int | None:
@@ -75,16 +78,21 @@ def worker_threads(problem: Problem) -> int:
     return threads_per_worker(problem.evaluation, worker_threads=dask_worker_threads())
 
 
-def task_data(task_config, family: str, source: str, dataset_config, seed: int, device: str):
+def task_data(task_config, family: str, source: str, dataset_config, seed: int, device: str,
+              pinned: Pins | None = None):
     """What the problem's task reads as ``trial.data``: the dataset's splits, loaded once
     per process and (task, dataset, seed, device), then given to :meth:`Task.prepare` (the
     built-in tasks put them on ``device`` and warm torch up, so the first evaluation's
-    windows are not charged for it). A task file or data file edited since is a new task
-    or new data (see :func:`~gi_energy.config.userfile.import_file`), prepared afresh."""
+    windows are not charged for it). ``pinned``: the run's sources; the task and the data
+    are those versions (a data file edited since, and not loaded here before, is a
+    SourceChanged), or without pins the files on disk now (see
+    :mod:`gi_energy.config.userfile`)."""
     from gi_energy.problems.datasets import dataset_stamp
 
-    task = _Same(task_from(task_config, family, source))
-    return _prepared(task, source, dataset_config, seed, device, dataset_stamp(dataset_config))
+    pinned = pinned or Pins()
+    task = _Same(task_from(task_config, family, source, pinned.task))
+    stamp = dataset_stamp(dataset_config) if pinned.dataset is None else pinned.dataset[3]
+    return _prepared(task, source, dataset_config, seed, device, stamp, pinned.dataset)
 
 
 class _Same:
@@ -103,10 +111,11 @@ class _Same:
 
 
 @functools.lru_cache(maxsize=4)
-def _prepared(same: _Same, source: str, dataset_config, seed: int, device: str, stamp):
+def _prepared(same: _Same, source: str, dataset_config, seed: int, device: str, stamp, pinned):
     from gi_energy.problems.datasets import load_dataset
 
     task = same.task
+    still(pinned, "the dataset's file")  # the run's data, or none
     dataset = load_dataset(dataset_config, seed, source)
     try:
         return task.prepare(dataset, device)
@@ -127,7 +136,7 @@ def _where(exc: BaseException) -> str:
 
 def _data(problem: Problem, device: str):
     return task_data(problem.task, problem.model.family, problem.source, problem.dataset,
-                     problem.evaluation.seed, device)
+                     problem.evaluation.seed, device, problem.pinned)
 
 
 @functools.lru_cache(maxsize=4)
@@ -171,7 +180,7 @@ def _run_evaluation(problem: Problem, genome: Genome, repeat: int, meter) -> Eva
             configure_determinism(device)
             torch.set_num_threads(worker_threads(problem))
             data = _data(problem, device)
-        task = task_from(problem.task, problem.model.family, problem.source)
+        task = task_from(problem.task, problem.model.family, problem.source, problem.pinned.task)
         return run_task(task, problem, genome, repeat, data=data, meter=meter, device=device)
     except Exception as exc:  # noqa: BLE001 - every failure is data for the search
         # A TaskError says what the task did wrong; the line of gi-energy's that noticed it is no help.

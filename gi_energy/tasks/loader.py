@@ -10,19 +10,16 @@ and metric names) in the store key.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
-import hashlib
 import importlib
 import json
-import sys
 from pathlib import Path
 
 from gi_energy.config.custom import MEASURED_METRICS
 from gi_energy.config.problem import OBJECTIVE_NAMES, Problem, TaskConfig
 from gi_energy.config.space import layer_columns
-from gi_energy.config.userfile import helper_modules, import_file, raised
+from gi_energy.config.userfile import Pins, file_state, import_file, module_sources, raised
 from gi_energy.errors import ProblemError, did_you_mean
 
 from .base import Task
@@ -35,15 +32,17 @@ BUILTIN_RETURNED = ("accuracy", "test_accuracy", "params", "flops_per_sample")
 def task_for(problem: Problem) -> Task:
     """The task instance that evaluates ``problem`` in this process (made once per process,
     task config and state of the task's file: a file edited since is imported afresh)."""
-    return task_from(problem.task, problem.model.family, problem.source)
+    return task_from(problem.task, problem.model.family, problem.source, problem.pinned.task)
 
 
-def task_from(config: TaskConfig | None, family: str, source: str = "<python>") -> Task:
+def task_from(config: TaskConfig | None, family: str, source: str = "<python>",
+              pinned: tuple | None = None) -> Task:
     """:func:`task_for` from the parts of a problem that name the task (hashable, so a
-    worker can cache what the task prepares)."""
+    worker can cache what the task prepares); ``pinned``: the task's sources a run pinned
+    (:attr:`Pins.task <gi_energy.config.userfile.Pins>`), None for the code on disk."""
     if config is None:
         return _builtin(family)
-    return _user_task(config, source)
+    return _user_task(config, source, pinned)
 
 
 @functools.lru_cache(maxsize=4)
@@ -53,10 +52,10 @@ def _builtin(family: str) -> Task:
     return BUILTIN_TASKS[family]()
 
 
-def _user_task(config: TaskConfig, source: str) -> Task:
-    # The class is asked for each time (free unless the file was edited: then it is a new
-    # class, of the code on disk, and so a new instance); the instance is made once per class.
-    return _constructed(_import(config, source), config, source)
+def _user_task(config: TaskConfig, source: str, pinned) -> Task:
+    # The class is asked for each time (free unless another version of the file is wanted:
+    # then it is a new class, and so a new instance); the instance is made once per class.
+    return _constructed(_import(config, source, pinned), config, source)
 
 
 @functools.lru_cache(maxsize=8)
@@ -72,9 +71,9 @@ def _kwargs(config: TaskConfig) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in config.options)
 
 
-def _import(config: TaskConfig, source: str) -> type[Task]:
+def _import(config: TaskConfig, source: str, pinned=None) -> type[Task]:
     if config.file is not None:
-        module = _import_file(config, source)
+        module = _import_file(config, source, pinned)
     else:
         try:
             module = importlib.import_module(config.module)
@@ -108,9 +107,10 @@ def _described(obj) -> str:
     return f"an instance of {type(obj).__qualname__}"
 
 
-def _import_file(config: TaskConfig, source: str):
-    """Import a task's .py file under a name made from its path, once per process."""
-    return import_file(config.file, "gi_energy_task", source, "task.entry")
+def _import_file(config: TaskConfig, source: str, pinned=None):
+    """Import a task's .py file under a name made from its path (once per process and
+    version of its sources: see :mod:`gi_energy.config.userfile`)."""
+    return import_file(config.file, "gi_energy_task", source, "task.entry", pinned)
 
 
 def declared_metrics(problem: Problem) -> tuple[str, ...]:
@@ -125,7 +125,11 @@ def bind(problem: Problem) -> Problem:
     """``problem`` with its task loaded and checked: importable, a :class:`Task`,
     constructible with ``[task] options``, declaring the metrics that [objectives] and
     [constraints] name. Records the task's version and metric names in the store key.
-    A built-in task needs nothing: the problem is returned as it is."""
+    Pins the run's sources (:class:`~gi_energy.config.userfile.Pins`): the code and data
+    on disk now, which the fingerprint names, are what its workers evaluate. A built-in
+    task needs nothing more than the pins."""
+    data = None if problem.dataset.path is None else file_state(problem.dataset.path)
+    problem = dataclasses.replace(problem, pinned=Pins(dataset=data))  # the code on disk, not an earlier pin
     if problem.task is None:
         return problem
     task = task_for(problem)
@@ -154,21 +158,12 @@ def bind(problem: Problem) -> Problem:
                                    + f"; its metrics: {', '.join(declared) or 'none declared'} (Task.metrics), "
                                    f"built in: {', '.join(OBJECTIVE_NAMES)}")
     declared_stamp = {"version": str(task.version), "metrics": list(declared)}
-    helpers = _helper_digests(problem.task.file)
+    sources = None if problem.task.file is None else module_sources(_import_file(problem.task, problem.source))
+    # The helpers' code decides the results as much as the task file's, so an edit to one
+    # must not reuse stored results: {module name: digest} of each, as imported now.
+    helpers = {Path(file).stem: digest for file, _, _, digest in (sources or ())[1:]}
     if helpers:  # absent when there are none: the store keys of tasks without helpers stay
-        declared_stamp["helpers"] = helpers
+        declared_stamp["helpers"] = dict(sorted(helpers.items()))
     stamp = json.dumps(declared_stamp, sort_keys=True)
-    return dataclasses.replace(problem, task=dataclasses.replace(problem.task, declared=stamp))
-
-
-def _helper_digests(task_file) -> dict[str, str]:
-    """{module name: sha256 of its bytes} of the modules imported from the task file's
-    folder (its helpers: "from helpers import f1" beside it): their code decides the
-    results as much as the task file's, so an edit to one must not reuse stored results."""
-    if task_file is None:
-        return {}
-    out = {}
-    for name in helper_modules(Path(task_file).parent):
-        with contextlib.suppress(OSError):
-            out[name] = hashlib.sha256(Path(sys.modules[name].__file__).read_bytes()).hexdigest()[:16]
-    return dict(sorted(out.items()))
+    return dataclasses.replace(problem, task=dataclasses.replace(problem.task, declared=stamp),
+                               pinned=Pins(task=sources or None, dataset=data))
