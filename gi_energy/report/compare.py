@@ -205,6 +205,9 @@ def check_out(out: Path, force: bool, force_hint: str = "force=True") -> None:
     """Refuse (UsageError) to write a comparison into a run directory or over an earlier
     comparison unless ``force``; ``force_hint`` names the switch (the CLI says --force)."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out} exists and is not a directory: a comparison is a folder of files; choose "
+                         "another output directory")
     if force or not out.exists():
         return
     if (out / "run.json").is_file():

@@ -44,11 +44,21 @@ def write_report(run_dirs, reference=None, out=None) -> Path:
     path = Path(out) if out is not None else default_report_path(run_dirs, reference)
     if path.is_dir():
         path = path / REPORT_HTML
+    _check_not_another_run(path, paths)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create {path.parent}: {exc}") from None
     return write_html_report(runs, path, comparison)
+
+
+def _check_not_another_run(path: Path, reported) -> None:
+    """Refuse (UsageError) to put the page into a run directory it does not report on: it
+    would read as that run's report.html."""
+    folder = path.parent
+    if (folder / "run.json").is_file() and folder.resolve() not in {Path(p).resolve() for p in reported}:
+        raise UsageError(f"{folder} is another run's directory; a report.html there would read as its report: "
+                         "choose another --out")
 
 
 def cli_report(run_dirs, reference=None, out=None) -> Path:

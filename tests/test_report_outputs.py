@@ -1,0 +1,59 @@
+"""Where compare and report write, against what the README says of it: compare writes a
+folder (never into a run directory), report.html goes beside the run it reports on."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from gi_energy.cli import main
+from gi_energy.config.genome import Genome
+from gi_energy.config.parse import load_problem
+from gi_energy.meters.reading import Reading
+from gi_energy.runs.rundir import RunDirectory
+from gi_energy.tasks.results import Evaluation, Outcome
+
+
+def _run(path):
+    problem = load_problem("quickstart")
+    rd = RunDirectory.create(path, problem, "evolve", {})
+    rd.update_run_json(status="complete")
+    outcomes = []
+    for width, accuracy, energy_j in ((8, 0.8, 1.0), (16, 0.9, 2.0)):
+        g = Genome(layers={"hidden": (width,)}, values={"lr": 0.01})
+        outcomes.append(Outcome(g, (Evaluation(
+            genome=g, status="ok", val_accuracy=accuracy, test_accuracy=accuracy,
+            train=Reading("estimate", "process-estimate", False, 1.0, 1.0),
+            inference=Reading("estimate", "process-estimate", False, energy_j, 1.0),
+            inference_samples=1000, params=width),)))
+    rd.write_results(outcomes, dict(problem.objectives), [])
+    return path
+
+
+def test_compare_into_a_file_says_so_in_one_line(tmp_path):
+    """It said "cannot create f: [Errno 17] File exists: 'f'", --force or not."""
+    run = _run(tmp_path / "a")
+    (tmp_path / "f").write_text("notes")
+    for force in ([], ["--force"]):
+        result = CliRunner().invoke(main, ["compare", str(run), "--out", str(tmp_path / "f"), *force])
+        assert result.exit_code == 2
+        assert result.output.strip() == (f"gi-energy: error: {tmp_path / 'f'} exists and is not a directory: a "
+                                         "comparison is a folder of files; choose another output directory")
+    assert (tmp_path / "f").read_text() == "notes"
+
+
+def test_report_refuses_another_runs_directory(tmp_path):
+    """report A --out B wrote A's page as B/report.html, where it read as B's report."""
+    a, b = _run(tmp_path / "a"), _run(tmp_path / "b")
+    for out in (b, b / "page.html"):
+        result = CliRunner().invoke(main, ["report", str(a), "--out", str(out)])
+        assert result.exit_code == 2
+        assert f"{b} is another run's directory" in result.output
+    assert not (b / "report.html").exists() and not (b / "page.html").exists()
+
+
+def test_report_still_writes_into_a_run_it_reports_on(tmp_path):
+    a, b = _run(tmp_path / "a"), _run(tmp_path / "b")
+    assert CliRunner().invoke(main, ["report", str(a)]).exit_code == 0
+    assert (a / "report.html").is_file()
+    assert CliRunner().invoke(main, ["report", str(a), str(b), "--out", str(b)]).exit_code == 0
+    assert (b / "report.html").is_file()
