@@ -5,6 +5,9 @@
   folder.
 - ``--resume`` of a run that is complete, with budgets it has spent, says so and changes
   nothing (every file byte-identical, exit 0); with a budget raised it goes on.
+- A kill -9 (or a Ctrl-C) right after an evaluation is written to the store, before the
+  run's journal has it: the resumed run keeps that evaluation, counts its energy once as
+  its own and trains nothing again.
 """
 
 from __future__ import annotations
@@ -224,3 +227,148 @@ def test_library_resume_of_a_complete_run_evaluates_nothing(tmp_path):
     more = evolve(problem, resume=tmp_path / "a", evaluator=FakeEvaluator(store), plot=False,
                   overrides={"max_evaluations": 30})
     assert more.totals["evaluations"] > whole.totals["evaluations"]
+
+
+# ---------------------------------------------------------------- 3. between the store and the journal
+
+# gi-energy's command line, with this (main) process sent a signal right after its Nth
+# write to the evaluation store has committed: the moment between the store and the run's
+# journal. The evaluation written last is noted in KILL_NOTE first.
+KILLER = """
+import json, os, signal, sys
+from gi_energy.evaluation.store import Store
+
+after, sig, note = int(os.environ["KILL_AFTER_PUT"]), int(os.environ["KILL_SIGNAL"]), os.environ["KILL_NOTE"]
+put_many, writes = Store.put_many, []
+
+def put_and_kill(self, fingerprint, context, evaluations, **kw):
+    out = put_many(self, fingerprint, context, evaluations, **kw)
+    writes.extend(out)
+    if len(writes) == after:
+        with open(note, "w") as fh:
+            json.dump({"key": out[-1].key, "repeat": out[-1].repeat}, fh)
+        os.kill(os.getpid(), sig)
+    return out
+
+Store.put_many = put_and_kill
+from gi_energy.cli import main
+sys.exit(main())
+"""
+
+
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a background shell's ignored SIGINT is not inherited
+
+
+def _store_rows(store: Path) -> dict[tuple[str, int], str]:
+    import sqlite3
+
+    conn = sqlite3.connect(store)
+    try:
+        return {(k, int(r)): p for k, r, p in conn.execute("SELECT key, repeat, payload FROM evaluations")}
+    finally:
+        conn.close()
+
+
+def _superseded(store: Path) -> int:
+    import sqlite3
+
+    conn = sqlite3.connect(store)
+    try:
+        return conn.execute("SELECT COUNT(*) FROM superseded").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def _journal(run: Path) -> list[tuple[str, int]]:
+    out = []
+    for line in (run / "trained.jsonl").read_text().splitlines():
+        d = json.loads(line)
+        out.append((d["key"], int(d["repeat"])))
+    return out
+
+
+def _rows(run: Path) -> list[dict]:
+    import csv
+
+    with open(run / "evaluations.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.mark.slow
+@pytest.mark.reliability
+@pytest.mark.parametrize(("after", "signame"), [(6, "KILL"), (2, "KILL"), (6, "INT")],
+                         ids=["kill9-mid-generation", "kill9-before-first-checkpoint", "sigint-mid-generation"])
+def test_a_signal_between_the_store_and_the_journal_loses_nothing(tmp_path, after, signame):
+    """Generation 0 stores 4 evaluations: the 6th write is in generation 1 (resumed from
+    generation 0's checkpoint), the 2nd before any checkpoint (resumed from the seed)."""
+    sig = getattr(signal, f"SIG{signame}")
+    problem = tmp_path / "tiny.toml"
+    problem.write_text(TINY.replace("generations = 1", "generations = 2"))
+    (tmp_path / "killer.py").write_text(KILLER)
+    run, store, note = tmp_path / "run", tmp_path / "store.sqlite", tmp_path / "killed.json"
+    env = {**os.environ, "KILL_AFTER_PUT": str(after), "KILL_SIGNAL": str(int(sig)), "KILL_NOTE": str(note)}
+    killed = subprocess.run([sys.executable, tmp_path / "killer.py", "evolve", problem, "--out", run,
+                             "--store", store], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300, preexec_fn=_sigint_default)
+    assert killed.returncode == (-9 if sig == signal.SIGKILL else 130), killed.stderr
+    last = json.loads(note.read_text())
+    last = (last["key"], int(last["repeat"]))
+    stored = _store_rows(store)
+    assert len(stored) == after and last in stored
+    if sig == signal.SIGINT:  # the interrupted run's own files already show it
+        assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+        assert last in {(r["key"], int(r["repeat"])) for r in _rows(run)}
+
+    resumed = subprocess.run(cli("evolve", problem, "--resume", run), cwd=tmp_path, capture_output=True,
+                             text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "complete"
+    rows = _rows(run)
+    keys = [(r["key"], int(r["repeat"])) for r in rows]
+    # not lost: the evaluation is the run's, once, as the store had it (not trained again)
+    assert keys.count(last) == 1
+    row = rows[keys.index(last)]
+    assert row["spent"] == "true"
+    ev = json.loads(stored[last])
+    assert float(row["wall_time_s"]) == pytest.approx(ev["wall_time_s"])
+    after_rows = _store_rows(store)
+    assert {k: after_rows[k] for k in stored} == stored and _superseded(store) == 0
+    assert len(after_rows) == len(keys)  # every evaluation of the run trained once, into this store
+    journal = _journal(run)
+    assert sorted(journal) == sorted(set(journal)) == sorted(keys)
+    # its energy counted exactly once, as this run's: the totals are the sum of its rows
+    assert all(r["spent"] == "true" for r in rows)
+    totals = info["totals"]
+    assert totals["cached"] == 0 and totals["evaluations"] == len(keys) and totals["energy_unknown"] == 0
+    assert totals["energy_spent_j"] == pytest.approx(sum(float(r["energy_spent_j"]) for r in rows))
+
+
+def test_the_store_notifies_inside_its_write_before_the_commit(tmp_path):
+    """The callback runs in the write's transaction: an error in it stores nothing; a write
+    that finds another result stored calls nothing; other threads' writes call nothing."""
+    import threading
+
+    from test_store import evaluation
+
+    from gi_energy.evaluation.store import Store
+
+    with Store(tmp_path / "s.sqlite") as store:
+        seen = []
+
+        def refuse(ev):
+            raise OSError("journal full")
+
+        with store.notifying(refuse), pytest.raises(OSError, match="journal full"):
+            store.put("fp", "c", evaluation(1))
+        assert store.count() == 0  # undone with the callback's error
+        with store.notifying(seen.append):
+            store.put("fp", "c", evaluation(1))
+            store.put("fp", "c", evaluation(1))  # stored already: kept, nothing new written
+            other = threading.Thread(target=store.put, args=("fp", "c", evaluation(2)))
+            other.start()
+            other.join()
+        store.put("fp", "c", evaluation(3))  # after the block
+        assert [ev.key for ev in seen] == [evaluation(1).key]
+        assert store.count() == 3

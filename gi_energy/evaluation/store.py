@@ -22,6 +22,11 @@ a lease whose owner died, or whose heartbeat stopped, is taken over.
 The schema is checked on open: a store of an older version is migrated, one of a newer
 version, a foreign SQLite file or a damaged file is refused with a UsageError naming it.
 
+A caller that keeps its own record of what it stored (a run's journal of what it
+trained) has it written in the store's own write, before the commit
+(:meth:`Store.notifying`): a process killed between the two then never leaves a stored
+evaluation its run does not know it paid for.
+
 The primary key is the lookup index: a genome's repeats, or a whole batch of genomes
 (:meth:`Store.get_many`, one query per few hundred keys), are read with index seeks, so
 lookups stay cheap with hundreds of thousands of rows.
@@ -29,10 +34,11 @@ lookups stay cheap with hundreds of thousands of rows.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from gi_energy.errors import UsageError
@@ -62,6 +68,8 @@ class Store:
         # check_same_thread=False plus our own lock: the evaluator writes from the thread
         # that collects results, its lease heartbeat from another, callers may read.
         self._lock = threading.RLock()
+        # Per thread: the callback of notifying(), for the writes that thread makes.
+        self._notify = threading.local()
         self._conn = None
         try:
             if str(path) != ":memory:":
@@ -205,6 +213,28 @@ class Store:
             return []
         return self._transaction(lambda: [self._write_one(fingerprint, context, e, owner) for e in evaluations])
 
+    @contextlib.contextmanager
+    def notifying(self, callback: Callable[[Evaluation], object]) -> Iterator[Store]:
+        """While inside, ``callback(ev)`` is called for every evaluation this thread's
+        writes put in the store (new, or superseding a retryable record; not one that
+        finds another result stored), inside the write's transaction, before it commits.
+        A record the caller keeps of what it stored (a run's journal of what it trained)
+        is then never behind the store, whatever kills the process: at worst it names an
+        evaluation whose write did not commit, which is trained again. An error in
+        ``callback`` undoes the write."""
+        before = getattr(self._notify, "callback", None)
+        self._notify.callback = callback
+        try:
+            yield self
+        finally:
+            self._notify.callback = before
+
+    def _written(self, ev: Evaluation) -> Evaluation:
+        callback = getattr(self._notify, "callback", None)
+        if callback is not None:
+            callback(ev)
+        return ev
+
     def _write_one(self, fingerprint: str, context: str, ev: Evaluation, owner: LeaseOwner | None) -> Evaluation:
         where = (fingerprint, context, ev.key, int(ev.repeat))
         if owner is not None:
@@ -218,7 +248,7 @@ class Store:
         if row is None:
             self._conn.execute("INSERT INTO evaluations (fingerprint, context, key, repeat, status, payload, "
                                "stored_at_s) VALUES (?, ?, ?, ?, ?, ?, ?)", (*where, ev.status, ev.to_json(), now))
-            return ev
+            return self._written(ev)
         stored = self._parsed(row[1])
         if not supersedes(ev, stored):
             return stored
@@ -226,7 +256,7 @@ class Store:
                            "stored_at_s, superseded_at_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (*where, *row, now))
         self._conn.execute("UPDATE evaluations SET status = ?, payload = ?, stored_at_s = ? WHERE fingerprint = ? "
                            "AND context = ? AND key = ? AND repeat = ?", (ev.status, ev.to_json(), now, *where))
-        return ev
+        return self._written(ev)
 
     def attempts(self, fingerprint: str, context: str, key: str, repeat: int) -> list[Evaluation]:
         """Every stored attempt of one repeat of one genome, oldest first: the superseded

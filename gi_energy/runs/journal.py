@@ -20,7 +20,9 @@ class TrainedJournal:
 
     The store outlives a crash, so after a ``kill -9`` a resumed run gets the evaluations
     it had finished back as store hits; the journal is how it knows it paid for them
-    itself and must count their energy (once). A torn last line (a kill mid-write) is
+    itself and must count their energy (once). A run that trains into a store writes the
+    line inside the store's write, before it commits (``Store.notifying``), so no kill
+    leaves a stored evaluation the journal lacks. A torn last line (a kill mid-write) is
     ignored. ``durable`` adds an fsync per line (power loss); a flush alone already
     survives the process being killed.
     """

@@ -8,8 +8,9 @@ After every generation the state is checkpointed as JSON; after a crash or Ctrl-
 ``resume`` restores the generator from the last checkpoint and replays the unfinished
 generation, and the evaluation store serves the evaluations that had finished, so the
 resumed run reaches the same front as an unbroken one. The run's journal (trained.jsonl,
-one line per evaluation it trained, written as each finishes) makes those store hits
-count as this run's energy, once, so the totals match an unbroken run's too. A resume
+one line per evaluation it trained, written as each finishes, inside the store's write of
+it when there is a store: session.JournaledWrites) makes those store hits count as this
+run's energy, once, so the totals match an unbroken run's too. A resume
 keeps the seed, search settings and evaluator kind recorded in run.json, runs on the store
 run.json records from any working directory, holds the run directory's lock, and refuses
 a problem whose run identity (:mod:`gi_energy.config.identity`) differs, naming the keys.
@@ -26,7 +27,7 @@ from gi_energy.config.identity import run_identity
 from gi_energy.config.parse import load_problem
 from gi_energy.config.problem import Problem, SearchConfig
 from gi_energy.errors import UsageError
-from gi_energy.evaluation.store import default_store_path, resume_store_path
+from gi_energy.evaluation.store import Store, default_store_path, resume_store_path
 from gi_energy.problems.arrays import with_arrays
 from gi_energy.report.progress import Progress, progress_for
 from gi_energy.report.run import RunResult
@@ -291,10 +292,16 @@ def evolve(
             rd, _ = create_locked(path, problem, "evolve", run_settings, lock=owned[0],
                                   durable=not getattr(evaluator, "replayed", False),
                                   fields={"identity": run_identity(problem, "evolve")})
-        return run_in(problem, evaluator, termination, rd, checkpoint, progress, plot)
+        return run_in(problem, evaluator, termination, rd, checkpoint, progress, plot, store=_store_of(evaluator))
     finally:
         for thing in reversed(owned):  # the run directory's lock last, once the workers are gone
             thing.close()
+
+
+def _store_of(evaluator) -> Store | None:
+    """The evaluation store ``evaluator`` trains into (the real Evaluator's), or None."""
+    store = getattr(evaluator, "store", None)
+    return store if isinstance(store, Store) else None
 
 
 def _raise_hint(cli: bool) -> str:
