@@ -145,3 +145,20 @@ def test_a_directory_given_as_the_problem_is_named_so(tmp_path, is_run):
     expected = "is a run directory, not a problem file" if is_run else "is a directory, not a problem file"
     assert expected in result.output
     assert (f"--resume {folder}" in result.output) == is_run
+
+
+def test_a_refused_resume_of_a_table_run_does_not_blame_an_unedited_table(tmp_path):
+    """Resuming with constraints added said "the table bench.csv changed": the file was
+    never touched, what the problem reads from it was."""
+    (tmp_path / "bench.csv").write_text("w,accuracy,energy_j\n1,0.5,1\n2,0.7,2\n3,0.6,3\n4,0.8,5\n")
+    text = ('[problem]\nname = "t"\n[table]\npath = "bench.csv"\nconfiguration = ["w"]\n'
+            '[objectives]\naccuracy = "max"\nenergy_j = "min"\n[search]\npopulation = 2\ngenerations = 1\n')
+    (tmp_path / "p.toml").write_text(text)
+    run = str(tmp_path / "run")
+    assert CliRunner().invoke(main, ["evolve", str(tmp_path / "p.toml"), "--out", run]).exit_code == 0
+    (tmp_path / "q.toml").write_text(text + "[constraints]\nenergy_j = { max = 4 }\n")
+    result = CliRunner().invoke(main, ["evolve", str(tmp_path / "q.toml"), "--resume", run, "--generations", "2"])
+    assert result.exit_code == 2
+    assert f"how the table {tmp_path / 'bench.csv'} is read changed (its configuration, seed or measured column, " \
+           "or the columns the objectives and constraints name)" in result.output
+    assert f"the table {tmp_path / 'bench.csv'} changed" not in result.output

@@ -257,8 +257,13 @@ class Problem:
         """A short digest of each part :meth:`fingerprint` covers ("dataset", "model",
         "task", "table", ...): run.json keeps them, so a refused resume can say which part
         changed since the run (the table's bytes, the task's code)."""
+        payload = self._fingerprint_payload()
+        if "table" in payload:
+            # The table's part is its bytes and how they are read (the columns objectives and
+            # constraints name among them); the bytes alone too, so a refusal can tell which.
+            payload["table_file"] = payload["table"]["source"]
         return {key: hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:12]
-                for key, value in self._fingerprint_payload().items()}
+                for key, value in payload.items()}
 
     def fingerprint_change(self, recorded: Mapping | None) -> str:
         """Words for what changed since a run whose run.json holds ``recorded`` parts
@@ -267,7 +272,16 @@ class Problem:
             return ""
         now = self.fingerprint_parts()
         changed = sorted(k for k in {*recorded, *now} if recorded.get(k) != now.get(k))
-        words = {"table": f"the table {self.table.path} changed" if self.table is not None else "the table changed",
+        if "table_file" not in recorded:  # a run from before the file's own digest was kept
+            changed = [k for k in changed if k != "table_file"]
+        elif "table" in changed:
+            changed.remove("table")  # said as the file's change, or as how it is read
+            if "table_file" not in changed:
+                changed.append("table_reading")
+        table = f"the table {self.table.path}" if self.table is not None else "the table"
+        words = {"table": f"{table} changed", "table_file": f"{table} changed",
+                 "table_reading": f"how {table} is read changed (its configuration, seed or measured column, "
+                                  "or the columns the objectives and constraints name)",
                  "dataset": "the dataset (its file's bytes or how it is read) changed",
                  "task": "the task's code or options changed", "model": "the model family changed"}
         return "; ".join(words.get(k, f"{k} changed") for k in changed)
