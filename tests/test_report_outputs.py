@@ -3,19 +3,22 @@ folder (never into a run directory), report.html goes beside the run it reports 
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 
+import gi_energy
 from gi_energy.cli import main
 from gi_energy.config.genome import Genome
 from gi_energy.config.parse import load_problem
 from gi_energy.meters.reading import Reading
+from gi_energy.report.markdown import render_report
 from gi_energy.runs.rundir import RunDirectory
 from gi_energy.tasks.results import Evaluation, Outcome
 
 
-def _run(path):
+def _run(path, command: str = "evolve"):
     problem = load_problem("quickstart")
-    rd = RunDirectory.create(path, problem, "evolve", {})
+    rd = RunDirectory.create(path, problem, command, {})
     rd.update_run_json(status="complete")
     outcomes = []
     for width, accuracy, energy_j in ((8, 0.8, 1.0), (16, 0.9, 2.0)):
@@ -57,3 +60,13 @@ def test_report_still_writes_into_a_run_it_reports_on(tmp_path):
     assert (a / "report.html").is_file()
     assert CliRunner().invoke(main, ["report", str(a), str(b), "--out", str(b)]).exit_code == 0
     assert (b / "report.html").is_file()
+
+
+@pytest.mark.parametrize("command, words", [("grid", "grid"), ("evolve", "evolve run")])
+def test_the_reference_is_named_for_the_run_it_is(tmp_path, command, words):
+    """An evolve run given as --reference was called "the grid run" in report.md."""
+    ref = _run(tmp_path / "ref", command)
+    cmp = gi_energy.compare([_run(tmp_path / "a")], reference=ref)
+    assert cmp["reference"]["source"] == f"front of the {command} run {ref}"
+    assert cmp["reference"]["command"] == command
+    assert f"The reference {words} cost 2 evaluations" in render_report(cmp)

@@ -130,7 +130,8 @@ def compare_loaded(run_dirs: Sequence, reference=None,
         base = norm(point_sets[0]) if len(point_sets[0]) else None
         if base is None:
             raise UsageError(f"{ref_run.path}: the reference run has no ok evaluations")
-        ref_source = f"front of the grid run {ref_run.path}"
+        # Any run can be the reference (a long evolve where no grid was run): say which it is.
+        ref_source = f"front of the {ref_run.info.get('command', 'grid')} run {ref_run.path}"
     else:
         base = norm(np.vstack([p for p in point_sets if len(p)]))
         ref_source = "non-dominated union of every run's points (no --reference given)"
@@ -164,7 +165,7 @@ def compare_loaded(run_dirs: Sequence, reference=None,
                                 "unbounded above (> 1: the run found points beyond the reference front)"},
     }
     if ref_run is not None:
-        reference_info.update({k: ref_run.result[k] for k in ("evaluations", "trained", "energy_spent_j",
+        reference_info.update({k: ref_run.result[k] for k in ("command", "evaluations", "trained", "energy_spent_j",
                                                               "energy_known_j", "energy_unknown",
                                                               "measured", "headline")})
     metric, why = headline_metric(objectives)

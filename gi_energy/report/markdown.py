@@ -96,7 +96,9 @@ def render_report(cmp: Mapping) -> str:
                      + "), as in each run's front.csv.")
     if "evaluations" in ref:
         kind = "measured" if ref.get("measured") else "estimated"
-        lines.append(f"The reference grid cost {ref['evaluations']} evaluations and {_spent(ref)} J "
+        command = ref.get("command") or "grid"  # comparison.json written before it: a grid
+        what = "grid" if command == "grid" else f"{command} run"
+        lines.append(f"The reference {what} cost {ref['evaluations']} evaluations and {_spent(ref)} J "
                      f"({kind}).")
     notes = []
     if any_replayed:
