@@ -1,4 +1,5 @@
-"""The trained-energy journal of a run directory (``trained.jsonl``)."""
+"""The trained-energy journal of a run directory (``trained.jsonl``), and the evaluator
+wrapper that keeps it ahead of the evaluation store."""
 
 from __future__ import annotations
 
@@ -6,10 +7,16 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gi_energy.tasks.results import Evaluation, Outcome
 
 from .files import compact_json
+
+if TYPE_CHECKING:
+    from gi_energy.evaluation.store import Store
+
+    from .interrupts import InterruptGate
 
 TRAINED_JOURNAL = "trained.jsonl"
 
@@ -83,3 +90,52 @@ class TrainedJournal:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+
+
+class JournaledWrites:
+    """``evaluator`` as a run (evolve; grid could the same way) sees it when it trains
+    into ``store``: every evaluation the store writes is journaled inside that write,
+    before it commits (:meth:`Store.notifying`). Written one after the other, a kill -9
+    between the two left a stored evaluation the run did not know it had trained, which a
+    resume then took from the store as another run's, its energy lost from the run's
+    totals. From the journal line until the run has the evaluation in its records (its
+    ``on_result``), ``gate`` holds SIGINT and SIGTERM, as the run's own journaling does
+    (:mod:`.interrupts`): an interrupted run's files show every evaluation it journaled.
+    Every other attribute is ``evaluator``'s."""
+
+    def __init__(self, evaluator, store: Store, journal: TrainedJournal, gate: InterruptGate):
+        self.inner, self.store, self.journal, self.gate = evaluator, store, journal, gate
+        self.held: set[tuple[str, int]] = set()  # journaled, not yet reported to the search
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def stored(self, ev: Evaluation) -> None:
+        """The store's callback, inside its write: hold the gate, journal ``ev``."""
+        item = (ev.key, int(ev.repeat))
+        if item not in self.held:  # a write retried whole (a locked store) holds once
+            self.gate.__enter__()
+            self.held.add(item)
+        self.journal.record(ev)
+
+    def evaluate(self, genomes, on_result=None):
+        def reported(ev: Evaluation, cached: bool) -> None:
+            try:
+                if on_result is not None:
+                    on_result(ev, cached)
+            finally:
+                self._release((ev.key, int(ev.repeat)))
+
+        try:
+            with self.store.notifying(self.stored):
+                return self.inner.evaluate(genomes, reported)
+        finally:
+            # A write that failed after its journal line, or an evaluator that stopped
+            # before reporting: let the gate go (only the last release can deliver a signal).
+            for item in list(self.held):
+                self._release(item)
+
+    def _release(self, item: tuple[str, int]) -> None:
+        if item in self.held:
+            self.held.discard(item)
+            self.gate.__exit__(None, None, None)

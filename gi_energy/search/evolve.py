@@ -9,7 +9,7 @@ After every generation the state is checkpointed as JSON; after a crash or Ctrl-
 generation, and the evaluation store serves the evaluations that had finished, so the
 resumed run reaches the same front as an unbroken one. The run's journal (trained.jsonl,
 one line per evaluation it trained, written as each finishes, inside the store's write of
-it when there is a store: session.JournaledWrites) makes those store hits count as this
+it when there is a store: runs.journal.JournaledWrites) makes those store hits count as this
 run's energy, once, so the totals match an unbroken run's too. A resume
 keeps the seed, search settings and evaluator kind recorded in run.json, runs on the store
 run.json records from any working directory, holds the run directory's lock, and refuses

@@ -22,10 +22,10 @@ from gi_energy.report.plots import write_front_png
 from gi_energy.report.progress import Progress, format_energy, meter_line
 from gi_energy.report.run import RunResult
 from gi_energy.runs.interrupts import InterruptGate
-from gi_energy.runs.journal import TrainedJournal
+from gi_energy.runs.journal import JournaledWrites, TrainedJournal
 from gi_energy.runs.pacing import Pacer
 from gi_energy.runs.tables import EvaluationLines
-from gi_energy.tasks.results import Evaluation, Outcome
+from gi_energy.tasks.results import Outcome
 
 from .checkpoint import Checkpoint, CheckpointWriter
 from .loop import EvaluatorLike, SearchLoop
@@ -80,56 +80,6 @@ def run_in(problem: Problem, evaluator: EvaluatorLike, termination: AnyOf, rd, c
     finally:
         gate.close()
         journal.close()
-
-
-class JournaledWrites:
-    """``evaluator`` as the search sees it when it trains into ``store``: every evaluation
-    the store writes is journaled inside that write, before it commits
-    (:meth:`Store.notifying`). The store and the journal were written one after the
-    other: a kill -9 between the two left a stored evaluation the run did not know it had
-    trained, which a resume then took from the store as another run's, its energy lost
-    from the run's totals. And from the journal line until the search has the evaluation
-    in its records (the search's ``on_result``), ``gate`` holds SIGINT and SIGTERM, as
-    the search's own journaling does (:mod:`gi_energy.runs.interrupts`): an interrupted
-    run's files show every evaluation it journaled. Every other attribute is
-    ``evaluator``'s."""
-
-    def __init__(self, evaluator: EvaluatorLike, store: Store, journal: TrainedJournal, gate: InterruptGate):
-        self.inner, self.store, self.journal, self.gate = evaluator, store, journal, gate
-        self.held: set[tuple[str, int]] = set()  # journaled, not yet reported to the search
-
-    def __getattr__(self, name: str):
-        return getattr(self.inner, name)
-
-    def stored(self, ev: Evaluation) -> None:
-        """The store's callback, inside its write: hold the gate, journal ``ev``."""
-        item = (ev.key, int(ev.repeat))
-        if item not in self.held:  # a write retried whole (a locked store) holds once
-            self.gate.__enter__()
-            self.held.add(item)
-        self.journal.record(ev)
-
-    def evaluate(self, genomes, on_result=None):
-        def reported(ev: Evaluation, cached: bool) -> None:
-            try:
-                if on_result is not None:
-                    on_result(ev, cached)
-            finally:
-                self._release((ev.key, int(ev.repeat)))
-
-        try:
-            with self.store.notifying(self.stored):
-                return self.inner.evaluate(genomes, reported)
-        finally:
-            # A write that failed after its journal line, or an evaluator that stopped
-            # before reporting: let the gate go (only the last release can deliver a signal).
-            for item in list(self.held):
-                self._release(item)
-
-    def _release(self, item: tuple[str, int]) -> None:
-        if item in self.held:
-            self.held.discard(item)
-            self.gate.__exit__(None, None, None)
 
 
 def _run_search(problem: Problem, evaluator: EvaluatorLike, termination: AnyOf, rd, checkpoint: Checkpoint | None,
