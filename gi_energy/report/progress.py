@@ -125,9 +125,11 @@ def _aligned(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 class Progress:
     """Progress of a search on ``stream`` (stdout by default)."""
 
-    def __init__(self, stream: TextIO | None = None, *, live: bool | None = None):
+    def __init__(self, stream: TextIO | None = None, *, live: bool | None = None, width: int | None = None):
         self.stream = stream or sys.stdout
         self.live = self.stream.isatty() if live is None else live
+        self.width = width  # None: the terminal's, asked at each redraw (it may be resized)
+        self._drawn = 0  # characters of the bar now on the terminal's line
         self.generation = 0
         self.generations: int | None = None
         self.expected = 0
@@ -141,6 +143,19 @@ class Progress:
     def _write(self, text: str) -> None:
         self.stream.write(text)
         self.stream.flush()
+
+    def _redraw(self, line: str, end: str = "") -> None:
+        """The bar again over the one on the terminal's line: "\r" only returns to the
+        start of the last row, so a line wider than the terminal (it wrapped) would leave
+        a new row at every redraw; it is cut to the width, and spaces cover what a longer
+        one before it left. With ``end`` (the generation's last line) it is written whole."""
+        if not end:
+            width = self.width or shutil.get_terminal_size((100, 24)).columns
+            if len(line) >= width:  # the figures matter more than the picture of them
+                line = line.replace(f"[{self._bar()}] ", "", 1)
+            line = line[:max(width - 1, 1)]
+        self._write("\r" + line + " " * max(self._drawn - len(line), 0) + end)
+        self._drawn = 0 if end else len(line)
 
     def warn(self, text: str) -> None:
         """A warning line on stderr (the terminal's, whatever ``stream`` is)."""
@@ -161,7 +176,7 @@ class Progress:
         self.energy_j = float(totals.get("energy_spent_j", 0.0))
         self.energy_unknown = int(totals.get("energy_unknown", 0))
         if self.live:
-            self._write("\r" + self._line())
+            self._redraw(self._line())
 
     def result(self, evaluation: Evaluation, cached: bool) -> None:
         self.done += 1
@@ -174,7 +189,7 @@ class Progress:
             else:
                 self.energy_j += e
         if self.live:
-            self._write("\r" + self._line())
+            self._redraw(self._line())
 
     def generation_end(self, row: Mapping) -> None:
         self.done = self.expected
@@ -186,11 +201,17 @@ class Progress:
         if self.first_hv is None and isinstance(hv, int | float) and hv > 0:
             self.first_hv = float(hv)
         tail = hv_text(hv, self.first_hv)
-        self._write(("\r" if self.live else "") + self._line() + tail + "\n")
+        if self.live:
+            self._redraw(self._line() + tail, end="\n")
+        else:
+            self._write(self._line() + tail + "\n")
+
+    def _bar(self) -> str:
+        filled = BAR_WIDTH if not self.expected else int(BAR_WIDTH * self.done / self.expected)
+        return "#" * filled + "." * (BAR_WIDTH - filled)
 
     def _line(self) -> str:
-        filled = BAR_WIDTH if not self.expected else int(BAR_WIDTH * self.done / self.expected)
-        bar = "#" * filled + "." * (BAR_WIDTH - filled)
+        bar = self._bar()
         total = f"/{self.generations}" if self.generations is not None else ""
         label = "init" if self.generation == 0 else f"gen {self.generation}{total}"
         return (f"{label:>9} [{bar}] {self.done}/{self.expected} evals | {self.failed} failed | "
