@@ -70,3 +70,20 @@ def test_the_reference_is_named_for_the_run_it_is(tmp_path, command, words):
     assert cmp["reference"]["source"] == f"front of the {command} run {ref}"
     assert cmp["reference"]["command"] == command
     assert f"The reference {words} cost 2 evaluations" in render_report(cmp)
+
+
+def test_runs_in_folders_of_one_name_are_told_apart(tmp_path):
+    """Seeds kept as s1/run, s2/run: report.md named both rows `run`."""
+    a, b = _run(tmp_path / "s1" / "run"), _run(tmp_path / "s2" / "run")
+    other = _run(tmp_path / "solo")
+    text = render_report(gi_energy.compare([a, b, other]))
+    assert "| `s1/run` |" in text and "| `s2/run` |" in text and "| `solo` |" in text
+    assert "| `run` |" not in text
+
+
+def test_run_names_take_as_few_parts_as_tell_runs_apart(tmp_path):
+    from gi_energy.report.markdown import run_names
+
+    paths = [str(tmp_path / "x" / "a" / "run"), str(tmp_path / "y" / "a" / "run"), str(tmp_path / "b")]
+    assert list(run_names(paths).values()) == ["x/a/run", "y/a/run", "b"]
+    assert run_names(["only"]) == {"only": "only"}

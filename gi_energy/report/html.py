@@ -25,6 +25,7 @@ from gi_energy.runs.tables import genome_columns
 
 from .figures import THRESHOLDS
 from .joules import energy_text
+from .markdown import run_names
 from .plots import AXIS_NAMES, is_energy, metric_label
 from .progress import energy_source
 from .run import RunResult
@@ -89,11 +90,12 @@ def _metrics(run: RunResult) -> list[str]:
 
 
 def display_names(runs: Sequence[RunResult]) -> dict[Path, str]:
-    """Each run's label, with its directory's name where several runs share a label."""
+    """Each run's label, with its name (:func:`run_names`) where several runs share a label."""
     counts: dict[str, int] = {}
     for r in runs:
         counts[r.label] = counts.get(r.label, 0) + 1
-    return {r.path: r.label if counts[r.label] == 1 else f"{r.label} · {r.path.name}" for r in runs}
+    names = run_names([str(r.path) for r in runs])
+    return {r.path: r.label if counts[r.label] == 1 else f"{r.label} · {names[str(r.path)]}" for r in runs}
 
 
 def _hover(run: RunResult, o, name: str) -> str:
@@ -174,9 +176,10 @@ def hv_plot(runs: Sequence[RunResult], comparison: Mapping | None, kind: str | N
                         subplot_titles=("against evaluations", "against energy spent"))
     if comparison is not None:
         y_title = "hypervolume / reference front's"
+        names = run_names([r["path"] for r in comparison["runs"]])
         for r in comparison["runs"]:
             t = r["trajectory"]
-            name = ("reference (grid order)" if r["reference"] else r["label"]) + f" · {Path(r['path']).name}"
+            name = ("reference (grid order)" if r["reference"] else r["label"]) + f" · {names[r['path']]}"
             style = {"color": "black", "width": 2} if r["reference"] else {"width": 1}
             fig.add_trace(go.Scatter(x=t["evaluations"], y=t["hv_ratio"], mode="lines", name=name, line=style,
                                      legendgroup=name), row=1, col=1)
@@ -261,7 +264,8 @@ def _comparison_table(cmp: Mapping, kind: str | None) -> str:
     headers = {"energy": f"energy spent [J] ({kind or 'no reading'})", "hv_ratio": "HV ratio",
                "hv_ratio_front": "HV ratio (front scale)", "igd_plus": "IGD+", "epsilon_additive": "additive ε",
                "coverage": "ref. front covered", "evaluations_to_95": "evaluations to 95 % HV"}
-    rows = [{"run": Path(r["path"]).name + (" (reference)" if r["reference"] else ""), "method": r["label"],
+    names = run_names([r["path"] for r in cmp["runs"]])
+    rows = [{"run": names[r["path"]] + (" (reference)" if r["reference"] else ""), "method": r["label"],
              "evaluations": r["evaluations"], "front": r["front_size"],
              "energy": r["energy_spent_j"] if not r.get("energy_unknown")
              else energy_text(r.get("energy_known_j"), r["energy_unknown"], ".4g"),

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .figures import ENERGY_METRIC
 from .joules import energy_text
 from .stats import finite
+
+
+def run_names(paths: Sequence) -> dict[str, str]:
+    """Each run's name in a table: its directory's name, or as many of its last path parts
+    as tell it from the others (``s1/run`` and ``s2/run``, where both were "run")."""
+    parts = {str(p): Path(p).resolve().parts for p in paths}
+    names = {}
+    for p, mine in parts.items():
+        others = [q for o, q in parts.items() if o != p]
+        k = 1
+        while k < len(mine) and any(q[-k:] == mine[-k:] for q in others):
+            k += 1
+        names[p] = "/".join(mine[-k:])
+    return names
 
 
 def _f(x, spec=".3f") -> str:
@@ -39,10 +53,10 @@ def _headline_row(name: str, h: Mapping | None, metric: str) -> str:
             f"{c[ENERGY_METRIC]:.4g} | **{100 * h['saving']:.1f}%** |")
 
 
-def _headline(cmp: Mapping) -> list[str]:
+def _headline(cmp: Mapping, names: Mapping[str, str]) -> list[str]:
     """The headline section: the saving for at most one point of the headline's metric
     (accuracy, else the problem's one maximised quality objective), or the one line that
-    says why there is none."""
+    says why there is none; ``names``: :func:`run_names` of the runs."""
     about = cmp.get("headline") or {"metric": "accuracy"}  # written before the key: accuracy
     metric = about["metric"]
     if metric is None:
@@ -63,7 +77,7 @@ def _headline(cmp: Mapping) -> list[str]:
     if len(runs) <= 12:
         for r in runs:
             if not r["reference"]:
-                lines.append(_headline_row(f"{r['label']} `{Path(r['path']).name}`", r["headline"], metric))
+                lines.append(_headline_row(f"{r['label']} `{names[r['path']]}`", r["headline"], metric))
     return lines
 
 
@@ -83,6 +97,7 @@ def render_report(cmp: Mapping) -> str:
     obj = cmp["objectives"]
     ref = cmp["reference"]
     runs = cmp["runs"]
+    names = run_names([r["path"] for r in runs])
     any_replayed = any(r["replayed"] for r in runs)
     all_measured = all(r["measured"] for r in runs)
     lines = ["# Front comparison", ""]
@@ -108,13 +123,13 @@ def render_report(cmp: Mapping) -> str:
         notes.append("Some energies are **estimated**, not measured (see each run's meter in run.json).")
     unfinished = [r for r in runs if _unfinished(r)]
     if unfinished:
-        notes.append("Not every run finished: " + ", ".join(f"`{Path(r['path']).name}` ({r['status']})"
+        notes.append("Not every run finished: " + ", ".join(f"`{names[r['path']]}` ({r['status']})"
                                                             for r in unfinished)
                      + "; each is compared on what it had evaluated when it stopped (`--resume` continues an "
                        "interrupted run).")
     lines += [""] + notes if notes else []
 
-    lines += _headline(cmp)
+    lines += _headline(cmp, names)
 
     lines += ["", "## Per method: median [interquartile range]", "",
               "| method | runs | HV ratio | HV ratio (front scale) | IGD+ | additive ε | ref. front covered | evaluations | energy spent (J) |"
@@ -144,7 +159,7 @@ def render_report(cmp: Mapping) -> str:
     for r in runs:
         to = " / ".join(_f(r[f"evaluations_to_{t}"], "d") if r[f"evaluations_to_{t}"] is not None else "–"
                         for t in (90, 95, 99))
-        name = Path(r["path"]).name + (" (reference)" if r["reference"] else "") \
+        name = names[r["path"]] + (" (reference)" if r["reference"] else "") \
             + (f" ({r['status']})" if _unfinished(r) else "")
         lines.append(f"| `{name}` | {r['label']} | {r['seed'] if r['seed'] is not None else '–'} | {r['evaluations']} | "
                      f"{r['trained']} | {_spent(r)} | {r['front_size']} | {_f(r['hv_ratio'], '.4f')} | "
