@@ -87,3 +87,14 @@ def test_run_names_take_as_few_parts_as_tell_runs_apart(tmp_path):
     paths = [str(tmp_path / "x" / "a" / "run"), str(tmp_path / "y" / "a" / "run"), str(tmp_path / "b")]
     assert list(run_names(paths).values()) == ["x/a/run", "y/a/run", "b"]
     assert run_names(["only"]) == {"only": "only"}
+
+
+def test_report_md_names_every_file_compare_writes(tmp_path):
+    """Its "Files:" line left out report.html, which compare writes beside it."""
+    out = tmp_path / "cmp"
+    result = CliRunner().invoke(main, ["compare", str(_run(tmp_path / "a")), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    files_line = next(line for line in (out / "report.md").read_text().splitlines() if line.startswith("Files:"))
+    written = sorted(p.name for p in out.iterdir())
+    assert "report.html" in written
+    assert [name for name in written if f"`{name}`" not in files_line] == ["report.md"]

@@ -175,5 +175,6 @@ def render_report(cmp: Mapping) -> str:
               "missing the total is unknown: the known joules are shown with the count of unknown readings "
               "(\"12.3 + 4 unknown\"), never as 0.", "",
               "Files: `comparison.json` (every figure), `fronts.png` (fronts over the reference), "
-              "`hv_history.png` (hypervolume ratio against evaluations and joules spent).", ""]
+              "`hv_history.png` (hypervolume ratio against evaluations and joules spent), `report.html` (the "
+              "fronts, hypervolume and front tables, interactive; with plotly installed).", ""]
     return "\n".join(lines)
