@@ -372,3 +372,35 @@ def test_the_store_notifies_inside_its_write_before_the_commit(tmp_path):
         store.put("fp", "c", evaluation(3))  # after the block
         assert [ev.key for ev in seen] == [evaluation(1).key]
         assert store.count() == 3
+
+
+@pytest.mark.slow
+@pytest.mark.reliability
+def test_a_kill_between_the_grid_s_store_write_and_its_journal_loses_nothing(tmp_path):
+    """The grid's points are journaled inside their store writes too: a point stored just
+    before a kill -9 is the run's on resume (spent, its joules in the run's total), once."""
+    problem = tmp_path / "tiny.toml"
+    problem.write_text(TINY.replace("width = [2, 4]", "width = [2, 4, 8]"))
+    (tmp_path / "killer.py").write_text(KILLER)
+    run, store, note = tmp_path / "grid", tmp_path / "store.sqlite", tmp_path / "killed.json"
+    env = {**os.environ, "KILL_AFTER_PUT": "2", "KILL_SIGNAL": str(int(signal.SIGKILL)), "KILL_NOTE": str(note)}
+    killed = subprocess.run([sys.executable, tmp_path / "killer.py", "grid", problem, "--out", run,
+                             "--store", store], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300, preexec_fn=_sigint_default)
+    assert killed.returncode == -9, killed.stderr
+    last = json.loads(note.read_text())
+    last = (last["key"], int(last["repeat"]))
+    stored = _store_rows(store)
+    assert len(stored) == 2 and last in stored
+    resumed = subprocess.run(cli("grid", problem, "--resume", run), cwd=tmp_path, capture_output=True,
+                             text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    info = json.loads((run / "run.json").read_text())
+    rows = _rows(run)
+    keys = [(r["key"], int(r["repeat"])) for r in rows]
+    assert info["status"] == "complete" and keys.count(last) == 1 and len(keys) == 3
+    assert all(r["spent"] == "true" for r in rows)  # the killed point's too: not another run's
+    assert {k: v for k, v in _store_rows(store).items() if k in stored} == stored and _superseded(store) == 0
+    assert sorted(_journal(run)) == sorted(keys)
+    assert info["trained"] == 3
+    assert info["energy_spent_j"] == pytest.approx(sum(float(r["energy_spent_j"]) for r in rows))

@@ -35,7 +35,7 @@ from gi_energy.report.progress import (
 from gi_energy.report.run import RunResult
 from gi_energy.runs.files import default_run_dir, now_iso
 from gi_energy.runs.interrupts import InterruptGate
-from gi_energy.runs.journal import TrainedJournal
+from gi_energy.runs.journal import JournaledWrites, TrainedJournal
 from gi_energy.runs.lock import RunLock, create_locked
 from gi_energy.runs.pacing import Pacer
 from gi_energy.runs.rundir import RunDirectory, check_identity, evaluator_settings
@@ -176,7 +176,7 @@ def run_grid(problem, *, out=None, store=None, workers: int | None = None, resum
 
             evaluator = stack.enter_context(Evaluator(problem, store_obj, workers=n_workers))
             rd.update_run_json(store=str(store_path))
-        return _run(problem, rd, genomes, done, history, ref, evaluator, objectives, echo, warn)
+        return _run(problem, rd, genomes, done, history, ref, evaluator, objectives, echo, warn, store_obj)
 
 
 def _reopen(problem, resume, stack: contextlib.ExitStack) -> RunDirectory:
@@ -213,10 +213,11 @@ def _resumed(rd: RunDirectory, genomes):
 
 
 def _run(problem, rd: RunDirectory, genomes: Sequence[Genome], done: list[Outcome], history: list[dict], ref,
-         evaluator, objectives, echo: Echo, warn: Echo) -> GridResult:
+         evaluator, objectives, echo: Echo, warn: Echo, store=None) -> GridResult:
     journal = TrainedJournal(rd.path, durable=not getattr(evaluator, "replayed", False))
     try:
-        return _run_batches(problem, rd, genomes, done, history, ref, evaluator, objectives, echo, warn, journal)
+        return _run_batches(problem, rd, genomes, done, history, ref, evaluator, objectives, echo, warn, journal,
+                            store)
     finally:
         journal.close()
 
@@ -249,7 +250,8 @@ def _finished(pending: dict[str, list[Evaluation]], cached: dict[str, bool], rep
 
 
 def _run_batches(problem, rd: RunDirectory, genomes: Sequence[Genome], done: list[Outcome], history: list[dict],
-                 ref, evaluator, objectives, echo: Echo, warn: Echo, journal: TrainedJournal) -> GridResult:
+                 ref, evaluator, objectives, echo: Echo, warn: Echo, journal: TrainedJournal,
+                 store=None) -> GridResult:
     have = {o.key for o in done}
     todo = [g for g in genomes if g.key not in have]
     outcomes = list(done)
@@ -272,6 +274,8 @@ def _run_batches(problem, rd: RunDirectory, genomes: Sequence[Genome], done: lis
     pending: dict[str, list[Evaluation]] = {}
     pending_cached: dict[str, bool] = {}
     gate = InterruptGate().open()
+    if store is not None:  # each evaluation journaled inside its store write, as evolve's (runs.journal)
+        evaluator = JournaledWrites(evaluator, store, journal, gate)
     try:
         for start, stop in batches(len(todo), problem.evaluation.workers):
             batch = todo[start:stop]
