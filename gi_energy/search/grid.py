@@ -23,15 +23,10 @@ from gi_energy.errors import ProblemError, RunInterrupted, UsageError
 from gi_energy.evaluation.store import default_store_path, resume_store_path
 from gi_energy.pareto import front_outcomes, nondominated, ok_points
 from gi_energy.problems.arrays import with_arrays
+from gi_energy.report.grid_lines import GridProgress, estimate_line, summary_text
 from gi_energy.report.indicators import hypervolume
 from gi_energy.report.plots import write_front_png
-from gi_energy.report.progress import (
-    format_value,
-    front_table,
-    meter_line,
-    progress_for,
-    varying_columns,
-)
+from gi_energy.report.progress import meter_line, progress_for, varying_columns
 from gi_energy.report.run import RunResult
 from gi_energy.runs.files import default_run_dir, now_iso
 from gi_energy.runs.interrupts import InterruptGate
@@ -280,7 +275,7 @@ def _run_batches(problem, rd: RunDirectory, genomes: Sequence[Genome], done: lis
         for start, stop in batches(len(todo), problem.evaluation.workers):
             batch = todo[start:stop]
             t0 = time.perf_counter()
-            progress = _Progress(echo, len(outcomes), n_total)
+            progress = GridProgress(echo, len(outcomes), n_total)
             pending.clear()
             pending_cached.clear()
 
@@ -324,7 +319,7 @@ def _run_batches(problem, rd: RunDirectory, genomes: Sequence[Genome], done: lis
             left = n_total - len(outcomes)
             if not estimated and new and left:
                 estimated = True
-                echo(_estimate(new, wall_s, left, problem.evaluation.workers, evaluator.measured))
+                echo(estimate_line(new, wall_s, left, problem.evaluation.workers, evaluator.measured))
             echo(f"batch {len(history) - 1}: {len(outcomes)}/{n_total} done, {len(new)} trained in {wall_s:.1f} s, "
                  f"{spent_j:.1f} J spent so far, front {len(front)}")
         status = "complete"
@@ -347,62 +342,10 @@ def _run_batches(problem, rd: RunDirectory, genomes: Sequence[Genome], done: lis
             write_front_png(rd.path, outcomes, objectives, front, label=f"{problem.name} grid")
         rd.update_run_json(status=status, evaluations=len(outcomes), trained=trained, energy_spent_j=spent_j,
                            energy_unknown=unknown, finished_at=now_iso())
-    echo(_summary(front, objectives, len(outcomes), trained, spent_j, evaluator.measured,
+    echo(summary_text(front, objectives, len(outcomes), trained, spent_j, evaluator.measured,
                   varying_columns(outcomes)))
     return GridResult(run_dir=rd.path, outcomes=outcomes, front=front, history=history, energy_spent_j=spent_j,
                       energy_unknown=unknown, trained=trained, measured=bool(evaluator.measured))
-
-
-class _Progress:
-    """One line per finished evaluation: [done/total] status, objectives, genome."""
-
-    def __init__(self, echo: Echo, done: int, total: int):
-        self.echo, self.done, self.total = echo, done, total
-        self.width = len(str(total))
-
-    def __call__(self, ev: Evaluation, cached: bool) -> None:
-        if ev.repeat == 0:
-            self.done += 1
-        where = "stored" if cached else f"{ev.wall_time_s:.1f} s" if ev.wall_time_s is not None else ""
-        if ev.ok:
-            e = ev.inference_energy_j_per_1k
-            what = (f"acc {ev.val_accuracy:.4f}  inference {format_value(e)} J/1k  "
-                    f"train {format_value(ev.train_energy_j)} J")
-        else:
-            what = f"{ev.status}: {ev.reason or ''}"
-            if len(what) > 100:  # said, not silently cut: the whole reason is in evaluations.csv
-                what = what[:100] + "... (whole reason in evaluations.csv)"
-        rep = f" r{ev.repeat}" if ev.repeat else ""
-        self.echo(f"[{self.done:>{self.width}}/{self.total}]{rep} {what}  ({where})  {ev.genome.key}")
-
-
-def _estimate(new: Sequence[Outcome], wall_s: float, left: int, workers: int, measured: bool) -> str:
-    # From the evaluations' own wall times where known: the first batch's wall time also
-    # holds the workers' start-up, which the remaining batches do not pay again.
-    walls = [sum(e.wall_time_s or 0.0 for e in o.evaluations) for o in new]
-    per_s = sum(walls) / len(new) / max(workers, 1) if all(walls) else wall_s / len(new)
-    energies = [o.energy_spent_j for o in new if o.energy_spent_j is not None]
-    kind = "measured" if measured else "estimated"
-    text = f"estimate for the remaining {left} points: ~{_duration(per_s * left)}"
-    if energies:
-        text += f" and ~{np.mean(energies) * left:.0f} J ({kind} energy, from the first batch)"
-    return text + "; stored points take no time"
-
-
-def _duration(s: float) -> str:
-    if s < 90:
-        return f"{s:.0f} s"
-    if s < 5400:
-        return f"{s / 60:.0f} min"
-    return f"{s / 3600:.1f} h"
-
-
-def _summary(front: Sequence[Outcome], objectives, n: int, trained: int, spent_j: float, measured: bool,
-             keys: Sequence[str]) -> str:
-    kind = "measured" if measured else "estimated"
-    lines = [f"grid done: {n} points ({trained} trained now), {spent_j:.1f} J {kind}; front of {len(front)}:"]
-    lines += ["  " + line for line in front_table(front, objectives, keys=keys).splitlines()]
-    return "\n".join(lines)
 
 
 def cli_grid(problem, out=None, store=None, workers=None, resume=None) -> GridResult:

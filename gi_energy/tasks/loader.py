@@ -129,9 +129,10 @@ def bind(problem: Problem) -> Problem:
     on disk now, which the fingerprint names, are what its workers evaluate. A built-in
     task needs nothing more than the pins."""
     data = None if problem.dataset.path is None else file_state(problem.dataset.path)
-    problem = dataclasses.replace(problem, pinned=Pins(dataset=data))  # the code on disk, not an earlier pin
+    if problem.pinned != Pins(dataset=data):  # the code on disk, not an earlier pin
+        problem = dataclasses.replace(problem, pinned=Pins(dataset=data))
     if problem.task is None:
-        return problem
+        return problem  # (the same object when there is nothing to pin)
     task = task_for(problem)
     declared = tuple(task.metrics)
     space = problem.space
