@@ -404,3 +404,36 @@ def test_a_kill_between_the_grid_s_store_write_and_its_journal_loses_nothing(tmp
     assert sorted(_journal(run)) == sorted(keys)
     assert info["trained"] == 3
     assert info["energy_spent_j"] == pytest.approx(sum(float(r["energy_spent_j"]) for r in rows))
+
+
+def test_resuming_a_complete_grid_changes_nothing(tmp_path, problem_file):
+    run, store = tmp_path / "g", tmp_path / "s.sqlite"
+    done = subprocess.run(cli("grid", problem_file, "--out", run, "--store", store), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    before, stored = _everything(run), store.read_bytes()
+    again = subprocess.run(cli("grid", problem_file, "--resume", run), cwd=tmp_path, capture_output=True,
+                           text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"{run} is already complete: all 2 points are in it; nothing was run or changed" in again.stdout
+    assert "grid done: 2 points (2 trained now)" in again.stdout  # its summary and front, as it stands
+    assert _everything(run) == before and store.read_bytes() == stored
+
+
+def test_resuming_a_grid_with_a_point_missing_goes_on(tmp_path):
+    import gi_energy
+    from gi_energy.runs.replay import SyntheticEvaluator
+    from gi_energy.search.grid import run_grid
+
+    problem = gi_energy.load_problem("quickstart")
+    first = run_grid(problem, out=tmp_path / "g", evaluator=SyntheticEvaluator(problem))
+    assert len(first.outcomes) == 12
+    again = run_grid(problem, resume=tmp_path / "g", evaluator=SyntheticEvaluator(problem))
+    assert [o.key for o in again.outcomes] == [o.key for o in first.outcomes]
+    assert again.trained == first.trained and again.energy_spent_j == first.energy_spent_j
+    # A run.json that says complete over files missing a point (a grid widened by hand, a
+    # file cut short) is no reason to stop: the missing point is run.
+    lines = (tmp_path / "g" / "evaluations.csv").read_text().splitlines(keepends=True)
+    (tmp_path / "g" / "evaluations.csv").write_text("".join(lines[:-1]))
+    more = run_grid(problem, resume=tmp_path / "g", evaluator=SyntheticEvaluator(problem))
+    assert len(more.outcomes) == 12

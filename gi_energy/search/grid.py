@@ -132,7 +132,11 @@ def run_grid(problem, *, out=None, store=None, workers: int | None = None, resum
         # The run directory's lock before the store: a run refused because another process
         # works in the folder (or it holds a run already) creates and changes nothing.
         if resume is not None:
-            rd = _reopen(problem, resume, stack)
+            rd, lock = _reopen(problem, resume, stack)
+            finished = _complete_as_is(rd, genomes, problem, echo)
+            if finished is not None:
+                return finished
+            lock.acquire()  # names this process in the lock file, now that it goes on
         else:
             path = Path(out) if out is not None else default_run_dir(problem, "grid", problem.output.directory)
             early = RunLock(path)
@@ -174,9 +178,9 @@ def run_grid(problem, *, out=None, store=None, workers: int | None = None, resum
         return _run(problem, rd, genomes, done, history, ref, evaluator, objectives, echo, warn, store_obj)
 
 
-def _reopen(problem, resume, stack: contextlib.ExitStack) -> RunDirectory:
+def _reopen(problem, resume, stack: contextlib.ExitStack) -> tuple[RunDirectory, RunLock]:
     """The grid run ``resume``, checked against ``problem`` and locked (the lock held by
-    ``stack``); nothing written yet."""
+    ``stack``, not yet naming this process in its file); nothing written yet."""
     rd = RunDirectory.open(resume)
     info = rd.read_run_json()
     if info.get("command") != "grid":
@@ -187,8 +191,31 @@ def _reopen(problem, resume, stack: contextlib.ExitStack) -> RunDirectory:
                          f"this problem {problem.fingerprint()}{': ' + change if change else ''})")
     check_identity(rd.path, info, run_identity(problem, "grid"))
     # Before the first write: a second resume of the folder stops here, touching nothing.
-    stack.enter_context(RunLock(rd.path))
-    return rd
+    lock = RunLock(rd.path)
+    stack.callback(lock.release)
+    if not lock.acquire_existing():  # a run from before lock files: one is made
+        lock.acquire()
+    return rd, lock
+
+
+def _complete_as_is(rd: RunDirectory, genomes: Sequence[Genome], problem, echo: Echo) -> GridResult | None:
+    """A grid run that says it is complete and holds every point: its result as it
+    stands, said so, with nothing run, opened or written (a resume would only rewrite
+    run.json's times and redraw front.png). None where a point is missing: it goes on."""
+    info = rd.read_run_json()
+    if info.get("status") != "complete" or not rd.has_results():
+        return None
+    outcomes = rd.read_outcomes()
+    if {g.key for g in genomes} - {o.key for o in outcomes}:
+        return None
+    front = front_outcomes(outcomes, problem.objectives, problem.constraints)
+    trained, spent_j = int(info.get("trained") or 0), float(info.get("energy_spent_j") or 0.0)
+    echo(f"{rd.path} is already complete: all {len(genomes)} points are in it; nothing was run or changed")
+    echo(summary_text(front, problem.objectives, len(outcomes), trained, spent_j, bool(info.get("measured")),
+                      varying_columns(outcomes)))
+    return GridResult(run_dir=rd.path, outcomes=outcomes, front=front, history=rd.read_history(),
+                      energy_spent_j=spent_j, energy_unknown=int(info.get("energy_unknown") or 0),
+                      trained=trained, measured=bool(info.get("measured")))
 
 
 def _resumed(rd: RunDirectory, genomes):
