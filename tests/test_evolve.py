@@ -406,7 +406,7 @@ def test_resume_refuses_a_grid_run(tmp_path):
 
     problem, grid = _grid_run(tmp_path)
     before = {f.name: f.read_bytes() for f in grid.iterdir() if f.is_file()}
-    with pytest.raises(UsageError, match=r"grid: a 'grid' run, not an evolve run"):
+    with pytest.raises(UsageError, match=r"grid: a grid run, not an evolve run"):
         evolve(problem, resume=grid, evaluator=FakeEvaluator(), plot=False)
     result = CliRunner().invoke(main, ["evolve", "quickstart", "--resume", str(grid)])
     assert result.exit_code == 2 and "not an evolve run" in result.output
@@ -466,6 +466,40 @@ def test_cli_resume_refuses_another_population(tmp_path):
     info = json.loads((tmp_path / "e" / "run.json").read_text())
     assert info["settings"]["population"] == 6 and info["settings"]["replayed"] is True
     assert info["generation"] == 3
+
+
+def test_cli_resume_refuses_a_problem_file_edited_since_naming_the_keys(tmp_path):
+    """The README's promise: a resume given a problem file that now says another seed or
+    search setting than the run took from it is refused, naming the keys (they used to be
+    replaced by the recorded ones in silence). A value the run's own flags set stays theirs."""
+    from click.testing import CliRunner
+
+    from gi_energy.cli import main
+
+    _, grid = _grid_run(tmp_path)
+    from gi_energy.config.parse import resolve_problem_path
+
+    text = resolve_problem_path("quickstart").read_text()
+    (tmp_path / "q.toml").write_text(text)
+    first = CliRunner().invoke(main, ["evolve", str(tmp_path / "q.toml"), "--replay", str(grid), "--population", "6",
+                                      "--generations", "1", "--out", str(tmp_path / "e")])
+    assert first.exit_code == 0, first.output
+    before = {p.name: p.read_bytes() for p in (tmp_path / "e").iterdir() if p.is_file()}
+    edited = text.replace("seed = 1", "seed = 7").replace("[search]", "[search]\ncrossover_prob = 0.5")
+    assert edited.count("seed = 7") == 1
+    (tmp_path / "q.toml").write_text(edited)
+    refused = CliRunner().invoke(main, ["evolve", str(tmp_path / "q.toml"), "--resume", str(tmp_path / "e"),
+                                        "--generations", "2"])
+    assert refused.exit_code == 2, refused.output
+    line = refused.output.strip()
+    assert "[problem] seed 7 (the run's: 1)" in line and "[search] crossover_prob 0.5 (the run's: 0.9)" in line
+    assert "population" not in line  # 6 came from the run's flag, not the file's 16
+    assert {p.name: p.read_bytes() for p in (tmp_path / "e").iterdir() if p.is_file()} == before
+    # the run's own problem, or the file put back, goes on
+    (tmp_path / "q.toml").write_text(text.replace("population = 16", "population = 24"))  # a flag's key: fine
+    again = CliRunner().invoke(main, ["evolve", str(tmp_path / "q.toml"), "--resume", str(tmp_path / "e"),
+                                      "--generations", "2"])
+    assert again.exit_code == 0, again.output
 
 
 class HookedReplay:

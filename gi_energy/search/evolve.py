@@ -32,7 +32,7 @@ from gi_energy.problems.arrays import with_arrays
 from gi_energy.report.progress import Progress, progress_for
 from gi_energy.report.run import RunResult
 from gi_energy.runs.lock import RunLock, create_locked
-from gi_energy.runs.rundir import check_identity, evaluator_settings
+from gi_energy.runs.rundir import check_identity, evaluator_settings, run_kind
 from gi_energy.tasks.loader import bind
 
 from .checkpoint import load_checkpoint
@@ -95,6 +95,8 @@ def _resume_problem(problem: Problem, info: Mapping, recorded: Mapping, seed: in
     overrides; a different seed, population or other setting asked for is refused (the
     message names the argument as the caller spelled it: ``cli``, a flag)."""
     rec_seed = info.get("seed", recorded.get("seed"))
+    if cli and isinstance(recorded.get("flags"), Mapping):
+        _check_file_unchanged(problem, rec_seed, recorded, path)
     if rec_seed is not None:
         if seed is not None and int(seed) != int(rec_seed):
             raise UsageError(f"{path} ran with seed {rec_seed}; a resumed run keeps its seed "
@@ -108,6 +110,27 @@ def _resume_problem(problem: Problem, info: Mapping, recorded: Mapping, seed: in
                              f"drop {_arg(k, v, cli)}, or start a new run")
         kept[k] = v
     return dataclasses.replace(problem, search=dataclasses.replace(problem.search, **kept))
+
+
+def _check_file_unchanged(problem: Problem, rec_seed, recorded: Mapping, path: Path) -> None:
+    """A command-line resume given a problem file: refuse it when the file now says
+    another seed or search setting (budgets aside) than the run took from its file, naming
+    the keys (a value the run's own flags set is the flags', not the file's)."""
+    flags = recorded["flags"]
+    changed = []
+    if "seed" not in flags and rec_seed is not None and problem.seed != int(rec_seed):
+        changed.append(("[problem] seed", rec_seed, problem.seed))
+    for f in dataclasses.fields(SearchConfig):
+        k = f.name
+        if k in RESUME_BUDGETS or k in flags or k not in recorded:
+            continue
+        if getattr(problem.search, k) != recorded[k]:
+            changed.append((f"[search] {k}", recorded[k], getattr(problem.search, k)))
+    if changed:
+        said = "; ".join(f"{key} {now!r} (the run's: {then!r})" for key, then, now in changed)
+        raise UsageError(f"{problem.source} differs from the problem {path} ran: {said}. A resumed run keeps "
+                         f"them: put them back, resume with the run's own problem (gi-energy evolve --resume "
+                         f"{path}), or start a new run")
 
 
 def _searched(problem: Problem, evaluator) -> Problem:
@@ -213,7 +236,7 @@ def evolve(
         rd = RunDirectory.open(resume)
         info = rd.read_run_json()
         if info.get("command") != "evolve":
-            raise UsageError(f"{rd.path}: a {info.get('command')!r} run, not an evolve run; evolve --resume only "
+            raise UsageError(f"{rd.path}: {run_kind(info.get('command'))}, not an evolve run; evolve --resume only "
                              "continues evolve runs (a grid run resumes with gi-energy grid --resume)")
         if info.get("fingerprint") not in (None, problem.fingerprint()):
             change = problem.fingerprint_change(info.get("fingerprint_parts"))
@@ -376,8 +399,7 @@ def resumed_problem(resume, command: str) -> Problem:
         raise UsageError("missing PROBLEM (or --resume RUN_DIR, which takes the run's own problem)")
     run = RunResult(resume)
     if run.command != command:
-        article = "an" if command[0] in "aeiou" else "a"
-        raise UsageError(f"{resume}: a {run.command!r} run, not {article} {command} run; resume it with "
+        raise UsageError(f"{resume}: {run_kind(run.command)}, not {run_kind(command)}; resume it with "
                          f"gi-energy {run.command} --resume {resume}")
     return run.problem
 
