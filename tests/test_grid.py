@@ -125,7 +125,7 @@ def test_grid_resume_refuses_an_evolve_run(problem, tmp_path):
     from gi_energy.errors import UsageError
 
     RunDirectory.create(tmp_path / "e", problem, "evolve", {})
-    with pytest.raises(UsageError, match=r"e: a 'evolve' run, not a grid run"):
+    with pytest.raises(UsageError, match=r"e: an evolve run, not a grid run"):
         run_grid(problem, resume=tmp_path / "e", evaluator=SyntheticEvaluator(problem), **_quiet())
     assert not (tmp_path / "e" / "evaluations.csv").exists()
 

@@ -89,7 +89,7 @@ def test_only_a_grid_run_can_be_replayed(grid_run, tmp_path):
     problem, _, res = grid_run
     rd = RunDirectory.create(tmp_path / "evo", problem, "evolve", {})
     rd.write_results(res.outcomes, problem.objectives, [])
-    with pytest.raises(UsageError, match=r"evo: a 'evolve' run, not a grid run"):
+    with pytest.raises(UsageError, match=r"evo: an evolve run, not a grid run"):
         ReplayEvaluator(problem, tmp_path / "evo")
     result = CliRunner().invoke(main, ["evolve", "quickstart", "--replay", str(tmp_path / "evo"),
                                        "--out", str(tmp_path / "out")])

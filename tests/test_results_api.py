@@ -201,7 +201,7 @@ def test_resume_without_problem(tmp_path, monkeypatch):
     assert again.exit_code == 0, again.output
     assert gi_energy.open_run(tmp_path / "evo").history[-1]["generation"] == 2
     wrong = cli.invoke(main, ["evolve", "--resume", str(tmp_path / "grid")])
-    assert wrong.exit_code == 2 and "a 'grid' run, not an evolve run" in wrong.output
+    assert wrong.exit_code == 2 and "a grid run, not an evolve run" in wrong.output
     missing = cli.invoke(main, ["evolve"])
     assert missing.exit_code == 2 and "--resume" in missing.output
     assert cli.invoke(main, ["grid"]).exit_code == 2

@@ -149,7 +149,7 @@ def test_refusals_are_word_for_word(tmp_path, problem):
     evo = _table(tmp_path / "evo", problem, table, command="evolve")
     with pytest.raises(UsageError) as err:
         ReplayEvaluator(problem, evo)
-    assert str(err.value) == (f"{evo}: a 'evolve' run, not a grid run; replay needs a finished grid run "
+    assert str(err.value) == (f"{evo}: an evolve run, not a grid run; replay needs a finished grid run "
                               "(gi-energy grid), whose evaluations.csv covers the whole grid")
     grid = _table(tmp_path / "grid", problem, table)
     other = load_problem("wine")

@@ -22,7 +22,7 @@ from gi_energy.meters.reading import Reading
 from gi_energy.tasks.loader import bind
 from gi_energy.tasks.results import Evaluation, Outcome
 
-from .rundir import RunDirectory
+from .rundir import RunDirectory, run_kind
 
 
 class ReplayMissError(GiEnergyError):
@@ -45,7 +45,7 @@ class ReplayEvaluator(LookupEvaluator):
         info = self.run.read_run_json()
         self.source = Path(grid_run_dir)
         if info.get("command") != "grid":
-            raise UsageError(f"{grid_run_dir}: a {info.get('command')!r} run, not a grid run; replay needs a "
+            raise UsageError(f"{grid_run_dir}: {run_kind(info.get('command'))}, not a grid run; replay needs a "
                              "finished grid run (gi-energy grid), whose evaluations.csv covers the whole grid")
         if info.get("fingerprint") and info["fingerprint"] != problem.fingerprint():
             raise UsageError(f"{grid_run_dir}: recorded for another problem setup (fingerprint "

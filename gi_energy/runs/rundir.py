@@ -107,6 +107,14 @@ def _machine() -> dict:
             "platform": platform.platform()}
 
 
+def run_kind(command) -> str:
+    """A run's command in words: "an evolve run", "a grid run" ("a run of no recorded
+    command" where run.json names none)."""
+    if not command:
+        return "a run of no recorded command"
+    return f"{'an' if str(command)[0] in 'aeiou' else 'a'} {command} run"
+
+
 def check_identity(run_dir, info: Mapping, current: Mapping) -> None:
     """Refuse to resume a run with a problem whose run identity
     (:func:`gi_energy.config.identity.run_identity`) differs from the one its run.json

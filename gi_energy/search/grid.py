@@ -33,7 +33,7 @@ from gi_energy.runs.interrupts import InterruptGate
 from gi_energy.runs.journal import JournaledWrites, TrainedJournal
 from gi_energy.runs.lock import RunLock, create_locked
 from gi_energy.runs.pacing import Pacer
-from gi_energy.runs.rundir import RunDirectory, check_identity, evaluator_settings
+from gi_energy.runs.rundir import RunDirectory, check_identity, evaluator_settings, run_kind
 from gi_energy.tasks.loader import bind
 from gi_energy.tasks.results import Evaluation, Outcome
 
@@ -184,7 +184,7 @@ def _reopen(problem, resume, stack: contextlib.ExitStack) -> tuple[RunDirectory,
     rd = RunDirectory.open(resume)
     info = rd.read_run_json()
     if info.get("command") != "grid":
-        raise UsageError(f"{resume}: a {info.get('command')!r} run, not a grid run; resume it with its own command")
+        raise UsageError(f"{resume}: {run_kind(info.get('command'))}, not a grid run; resume it with its own command")
     if info.get("fingerprint") not in (None, problem.fingerprint()):
         change = problem.fingerprint_change(info.get("fingerprint_parts"))
         raise UsageError(f"{resume}: recorded for another problem setup (fingerprint {info.get('fingerprint')}, "
