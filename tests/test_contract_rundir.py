@@ -78,8 +78,9 @@ def test_a_run_directory_holds_what_the_readme_lists(tmp_path, command):
 
 
 def test_a_table_grid_run_is_as_the_readme_says(tmp_path):
-    """Written whole from the table: its evaluations the table's, its front.csv as any
-    run's. (No front.png and no batches, as the README says: left to the grid's owners.)"""
+    """Written whole from the table: its evaluations the table's, its front.csv and
+    front.png as any run's, nothing trained by the command (and no batches: history.csv
+    has no rows), as the README says."""
     (tmp_path / "bench.csv").write_text("w,accuracy,energy_j\n1,0.5,1\n2,0.7,2\n3,0.6,3\n")
     (tmp_path / "p.toml").write_text('[problem]\nname = "t"\n[table]\npath = "bench.csv"\nconfiguration = ["w"]\n'
                                      '[objectives]\naccuracy = "max"\nenergy_j = "min"\n')
@@ -88,4 +89,6 @@ def test_a_table_grid_run_is_as_the_readme_says(tmp_path):
     run = tmp_path / "g"
     info = json.loads((run / "run.json").read_text())
     assert info["evaluations"] == 3 and info["status"] == "complete"
+    assert (info["trained"], info["energy_spent_j"], info["energy_unknown"]) == (0, 0.0, 0)
     assert set(FRONT) <= set(_header(run / "front.csv"))
+    assert (run / "front.png").read_bytes().startswith(b"\x89PNG")

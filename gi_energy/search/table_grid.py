@@ -10,6 +10,7 @@ from typing import NamedTuple
 from gi_energy.config.problem import Problem
 from gi_energy.errors import UsageError
 from gi_energy.evaluation.table import TableEvaluator
+from gi_energy.report.plots import write_front_png
 from gi_energy.runs.files import default_run_dir
 from gi_energy.runs.lock import create_locked
 from gi_energy.tasks.results import Outcome
@@ -36,7 +37,11 @@ def table_reference(problem: Problem, out: str | Path | None = None) -> TableRef
         # The results first, then "complete": a kill in between leaves a run that says it
         # is unfinished, never one that says complete without its evaluations.csv.
         front = rd.write_results(outcomes, problem.objectives, [], constraints=problem.constraints)
+        write_front_png(rd.path, outcomes, problem.objectives, front, label=f"{problem.name} table")
+        # A grid's own figures: nothing was trained by this command, so it spent nothing
+        # (the table's energy is in its rows, replayed, as a replayed grid's is).
         rd.update_run_json(label="table", replayed=True, status="complete", evaluations=len(outcomes),
+                           trained=0, energy_spent_j=0.0, energy_unknown=0,
                            measured=table.measured, meter=table.meter_description, front_size=len(front))
     finally:
         lock.release()
