@@ -18,6 +18,7 @@ import numpy as np
 
 from gi_energy.config.problem import DatasetConfig
 from gi_energy.errors import ProblemError, did_you_mean
+from gi_energy.versioned import VersionedCache
 
 from . import arrays
 
@@ -92,7 +93,7 @@ def load_dataset(cfg: DatasetConfig, seed: int = 0, source: str = "") -> Dataset
     """Load and split the dataset; cached per process on (config, seed). ``source``, the
     problem file, is named in a ProblemError that names no file of its own."""
     with _naming(source):
-        return _load_cached(cfg, seed, dataset_stamp(cfg))
+        return _LOADED.get((cfg, seed), dataset_stamp(cfg), lambda: _load(cfg, seed))
 
 
 def check_dataset(cfg: DatasetConfig, seed: int = 0, source: str = "") -> None:
@@ -168,9 +169,9 @@ def _too_small(n, k, least, count, cfg, sizes) -> str:
             f"and {k} rows in each split)")
 
 
-@functools.lru_cache(maxsize=8)
-def _load_cached(cfg: DatasetConfig, seed: int, stamp) -> Dataset:
-    return _load(cfg, seed)
+# Each (config, seed)'s dataset, as its file is now (a CSV rewritten is loaded again,
+# and the old copy dropped first).
+_LOADED = VersionedCache(8)
 
 
 def _load(cfg: DatasetConfig, seed: int) -> Dataset:

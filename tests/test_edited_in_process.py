@@ -196,3 +196,62 @@ def test_a_run_goes_on_with_the_data_it_started_with_when_the_file_is_rewritten(
     status, reason, _ = _in_a_new_process(run, folder)
     assert status == "crashed" and "the dataset's file" in reason and str(folder / "data.csv") in reason
     assert _metrics(_problem(folder, "task.py:Scaled", dataset))["n_train"] > n  # a new run reads the new data
+
+
+# ---------------------------------------------------------------- one version kept per key
+
+def test_a_versioned_cache_drops_the_old_version_before_making_the_new():
+    import gc
+    import weakref
+
+    from gi_energy.versioned import VersionedCache
+
+    class Data:
+        pass
+
+    cache = VersionedCache(2)
+    first = cache.get("a", 1, Data)
+    assert cache.get("a", 1, Data) is first  # kept
+    gone = weakref.ref(first)
+    del first
+
+    def make_second():
+        gc.collect()
+        assert gone() is None  # the first version is no longer held while the second is made
+        return Data()
+
+    second = cache.get("a", 2, make_second)
+    assert cache.get("a", 2, Data) is second and len(cache) == 1
+    with pytest.raises(ValueError):
+        cache.get("b", 1, lambda: (_ for _ in ()).throw(ValueError("no")))
+    assert len(cache) == 1  # a make that raised keeps nothing
+    cache.get("b", 1, Data)
+    cache.get("c", 1, Data)
+    assert len(cache) == 2 and cache.get("a", 2, Data) is not second  # "a", least recently used, went first
+
+
+def test_an_edited_task_s_prepared_data_is_not_kept_beside_the_new(folder):
+    import gc
+    import weakref
+
+    from gi_energy.evaluation.worker import task_data
+
+    (folder / "edit_helper_g.py").write_text("SCALE = 1.0\n")
+    text = TASK.format(helper="edit_helper_g", factor=1.0) + '''
+    def prepare(self, dataset, device):
+        return Prepared(dataset)
+
+class Prepared:
+    def __init__(self, dataset):
+        self.__dict__.update(vars(dataset))
+'''
+    _write(folder / "task.py", text)
+    first = _problem(folder, "task.py:Scaled")
+    args = (first.task, first.model.family, first.source, first.dataset, first.evaluation.seed, "cpu")
+    old = weakref.ref(task_data(*args, first.pinned))
+    assert task_data(*args, first.pinned) is old()  # kept while the code is the same
+    _write(folder / "task.py", text.replace("SCALE * 1.0", "SCALE * 2.0"))
+    second = _problem(folder, "task.py:Scaled")
+    new = task_data(second.task, *args[1:], second.pinned)
+    gc.collect()
+    assert new is not None and old() is None

@@ -49,6 +49,7 @@ from gi_energy.tasks.loader import task_from
 from gi_energy.tasks.results import Evaluation
 from gi_energy.tasks.run import run_task, worker_label
 from gi_energy.tasks.training import configure_determinism, resolve_device, threads_per_worker
+from gi_energy.versioned import VersionedCache
 
 # Held around each whole evaluation (see the module docstring).
 _EVALUATION_LOCK = threading.Lock()
@@ -90,13 +91,14 @@ def task_data(task_config, family: str, source: str, dataset_config, seed: int, 
     from gi_energy.problems.datasets import dataset_stamp
 
     pinned = pinned or Pins()
-    task = _Same(task_from(task_config, family, source, pinned.task))
+    task = task_from(task_config, family, source, pinned.task)
     stamp = dataset_stamp(dataset_config) if pinned.dataset is None else pinned.dataset[3]
-    return _prepared(task, source, dataset_config, seed, device, stamp, pinned.dataset)
+    return _PREPARED.get((task_config, family, source, dataset_config, seed, device), (_Same(task), stamp),
+                         lambda: _prepared(task, source, dataset_config, seed, device, pinned.dataset))
 
 
 class _Same:
-    """A task as a cache key by identity (a user's task may define == or be unhashable)."""
+    """A task compared by identity (a user's task may define == or be unhashable)."""
 
     __slots__ = ("task",)
 
@@ -110,11 +112,13 @@ class _Same:
         return isinstance(other, _Same) and other.task is self.task
 
 
-@functools.lru_cache(maxsize=4)
-def _prepared(same: _Same, source: str, dataset_config, seed: int, device: str, stamp, pinned):
+# What each (task, dataset, seed, device) prepared, for its task's and data's latest version.
+_PREPARED = VersionedCache(4)
+
+
+def _prepared(task, source: str, dataset_config, seed: int, device: str, pinned):
     from gi_energy.problems.datasets import load_dataset
 
-    task = same.task
     still(pinned, "the dataset's file")  # the run's data, or none
     dataset = load_dataset(dataset_config, seed, source)
     try:
