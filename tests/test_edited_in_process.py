@@ -255,3 +255,43 @@ class Prepared:
     new = task_data(second.task, *args[1:], second.pinned)
     gc.collect()
     assert new is not None and old() is None
+
+
+@pytest.mark.slow
+def test_a_driver_script_beside_the_task_runs_it_on_two_workers(folder):
+    """The common layout: proj/{task.py, helper.py, notes.py, run.py}, run as ``python
+    run.py``. The run pins the task file and the helpers it imports, not every module of
+    the folder the driver happens to have imported (its own ``__main__``, ``notes``):
+    two fresh loky workers find the same sources and evaluate (they refused to start when
+    the pins held whatever the parent had imported from the folder)."""
+    import subprocess
+
+    (folder / "edit_helper_h.py").write_text("SCALE = 1.0\n")
+    (folder / "notes.py").write_text("WHO = 'me'\n")
+    _write(folder / "task.py", TASK.format(helper="edit_helper_h", factor=4.0))
+    (folder / "run.py").write_text(f'''
+import numpy as np
+import notes
+from gi_energy.config.parse import parse_problem
+from gi_energy.evaluation.evaluator import Evaluator
+from gi_energy.tasks.loader import bind
+
+if __name__ == "__main__":
+    doc = {{"problem": {{"name": "d", "seed": 1}},
+           "dataset": {{"source": "synthetic", "n_samples": 120, "n_features": 4}},
+           "task": {{"entry": "task.py:Scaled"}},
+           "space": {{"alpha": {{"min": 1e-3, "max": 10.0, "log": True}}}},
+           "objectives": {{"score": "min", "inference_energy_j_per_1k": "min"}},
+           "evaluation": {{"min_inference_s": 0.0, "workers": 2}}, "energy": {{"meter": "estimate"}}}}
+    p = bind(parse_problem(doc, source={str(folder / "p.toml")!r}, base_dir={str(folder)!r}))
+    print(sorted(s[0].rsplit("/", 1)[-1] for s in p.pinned.task), p.task.declared)
+    rng = np.random.default_rng(0)
+    with Evaluator(p, None, workers=2) as ev:
+        outs = ev.evaluate([p.space.sample(rng) for _ in range(4)])
+    print([(o.evaluations[0].status, o.evaluations[0].metrics.get("score")) for o in outs])
+''')
+    done = subprocess.run([sys.executable, "run.py"], cwd=folder, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    pins, results = done.stdout.strip().splitlines()[-2:]
+    assert pins.startswith("['edit_helper_h.py', 'task.py']") and '"helpers": {"edit_helper_h"' in pins
+    assert results == str([("ok", 4.0)] * 4)

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .sources import Pins
+from .sources import digest_of as _digest_of  # one memo for the fingerprint and the pins
 from .space import Grid, SearchSpace
-from .userfile import Pins
-from .userfile import digest_of as _digest_of  # one memo for the fingerprint and the pins
 
 BUILTIN_DATASETS = ("digits", "breast_cancer", "wine", "iris")
 DATASET_SOURCES = BUILTIN_DATASETS + ("csv", "synthetic", "npz", "loader")

@@ -12,8 +12,9 @@ is one ProblemError naming the problem file and the key, and leaves nothing regi
 behind: neither the module nor the folder.
 
 A file can be edited while a process that imported it goes on. The module keeps the
-state (mtime, size, digest of the bytes) of its file and of the helpers beside it that it
-imported, its *sources*, and which code an import gives is then decided by who asks:
+state (mtime, size, digest of the bytes: :mod:`.sources`) of its file and of the helpers
+beside it that it imports (read from the files: :func:`helpers_beside`), its *sources*,
+and which code an import gives is then decided by who asks:
 
 * with no ``pinned`` sources (``bind``, at the start of a run, and any direct call): the
   code on disk. A module whose sources changed since is imported afresh with its helpers,
@@ -23,8 +24,8 @@ imported, its *sources*, and which code an import gives is then decided by who a
   started): that code, so a run's results stay those of the code its store key names
   when the file is edited mid-run (for the next experiment). A process that has that
   code loaded goes on with it; one that would have to import it and finds the file
-  changed raises :class:`SourceChanged` (a crashed evaluation, retried), never running
-  the edit under the run's key.
+  changed raises :class:`~.sources.SourceChanged`, never running the edit under the
+  run's key.
 
 A helper the file imports by name must be the one beside it: where that name is taken
 already (another task's helper of the same name, imported first in this process, or an
@@ -35,38 +36,19 @@ problem does not name.
 from __future__ import annotations
 
 import ast
-import contextlib
-import functools
 import hashlib
 import importlib.util
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 from gi_energy.errors import ProblemError
 
-# The module attribute holding its sources: a FileState of its file and of each helper.
+from .sources import FileState, SourceChanged, file_state, same_versions, still, unchanged
+
+# The module attribute holding its sources: the FileStates of its file and of each helper.
 _SOURCES = "__gi_energy_sources__"
-
-# (path, mtime_ns, size, sha256 of the bytes, 16 hex digits)
-FileState = tuple[str, int, int, str]
-
-
-@dataclass(frozen=True)
-class Pins:
-    """The source files a run pinned when it started (``bind``): the task file with its
-    helpers, and the dataset's file (a CSV, an .npz, a loader's .py); None where there is
-    none, or the task is imported by module name (Python's own import rules hold there)."""
-
-    task: tuple[FileState, ...] | None = None
-    dataset: FileState | None = None
-
-
-class SourceChanged(RuntimeError):
-    """A run's pinned source file changed on disk, and this process has not its code (or
-    data) loaded: it cannot evaluate for that run (see the module docstring)."""
 
 
 def import_file(path: Path, prefix: str, source: str, key: str,
@@ -76,14 +58,13 @@ def import_file(path: Path, prefix: str, source: str, key: str,
     name = f"{prefix}_" + hashlib.sha256(str(path).encode()).hexdigest()[:12]
     module = sys.modules.get(name)
     if module is not None:
-        kept = getattr(module, _SOURCES, ())
-        if (_digests(kept) == _digests(pinned)) if pinned is not None else all(map(unchanged, kept)):
+        kept = module_sources(module)
+        if same_versions(kept, pinned) if pinned is not None else all(map(unchanged, kept)):
             return module
-        for helper in helper_modules(Path(path).parent):  # another version wanted: every part afresh
-            sys.modules.pop(helper, None)
+        _forget(kept[1:])  # another version wanted: its helpers afresh with it
         del sys.modules[name]
-    if pinned is not None:
-        _still(pinned)
+    for i, state in enumerate(pinned or ()):
+        still(state, "the task's helper" if i else "the task's file")
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ProblemError(source, key, f"{str(path)!r} cannot be imported as Python")
@@ -99,10 +80,9 @@ def import_file(path: Path, prefix: str, source: str, key: str,
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's file raised (or exited) while importing
             _check_helpers(Path(path), source, key)  # a helper taken by another file is the cause to name
             raise ProblemError(source, key, f"importing {str(path)!r} raised {raised(exc)}") from None
-        _check_helpers(Path(path), source, key)
-        files = [str(path), *(sys.modules[m].__file__ for m in helper_modules(Path(path).parent))]
-        sources = tuple(s for s in map(file_state, files) if s is not None)
-        if pinned is not None and _digests(sources) != _digests(pinned):  # edited while importing
+        helpers = _check_helpers(Path(path), source, key)
+        sources = tuple(s for s in map(file_state, [path, *helpers.values()]) if s is not None)
+        if pinned is not None and not same_versions(sources, pinned):  # edited while importing
             raise SourceChanged(f"{str(path)!r} or a helper beside it changed since the run started; "
                                 "the run's results are those of the code it started with")
     except (ProblemError, SourceChanged):
@@ -115,97 +95,59 @@ def import_file(path: Path, prefix: str, source: str, key: str,
 
 
 def module_sources(module: ModuleType) -> tuple[FileState, ...]:
-    """The sources of a module :func:`import_file` gave (what a run pins)."""
+    """The sources of a module :func:`import_file` gave: its file's state first, then each
+    helper's (what a run pins)."""
     return getattr(module, _SOURCES, ())
 
 
-def file_state(file) -> FileState | None:
-    """``file``'s FileState now; None when it cannot be read."""
-    try:
-        st = os.stat(file)
-    except OSError:
-        return None
-    digest = digest_of(str(file), st.st_mtime_ns, st.st_size)
-    return None if digest == str(file) else (str(file), st.st_mtime_ns, st.st_size, digest)
+def helpers_beside(path: Path) -> dict[str, Path]:
+    """{module name: file} of the helpers ``path`` imports from its own folder, and theirs
+    in turn: every ``import name`` / ``from name import ...`` (anywhere in the file, also
+    inside a function) whose ``name.py`` lies beside it. Read from the files, so it is the
+    same in every process whatever it imported before."""
+    folder, out, todo = path.parent, {}, [path]
+    while todo:
+        for name in sorted(_imported_names(todo.pop())):
+            beside = folder / f"{name}.py"
+            if name not in out and beside.is_file() and beside != path:
+                out[name] = beside
+                todo.append(beside)
+    return dict(sorted(out.items()))
 
 
-@functools.lru_cache(maxsize=64)
-def digest_of(path: str, mtime_ns: int, size: int) -> str:
-    """sha256 of a file's bytes (16 hex digits), or the path itself when it cannot be
-    read; memoised on its stat, so an edited file is hashed anew (the problem's
-    fingerprint and a run's pins each ask for a data file's digest)."""
-    try:
-        with open(path, "rb") as fh:
-            return hashlib.file_digest(fh, "sha256").hexdigest()[:16]
-    except OSError:
-        return path
-
-
-def unchanged(state: FileState) -> bool:
-    """Does the file hold what ``state`` recorded? (Its stat alone says so when unchanged;
-    a file touched but not edited reads the same bytes.)"""
-    path, mtime_ns, size, digest = state
-    try:
-        st = os.stat(path)
-    except OSError:
-        return False
-    if (st.st_mtime_ns, st.st_size) == (mtime_ns, size):
-        return True
-    now = file_state(path)
-    return now is not None and now[3] == digest
-
-
-def still(state: FileState | None, what: str) -> None:
-    """Raise :class:`SourceChanged` unless the file of a run's pinned ``state`` is unchanged."""
-    if state is not None and not unchanged(state):
-        raise SourceChanged(f"{what} {state[0]!r} changed since the run started; the run's results are "
-                            "those of the file it started with, which this process has not loaded "
-                            "(start a new run to use the edited file)")
-
-
-def _still(pinned: tuple[FileState, ...]) -> None:
-    for state in pinned:
-        still(state, "the task's file" if state is pinned[0] else "the task's helper")
-
-
-def _digests(sources) -> dict[str, str] | None:
-    return None if sources is None else {s[0]: s[3] for s in sources}
-
-
-def helper_modules(folder: Path) -> list[str]:
-    """The names of the top-level modules in ``sys.modules`` imported from a ``.py`` file
-    directly in ``folder`` (a user file's helpers, as its folder on sys.path gives them;
-    not the user files gi-energy registered itself)."""
-    where = os.path.abspath(folder)
-    out = []
-    for name, module in list(sys.modules.items()):
-        file = getattr(module, "__file__", None)
-        if (file and "." not in name and not name.startswith("gi_energy_") and file.endswith(".py")
-                and os.path.dirname(os.path.abspath(file)) == where):
-            out.append(name)
-    return out
-
-
-def _check_helpers(path: Path, source: str, key: str) -> None:
-    """Refuse a helper beside ``path`` that ``path`` imports by name but that comes from
-    elsewhere (its name taken by a module imported first, or earlier on sys.path)."""
-    folder = path.parent
-    for name in sorted(_imported_names(path)):
-        beside = folder / f"{name}.py"
-        if not beside.is_file():
-            continue
+def _forget(helpers: tuple[FileState, ...]) -> None:
+    """Drop the helper modules of these files from ``sys.modules`` (only the module of
+    that very file: a name another file holds now is left alone)."""
+    for state in helpers:
+        name = Path(state[0]).stem
         module = sys.modules.get(name)
-        if module is not None:
-            found = getattr(module, "__file__", None)
-        else:
-            with contextlib.suppress(ImportError, ValueError):
-                spec = importlib.util.find_spec(name)
-                found = None if spec is None else spec.origin
+        file = getattr(module, "__file__", None)
+        if file and os.path.abspath(file) == os.path.abspath(state[0]):
+            del sys.modules[name]
+
+
+def _check_helpers(path: Path, source: str, key: str) -> dict[str, Path]:
+    """:func:`helpers_beside` of ``path``; refused where one of them would be imported from
+    elsewhere (its name taken by a module imported first, or earlier on sys.path)."""
+    helpers = helpers_beside(path)
+    for name, beside in helpers.items():
+        module = sys.modules.get(name)
+        found = getattr(module, "__file__", None) if module is not None else _found(name)
         if found is not None and os.path.abspath(found) != os.path.abspath(beside):
             raise ProblemError(source, key, f"{str(path)!r} imports {name}, and this process would give it "
                                f"{found!r}, not the {name}.py beside it (the name is taken: another task's "
                                "helper imported first in this process, or an installed module); rename the "
                                "helper, or run the problems in separate processes")
+    return helpers
+
+
+def _found(name: str) -> str | None:
+    """The file ``import name`` would load now (None: none, or none can be told)."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    return None if spec is None else spec.origin
 
 
 def _imported_names(path: Path) -> set[str]:

@@ -42,7 +42,7 @@ import torch
 
 from gi_energy.config.genome import Genome
 from gi_energy.config.problem import EnergyConfig, Problem
-from gi_energy.config.userfile import Pins, SourceChanged, still
+from gi_energy.config.sources import Pins, SourceChanged, still
 from gi_energy.errors import MeterError
 from gi_energy.tasks.base import TaskError
 from gi_energy.tasks.loader import task_from

@@ -18,8 +18,9 @@ from pathlib import Path
 
 from gi_energy.config.custom import MEASURED_METRICS
 from gi_energy.config.problem import OBJECTIVE_NAMES, Problem, TaskConfig
+from gi_energy.config.sources import Pins, file_state
 from gi_energy.config.space import layer_columns
-from gi_energy.config.userfile import Pins, file_state, import_file, module_sources, raised
+from gi_energy.config.userfile import import_file, module_sources, raised
 from gi_energy.errors import ProblemError, did_you_mean
 
 from .base import Task
@@ -39,7 +40,7 @@ def task_from(config: TaskConfig | None, family: str, source: str = "<python>",
               pinned: tuple | None = None) -> Task:
     """:func:`task_for` from the parts of a problem that name the task (hashable, so a
     worker can cache what the task prepares); ``pinned``: the task's sources a run pinned
-    (:attr:`Pins.task <gi_energy.config.userfile.Pins>`), None for the code on disk."""
+    (:attr:`Pins.task <gi_energy.config.sources.Pins>`), None for the code on disk."""
     if config is None:
         return _builtin(family)
     return _user_task(config, source, pinned)
@@ -125,7 +126,7 @@ def bind(problem: Problem) -> Problem:
     """``problem`` with its task loaded and checked: importable, a :class:`Task`,
     constructible with ``[task] options``, declaring the metrics that [objectives] and
     [constraints] name. Records the task's version and metric names in the store key.
-    Pins the run's sources (:class:`~gi_energy.config.userfile.Pins`): the code and data
+    Pins the run's sources (:class:`~gi_energy.config.sources.Pins`): the code and data
     on disk now, which the fingerprint names, are what its workers evaluate. A built-in
     task needs nothing more than the pins."""
     data = None if problem.dataset.path is None else file_state(problem.dataset.path)
