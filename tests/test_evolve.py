@@ -495,11 +495,16 @@ def test_cli_resume_refuses_a_problem_file_edited_since_naming_the_keys(tmp_path
     assert "[problem] seed 7 (the run's: 1)" in line and "[search] crossover_prob 0.5 (the run's: 0.9)" in line
     assert "population" not in line  # 6 came from the run's flag, not the file's 16
     assert {p.name: p.read_bytes() for p in (tmp_path / "e").iterdir() if p.is_file()} == before
-    # the run's own problem, or the file put back, goes on
-    (tmp_path / "q.toml").write_text(text.replace("population = 16", "population = 24"))  # a flag's key: fine
-    again = CliRunner().invoke(main, ["evolve", str(tmp_path / "q.toml"), "--resume", str(tmp_path / "e"),
-                                      "--generations", "2"])
-    assert again.exit_code == 0, again.output
+    # the file put back goes on, again and again (each resume records its own flags: the
+    # run's first --population 6 must not be forgotten), and so does the run's own problem
+    (tmp_path / "q.toml").write_text(text)
+    for generations in ("2", "3"):
+        again = CliRunner().invoke(main, ["evolve", str(tmp_path / "q.toml"), "--resume", str(tmp_path / "e"),
+                                          "--generations", generations])
+        assert again.exit_code == 0, again.output
+    own = CliRunner().invoke(main, ["evolve", "--resume", str(tmp_path / "e"), "--generations", "4"])
+    assert own.exit_code == 0, own.output
+    assert json.loads((tmp_path / "e" / "run.json").read_text())["settings"]["population"] == 6
 
 
 class HookedReplay:

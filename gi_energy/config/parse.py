@@ -194,6 +194,17 @@ def _read_search(t: Table) -> SearchConfig:
     return s
 
 
+def seed_and_search(text: str, source: str) -> tuple[int, SearchConfig]:
+    """The seed and [search] settings a problem's TOML ``text`` gives, nothing else read
+    (a resume compares them with the run's copy of its problem)."""
+    try:
+        root = Table(tomllib.loads(text), source, "")
+    except tomllib.TOMLDecodeError as exc:
+        raise ProblemError(source, "", f"not valid TOML: {exc}") from None
+    seed = root.table("problem").get("seed", int, 0, low=0, high=2**63 - 1)
+    return seed, _read_search(root.table("search"))
+
+
 def _read_evaluation(t: Table, base_dir: Path | None) -> EvaluationConfig:
     d = EvaluationConfig()
     backend = t.get("backend", str, d.backend, choices=("loky", "dask"))

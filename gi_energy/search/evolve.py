@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from gi_energy.config.identity import run_identity
-from gi_energy.config.parse import load_problem
+from gi_energy.config.parse import load_problem, seed_and_search
 from gi_energy.config.problem import Problem, SearchConfig
 from gi_energy.errors import UsageError
 from gi_energy.evaluation.store import Store, default_store_path, resume_store_path
@@ -32,7 +32,7 @@ from gi_energy.problems.arrays import with_arrays
 from gi_energy.report.progress import Progress, progress_for
 from gi_energy.report.run import RunResult
 from gi_energy.runs.lock import RunLock, create_locked
-from gi_energy.runs.rundir import check_identity, evaluator_settings, run_kind
+from gi_energy.runs.rundir import PROBLEM_TOML, check_identity, evaluator_settings, run_kind
 from gi_energy.tasks.loader import bind
 
 from .checkpoint import load_checkpoint
@@ -95,8 +95,8 @@ def _resume_problem(problem: Problem, info: Mapping, recorded: Mapping, seed: in
     overrides; a different seed, population or other setting asked for is refused (the
     message names the argument as the caller spelled it: ``cli``, a flag)."""
     rec_seed = info.get("seed", recorded.get("seed"))
-    if cli and isinstance(recorded.get("flags"), Mapping):
-        _check_file_unchanged(problem, rec_seed, recorded, path)
+    if cli:
+        _check_file_unchanged(problem, seed, path)
     if rec_seed is not None:
         if seed is not None and int(seed) != int(rec_seed):
             raise UsageError(f"{path} ran with seed {rec_seed}; a resumed run keeps its seed "
@@ -112,22 +112,22 @@ def _resume_problem(problem: Problem, info: Mapping, recorded: Mapping, seed: in
     return dataclasses.replace(problem, search=dataclasses.replace(problem.search, **kept))
 
 
-def _check_file_unchanged(problem: Problem, rec_seed, recorded: Mapping, path: Path) -> None:
+def _check_file_unchanged(problem: Problem, seed: int | None, path: Path) -> None:
     """A command-line resume given a problem file: refuse it when the file now says
-    another seed or search setting (budgets aside) than the run took from its file, naming
-    the keys (a value the run's own flags set is the flags', not the file's)."""
-    flags = recorded["flags"]
-    changed = []
-    if "seed" not in flags and rec_seed is not None and problem.seed != int(rec_seed):
-        changed.append(("[problem] seed", rec_seed, problem.seed))
-    for f in dataclasses.fields(SearchConfig):
-        k = f.name
-        if k in RESUME_BUDGETS or k in flags or k not in recorded:
-            continue
-        if getattr(problem.search, k) != recorded[k]:
-            changed.append((f"[search] {k}", recorded[k], getattr(problem.search, k)))
+    another seed or search setting (budgets aside) than the run's copy of its problem
+    (problem.toml, the file as the run started), naming the keys. What the run's flags set
+    is the flags' in both, so only an edit of the file shows."""
+    copy = path / PROBLEM_TOML
+    if not problem.text or not copy.is_file():
+        return  # a Problem built in code, or a run from before the copy: nothing to compare
+    now_seed, now = seed_and_search(problem.text, problem.source)
+    then_seed, then = seed_and_search(copy.read_text(encoding="utf-8"), str(copy))
+    changed = [] if seed is not None or now_seed == then_seed else [("[problem] seed", then_seed, now_seed)]
+    changed += [(f"[search] {f.name}", getattr(then, f.name), getattr(now, f.name))
+                for f in dataclasses.fields(SearchConfig)
+                if f.name not in RESUME_BUDGETS and getattr(then, f.name) != getattr(now, f.name)]
     if changed:
-        said = "; ".join(f"{key} {now!r} (the run's: {then!r})" for key, then, now in changed)
+        said = "; ".join(f"{key} {new!r} (the run's: {old!r})" for key, old, new in changed)
         raise UsageError(f"{problem.source} differs from the problem {path} ran: {said}. A resumed run keeps "
                          f"them: put them back, resume with the run's own problem (gi-energy evolve --resume "
                          f"{path}), or start a new run")
