@@ -47,3 +47,16 @@ def test_a_wide_terminal_gets_the_whole_bar():
     redraws = out.split("\r")[1:-1]
     assert redraws[0] == "    gen 3 [........................] 0/6 evals | 0 failed | 0 J | front 0"
     assert redraws[-1].startswith("    gen 3 [########################] 6/6 evals")
+
+
+def test_a_terminal_narrowed_between_redraws_is_not_wrapped_by_the_padding():
+    """The spaces that cover a longer line before are cut to the width too: after the
+    terminal shrinks, a full-width pad would wrap and leave a row per redraw again."""
+    stream = io.StringIO()
+    p = Progress(stream, live=True, width=200)
+    p.generation_start(3, 6, {"failures": 0, "energy_spent_j": 0.0})
+    p.result(_ev(1), cached=False)
+    p.width = 40  # the terminal is narrowed
+    p.result(_ev(2), cached=False)
+    last = stream.getvalue().split("\r")[-1]
+    assert len(last) < 40, len(last)

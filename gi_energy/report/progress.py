@@ -149,12 +149,15 @@ class Progress:
         start of the last row, so a line wider than the terminal (it wrapped) would leave
         a new row at every redraw; it is cut to the width, and spaces cover what a longer
         one before it left. With ``end`` (the generation's last line) it is written whole."""
+        pad = max(self._drawn - len(line), 0)
         if not end:
             width = self.width or shutil.get_terminal_size((100, 24)).columns
             if len(line) >= width:  # the figures matter more than the picture of them
                 line = line.replace(f"[{self._bar()}] ", "", 1)
             line = line[:max(width - 1, 1)]
-        self._write("\r" + line + " " * max(self._drawn - len(line), 0) + end)
+            # the spaces stay on the row too (a terminal narrowed since the last redraw)
+            pad = min(max(self._drawn - len(line), 0), max(width - 1 - len(line), 0))
+        self._write("\r" + line + " " * pad + end)
         self._drawn = 0 if end else len(line)
 
     def warn(self, text: str) -> None:
