@@ -101,7 +101,12 @@ class JournaledWrites:
     totals. From the journal line until the run has the evaluation in its records (its
     ``on_result``), ``gate`` holds SIGINT and SIGTERM, as the run's own journaling does
     (:mod:`.interrupts`): an interrupted run's files show every evaluation it journaled.
-    Every other attribute is ``evaluator``'s."""
+    Every other attribute is ``evaluator``'s.
+
+    A write retried after its journal line (the commit found the store busy) that then
+    finds another process's result for the key keeps the line: this run did train the
+    configuration, and its spent energy is then read from the stored row, the other
+    process's measurement of the same training."""
 
     def __init__(self, evaluator, store: Store, journal: TrainedJournal, gate: InterruptGate):
         self.inner, self.store, self.journal, self.gate = evaluator, store, journal, gate
