@@ -109,7 +109,17 @@ def with_arrays(problem, dataset, folder: Path):
     digest, so workers load the same bytes and the store key follows the data."""
     import dataclasses
 
-    arrays = {"x": dataset[0], "y": dataset[1]} if isinstance(dataset, tuple) else dict(dataset)
+    if isinstance(dataset, tuple | list) and len(dataset) == 2:
+        arrays = {"x": dataset[0], "y": dataset[1]}
+    elif isinstance(dataset, Mapping):
+        arrays = dict(dataset)
+    else:
+        shape = f" of shape {dataset.shape}" if hasattr(dataset, "shape") else ""
+        raise ProblemError("<arrays>", "dataset", f"expected (x, y) or a dict of {', '.join(SPLITS)}; got "
+                           f"{type(dataset).__name__}{shape}")
+    missing = [k for k, v in arrays.items() if v is None]
+    if missing:
+        raise ProblemError("<arrays>", "dataset", f"{', '.join(missing)} is None; expected an array")
     arrays = {k: np.ascontiguousarray(np.asarray(v)) for k, v in arrays.items()}
     _shape(arrays, "<arrays>", "dataset")  # the same checks as a file's, before anything is written
     digest = hashlib.sha256()

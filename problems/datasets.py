@@ -13,10 +13,12 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from gi_energy.config.problem import DatasetConfig
+from gi_energy.config.userfile import helpers_beside
 from gi_energy.errors import ProblemError, did_you_mean
 from gi_energy.versioned import VersionedCache
 
@@ -109,17 +111,23 @@ def _checked(cfg: DatasetConfig, seed: int, source: str, stamp) -> None:
         _load(cfg, seed)
 
 
-def dataset_stamp(cfg: DatasetConfig) -> tuple[int, int] | None:
-    """The (mtime, size) of the dataset's file (a CSV, an .npz, a loader's .py), None when
-    it has none: part of the caches' keys, so data edited or rewritten in a process that
-    loaded it before is loaded again (the problem's fingerprint is the file's bytes now)."""
+def dataset_stamp(cfg: DatasetConfig) -> tuple | None:
+    """The (mtime, size) of the dataset's file (a CSV, an .npz, a loader's .py, with the
+    loader's helpers), None when it has none: part of the caches' keys, so data edited or
+    rewritten in a process that loaded it before is loaded again (the problem's
+    fingerprint is the files' bytes now)."""
     if cfg.path is None:
         return None
-    try:
-        st = os.stat(cfg.path)
-    except OSError:
-        return None
-    return st.st_mtime_ns, st.st_size
+    files = [cfg.path, *(helpers_beside(Path(cfg.path)).values() if cfg.source == "loader" else ())]
+    stamp = []
+    for file in files:
+        try:
+            st = os.stat(file)
+        except OSError:
+            stamp.append(None)
+            continue
+        stamp.append((st.st_mtime_ns, st.st_size))
+    return tuple(stamp)
 
 
 @contextlib.contextmanager

@@ -295,3 +295,82 @@ if __name__ == "__main__":
     pins, results = done.stdout.strip().splitlines()[-2:]
     assert pins.startswith("['edit_helper_h.py', 'task.py']") and '"helpers": {"edit_helper_h"' in pins
     assert results == str([("ok", 4.0)] * 4)
+
+
+# ---------------------------------------------------------------- helpers of every kind
+
+def test_an_edited_helper_package_runs_its_new_code_and_changes_the_store_key(folder):
+    """A helper may be a package beside the task (``from edit_pkg_i.consts import SCALE``):
+    its files are the task's sources too."""
+    (folder / "edit_pkg_i").mkdir()
+    (folder / "edit_pkg_i" / "__init__.py").write_text("")
+    _write(folder / "edit_pkg_i" / "consts.py", "SCALE = 1.0\n")
+    _write(folder / "task.py", TASK.format(helper="edit_pkg_i.consts", factor=1.0))
+    first = _problem(folder, "task.py:Scaled")
+    key = first.fingerprint()
+    assert '"edit_pkg_i.consts"' in first.task.declared and _metrics(first)["score"] == 1.0
+    _write(folder / "edit_pkg_i" / "consts.py", "SCALE = 6.0\n")
+    second = _problem(folder, "task.py:Scaled")
+    assert second.fingerprint() != key and _metrics(second)["score"] == 6.0
+
+
+def test_an_edited_helper_of_a_dataset_loader_is_read_again_and_changes_the_store_key(folder):
+    (folder / "edit_helper_j.py").write_text("SCALE = 1.0\n")
+    _write(folder / "task.py", TASK.format(helper="edit_helper_j", factor=1.0))
+    (folder / "loader_rows.py").write_text("ROWS = 60\n")
+    _write(folder / "myload.py", "import numpy as np\nfrom loader_rows import ROWS\n\n\ndef load():\n"
+           "    x = np.arange(ROWS * 2, dtype=float).reshape(ROWS, 2)\n    return x, np.arange(ROWS) % 2\n")
+    dataset = {"loader": "myload.py:load"}
+    first = _problem(folder, "task.py:Scaled", dataset)
+    key = first.fingerprint()
+    n = _metrics(first)["n_train"]
+    _write(folder / "loader_rows.py", "ROWS = 120\n")
+    second = _problem(folder, "task.py:Scaled", dataset)
+    assert second.fingerprint() != key and _metrics(second)["n_train"] > n
+    # a loader without helpers keeps the key it had (no loader_helpers entry at all)
+    _write(folder / "plain_load.py", "import numpy as np\n\n\ndef load():\n    return np.ones((60, 2)), np.arange(60) % 2\n")
+    plain = _problem(folder, "task.py:Scaled", {"loader": "plain_load.py:load"})
+    assert "loader_helpers" not in str(plain._fingerprint_payload())
+
+
+def test_a_bound_problem_keeps_the_key_and_code_of_its_pins_when_the_file_is_edited(folder):
+    """An edit between a run's start (bind) and its evaluator (made seconds later, once
+    torch is imported) gave results of the edit under the edit's key while run.json kept
+    the first key: the evaluator now keeps the pins, and the fingerprint is theirs."""
+    from gi_energy.evaluation.evaluator import Evaluator
+
+    (folder / "edit_helper_k.py").write_text("SCALE = 1.0\n")
+    _write(folder / "task.py", TASK.format(helper="edit_helper_k", factor=2.0))
+    run = _problem(folder, "task.py:Scaled")
+    key = run.fingerprint()
+    _write(folder / "edit_helper_k.py", "SCALE = 9.0\n")
+    assert run.fingerprint() == key  # the pinned versions' key, whatever the disk says now
+    evaluator = Evaluator(run, None, workers=1)
+    assert evaluator.fingerprint == key and evaluator.problem.pinned == run.pinned
+    assert _metrics(evaluator.problem)["score"] == 2.0  # this process has the run's code loaded
+
+
+def test_run_grid_takes_a_problem_name_or_path_as_evolve_does(tmp_path):
+    import gi_energy
+    from gi_energy.config.parse import resolve_problem_path
+    from gi_energy.runs.replay import SyntheticEvaluator
+
+    problem = gi_energy.load_problem("quickstart")
+    for i, given in enumerate(("quickstart", resolve_problem_path("quickstart"))):
+        res = gi_energy.run_grid(given, out=tmp_path / f"g{i}", evaluator=SyntheticEvaluator(problem))
+        assert len(res.outcomes) == 12
+
+
+@pytest.mark.parametrize(("dataset", "said"), [
+    (np.zeros((5, 5)), "expected (x, y) or a dict of x_train, y_train, x_val, y_val, x_test, y_test; got ndarray of "
+                       "shape (5, 5)"),
+    ((np.zeros((100, 2)), None), "y is None; expected an array"),
+])
+def test_arrays_that_are_no_dataset_are_said_so(tmp_path, dataset, said):
+    import gi_energy
+
+    problem = gi_energy.load_problem("quickstart")
+    with pytest.raises(ProblemError) as info:
+        gi_energy.evolve(problem, dataset=dataset, out=tmp_path / "e", plot=False)
+    assert said in str(info.value) and info.value.key == "dataset"
+    assert not (tmp_path / "e").exists()

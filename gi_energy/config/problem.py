@@ -18,6 +18,7 @@ from typing import Any
 from .sources import Pins
 from .sources import digest_of as _digest_of  # one memo for the fingerprint and the pins
 from .space import Grid, SearchSpace
+from .userfile import helpers_beside, source_digests
 
 BUILTIN_DATASETS = ("digits", "breast_cancer", "wine", "iris")
 DATASET_SOURCES = BUILTIN_DATASETS + ("csv", "synthetic", "npz", "loader")
@@ -223,9 +224,18 @@ class Problem:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def _fingerprint_payload(self) -> dict:
+        # A bound problem's files are the versions its run pinned (tasks.loader.bind), so
+        # its key stays theirs while the files are edited; unbound, the files on disk.
+        pins = self.pinned
         d = dataclasses.asdict(self.dataset)
         if d["path"] is not None:
-            d["path"] = _file_digest(Path(d["path"]))
+            path = Path(d["path"])
+            d["path"] = pins.dataset[0][3] if pins.dataset else _file_digest(path)
+            if self.dataset.source == "loader":  # the loader's helpers read the data too
+                helpers = source_digests(path, pins.dataset) if pins.dataset else \
+                    {name: _file_digest(file) for name, file in helpers_beside(path).items()}
+                if helpers:  # absent when there are none: the keys of loaders without helpers stay
+                    d["loader_helpers"] = helpers
         for key in ("loader", "loader_module", "loader_name", "labels"):
             if d[key] is None or (key == "labels" and d[key] == "classes"):
                 del d[key]  # absent as before they existed: stores made then stay valid
@@ -245,7 +255,7 @@ class Problem:
             src = self.task.source_file()
             payload["task"] = {"entry": self.task.entry, "options": self.task.options,
                                "declared": self.task.declared,
-                               "source": None if src is None else _file_digest(src)}
+                               "source": pins.task[0][3] if pins.task else None if src is None else _file_digest(src)}
         if self.table is not None:
             # A table's results are its bytes and how they are read.
             payload["table"] = {"source": _file_digest(self.table.path), "configuration": self.table.configuration,

@@ -21,11 +21,12 @@ FileState = tuple[str, int, int, str]
 @dataclass(frozen=True)
 class Pins:
     """The source files a run pinned when it started: the task file with its helpers,
-    and the dataset's file (a CSV, an .npz, a loader's .py); None where there is none,
-    or the task is imported by module name (Python's own import rules hold there)."""
+    and the dataset's file (a CSV, an .npz, a loader's .py, with the loader's helpers);
+    None where there is none, or the task is imported by module name (Python's own import
+    rules hold there). Each tuple lists the file first, then its helpers."""
 
     task: tuple[FileState, ...] | None = None
-    dataset: FileState | None = None
+    dataset: tuple[FileState, ...] | None = None
 
 
 class SourceChanged(RuntimeError):

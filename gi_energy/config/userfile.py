@@ -100,29 +100,62 @@ def module_sources(module: ModuleType) -> tuple[FileState, ...]:
     return getattr(module, _SOURCES, ())
 
 
+def source_digests(path: Path, sources: tuple[FileState, ...]) -> dict[str, str]:
+    """{module name: digest} of the helpers among ``sources`` (the FileStates of ``path``
+    and its helpers), by the names ``path`` imports them as."""
+    digest = {state[0]: state[3] for state in sources}
+    return {name: digest[str(file)] for name, file in helpers_beside(Path(path)).items() if str(file) in digest}
+
+
+def dataset_sources(dataset) -> tuple[FileState, ...] | None:
+    """The FileStates a dataset is read from: its file (a CSV, an .npz, a loader's .py)
+    and, for a loader, the helpers beside it that it imports; None without a file."""
+    if dataset.path is None:
+        return None
+    files = [dataset.path, *(helpers_beside(Path(dataset.path)).values() if dataset.source == "loader" else ())]
+    states = tuple(s for s in map(file_state, files) if s is not None)
+    return states or None
+
+
 def helpers_beside(path: Path) -> dict[str, Path]:
     """{module name: file} of the helpers ``path`` imports from its own folder, and theirs
     in turn: every ``import name`` / ``from name import ...`` (anywhere in the file, also
-    inside a function) whose ``name.py`` lies beside it. Read from the files, so it is the
-    same in every process whatever it imported before."""
+    inside a function) where ``name.py`` lies beside it, or the package ``name/`` (then
+    every .py file in it, as ``name.sub``). Read from the files, so it is the same in every
+    process whatever it imported before."""
     folder, out, todo = path.parent, {}, [path]
     while todo:
         for name in sorted(_imported_names(todo.pop())):
-            beside = folder / f"{name}.py"
-            if name not in out and beside.is_file() and beside != path:
-                out[name] = beside
-                todo.append(beside)
+            if name in out:
+                continue
+            found = _beside(folder, name)
+            for module, file in found.items():
+                if file != path:
+                    out[module] = file
+                    todo.append(file)
     return dict(sorted(out.items()))
 
 
+def _beside(folder: Path, name: str) -> dict[str, Path]:
+    """{module name: file} that ``import name`` finds in ``folder``: a module, or a package
+    with each of its files (a submodule imported later is part of the helper too)."""
+    if (folder / f"{name}.py").is_file():
+        return {name: folder / f"{name}.py"}
+    package = folder / name
+    if not (package / "__init__.py").is_file():
+        return {}
+    files = sorted(f for f in package.rglob("*.py") if "__pycache__" not in f.parts)
+    return {".".join((name, *f.relative_to(package).with_suffix("").parts)).removesuffix(".__init__"): f
+            for f in files}
+
+
 def _forget(helpers: tuple[FileState, ...]) -> None:
-    """Drop the helper modules of these files from ``sys.modules`` (only the module of
-    that very file: a name another file holds now is left alone)."""
-    for state in helpers:
-        name = Path(state[0]).stem
-        module = sys.modules.get(name)
+    """Drop the modules of these helper files from ``sys.modules`` (only the module of that
+    very file: a name another file holds now is left alone, and so is ``__main__``)."""
+    files = {os.path.abspath(state[0]) for state in helpers}
+    for name, module in list(sys.modules.items()):
         file = getattr(module, "__file__", None)
-        if file and os.path.abspath(file) == os.path.abspath(state[0]):
+        if file and not name.startswith("__") and os.path.abspath(file) in files:
             del sys.modules[name]
 
 
@@ -131,6 +164,8 @@ def _check_helpers(path: Path, source: str, key: str) -> dict[str, Path]:
     elsewhere (its name taken by a module imported first, or earlier on sys.path)."""
     helpers = helpers_beside(path)
     for name, beside in helpers.items():
+        if "." in name:
+            continue  # a package's submodule: the package itself is checked
         module = sys.modules.get(name)
         found = getattr(module, "__file__", None) if module is not None else _found(name)
         if found is not None and os.path.abspath(found) != os.path.abspath(beside):

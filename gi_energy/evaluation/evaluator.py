@@ -39,7 +39,7 @@ from collections.abc import Callable, Sequence
 from gi_energy.config.genome import Genome
 from gi_energy.config.problem import Problem
 from gi_energy.errors import GiEnergyError
-from gi_energy.tasks.loader import bind
+from gi_energy.tasks.loader import bound
 from gi_energy.tasks.results import Evaluation, Outcome
 from gi_energy.tasks.training import resolve_device
 
@@ -123,7 +123,7 @@ class Evaluator:
             if workers < 1:
                 raise GiEnergyError(f"workers must be >= 1, got {workers}")
             problem = problem.with_overrides(evaluation={"workers": int(workers)})
-        problem = bind(problem)  # a user's task: imported and checked here, by name in each worker
+        problem = bound(problem)  # a user's task: imported and checked (unless the run did), by name in each worker
         self.problem = problem
         self.store = store
         self.task = task

@@ -92,7 +92,7 @@ def task_data(task_config, family: str, source: str, dataset_config, seed: int, 
 
     pinned = pinned or Pins()
     task = task_from(task_config, family, source, pinned.task)
-    stamp = dataset_stamp(dataset_config) if pinned.dataset is None else pinned.dataset[3]
+    stamp = dataset_stamp(dataset_config) if pinned.dataset is None else tuple(s[3] for s in pinned.dataset)
     return _PREPARED.get((task_config, family, source, dataset_config, seed, device), (_Same(task), stamp),
                          lambda: _prepared(task, source, dataset_config, seed, device, pinned.dataset))
 
@@ -119,7 +119,8 @@ _PREPARED = VersionedCache(4)
 def _prepared(task, source: str, dataset_config, seed: int, device: str, pinned):
     from gi_energy.problems.datasets import load_dataset
 
-    still(pinned, "the dataset's file")  # the run's data, or none
+    for i, state in enumerate(pinned or ()):  # the run's data, or none
+        still(state, "the dataset loader's helper" if i else "the dataset's file")
     dataset = load_dataset(dataset_config, seed, source)
     try:
         return task.prepare(dataset, device)

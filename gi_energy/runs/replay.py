@@ -19,7 +19,7 @@ from gi_energy.config.space import Choice, Fixed, LayerSpace, SearchSpace, struc
 from gi_energy.errors import GiEnergyError, UsageError
 from gi_energy.evaluation.lookup import LookupEvaluator, OnResult
 from gi_energy.meters.reading import Reading
-from gi_energy.tasks.loader import bind
+from gi_energy.tasks.loader import bound
 from gi_energy.tasks.results import Evaluation, Outcome
 
 from .rundir import RunDirectory, run_kind
@@ -39,7 +39,7 @@ class ReplayEvaluator(LookupEvaluator):
     """
 
     def __init__(self, problem, grid_run_dir):
-        problem = bind(problem)  # a user's task: its declared identity is in the fingerprint
+        problem = bound(problem)  # a user's task: its declared identity is in the fingerprint
         self.problem = problem
         self.run = RunDirectory.open(grid_run_dir)
         info = self.run.read_run_json()

@@ -19,6 +19,7 @@ import numpy as np
 
 from gi_energy.config.genome import Genome
 from gi_energy.config.identity import run_identity
+from gi_energy.config.problem import Problem
 from gi_energy.errors import ProblemError, RunInterrupted, UsageError
 from gi_energy.evaluation.store import default_store_path, resume_store_path
 from gi_energy.pareto import front_outcomes, nondominated, ok_points
@@ -104,7 +105,8 @@ def history_reference(points_min: np.ndarray) -> list[float]:
 def run_grid(problem, *, out=None, store=None, workers: int | None = None, resume=None, evaluator=None,
              progress: bool = False, echo: Echo | None = None, warn: Echo | None = None,
              dataset=None) -> GridResult:
-    """Evaluate every grid point (resuming ``resume`` if given) and write the run directory.
+    """Evaluate every grid point of ``problem`` (a Problem, a TOML path or a bundled name),
+    resuming ``resume`` if given, and write the run directory.
 
     ``evaluator`` replaces the real Evaluator and Store (a replay or synthetic evaluator in
     tests); the caller then owns it. Silent by default; ``progress=True`` prints a line per
@@ -113,6 +115,10 @@ def run_grid(problem, *, out=None, store=None, workers: int | None = None, resum
     lines instead, where given. ``dataset``: numpy arrays of your own, as for
     :func:`gi_energy.evolve`.
     """
+    if not isinstance(problem, Problem):  # a TOML path or a bundled name, as evolve() takes
+        from gi_energy.config.parse import load_problem
+
+        problem = load_problem(problem)
     shown = progress_for(progress)
     echo = echo or (print if progress else (lambda s: None))
     warn = warn or shown.warn

@@ -14,13 +14,18 @@ import dataclasses
 import functools
 import importlib
 import json
-from pathlib import Path
 
 from gi_energy.config.custom import MEASURED_METRICS
 from gi_energy.config.problem import OBJECTIVE_NAMES, Problem, TaskConfig
-from gi_energy.config.sources import Pins, file_state
+from gi_energy.config.sources import Pins
 from gi_energy.config.space import layer_columns
-from gi_energy.config.userfile import import_file, module_sources, raised
+from gi_energy.config.userfile import (
+    dataset_sources,
+    import_file,
+    module_sources,
+    raised,
+    source_digests,
+)
 from gi_energy.errors import ProblemError, did_you_mean
 
 from .base import Task
@@ -122,6 +127,13 @@ def declared_metrics(problem: Problem) -> tuple[str, ...]:
     return OBJECTIVE_NAMES + ("test_accuracy",) + tuple(task.metrics)
 
 
+def bound(problem: Problem) -> Problem:
+    """``problem`` as :func:`bind` gives it, unless it is bound already: then as it is,
+    its pins kept (an evaluator made for a run that bound its problem at its start must
+    evaluate the versions the run pinned, not files edited since)."""
+    return problem if problem.pinned != Pins() else bind(problem)
+
+
 def bind(problem: Problem) -> Problem:
     """``problem`` with its task loaded and checked: importable, a :class:`Task`,
     constructible with ``[task] options``, declaring the metrics that [objectives] and
@@ -129,7 +141,7 @@ def bind(problem: Problem) -> Problem:
     Pins the run's sources (:class:`~gi_energy.config.sources.Pins`): the code and data
     on disk now, which the fingerprint names, are what its workers evaluate. A built-in
     task needs nothing more than the pins."""
-    data = None if problem.dataset.path is None else file_state(problem.dataset.path)
+    data = dataset_sources(problem.dataset)
     if problem.pinned != Pins(dataset=data):  # the code on disk, not an earlier pin
         problem = dataclasses.replace(problem, pinned=Pins(dataset=data))
     if problem.task is None:
@@ -163,7 +175,7 @@ def bind(problem: Problem) -> Problem:
     sources = None if problem.task.file is None else module_sources(_import_file(problem.task, problem.source))
     # The helpers' code decides the results as much as the task file's, so an edit to one
     # must not reuse stored results: {module name: digest} of each, as imported now.
-    helpers = {Path(file).stem: digest for file, _, _, digest in (sources or ())[1:]}
+    helpers = {} if sources is None else source_digests(problem.task.file, sources)
     if helpers:  # absent when there are none: the store keys of tasks without helpers stay
         declared_stamp["helpers"] = dict(sorted(helpers.items()))
     stamp = json.dumps(declared_stamp, sort_keys=True)
