@@ -19,8 +19,8 @@ import numpy as np
 
 from gi_energy.config.problem import DatasetConfig
 from gi_energy.config.userfile import helpers_beside
+from gi_energy.config.versioned import VersionedCache
 from gi_energy.errors import ProblemError, did_you_mean
-from gi_energy.versioned import VersionedCache
 
 from . import arrays
 

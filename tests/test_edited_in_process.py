@@ -204,7 +204,7 @@ def test_a_versioned_cache_drops_the_old_version_before_making_the_new():
     import gc
     import weakref
 
-    from gi_energy.versioned import VersionedCache
+    from gi_energy.config.versioned import VersionedCache
 
     class Data:
         pass

@@ -43,13 +43,13 @@ import torch
 from gi_energy.config.genome import Genome
 from gi_energy.config.problem import EnergyConfig, Problem
 from gi_energy.config.sources import Pins, SourceChanged, still
+from gi_energy.config.versioned import VersionedCache
 from gi_energy.errors import MeterError
 from gi_energy.tasks.base import TaskError
 from gi_energy.tasks.loader import task_from
 from gi_energy.tasks.results import Evaluation
 from gi_energy.tasks.run import run_task, worker_label
 from gi_energy.tasks.training import configure_determinism, resolve_device, threads_per_worker
-from gi_energy.versioned import VersionedCache
 
 # Held around each whole evaluation (see the module docstring).
 _EVALUATION_LOCK = threading.Lock()
