@@ -13,12 +13,11 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from gi_energy.config.problem import DatasetConfig
-from gi_energy.config.userfile import helpers_beside
+from gi_energy.config.userfile import dataset_files
 from gi_energy.config.versioned import VersionedCache
 from gi_energy.errors import ProblemError, did_you_mean
 
@@ -116,9 +115,9 @@ def dataset_stamp(cfg: DatasetConfig) -> tuple | None:
     loader's helpers), None when it has none: part of the caches' keys, so data edited or
     rewritten in a process that loaded it before is loaded again (the problem's
     fingerprint is the files' bytes now)."""
-    if cfg.path is None:
+    files = dataset_files(cfg)
+    if not files:
         return None
-    files = [cfg.path, *(helpers_beside(Path(cfg.path)).values() if cfg.source == "loader" else ())]
     stamp = []
     for file in files:
         try:

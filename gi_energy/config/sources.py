@@ -78,6 +78,13 @@ def still(state: FileState | None, what: str) -> None:
                             "on (resume the run), or start a new run to use the edited file")
 
 
+def still_all(states: tuple[FileState, ...] | None, file_word: str, helper_word: str) -> None:
+    """:func:`still` of each of a run's pinned ``states`` of one thing (its file first,
+    then its helpers, named so in the message)."""
+    for i, state in enumerate(states or ()):
+        still(state, helper_word if i else file_word)
+
+
 def same_versions(a, b) -> bool:
     """Do two sets of FileStates name the same files with the same bytes?"""
     return {s[0]: s[3] for s in a} == {s[0]: s[3] for s in b}

@@ -45,7 +45,7 @@ from types import ModuleType
 
 from gi_energy.errors import ProblemError
 
-from .sources import FileState, SourceChanged, file_state, same_versions, still, unchanged
+from .sources import FileState, SourceChanged, file_state, same_versions, still_all, unchanged
 
 # The module attribute holding its sources: the FileStates of its file and of each helper.
 _SOURCES = "__gi_energy_sources__"
@@ -63,8 +63,7 @@ def import_file(path: Path, prefix: str, source: str, key: str,
             return module
         _forget(kept[1:])  # another version wanted: its helpers afresh with it
         del sys.modules[name]
-    for i, state in enumerate(pinned or ()):
-        still(state, "the task's helper" if i else "the task's file")
+    still_all(pinned, "the task's file", "the task's helper")
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ProblemError(source, key, f"{str(path)!r} cannot be imported as Python")
@@ -107,13 +106,18 @@ def source_digests(path: Path, sources: tuple[FileState, ...]) -> dict[str, str]
     return {name: digest[str(file)] for name, file in helpers_beside(Path(path)).items() if str(file) in digest}
 
 
-def dataset_sources(dataset) -> tuple[FileState, ...] | None:
-    """The FileStates a dataset is read from: its file (a CSV, an .npz, a loader's .py)
-    and, for a loader, the helpers beside it that it imports; None without a file."""
+def dataset_files(dataset) -> list[Path]:
+    """The files a dataset is read from: its file (a CSV, an .npz, a loader's .py) and,
+    for a loader, the helpers beside it that it imports; none without a file."""
     if dataset.path is None:
-        return None
-    files = [dataset.path, *(helpers_beside(Path(dataset.path)).values() if dataset.source == "loader" else ())]
-    states = tuple(s for s in map(file_state, files) if s is not None)
+        return []
+    path = Path(dataset.path)
+    return [path, *(helpers_beside(path).values() if dataset.source == "loader" else ())]
+
+
+def dataset_sources(dataset) -> tuple[FileState, ...] | None:
+    """The FileStates of :func:`dataset_files` (what a run pins); None without a file."""
+    states = tuple(s for s in map(file_state, dataset_files(dataset)) if s is not None)
     return states or None
 
 

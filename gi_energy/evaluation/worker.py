@@ -42,7 +42,7 @@ import torch
 
 from gi_energy.config.genome import Genome
 from gi_energy.config.problem import EnergyConfig, Problem
-from gi_energy.config.sources import Pins, SourceChanged, still
+from gi_energy.config.sources import Pins, SourceChanged, still_all
 from gi_energy.config.versioned import VersionedCache
 from gi_energy.errors import MeterError
 from gi_energy.tasks.base import TaskError
@@ -119,8 +119,7 @@ _PREPARED = VersionedCache(4)
 def _prepared(task, source: str, dataset_config, seed: int, device: str, pinned):
     from gi_energy.problems.datasets import load_dataset
 
-    for i, state in enumerate(pinned or ()):  # the run's data, or none
-        still(state, "the dataset loader's helper" if i else "the dataset's file")
+    still_all(pinned, "the dataset's file", "the dataset loader's helper")  # the run's data, or none
     dataset = load_dataset(dataset_config, seed, source)
     try:
         return task.prepare(dataset, device)
