@@ -48,6 +48,12 @@ def _write(path: Path, text: str) -> None:
     os.utime(path, ns=(st.st_atime_ns, max(st.st_mtime_ns, before + 10_000_000)))
 
 
+def _task(folder: Path, helper: str, factor: float = 1.0) -> None:
+    """task.py of TASK, scoring ``factor`` x SCALE from ``helper``.py beside it (SCALE 1.0)."""
+    (folder / f"{helper}.py").write_text("SCALE = 1.0\n")
+    _write(folder / "task.py", TASK.format(helper=helper, factor=factor))
+
+
 def _problem(tmp_path: Path, entry: str, dataset: dict | None = None):
     doc = {"problem": {"name": "edited", "seed": 1},
            "dataset": dataset or {"source": "synthetic", "n_samples": 120, "n_features": 4},
@@ -78,8 +84,7 @@ def folder(tmp_path):
 
 
 def test_an_edited_task_file_runs_its_new_code_in_the_same_process(folder):
-    (folder / "edit_helper_a.py").write_text("SCALE = 1.0\n")
-    _write(folder / "task.py", TASK.format(helper="edit_helper_a", factor=2.0))
+    _task(folder, "edit_helper_a", factor=2.0)
     first = _problem(folder, "task.py:Scaled")
     key = first.fingerprint()
     assert _metrics(first)["score"] == 2.0
@@ -90,8 +95,7 @@ def test_an_edited_task_file_runs_its_new_code_in_the_same_process(folder):
 
 
 def test_an_edited_helper_runs_its_new_code_and_changes_the_store_key(folder):
-    (folder / "edit_helper_b.py").write_text("SCALE = 1.0\n")
-    _write(folder / "task.py", TASK.format(helper="edit_helper_b", factor=1.0))
+    _task(folder, "edit_helper_b")
     first = _problem(folder, "task.py:Scaled")
     key = first.fingerprint()
     assert _metrics(first)["score"] == 1.0
@@ -118,15 +122,13 @@ def test_a_helper_named_like_another_task_s_helper_is_refused_naming_both(folder
 
 
 def test_a_helper_named_like_an_installed_module_is_refused(folder):
-    (folder / "click.py").write_text("SCALE = 1.0\n")  # click is installed (gi-energy's CLI)
-    _write(folder / "task.py", TASK.format(helper="click", factor=1.0))
+    _task(folder, "click")  # click is installed (gi-energy's CLI)
     with pytest.raises(ProblemError, match=r"imports click, and this process would give it .*site-packages"):
         _problem(folder, "task.py:Scaled")
 
 
 def test_a_rewritten_csv_is_read_again_in_the_same_process(folder):
-    (folder / "edit_helper_d.py").write_text("SCALE = 1.0\n")
-    _write(folder / "task.py", TASK.format(helper="edit_helper_d", factor=1.0))
+    _task(folder, "edit_helper_d")
     rows = ["x1,x2,label"] + [f"{i % 7},{i % 5},{i % 2}" for i in range(60)]
     _write(folder / "data.csv", "\n".join(rows) + "\n")
     dataset = {"source": "csv", "path": "data.csv", "target": "label"}
@@ -161,8 +163,7 @@ def _in_a_new_process(problem, tmp_path: Path) -> tuple[str, str | None, dict]:
 
 
 def test_a_run_goes_on_with_the_code_it_started_with_when_the_file_is_edited(folder):
-    (folder / "edit_helper_e.py").write_text("SCALE = 1.0\n")
-    _write(folder / "task.py", TASK.format(helper="edit_helper_e", factor=2.0))
+    _task(folder, "edit_helper_e", factor=2.0)
     run = _problem(folder, "task.py:Scaled")  # the run starts: bind pins task.py and its helper
     key = run.fingerprint()
     assert _metrics(run)["score"] == 2.0
@@ -184,8 +185,7 @@ def test_a_run_goes_on_with_the_code_it_started_with_when_the_file_is_edited(fol
 
 
 def test_a_run_goes_on_with_the_data_it_started_with_when_the_file_is_rewritten(folder):
-    (folder / "edit_helper_f.py").write_text("SCALE = 1.0\n")
-    _write(folder / "task.py", TASK.format(helper="edit_helper_f", factor=1.0))
+    _task(folder, "edit_helper_f")
     rows = ["x1,x2,label"] + [f"{i % 7},{i % 5},{i % 2}" for i in range(60)]
     _write(folder / "data.csv", "\n".join(rows) + "\n")
     dataset = {"source": "csv", "path": "data.csv", "target": "label"}
@@ -315,8 +315,7 @@ def test_an_edited_helper_package_runs_its_new_code_and_changes_the_store_key(fo
 
 
 def test_an_edited_helper_of_a_dataset_loader_is_read_again_and_changes_the_store_key(folder):
-    (folder / "edit_helper_j.py").write_text("SCALE = 1.0\n")
-    _write(folder / "task.py", TASK.format(helper="edit_helper_j", factor=1.0))
+    _task(folder, "edit_helper_j")
     (folder / "loader_rows.py").write_text("ROWS = 60\n")
     _write(folder / "myload.py", "import numpy as np\nfrom loader_rows import ROWS\n\n\ndef load():\n"
            "    x = np.arange(ROWS * 2, dtype=float).reshape(ROWS, 2)\n    return x, np.arange(ROWS) % 2\n")
@@ -339,8 +338,7 @@ def test_a_bound_problem_keeps_the_key_and_code_of_its_pins_when_the_file_is_edi
     the first key: the evaluator now keeps the pins, and the fingerprint is theirs."""
     from gi_energy.evaluation.evaluator import Evaluator
 
-    (folder / "edit_helper_k.py").write_text("SCALE = 1.0\n")
-    _write(folder / "task.py", TASK.format(helper="edit_helper_k", factor=2.0))
+    _task(folder, "edit_helper_k", factor=2.0)
     run = _problem(folder, "task.py:Scaled")
     key = run.fingerprint()
     _write(folder / "edit_helper_k.py", "SCALE = 9.0\n")
