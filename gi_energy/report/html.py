@@ -245,6 +245,12 @@ def _table(columns: Sequence[str], rows: Sequence[Mapping], headers: Mapping[str
     return f'<table id="{table_id}" class="sortable"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
+def _energy_cell(spent, known, unknown):
+    """The spent joules as a number (the table sorts by it), or in words where readings
+    are missing: never the known part alone as if it were the total."""
+    return spent if not unknown else energy_text(known, unknown, ".4g")
+
+
 def _runs_table(runs: Sequence[RunResult]) -> str:
     cols = ["run", "command", "status", "evaluations", "front", "energy spent [J]", "energy", "meter", "directory"]
     rows = []
@@ -252,8 +258,7 @@ def _runs_table(runs: Sequence[RunResult]) -> str:
         s = r.summary()
         rows.append({"run": r.label, "command": r.command, "status": r.status, "evaluations": s["evaluations"],
                      "front": s["front_size"],
-                     "energy spent [J]": s["energy_spent_j"] if not s["energy_unknown"]
-                     else energy_text(s["energy_known_j"], s["energy_unknown"], ".4g"),
+                     "energy spent [J]": _energy_cell(s["energy_spent_j"], s["energy_known_j"], s["energy_unknown"]),
                      "energy": s["energy"] or "no reading", "meter": s["meter"] or "–", "directory": str(r.path)})
     return _table(cols, rows, {}, "runs")
 
@@ -267,8 +272,7 @@ def _comparison_table(cmp: Mapping, kind: str | None) -> str:
     names = run_names([r["path"] for r in cmp["runs"]])
     rows = [{"run": names[r["path"]] + (" (reference)" if r["reference"] else ""), "method": r["label"],
              "evaluations": r["evaluations"], "front": r["front_size"],
-             "energy": r["energy_spent_j"] if not r.get("energy_unknown")
-             else energy_text(r.get("energy_known_j"), r["energy_unknown"], ".4g"),
+             "energy": _energy_cell(r["energy_spent_j"], r.get("energy_known_j"), r.get("energy_unknown")),
              "hv_ratio": r["hv_ratio"], "hv_ratio_front": r["hv_ratio_front"], "igd_plus": r["igd_plus"],
              "epsilon_additive": r["epsilon_additive"], "coverage": r["coverage"],
              "evaluations_to_95": r["evaluations_to_95"]} for r in cmp["runs"]]

@@ -63,10 +63,9 @@ def _headline(cmp: Mapping, names: Mapping[str, str]) -> list[str]:
         return ["", "## Headline", "", f"No headline: {about.get('note', 'no one quality objective.')}"]
     point = "one accuracy point" if metric == "accuracy" else f"one point ({about.get('tolerance', 0.01):g}) of {metric}"
     best = "most accurate model" if metric == "accuracy" else f"model with the best {metric}"
-    name = "accuracy" if metric == "accuracy" else metric
     lines = ["", f"## Headline: energy saved for at most {point} lost", "",
              f"Relative to the {best} found; inference energy in J per 1,000 samples.", "",
-             f"| run | best {name} | its energy | chosen {name} | chosen energy | saving |",
+             f"| run | best {metric} | its energy | chosen {metric} | chosen energy | saving |",
              "|---|---|---|---|---|---|"]
     ref, runs = cmp["reference"], cmp["runs"]
     if ref.get("headline"):

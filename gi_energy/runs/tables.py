@@ -157,11 +157,6 @@ class EvaluationLines:
         return n
 
 
-# The columns evaluations.csv and front.csv write themselves: a genome column of one of
-# these names is written as config_<name> (genome_columns), the same in both files.
-_TAKEN = FILE_COLUMNS
-
-
 # The JSON columns, always evaluations.csv's last five (see the rundir's columns_of).
 _JSON_COLUMNS = METRIC_COLUMNS[-5:]
 
@@ -240,7 +235,7 @@ def evaluation_row(ev: Evaluation, index: int, cached: bool, spent: bool | None 
     resume); default ``not cached``."""
     inf_j = None if ev.inference is None else ev.inference.energy_j
     row: dict[str, object] = {"index": index, "key": ev.key}
-    row.update(genome_columns(ev.genome, _TAKEN))
+    row.update(genome_columns(ev.genome, FILE_COLUMNS))
     row.update({
         "repeat": ev.repeat, "status": ev.status, "reason": ev.reason,
         "val_accuracy": ev.val_accuracy, "test_accuracy": ev.test_accuracy,
@@ -306,7 +301,7 @@ def task_metric_columns(rows: Iterable[Evaluation]) -> list[str]:
 def front_row(outcome: Outcome, index: int, objectives: Mapping[str, str]) -> dict[str, object]:
     """One front.csv row: the genome, its median objectives and where its energy came from."""
     row: dict[str, object] = {"index": index, "key": outcome.key}
-    row.update(genome_columns(outcome.genome, _TAKEN.union(objectives)))
+    row.update(genome_columns(outcome.genome, FILE_COLUMNS.union(objectives)))
     for name in objectives:
         row[name] = outcome.metric(name)
     for name in ("test_accuracy", "params", "flops_per_sample"):
