@@ -36,15 +36,15 @@ def write_report(run_dirs, reference=None, out=None) -> Path:
         raise UsageError("no run directories to report on")
     paths = ([Path(reference)] if reference is not None else []) + \
         [p for p in run_dirs if reference is None or p.resolve() != Path(reference).resolve()]
-    path = Path(out) if out is not None else default_report_path(run_dirs, reference)
-    if path.is_dir():
-        path = path / REPORT_HTML
-    _check_not_another_run(path, paths)  # before the comparison: a refused --out costs nothing
     comparison, columns = None, {}
     if reference is not None or len(run_dirs) > 1:
         cmp, columns = compare_loaded(run_dirs, reference)
         comparison = _clean(cmp)
     runs = [RunResult(p, columns=columns.get(p.resolve())) for p in paths]
+    path = Path(out) if out is not None else default_report_path(run_dirs, reference)
+    if path.is_dir():
+        path = path / REPORT_HTML
+    _check_not_another_run(path, paths)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
