@@ -17,7 +17,7 @@ import traceback
 
 import click
 
-from .errors import GiEnergyError, Terminated, UsageError
+from .errors import GiEnergyError, Terminated
 
 
 class _PathArg(click.Path):
@@ -162,9 +162,6 @@ def evolve(problem, out, store, seed, workers, population, generations, max_eval
 
     if problem is None and resume is None:
         raise click.UsageError("missing PROBLEM (or --resume RUN_DIR, which takes the run's own problem)")
-    if out is not None and resume is not None:
-        # A resume continues in RUN_DIR itself; --out was silently ignored.
-        raise UsageError("give --out or --resume, not both (--resume continues in RUN_DIR itself)")
 
     cli_evolve(problem=problem, out=out, store=store, seed=seed, workers=workers, population=population,
                generations=generations, max_evaluations=max_evaluations, resume=resume, replay=replay)

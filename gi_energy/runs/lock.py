@@ -107,6 +107,22 @@ class RunLock:
         self.release()
 
 
+def claim_new(path: Path, cli: bool = False) -> RunLock:
+    """The lock of a new run's folder, taken if the folder is there already, before the
+    store is opened: a run refused because ``path`` holds a run, or another process works
+    in it, creates and changes nothing (no store file, nothing in the folder).
+    :func:`create_locked` takes it for good once the store is open. ``cli``: the refusal
+    names the command line's flags, else the library's arguments."""
+    lock = RunLock(path)
+    lock.acquire_existing()  # another process working in it is named first
+    if (path / "run.json").exists():
+        lock.release()
+        hint = f"use --resume {path} to continue it, or choose another --out" if cli else \
+            f"continue it with resume={str(path)!r}, or choose another out="
+        raise UsageError(f"{path} already holds a run; {hint}")
+    return lock
+
+
 def create_locked(path, problem, command: str, settings=None, *, lock: RunLock | None = None, **create):
     """A new run directory (:meth:`RunDirectory.create`, given ``create``'s keywords) and
     its lock, taken before anything is written: of two processes starting a run in the

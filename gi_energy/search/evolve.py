@@ -31,7 +31,7 @@ from gi_energy.evaluation.store import Store, default_store_path, resume_store_p
 from gi_energy.problems.arrays import with_arrays
 from gi_energy.report.progress import Progress, progress_for
 from gi_energy.report.run import RunResult
-from gi_energy.runs.lock import RunLock, create_locked
+from gi_energy.runs.lock import RunLock, claim_new, create_locked
 from gi_energy.runs.rundir import PROBLEM_TOML, check_identity, evaluator_settings, run_kind
 from gi_energy.tasks.loader import bind
 
@@ -274,12 +274,13 @@ def evolve(
         # The problem as it will run (a replay searches its grid's part of the space)
         # against the one the run holds; then, before the first write, the lock: a second
         # resume of the folder stops here, having touched nothing.
-        check_identity(rd.path, info, run_identity(_searched(problem, evaluator), "evolve"))
+        searched = _searched(problem, evaluator)
+        check_identity(rd.path, info, run_identity(searched, "evolve"))
         lock = RunLock(rd.path)
         lock.acquire_existing()  # not yet named in the lock file: a run already complete changes nothing
         try:
-            done = already_complete(_searched(problem, evaluator), from_config(problem.search), rd, checkpoint,
-                                    progress, _raise_hint(cli))
+            done = already_complete(searched, from_config(problem.search), rd, checkpoint, progress,
+                                    _raise_hint(cli))
         except BaseException:
             lock.release()
             raise
@@ -289,7 +290,7 @@ def evolve(
         owned.append(lock.acquire())
     else:
         path = Path(out) if out is not None else default_run_dir(problem, "evolve", Path(problem.output.directory))
-        owned.append(_claim_new(path, cli))
+        owned.append(claim_new(path, cli))
     store_path: Path | None = None
     if evaluator is None:
         try:
@@ -334,21 +335,6 @@ def _raise_hint(cli: bool) -> str:
     return "raise a budget: overrides={'generations': N} (or max_evaluations, max_wall_s, energy_budget_j)"
 
 
-def _claim_new(path: Path, cli: bool) -> RunLock:
-    """The lock of a new run's folder, taken if the folder is there already, before the
-    store is opened: a run refused because ``path`` holds a run, or another process works
-    in it, creates and changes nothing (no store file, nothing in the folder).
-    :func:`create_locked` takes it for good once the store is open."""
-    lock = RunLock(path)
-    lock.acquire_existing()  # another process working in it is named first
-    if (path / "run.json").exists():
-        lock.release()
-        hint = f"use --resume {path} to continue it, or choose another --out" if cli else \
-            f"continue it with resume={str(path)!r}, or choose another out="
-        raise UsageError(f"{path} already holds a run; {hint}")
-    return lock
-
-
 # ---------------------------------------------------------------- the command line
 
 
@@ -358,6 +344,8 @@ def cli_evolve(*, problem, out=None, store=None, seed=None, workers=None, popula
 
     With ``--resume`` the run's recorded settings, seed and replay source win over the
     file; only budget flags may change them (see :func:`evolve`)."""
+    if out is not None and resume is not None:  # a resume continues in RUN_DIR itself: --out was ignored
+        raise UsageError("give --out or --resume, not both (--resume continues in RUN_DIR itself)")
     if problem is None:
         problem = resumed_problem(resume, "evolve")
     p = problem if isinstance(problem, Problem) else load_problem(problem)

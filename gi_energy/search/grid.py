@@ -32,7 +32,7 @@ from gi_energy.report.run import RunResult
 from gi_energy.runs.files import default_run_dir, now_iso
 from gi_energy.runs.interrupts import InterruptGate
 from gi_energy.runs.journal import JournaledWrites, TrainedJournal
-from gi_energy.runs.lock import RunLock, create_locked
+from gi_energy.runs.lock import RunLock, claim_new, create_locked
 from gi_energy.runs.pacing import Pacer
 from gi_energy.runs.rundir import RunDirectory, check_identity, evaluator_settings, run_kind
 from gi_energy.tasks.loader import bind
@@ -138,19 +138,15 @@ def run_grid(problem, *, out=None, store=None, workers: int | None = None, resum
         # The run directory's lock before the store: a run refused because another process
         # works in the folder (or it holds a run already) creates and changes nothing.
         if resume is not None:
-            rd, lock = _reopen(problem, resume, stack)
-            finished = _complete_as_is(rd, genomes, problem, echo)
+            rd, lock, info = _reopen(problem, resume, stack)
+            finished = _complete_as_is(rd, info, genomes, problem, echo)
             if finished is not None:
                 return finished
             lock.acquire()  # names this process in the lock file, now that it goes on
         else:
             path = Path(out) if out is not None else default_run_dir(problem, "grid", problem.output.directory)
-            early = RunLock(path)
-            early.acquire_existing()
+            early = claim_new(path)
             stack.callback(early.release)
-            if (path / "run.json").exists():
-                raise UsageError(f"{path} already holds a run; continue it with resume={str(path)!r}, "
-                                 "or choose another out=")
         store_obj = None
         if evaluator is None:
             from gi_energy.evaluation.runners import check_data
@@ -160,7 +156,7 @@ def run_grid(problem, *, out=None, store=None, workers: int | None = None, resum
             check_data(problem)
             store_obj = stack.enter_context(Store(store_path))
         if resume is not None:
-            done, history, ref = _resumed(rd, genomes)
+            done, history, ref = _resumed(rd, info, genomes)
         else:
             settings = {"workers": n_workers, "store": None if evaluator is not None else str(store_path),
                         "grid_points": len(genomes),
@@ -184,9 +180,10 @@ def run_grid(problem, *, out=None, store=None, workers: int | None = None, resum
         return _run(problem, rd, genomes, done, history, ref, evaluator, objectives, echo, warn, store_obj)
 
 
-def _reopen(problem, resume, stack: contextlib.ExitStack) -> tuple[RunDirectory, RunLock]:
+def _reopen(problem, resume, stack: contextlib.ExitStack) -> tuple[RunDirectory, RunLock, dict]:
     """The grid run ``resume``, checked against ``problem`` and locked (the lock held by
-    ``stack``, not yet naming this process in its file); nothing written yet."""
+    ``stack``, not yet naming this process in its file), and its run.json as it is once
+    locked; nothing written yet."""
     rd = RunDirectory.open(resume)
     info = rd.read_run_json()
     if info.get("command") != "grid":
@@ -201,14 +198,14 @@ def _reopen(problem, resume, stack: contextlib.ExitStack) -> tuple[RunDirectory,
     stack.callback(lock.release)
     if not lock.acquire_existing():  # a run from before lock files: one is made
         lock.acquire()
-    return rd, lock
+    return rd, lock, rd.read_run_json()
 
 
-def _complete_as_is(rd: RunDirectory, genomes: Sequence[Genome], problem, echo: Echo) -> GridResult | None:
+def _complete_as_is(rd: RunDirectory, info: dict, genomes: Sequence[Genome], problem,
+                    echo: Echo) -> GridResult | None:
     """A grid run that says it is complete and holds every point: its result as it
     stands, said so, with nothing run, opened or written (a resume would only rewrite
     run.json's times and redraw front.png). None where a point is missing: it goes on."""
-    info = rd.read_run_json()
     if info.get("status") != "complete" or not rd.has_results():
         return None
     outcomes = rd.read_outcomes()
@@ -224,10 +221,9 @@ def _complete_as_is(rd: RunDirectory, genomes: Sequence[Genome], problem, echo: 
                       trained=trained, measured=bool(info.get("measured")))
 
 
-def _resumed(rd: RunDirectory, genomes):
+def _resumed(rd: RunDirectory, info: dict, genomes):
     """(the points done, the history, the history's reference point) of the locked run
-    ``rd``, now marked running again."""
-    info = rd.read_run_json()
+    ``rd`` (``info``: its run.json), now marked running again."""
     wanted = {g.key for g in genomes}
     done = [o for o in rd.read_outcomes() if o.key in wanted] if rd.has_results() else []
     if not TrainedJournal(rd.path).exists():

@@ -164,7 +164,7 @@ def already_complete(problem: Problem, termination: AnyOf, rd, checkpoint: Check
     result as it stands, said so, with nothing run and nothing written (a resume would
     only rewrite run.json's flags and times). None where a budget leaves room (one was
     raised): the run goes on. ``hint`` says how to raise one."""
-    info = rd.read_run_json()
+    info = rd.read_run_json()  # as it is now the lock is held (evolve read it before)
     if info.get("status") != "complete" or checkpoint is None:
         return None
     search = SearchLoop(problem=problem, evaluator=None, termination=termination,
