@@ -155,7 +155,7 @@ def test_output_paths_in_the_file_are_relative_to_the_file(tmp_path):
 def test_csv_fingerprint_hashes_the_file_once_until_it_changes(tmp_path):
     import os
 
-    from gi_energy.config.problem import _digest_of
+    from gi_energy.config.sources import digest_of as _digest_of
 
     csv_path = tmp_path / "d.csv"
     csv_path.write_text("a,b,y\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(40)))

@@ -20,10 +20,10 @@ from gi_energy.config.problem import (
     SearchConfig,
     TableConfig,
     TaskConfig,
-    _digest_of,
-    _file_digest,
     _module_digest,
 )
+from gi_energy.config.sources import digest_of as _digest_of
+from gi_energy.config.sources import file_digest as _file_digest
 from gi_energy.config.space import SearchSpace
 
 SPACE = SearchSpace(layers={}, params={})

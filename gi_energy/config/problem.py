@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .sources import Pins
-from .sources import digest_of as _digest_of  # one memo for the fingerprint and the pins
+from .sources import file_digest as _file_digest
 from .space import Grid, SearchSpace
 from .userfile import helpers_beside, source_digests
 
@@ -322,14 +322,6 @@ def _module_digest(module: str) -> str | None:
     except (ImportError, ValueError):
         return None
     return None if spec is None or not spec.origin else _file_digest(Path(spec.origin))
-
-
-def _file_digest(path: Path) -> str:
-    try:
-        st = path.stat()
-    except OSError:
-        return str(path)
-    return _digest_of(str(path), st.st_mtime_ns, st.st_size)
 
 
 # ---------------------------------------------------------------- reading TOML

@@ -44,6 +44,13 @@ def file_state(file) -> FileState | None:
     return None if digest == str(file) else (str(file), st.st_mtime_ns, st.st_size, digest)
 
 
+def file_digest(file) -> str:
+    """The digest of ``file``'s bytes now, or its path where it cannot be read (what the
+    problem's fingerprint names a file by)."""
+    state = file_state(file)
+    return str(file) if state is None else state[3]
+
+
 @functools.lru_cache(maxsize=64)
 def digest_of(path: str, mtime_ns: int, size: int) -> str:
     """sha256 of a file's bytes (16 hex digits), or the path itself when it cannot be

@@ -102,8 +102,8 @@ def module_sources(module: ModuleType) -> tuple[FileState, ...]:
 def source_digests(path: Path, sources: tuple[FileState, ...]) -> dict[str, str]:
     """{module name: digest} of the helpers among ``sources`` (the FileStates of ``path``
     and its helpers), by the names ``path`` imports them as."""
-    digest = {state[0]: state[3] for state in sources}
-    return {name: digest[str(file)] for name, file in helpers_beside(Path(path)).items() if str(file) in digest}
+    folder = Path(path).parent
+    return {_module_name(folder, Path(state[0])): state[3] for state in sources if state[0] != str(path)}
 
 
 def dataset_files(dataset) -> list[Path]:
@@ -149,8 +149,13 @@ def _beside(folder: Path, name: str) -> dict[str, Path]:
     if not (package / "__init__.py").is_file():
         return {}
     files = sorted(f for f in package.rglob("*.py") if "__pycache__" not in f.parts)
-    return {".".join((name, *f.relative_to(package).with_suffix("").parts)).removesuffix(".__init__"): f
-            for f in files}
+    return {_module_name(folder, f): f for f in files}
+
+
+def _module_name(folder: Path, file: Path) -> str:
+    """The name ``file`` is imported as with ``folder`` on sys.path: ``name``, or
+    ``pkg.sub`` (``pkg`` for a package's ``__init__.py``)."""
+    return ".".join(file.relative_to(folder).with_suffix("").parts).removesuffix(".__init__")
 
 
 def _forget(helpers: tuple[FileState, ...]) -> None:
