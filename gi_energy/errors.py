@@ -72,3 +72,10 @@ def did_you_mean(word: str, choices) -> str:
     """' (did you mean "x"?)' when a close match exists, else ''."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f' (did you mean "{close[0]}"?)' if close else ""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (its type's name when it has none): a library's
+    error said in one line of ours."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gi_energy.errors import ProblemError, did_you_mean
+from gi_energy.errors import ProblemError, did_you_mean, first_line
 
 from .checks import Table, type_name
 from .problem import TableConfig
@@ -142,7 +142,7 @@ def read_header(path: Path, source: str) -> list[str]:
         # The header as a row of cells: pandas' own header would rename a second "acc" "acc.1".
         first = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False)
     except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise ProblemError(source, "table.path", f"{path.name} cannot be read as a table: {_first_line(exc)}") \
+        raise ProblemError(source, "table.path", f"{path.name} cannot be read as a table: {first_line(exc)}") \
             from None
     header = [str(c).strip() for c in first.iloc[0]] if len(first) else []
     seen: set[str] = set()
@@ -152,10 +152,6 @@ def read_header(path: Path, source: str) -> list[str]:
                                "rename one, so each column says which it is")
         seen.add(column)
     return header
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _read_parquet(path: Path, source: str, columns=None):
@@ -202,7 +198,7 @@ def _read_frame(cfg: TableConfig, source: str, mtime_ns: int, size: int):
             frame.columns = [str(c).strip() for c in frame.columns]
             frame.index = _csv_lines(cfg.path, len(frame), source)
     except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise ProblemError(source, "table.path", f"{name} cannot be read as a table: {_first_line(exc)}") from None
+        raise ProblemError(source, "table.path", f"{name} cannot be read as a table: {first_line(exc)}") from None
     if frame.empty:
         raise ProblemError(source, "table.path", f"{name} has no rows: expected one row per configuration "
                            "(and seed)")

@@ -16,11 +16,11 @@ from concurrent.futures import CancelledError
 
 from gi_energy.config.genome import Genome
 from gi_energy.config.problem import Problem
-from gi_energy.errors import GiEnergyError, RunInterrupted
+from gi_energy.errors import GiEnergyError, RunInterrupted, first_line
 from gi_energy.tasks.results import Evaluation
 
 from .attempts import lost, settle
-from .runners import Runner, Task, check_data, first_line
+from .runners import Runner, Task, check_data
 
 
 class DaskRunner(Runner):

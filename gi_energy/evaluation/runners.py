@@ -47,7 +47,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 
 from gi_energy.config.genome import Genome
 from gi_energy.config.problem import Problem
-from gi_energy.errors import GiEnergyError
+from gi_energy.errors import GiEnergyError, first_line
 from gi_energy.tasks.results import Evaluation
 
 from .attempts import Job, lost, settle
@@ -253,6 +253,3 @@ class LokyRunner(Runner):
         self._slots = []
 
 
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
